@@ -1,0 +1,1 @@
+"""Helpers shared by every source: table specs, money, organisation ids, dates, files."""

@@ -1,0 +1,52 @@
+"""Dates as published: ISO dates and datetimes, UK day-first forms, `dd-Mon-yy`.
+
+Day-first wins over month-first for slash dates because every UK and EU source we read is
+day-first; ambiguous US-style files would need their own source module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+
+DATE_FORMATS = (
+    "%Y-%m-%d",
+    "%d/%m/%Y",
+    "%d/%m/%y",
+    "%d-%m-%Y",
+    "%d.%m.%Y",
+    "%d-%b-%y",
+    "%d-%b-%Y",
+    "%d %b %Y",
+    "%d %B %Y",
+    "%Y/%m/%d",
+    "%Y%m%d",
+)
+
+_FORMAT_LIST = "[" + ", ".join(f"'{f}'" for f in DATE_FORMATS) + "]"
+
+MACROS = rf"""
+CREATE OR REPLACE TEMP MACRO ft_parse_date(x) AS (
+  WITH t AS (SELECT trim(CAST(x AS VARCHAR)) AS s)
+  SELECT CASE
+    WHEN s IS NULL OR s = '' THEN NULL
+    -- ISO datetimes (with or without zone): the calendar date as written
+    WHEN regexp_matches(s, '^\d{{4}}-\d{{2}}-\d{{2}}[T ]') THEN TRY_CAST(left(s, 10) AS DATE)
+    ELSE CAST(try_strptime(s, {_FORMAT_LIST}) AS DATE)
+  END FROM t
+);
+"""
+
+
+def install_macros(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(MACROS)
+
+
+def parse_date(text: str | None) -> dt.date | None:
+    """Python mirror of `ft_parse_date`, evaluated by DuckDB itself (one implementation)."""
+    con = duckdb.connect()
+    install_macros(con)
+    row = con.execute("SELECT ft_parse_date(?)", [text]).fetchone()
+    con.close()
+    return row[0] if row else None

@@ -1,0 +1,84 @@
+"""Source files: discovery, content hashes, encodings."""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+_CHUNK = 1 << 20
+IGNORED_NAMES = {"README.md", "README.txt", "MANIFEST.md", ".gitkeep"}
+
+
+def list_source_files(folder: Path, suffixes: Iterable[str]) -> list[Path]:
+    """Files below `folder` with one of `suffixes` (case-insensitive), in a stable order."""
+    if not folder.is_dir():
+        return []
+    wanted = tuple(s.lower() for s in suffixes)
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and p.name not in IGNORED_NAMES
+        and p.name.lower().endswith(wanted)
+    )
+
+
+def list_unsupported_files(folder: Path, suffixes: Iterable[str]) -> list[Path]:
+    """Files a user dropped that no parser of this source reads (reported, never silent)."""
+    if not folder.is_dir():
+        return []
+    wanted = tuple(s.lower() for s in suffixes)
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and p.name not in IGNORED_NAMES
+        and not p.name.lower().endswith(wanted)
+    )
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def detect_encoding(path: Path) -> str:
+    """'utf-8' (BOM or not) when the whole file decodes strictly, else charset-normalizer's guess.
+
+    Decoding is incremental so a large file is never held in memory.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_path
+
+    best = from_path(path, steps=10, chunk_size=4096).best()
+    # Western European publishers: cp1252 is the usual culprit and a safe superset of latin-1.
+    if best is None or best.encoding in {"ascii", "latin_1", "iso8859_15"}:
+        return "cp1252"
+    return best.encoding
+
+
+def transcode_to_utf8(path: Path, encoding: str, workdir: Path | None = None) -> Path:
+    """A UTF-8 copy of `path` (streamed); undecodable bytes become U+FFFD rather than errors."""
+    out = Path(tempfile.mkstemp(suffix=path.suffix, dir=workdir)[1])
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    with path.open("rb") as src, out.open("w", encoding="utf-8", newline="") as dst:
+        while chunk := src.read(_CHUNK):
+            dst.write(decoder.decode(chunk))
+        dst.write(decoder.decode(b"", final=True))
+    return out

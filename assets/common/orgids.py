@@ -1,0 +1,94 @@
+"""Organisation identifiers: org-id.guide style `SCHEME-identifier`, normalised once.
+
+`GB-COH-01234567`, `gb-coh-1234567` and company number `1234567` are one company; Scottish
+`SC311560` stays as written but upper-cased. Empty and placeholder identifiers (`N/A`,
+`GB-CHC-000000`, a bare `GB-COH-`) never become ids: they would merge unrelated
+organisations. All rules live in the SQL macros below so set-based transforms and the Python
+helpers (used by tests) share one implementation.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+PLACEHOLDERS = (
+    "N/A", "NA", "N.A.", "NONE", "NULL", "NIL", "-", "--", "0", "X", "UNKNOWN", "TBC", "TBA",
+    "NOTAPPLICABLE", "NOTKNOWN", "NOT-APPLICABLE", "REDACTED",
+)  # fmt: skip
+_PLACEHOLDER_LIST = ", ".join(f"'{p}'" for p in PLACEHOLDERS)
+
+# Legal-form words removed when comparing names (not when displaying them).
+LEGAL_FORMS = (
+    "limited", "ltd", "plc", "llp", "lp", "cic", "cio", "inc", "incorporated", "llc", "corp",
+    "corporation", "co", "company", "gmbh", "ag", "sa", "sas", "sarl", "spa", "srl", "bv",
+    "nv", "ab", "oy", "as", "aps", "sl", "sp z oo", "kg", "the",
+)  # fmt: skip
+_LEGAL_FORM_RE = r"\b(" + "|".join(f.replace(" ", r"\s") for f in LEGAL_FORMS) + r")\b"
+
+MACROS = rf"""
+CREATE OR REPLACE TEMP MACRO ft_id_text(x) AS
+  upper(regexp_replace(trim(CAST(x AS VARCHAR)), '\s+', '', 'g'));
+CREATE OR REPLACE TEMP MACRO ft_is_placeholder_id(s) AS
+  s IS NULL OR s = '' OR s IN ({_PLACEHOLDER_LIST}) OR regexp_full_match(s, '[-_./0]*');
+CREATE OR REPLACE TEMP MACRO ft_company_number(x) AS (
+  WITH t AS (SELECT ft_id_text(x) AS s)
+  SELECT CASE
+    WHEN ft_is_placeholder_id(s) OR regexp_full_match(s, '[A-Z]{{2}}0+') THEN NULL
+    WHEN regexp_full_match(s, '[0-9]{{1,8}}') THEN lpad(s, 8, '0')
+    WHEN regexp_full_match(s, '[A-Z]{{2}}[0-9]{{1,6}}') THEN left(s, 2) || lpad(substr(s, 3), 6, '0')
+    ELSE s
+  END FROM t
+);
+CREATE OR REPLACE TEMP MACRO ft_org_id(x) AS (
+  WITH t AS (SELECT ft_id_text(x) AS s)
+  SELECT CASE
+    WHEN ft_is_placeholder_id(s) THEN NULL
+    WHEN starts_with(s, 'GB-COH-') THEN
+      CASE WHEN ft_company_number(substr(s, 8)) IS NULL THEN NULL
+           ELSE 'GB-COH-' || ft_company_number(substr(s, 8)) END
+    -- a scheme with an empty or all-zero identifier is a placeholder
+    WHEN regexp_full_match(s, '[A-Z0-9]{{2,}}-[A-Z0-9]+-?[-0]*') THEN NULL
+    ELSE s
+  END FROM t
+);
+CREATE OR REPLACE TEMP MACRO ft_org_id_from_company_number(x) AS
+  CASE WHEN ft_company_number(x) IS NOT NULL THEN 'GB-COH-' || ft_company_number(x) END;
+CREATE OR REPLACE TEMP MACRO ft_org_id_from_charity_number(x) AS
+  CASE WHEN NOT ft_is_placeholder_id(ft_id_text(x)) THEN 'GB-CHC-' || ft_id_text(x) END;
+CREATE OR REPLACE TEMP MACRO ft_clean_name(x) AS
+  nullif(regexp_replace(trim(CAST(x AS VARCHAR)), '\s+', ' ', 'g'), '');
+CREATE OR REPLACE TEMP MACRO ft_name_key(x) AS
+  nullif(trim(regexp_replace(regexp_replace(regexp_replace(
+    replace(replace(lower(ft_clean_name(x)), '&amp;', '&'), '.', ''),
+    '[^a-z0-9& ]+', ' ', 'g'),
+    '{_LEGAL_FORM_RE}', ' ', 'g'),
+    '\s+', ' ', 'g')), '');
+-- identifier-less organisations get a stable id from their normalised name
+CREATE OR REPLACE TEMP MACRO ft_name_org_id(x) AS
+  CASE WHEN ft_name_key(x) IS NOT NULL THEN 'FTNAME-' || upper(left(md5(ft_name_key(x)), 12)) END;
+"""
+
+
+def install_macros(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(MACROS)
+
+
+def _eval(sql: str, *args: object) -> str | None:
+    con = duckdb.connect()
+    install_macros(con)
+    row = con.execute(sql, list(args)).fetchone()
+    con.close()
+    return row[0] if row else None
+
+
+def normalise_org_id(text: str | None) -> str | None:
+    """`ft_org_id` for one value (tests, CLI)."""
+    return _eval("SELECT ft_org_id(?)", text)
+
+
+def company_number_org_id(text: str | None) -> str | None:
+    return _eval("SELECT ft_org_id_from_company_number(?)", text)
+
+
+def name_key(text: str | None) -> str | None:
+    return _eval("SELECT ft_name_key(?)", text)

@@ -1,0 +1,173 @@
+"""One source of truth for table layouts: DDL, DuckDB COMMENTs and Dagster column schemas.
+
+Every table an asset writes is declared once as a `TableSpec`; the DDL, the `COMMENT ON`
+statements and the `dagster/column_schema` metadata are all derived from it, so the docs an
+analyst sees in DuckDB and in the Dagster UI cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import dagster as dg
+import duckdb
+
+LAYERS = ("raw", "staging", "intermediate", "marts")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    description: str
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    schema: str
+    name: str
+    grain: str
+    description: str
+    columns: tuple[Column, ...]
+    order_by: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def asset_key(self) -> dg.AssetKey:
+        return dg.AssetKey([self.schema, self.name])
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def doc(self) -> str:
+        """Asset description: grain first, as the house style asks."""
+        return f"Grain: {self.grain}.\n\n{self.description}"
+
+    def ddl(self, *, replace: bool = False, if_not_exists: bool = False) -> str:
+        verb = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE"
+        if if_not_exists:
+            verb = "CREATE TABLE IF NOT EXISTS"
+        cols = ",\n  ".join(
+            f"{c.name} {c.type}{'' if c.nullable else ' NOT NULL'}" for c in self.columns
+        )
+        return f"{verb} {self.qualified} (\n  {cols}\n)"
+
+    def comment_statements(self, catalog: str | None = None) -> list[str]:
+        target = f"{catalog}.{self.qualified}" if catalog else self.qualified
+        stmts = [f"COMMENT ON TABLE {target} IS {sql_literal(self.doc)}"]
+        stmts += [
+            f"COMMENT ON COLUMN {target}.{c.name} IS {sql_literal(c.description)}"
+            for c in self.columns
+        ]
+        return stmts
+
+    def column_schema(self) -> dg.TableSchema:
+        return dg.TableSchema(
+            columns=[
+                dg.TableColumn(
+                    name=c.name,
+                    type=c.type,
+                    description=c.description,
+                    constraints=dg.TableColumnConstraints(nullable=c.nullable),
+                )
+                for c in self.columns
+            ]
+        )
+
+    def select_list(self) -> str:
+        return ", ".join(self.column_names)
+
+
+def sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
+    for layer in (*LAYERS, "quality"):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {layer}")
+
+
+def create_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, *, replace: bool) -> None:
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {spec.schema}")
+    con.execute(spec.ddl(replace=replace, if_not_exists=not replace))
+    for stmt in spec.comment_statements():
+        con.execute(stmt)
+
+
+def rebuild_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, select_sql: str) -> int:
+    """Replace `spec`'s table with the rows of `select_sql` (its columns in spec order).
+
+    Rows are written in `spec.order_by` order so that two builds of the same input are
+    identical row for row.
+    """
+    create_table(con, spec, replace=True)
+    order = f" ORDER BY {', '.join(spec.order_by)}" if spec.order_by else ""
+    con.execute(
+        f"INSERT INTO {spec.qualified} ({spec.select_list()}) "
+        f"SELECT {spec.select_list()} FROM ({select_sql}) AS q{order}"
+    )
+    return row_count(con, spec)
+
+
+def row_count(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> int:
+    row = con.execute(f"SELECT count(*) FROM {spec.qualified}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def check_columns_match(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
+    """Fail loudly when the table in the database no longer matches its spec."""
+    actual = [
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [spec.schema, spec.name],
+        ).fetchall()
+    ]
+    if actual != spec.column_names:
+        raise RuntimeError(
+            f"{spec.qualified}: columns {actual} differ from its TableSpec {spec.column_names}"
+        )
+
+
+def materialize_result(
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    extra: dict[str, object] | None = None,
+    preview_rows: int = 0,
+) -> dg.MaterializeResult:
+    """Standard metadata for an asset that wrote `spec`: row count, column schema, table name."""
+    metadata: dict[str, object] = {
+        "dagster/row_count": row_count(con, spec),
+        "dagster/column_schema": spec.column_schema(),
+        "dagster/table_name": spec.qualified,
+        "grain": spec.grain,
+    }
+    if preview_rows:
+        metadata["preview"] = dg.MetadataValue.md(markdown_preview(con, spec, preview_rows))
+    if extra:
+        metadata.update(extra)
+    return dg.MaterializeResult(metadata=metadata)  # type: ignore[arg-type]
+
+
+def markdown_preview(con: duckdb.DuckDBPyConnection, spec: TableSpec, limit: int) -> str:
+    order = f" ORDER BY {', '.join(spec.order_by)}" if spec.order_by else ""
+    cur = con.execute(f"SELECT * FROM {spec.qualified}{order} LIMIT {int(limit)}")
+    names = [d[0] for d in cur.description or []]
+    rows = cur.fetchall()
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    for r in rows:
+        cells = ["" if v is None else str(v).replace("|", "\\|")[:60] for v in r]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def specs_by_key(specs: Sequence[TableSpec]) -> dict[str, TableSpec]:
+    return {s.qualified: s for s in specs}

@@ -1,0 +1,1 @@
+"""Intermediate layer: sources combined into one model (flows, organisation identity)."""

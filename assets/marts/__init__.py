@@ -1,0 +1,1 @@
+"""Marts: the published answers (DuckDB schema `marts`). Every table and column is commented."""

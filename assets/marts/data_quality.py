@@ -1,0 +1,136 @@
+"""`marts.data_quality`: for every source file, what came in, what loaded, what was quarantined.
+
+Checks per file: `ingest` (records read from the file vs written to raw vs quarantined) and
+`staging` (raw records vs staged vs quarantined by staging rules), each reconciling
+rows_in = rows_loaded + rows_quarantined; plus one `gx:<suite>` row per file naming the Great
+Expectations results of the staging table the file feeds.
+"""
+
+from dataclasses import dataclass
+
+import dagster as dg
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
+from assets.raw.ingest import FILE_MANIFEST
+from assets.raw.threesixty_giving import RAW_GRANTS
+from assets.staging.quarantine import STG_QUARANTINE
+from assets.staging.stg_360giving_grants import STG_GRANTS
+
+
+@dataclass(frozen=True)
+class SourceTables:
+    source_system: str
+    raw: TableSpec
+    staging: TableSpec
+
+
+# One entry per source system; new sources add themselves here.
+SOURCES = (SourceTables("360giving", RAW_GRANTS, STG_GRANTS),)
+
+GX_RESULTS_TABLE = "quality.gx_results"
+
+DATA_QUALITY = TableSpec(
+    schema="marts",
+    name="data_quality",
+    grain="one source file x check",
+    description="Per source file: records in, loaded and quarantined at ingest and at staging "
+    "(rows_in = rows_loaded + rows_quarantined), and the Great Expectations outcome of the "
+    "table the file feeds. Quarantined records are listed with reasons in raw.raw_quarantine "
+    "and staging.stg_quarantine of the build database.",
+    columns=(
+        Column("source_system", "VARCHAR", "Source system (raw folder).", False),
+        Column("source_file", "VARCHAR", "File path relative to FUNDTRACE_RAW_DIR.", False),
+        Column("file_sha256", "VARCHAR", "SHA-256 of the file content checked.", False),
+        Column("check_name", "VARCHAR", "ingest | staging | gx:<suite>.", False),
+        Column("status", "VARCHAR", "ok | quarantined_rows | failed | warning.", False),
+        Column("rows_in", "BIGINT", "Records entering the check (NULL for gx rows)."),
+        Column("rows_loaded", "BIGINT", "Records that passed (NULL for gx rows)."),
+        Column("rows_quarantined", "BIGINT", "Records quarantined (NULL for gx rows)."),
+        Column("failed_expectations", "VARCHAR[]", "Failed or errored expectations (gx rows), critical ones marked [critical]."),
+        Column("message", "VARCHAR", "File-level problem or first quarantine reasons."),
+    ),
+    order_by=("source_system", "source_file", "check_name"),
+)  # fmt: skip
+
+
+def _staging_rows(src: SourceTables) -> str:
+    return f"""
+    SELECT m.source_system, m.source_file, m.file_sha256, 'staging' AS check_name,
+      coalesce(r.n, 0) AS rows_in, coalesce(s.n, 0) AS rows_loaded, coalesce(q.n, 0) AS rows_quarantined,
+      q.reasons AS message
+    FROM {FILE_MANIFEST.qualified} m
+    LEFT JOIN (SELECT source_file, count(*) AS n FROM {src.raw.qualified} GROUP BY 1) r USING (source_file)
+    LEFT JOIN (SELECT source_file, count(*) AS n FROM {src.staging.qualified} GROUP BY 1) s USING (source_file)
+    LEFT JOIN (
+      SELECT source_file, count(*) AS n,
+             string_agg(DISTINCT regexp_extract(reason, '^[^:]*'), '; ' ORDER BY regexp_extract(reason, '^[^:]*')) AS reasons
+      FROM {STG_QUARANTINE.qualified} WHERE staging_table = '{src.staging.name}' GROUP BY 1
+    ) q USING (source_file)
+    WHERE m.source_system = '{src.source_system}'
+    """
+
+
+def _gx_rows(src: SourceTables) -> str:
+    suite = f"{src.staging.schema}__{src.staging.name}"
+    return f"""
+    SELECT m.source_system, m.source_file, m.file_sha256, 'gx:{suite}' AS check_name,
+      NULL AS rows_in, NULL AS rows_loaded, NULL AS rows_quarantined,
+      g.failed AS message_list, g.any_critical, g.any_failed, g.evaluated
+    FROM {FILE_MANIFEST.qualified} m
+    CROSS JOIN (
+      SELECT count(*) AS evaluated,
+        list_sort(list(expectation || CASE WHEN severity = 'critical' THEN ' [critical]' ELSE '' END
+                       || CASE WHEN errored THEN ' [errored]' ELSE '' END)
+                  FILTER (WHERE NOT success OR errored)) AS failed,
+        bool_or((NOT success OR errored) AND severity = 'critical') AS any_critical,
+        bool_or(NOT success OR errored) AS any_failed
+      FROM {GX_RESULTS_TABLE} WHERE suite = '{suite}'
+    ) g
+    WHERE m.source_system = '{src.source_system}' AND g.evaluated > 0
+    """
+
+
+def build_data_quality(con: duckdb.DuckDBPyConnection) -> int:
+    con.execute("CREATE SCHEMA IF NOT EXISTS quality")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {GX_RESULTS_TABLE} (asset_key VARCHAR, suite VARCHAR, "
+        "expectation VARCHAR, kwargs VARCHAR, severity VARCHAR, success BOOLEAN, errored BOOLEAN, "
+        "unexpected_count BIGINT, unexpected_sample VARCHAR, message VARCHAR, checked_at TIMESTAMP)"
+    )
+    parts = [
+        f"""SELECT source_system, source_file, file_sha256, 'ingest' AS check_name,
+          CASE status WHEN 'failed' THEN 'failed' WHEN 'partial' THEN 'quarantined_rows' ELSE 'ok' END AS status,
+          rows_in, rows_loaded, rows_quarantined, CAST(NULL AS VARCHAR[]) AS failed_expectations,
+          message
+        FROM {FILE_MANIFEST.qualified}"""
+    ]
+    for src in SOURCES:
+        parts.append(
+            f"""SELECT source_system, source_file, file_sha256, check_name,
+              CASE WHEN rows_quarantined > 0 THEN 'quarantined_rows' ELSE 'ok' END,
+              rows_in, rows_loaded, rows_quarantined, CAST(NULL AS VARCHAR[]), message
+            FROM ({_staging_rows(src)})"""
+        )
+        parts.append(
+            f"""SELECT source_system, source_file, file_sha256, check_name,
+              CASE WHEN any_critical THEN 'failed' WHEN any_failed THEN 'warning' ELSE 'ok' END,
+              rows_in, rows_loaded, rows_quarantined, message_list,
+              evaluated || ' expectations evaluated on the staging table'
+            FROM ({_gx_rows(src)})"""
+        )
+    return rebuild_table(con, DATA_QUALITY, " UNION ALL ".join(parts))
+
+
+@dg.asset(
+    key=DATA_QUALITY.asset_key,
+    group_name="marts",
+    kinds={"duckdb", "sql", "great_expectations"},
+    description=DATA_QUALITY.doc,
+    deps=[src.staging.asset_key for src in SOURCES] + [src.raw.asset_key for src in SOURCES],
+)
+def data_quality(duckdb: DuckDBResource) -> dg.MaterializeResult:
+    with duckdb.get_connection() as con:
+        build_data_quality(con)
+        return materialize_result(con, DATA_QUALITY, preview_rows=10)

@@ -1,0 +1,321 @@
+"""Per-file, incremental, failure-isolated ingest shared by every raw source.
+
+A source module supplies a parser `parse(con, path, ctx) -> ParseResult` that inserts its
+good records into the source's raw table (with the provenance columns from `ctx`) and returns
+the records it rejected. This module does the rest:
+
+- files are tracked by content hash in `raw.raw_file_manifest`; an unchanged file is not
+  parsed again, a changed file replaces exactly its own rows, a deleted file's rows go;
+- each file is loaded in its own transaction: a file that fails to parse leaves no partial
+  rows, is recorded with the reason, and never stops the other files;
+- rejected records and failed files land in `raw.raw_quarantine` naming file, record and
+  problem, so `rows_in = rows_loaded + rows_quarantined` holds for every file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from assets.common.files import list_source_files, list_unsupported_files, sha256_file
+from assets.common.tables import Column, TableSpec, create_table
+
+PROVENANCE_COLUMNS = (
+    Column("source_system", "VARCHAR", "Source system the record came from, e.g. 360giving.", False),
+    Column("source_file", "VARCHAR", "File path relative to FUNDTRACE_RAW_DIR.", False),
+    Column("source_row", "BIGINT", "1-based position of the record in its file (data row or array index).", False),
+    Column("source_locator", "VARCHAR", "Where to find the record by hand: line/row number or JSON path.", False),
+    Column("file_sha256", "VARCHAR", "SHA-256 of the file content the record was read from.", False),
+    Column("loaded_at", "TIMESTAMP", "When the file was ingested (UTC).", False),
+)  # fmt: skip
+
+FILE_MANIFEST = TableSpec(
+    schema="raw",
+    name="raw_file_manifest",
+    grain="one source file of one source system, as last ingested",
+    description="Every file seen in FUNDTRACE_RAW_DIR with its hash, parse status and counts; "
+    "unchanged files (same hash and parser version) are not parsed again.",
+    columns=(
+        Column("source_system", "VARCHAR", "Source system (raw folder).", False),
+        Column("source_file", "VARCHAR", "File path relative to FUNDTRACE_RAW_DIR.", False),
+        Column("file_sha256", "VARCHAR", "SHA-256 of the file content.", False),
+        Column("file_bytes", "BIGINT", "File size in bytes.", False),
+        Column("file_format", "VARCHAR", "Format the parser read the file as (json, csv, xlsx...)."),
+        Column("encoding", "VARCHAR", "Text encoding detected (text formats only)."),
+        Column("parser_version", "VARCHAR", "Version of the parser that read the file.", False),
+        Column("status", "VARCHAR", "loaded | partial (some records quarantined) | failed (file quarantined) | empty.", False),
+        Column("rows_in", "BIGINT", "Records found in the file (loaded + quarantined).", False),
+        Column("rows_loaded", "BIGINT", "Records written to the raw table.", False),
+        Column("rows_quarantined", "BIGINT", "Records (or the whole file) sent to raw.raw_quarantine.", False),
+        Column("message", "VARCHAR", "Why the file failed or what was noticed while reading it."),
+        Column("parse_seconds", "DOUBLE", "Wall time spent parsing the file."),
+        Column("ingested_at", "TIMESTAMP", "When the file was last parsed (UTC).", False),
+    ),
+    order_by=("source_system", "source_file"),
+)  # fmt: skip
+
+QUARANTINE = TableSpec(
+    schema="raw",
+    name="raw_quarantine",
+    grain="one rejected record, or one rejected file (source_row NULL), at ingest",
+    description="Records and files the raw parsers could not read, with the reason. Nothing is "
+    "dropped silently: every rejected record of a file is here until the file changes.",
+    columns=(
+        Column("source_system", "VARCHAR", "Source system (raw folder).", False),
+        Column("source_file", "VARCHAR", "File path relative to FUNDTRACE_RAW_DIR.", False),
+        Column("file_sha256", "VARCHAR", "SHA-256 of the file content.", False),
+        Column("source_row", "BIGINT", "1-based record position, NULL when the whole file was rejected."),
+        Column("source_locator", "VARCHAR", "Line, sheet row or JSON path of the problem.", False),
+        Column("reason", "VARCHAR", "What is wrong, in words an analyst can act on.", False),
+        Column("record", "VARCHAR", "The offending record or line as text (truncated to 2,000 chars)."),
+        Column("quarantined_at", "TIMESTAMP", "When it was quarantined (UTC).", False),
+    ),
+    order_by=("source_system", "source_file", "source_row"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FileContext:
+    source_system: str
+    path: Path
+    source_file: str
+    file_sha256: str
+    loaded_at: dt.datetime
+
+    def provenance_sql(self) -> str:
+        """Constant provenance columns (source_row/locator are per record) as SQL literals."""
+        from assets.common.tables import sql_literal
+
+        return (
+            f"{sql_literal(self.source_system)} AS source_system, "
+            f"{sql_literal(self.source_file)} AS source_file, "
+            f"{sql_literal(self.file_sha256)} AS file_sha256, "
+            f"TIMESTAMP '{self.loaded_at.isoformat(sep=' ')}' AS loaded_at"
+        )
+
+
+@dataclass
+class Reject:
+    source_row: int | None
+    locator: str
+    reason: str
+    record: str | None = None
+
+
+@dataclass
+class ParseResult:
+    rows_loaded: int
+    file_format: str
+    encoding: str | None = None
+    rejects: list[Reject] = field(default_factory=list)
+    message: str | None = None
+
+
+class FileRejected(Exception):
+    """The whole file cannot be read; the message names the problem (and record, if any)."""
+
+    def __init__(self, reason: str, locator: str = "file", rows_seen: int = 0):
+        super().__init__(reason)
+        self.reason = reason
+        self.locator = locator
+        self.rows_seen = rows_seen
+
+
+Parser = Callable[[duckdb.DuckDBPyConnection, Path, FileContext], ParseResult]
+
+
+@dataclass
+class IngestReport:
+    source_system: str
+    files_seen: int = 0
+    files_parsed: int = 0
+    files_unchanged: int = 0
+    files_removed: int = 0
+    files_failed: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    messages: list[str] = field(default_factory=list)
+
+    def as_metadata(self) -> dict[str, object]:
+        return {
+            "files_seen": self.files_seen,
+            "files_parsed": self.files_parsed,
+            "files_unchanged": self.files_unchanged,
+            "files_removed": self.files_removed,
+            "files_failed": self.files_failed,
+            "rows_quarantined_in_parsed_files": self.rows_quarantined,
+        }
+
+
+def ensure_ingest_tables(con: duckdb.DuckDBPyConnection) -> None:
+    create_table(con, FILE_MANIFEST, replace=False)
+    create_table(con, QUARANTINE, replace=False)
+
+
+def _truncate(text: str | None, limit: int = 2000) -> str | None:
+    if text is None:
+        return None
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def ingest_folder(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    source_system: str,
+    raw_dir: Path,
+    folder: str,
+    suffixes: Sequence[str],
+    raw_table: TableSpec,
+    parser: Parser,
+    parser_version: str,
+    log: Callable[[str], None] = print,
+    force: bool = False,
+) -> IngestReport:
+    """Bring `raw_table` in line with the files under `raw_dir/folder` (see module doc)."""
+    ensure_ingest_tables(con)
+    create_table(con, raw_table, replace=False)
+    report = IngestReport(source_system)
+    src_dir = raw_dir / folder
+    files = list_source_files(src_dir, suffixes)
+    report.files_seen = len(files)
+    present = {p.relative_to(raw_dir).as_posix(): p for p in files}
+
+    known = {
+        r[0]: (r[1], r[2])
+        for r in con.execute(
+            f"SELECT source_file, file_sha256, parser_version FROM {FILE_MANIFEST.qualified} "
+            "WHERE source_system = ?",
+            [source_system],
+        ).fetchall()
+    }
+    for gone in sorted(set(known) - set(present)):
+        _forget_file(con, raw_table, source_system, gone)
+        report.files_removed += 1
+        log(f"{source_system}: {gone} is gone from the raw folder; its rows were removed")
+
+    for rel, path in present.items():
+        sha = sha256_file(path)
+        if not force and known.get(rel) == (sha, parser_version):
+            report.files_unchanged += 1
+            continue
+        ctx = FileContext(source_system, path, rel, sha, dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        _ingest_one(con, raw_table, parser, parser_version, ctx, report, log)
+
+    for extra in list_unsupported_files(src_dir, suffixes):
+        msg = (
+            f"{source_system}: {extra.relative_to(raw_dir).as_posix()} ignored: "
+            f"not one of {', '.join(suffixes)}"
+        )
+        report.messages.append(msg)
+        log(msg)
+    return report
+
+
+def _forget_file(
+    con: duckdb.DuckDBPyConnection, raw_table: TableSpec, source_system: str, rel: str
+) -> None:
+    con.execute(f"DELETE FROM {raw_table.qualified} WHERE source_file = ?", [rel])
+    for spec in (QUARANTINE, FILE_MANIFEST):
+        con.execute(
+            f"DELETE FROM {spec.qualified} WHERE source_system = ? AND source_file = ?",
+            [source_system, rel],
+        )
+
+
+def _ingest_one(
+    con: duckdb.DuckDBPyConnection,
+    raw_table: TableSpec,
+    parser: Parser,
+    parser_version: str,
+    ctx: FileContext,
+    report: IngestReport,
+    log: Callable[[str], None],
+) -> None:
+    started = time.perf_counter()
+    size = ctx.path.stat().st_size
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _forget_file(con, raw_table, ctx.source_system, ctx.source_file)
+        if size == 0:
+            raise FileRejected("file is empty (0 bytes)")
+        result = parser(con, ctx.path, ctx)
+        rejects = result.rejects
+        status = "partial" if rejects else ("loaded" if result.rows_loaded else "empty")
+        loaded, fmt, enc, message = (
+            result.rows_loaded,
+            result.file_format,
+            result.encoding,
+            result.message,
+        )
+        con.execute("COMMIT")
+    except Exception as exc:  # any parser failure isolates the file, never the run
+        con.execute("ROLLBACK")
+        if isinstance(exc, FileRejected):
+            reason, locator, seen = exc.reason, exc.locator, exc.rows_seen
+        else:
+            reason, locator, seen = f"{type(exc).__name__}: {exc}", "file", 0
+        rejects = [Reject(None, locator, reason)]
+        status, loaded, fmt, enc, message = "failed", 0, ctx.path.suffix.lstrip("."), None, reason
+        report.files_failed += 1
+        log(f"{ctx.source_system}: FAILED {ctx.source_file} at {locator}: {reason}")
+        _ = seen
+    elapsed = time.perf_counter() - started
+
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    if rejects:
+        con.executemany(
+            f"INSERT INTO {QUARANTINE.qualified} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                [
+                    ctx.source_system,
+                    ctx.source_file,
+                    ctx.file_sha256,
+                    r.source_row,
+                    r.locator,
+                    r.reason,
+                    _truncate(r.record),
+                    now,
+                ]
+                for r in rejects
+            ],
+        )
+    record_rejects = sum(1 for r in rejects if r.source_row is not None)
+    # a failed file counts as one quarantined unit when no record could be attributed
+    quarantined = record_rejects if status != "failed" else max(1, record_rejects)
+    con.execute(
+        f"INSERT INTO {FILE_MANIFEST.qualified} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            ctx.source_system,
+            ctx.source_file,
+            ctx.file_sha256,
+            size,
+            fmt,
+            enc,
+            parser_version,
+            status,
+            loaded + quarantined,
+            loaded,
+            quarantined,
+            message,
+            round(elapsed, 4),
+            now,
+        ],
+    )
+    report.files_parsed += 1
+    report.rows_loaded += loaded
+    report.rows_quarantined += quarantined
+    if status != "failed":
+        log(
+            f"{ctx.source_system}: {ctx.source_file}: {loaded} rows loaded, "
+            f"{quarantined} quarantined ({fmt}, {elapsed:.2f}s)"
+        )
+
+
+def record_json(record: object) -> str:
+    return json.dumps(record, ensure_ascii=False, default=str)

@@ -1,0 +1,430 @@
+"""360Giving Data Standard grants: JSON packages, CSV and XLSX with the standard's titles.
+
+Parsing only copies what the publisher wrote into `raw.raw_360giving_grants` as text, with
+provenance. Typing, money and identifiers are the staging layer's job.
+
+- JSON: `{"grants": [...]}` streamed with ijson (a file of any size is never held in memory).
+- CSV: read by DuckDB (`read_csv`, all text); UTF-8 with or without BOM, other encodings are
+  detected and transcoded first. When DuckDB rejects lines (wrong number of fields...) the
+  file is re-read with Python's csv module so every record keeps its exact row number.
+- XLSX: the first sheet whose header row has an `Identifier` column (python-calamine).
+Column titles are matched case- and whitespace-insensitively, ignoring `:0:`-style indexes.
+"""
+
+
+import csv
+import datetime as dt
+import re
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import ijson
+import pyarrow as pa
+from dagster_duckdb import DuckDBResource
+
+from assets.common.files import detect_encoding, transcode_to_utf8
+from assets.common.tables import Column, TableSpec, materialize_result
+from assets.raw.ingest import (
+    PROVENANCE_COLUMNS,
+    FileContext,
+    FileRejected,
+    ParseResult,
+    Reject,
+    ingest_folder,
+    record_json,
+)
+from pipelines.resources import FundtraceSettings
+
+SOURCE_SYSTEM = "360giving"
+FOLDER = "360giving"
+SUFFIXES = (".json", ".csv", ".xlsx")
+PARSER_VERSION = "360giving-1"
+BATCH_ROWS = 50_000
+
+# canonical column -> (flattened CSV/XLSX title, JSON path in a grant object)
+FIELDS: dict[str, tuple[str, str]] = {
+    "identifier": ("Identifier", "id"),
+    "title": ("Title", "title"),
+    "description": ("Description", "description"),
+    "currency": ("Currency", "currency"),
+    "amount_awarded": ("Amount Awarded", "amountAwarded"),
+    "award_date": ("Award Date", "awardDate"),
+    "recipient_org_identifier": ("Recipient Org:Identifier", "recipientOrganization.id"),
+    "recipient_org_name": ("Recipient Org:Name", "recipientOrganization.name"),
+    "recipient_org_company_number": (
+        "Recipient Org:Company Number",
+        "recipientOrganization.companyNumber",
+    ),
+    "recipient_org_charity_number": (
+        "Recipient Org:Charity Number",
+        "recipientOrganization.charityNumber",
+    ),
+    "recipient_org_country": ("Recipient Org:Country", "recipientOrganization.addressCountry"),
+    "recipient_ind_identifier": ("Recipient Ind:Identifier", "recipientIndividual.id"),
+    "funding_org_identifier": ("Funding Org:Identifier", "fundingOrganization.id"),
+    "funding_org_name": ("Funding Org:Name", "fundingOrganization.name"),
+    "grant_programme_code": ("Grant Programme:Code", "grantProgramme.code"),
+    "grant_programme_title": ("Grant Programme:Title", "grantProgramme.title"),
+    "beneficiary_location_name": ("Beneficiary Location:Name", "beneficiaryLocation.name"),
+    "beneficiary_location_country_code": (
+        "Beneficiary Location:Country Code",
+        "beneficiaryLocation.countryCode",
+    ),
+    "data_source": ("Data Source", "dataSource"),
+}
+FIELD_NAMES = list(FIELDS)
+
+RAW_GRANTS = TableSpec(
+    schema="raw",
+    name="raw_360giving_grants",
+    grain="one grant record as published in one 360Giving file (JSON grant, CSV or sheet row)",
+    description="360Giving grants copied as text from $FUNDTRACE_RAW_DIR/360giving/, one column per "
+    "standard field (JSON camelCase and spreadsheet titles both map here). Multi-valued "
+    "beneficiary locations are joined with '; '; where a grant lists several funding or "
+    "recipient organisations, the first is kept and the count noted in org_counts.",
+    columns=tuple(
+        Column(name, "VARCHAR", f"360Giving '{title}' (JSON `{path}`), as published.")
+        for name, (title, path) in FIELDS.items()
+    )
+    + (
+        Column("org_counts", "VARCHAR", "JSON: how many funding/recipient organisations the grant listed, when more than one."),
+        *PROVENANCE_COLUMNS,
+    ),
+)  # fmt: skip
+
+REQUIRED_TITLES = ("identifier", "amount_awarded", "currency", "award_date")
+
+
+def _title_key(title: str) -> str:
+    t = re.sub(r":\d+:", ":", title.strip().lower())
+    t = re.sub(r"\s+", " ", t)
+    return re.sub(r"\s*:\s*", ":", t)
+
+
+_TITLE_TO_FIELD = {_title_key(title): name for name, (title, _) in FIELDS.items()}
+
+
+def map_titles(titles: list[str]) -> dict[int, str]:
+    """Column position -> canonical field for the 360Giving titles we read."""
+    mapping: dict[int, str] = {}
+    for i, title in enumerate(titles):
+        name = _TITLE_TO_FIELD.get(_title_key(title.lstrip("\ufeff")))
+        if name and name not in mapping.values():
+            mapping[i] = name
+    return mapping
+
+
+def _require(mapping: dict[int, str], titles: list[str]) -> None:
+    missing = [FIELDS[f][0] for f in REQUIRED_TITLES if f not in mapping.values()]
+    if missing:
+        raise FileRejected(
+            f"not a 360Giving grants table: no column titled {', '.join(missing)} "
+            f"(columns found: {', '.join(t.strip() for t in titles[:30])})",
+            locator="header row",
+        )
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, (dict, list)):
+        return record_json(value)
+    text = str(value).strip()
+    return text or None
+
+
+def flatten_grant(grant: dict[str, Any]) -> dict[str, str | None]:
+    """One 360Giving JSON grant -> canonical text fields (the first org of each list)."""
+    out: dict[str, str | None] = {}
+    counts: dict[str, int] = {}
+    for name, (_, path) in FIELDS.items():
+        head, _, tail = path.partition(".")
+        value = grant.get(head)
+        if tail:
+            items = value if isinstance(value, list) else ([value] if value else [])
+            items = [i for i in items if isinstance(i, dict)]
+            if head == "beneficiaryLocation":
+                vals = [_text(i.get(tail)) for i in items]
+                value = "; ".join(v for v in vals if v) or None
+            else:
+                if len(items) > 1:
+                    counts[head] = len(items)
+                value = items[0].get(tail) if items else None
+        out[name] = value if value is None or isinstance(value, str) else _text(value)
+        if isinstance(out[name], str):
+            out[name] = out[name].strip() or None  # type: ignore[union-attr]
+    out["org_counts"] = record_json(counts) if counts else None
+    return out
+
+
+class _Writer:
+    """Buffers canonical rows and appends them to the raw table through Arrow batches."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, ctx: FileContext):
+        self.con, self.ctx = con, ctx
+        self.columns = [*FIELD_NAMES, "org_counts"]
+        self.buffer: dict[str, list[Any]] = {c: [] for c in [*self.columns, "_row", "_loc"]}
+        self.written = 0
+
+    def add(self, row: dict[str, str | None], source_row: int, locator: str) -> None:
+        for c in self.columns:
+            self.buffer[c].append(row.get(c))
+        self.buffer["_row"].append(source_row)
+        self.buffer["_loc"].append(locator)
+        if len(self.buffer["_row"]) >= BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        n = len(self.buffer["_row"])
+        if not n:
+            return
+        arrow = pa.table(
+            {
+                c: pa.array(v, type=pa.int64() if c == "_row" else pa.string())
+                for c, v in self.buffer.items()
+            }
+        )
+        self.con.register("_grants_batch", arrow)
+        self.con.execute(
+            f"INSERT INTO {RAW_GRANTS.qualified} ({', '.join(self.columns)}, source_system, "
+            "source_file, file_sha256, loaded_at, source_row, source_locator) "
+            f"SELECT {', '.join(self.columns)}, {self.ctx.provenance_sql()}, _row, _loc "
+            "FROM _grants_batch"
+        )
+        self.con.unregister("_grants_batch")
+        self.written += n
+        self.buffer = {c: [] for c in self.buffer}
+
+
+# ---------------------------------------------------------------- JSON
+
+
+def _iter_json_grants(path: Path) -> Iterator[Any]:
+    with path.open("rb") as fh:
+        yield from ijson.items(fh, "grants.item")
+
+
+def _has_grants_key(path: Path) -> bool:
+    with path.open("rb") as fh:
+        for prefix, event, _ in ijson.parse(fh):
+            if prefix == "grants" and event == "start_array":
+                return True
+            if prefix == "" and event == "end_map":
+                return False
+    return False
+
+
+def parse_json(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
+    writer = _Writer(con, ctx)
+    rejects: list[Reject] = []
+    index = -1
+    try:
+        for index, grant in enumerate(_iter_json_grants(path)):  # noqa: B007
+            locator = f"$.grants[{index}]"
+            if not isinstance(grant, dict):
+                rejects.append(Reject(index + 1, locator, "grant is not a JSON object", _text(grant)))
+                continue
+            writer.add(flatten_grant(grant), index + 1, locator)
+    except (ijson.JSONError, ijson.IncompleteJSONError, UnicodeDecodeError) as exc:
+        detail = " ".join(str(exc).split())
+        raise FileRejected(
+            f"invalid JSON in $.grants[{index + 1}] (after {index + 1} complete grants): "
+            f"{detail}; the whole file is quarantined so no partial file is counted",
+            locator=f"$.grants[{index + 1}]",
+            rows_seen=index + 1,
+                ) from exc
+    writer.flush()
+    if index < 0 and not _has_grants_key(path):
+        raise FileRejected(
+            "no top-level 'grants' array: not a 360Giving JSON package", locator="$"
+        )
+    return ParseResult(writer.written, "json", "utf-8", rejects)
+
+
+# ---------------------------------------------------------------- CSV
+
+
+def _csv_titles(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        header = next(csv.reader(fh), None)
+    if not header:
+        raise FileRejected("no header row", locator="line 1")
+    _ = con
+    return header
+
+
+def parse_csv(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
+    encoding = detect_encoding(path)
+    readable = path if encoding == "utf-8" else transcode_to_utf8(path, encoding)
+    try:
+        titles = _csv_titles(con, readable)
+        mapping = map_titles(titles)
+        _require(mapping, titles)
+        loaded, rejects = _csv_with_duckdb(con, readable, ctx, titles, mapping)
+        if rejects is None:
+            loaded, rejects = _csv_with_python(con, readable, ctx, titles, mapping)
+    finally:
+        if readable != path:
+            readable.unlink(missing_ok=True)
+    note = None if encoding == "utf-8" else f"transcoded from {encoding}"
+    return ParseResult(loaded, "csv", encoding, rejects, note)
+
+
+def _csv_with_duckdb(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    ctx: FileContext,
+    titles: list[str],
+    mapping: dict[int, str],
+) -> tuple[int, list[Reject] | None]:
+    """Fast path. Returns (rows, []) or (0, None) when lines were rejected (exact numbering
+    then needs the Python reader)."""
+    names = [f"c{i}" for i in range(len(titles))]
+    columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
+    con.execute("DROP TABLE IF EXISTS _csv_rejects; DROP TABLE IF EXISTS _csv_scans")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _csv_file AS SELECT * FROM read_csv(?, header = true, "
+        f"columns = {columns}, delim = ',', quote = '\"', escape = '\"', "
+        "ignore_errors = true, store_rejects = true, rejects_table = '_csv_rejects', "
+        "rejects_scan = '_csv_scans', parallel = false)",
+        [str(path)],
+    )
+    bad = con.execute("SELECT count(*) FROM _csv_rejects").fetchone()
+    if bad and bad[0]:
+        return 0, None
+    select = ", ".join(
+        f"nullif(trim(c{i}), '') AS {name}" for i, name in sorted(mapping.items())
+    )
+    all_empty = " AND ".join(f"nullif(trim(c{i}), '') IS NULL" for i in range(len(titles)))
+    con.execute(
+        f"INSERT INTO {RAW_GRANTS.qualified} "
+        f"({', '.join(mapping[i] for i in sorted(mapping))}, source_system, source_file, "
+        "file_sha256, loaded_at, source_row, source_locator) "
+        f"SELECT {select}, {ctx.provenance_sql()}, rowid + 1, 'data row ' || (rowid + 1) "
+        f"FROM _csv_file WHERE NOT ({all_empty})"
+    )
+    row = con.execute(
+        f"SELECT count(*) FROM _csv_file WHERE NOT ({all_empty})"
+    ).fetchone()
+    con.execute("DROP TABLE _csv_file")
+    return (int(row[0]) if row else 0), []
+
+
+def _csv_with_python(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    ctx: FileContext,
+    titles: list[str],
+    mapping: dict[int, str],
+) -> tuple[int, list[Reject]]:
+    writer = _Writer(con, ctx)
+    rejects: list[Reject] = []
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        for n, rec in enumerate(reader, start=1):
+            if not any(v.strip() for v in rec):
+                continue
+            locator = f"data row {n} (line {reader.line_num})"
+            if len(rec) != len(titles):
+                rejects.append(
+                    Reject(
+                        n,
+                        locator,
+                        f"{len(rec)} fields where the header has {len(titles)}: "
+                        "shifted or unquoted column",
+                        ",".join(rec),
+                    )
+                )
+                continue
+            row = {name: (rec[i].strip() or None) for i, name in mapping.items()}
+            writer.add(row, n, locator)
+    writer.flush()
+    return writer.written, rejects
+
+
+# ---------------------------------------------------------------- XLSX
+
+
+def parse_xlsx(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
+    from python_calamine import CalamineWorkbook
+
+    try:
+        book = CalamineWorkbook.from_path(str(path))
+    except Exception as exc:
+        raise FileRejected(f"not a readable XLSX workbook: {exc}") from exc
+    for sheet_name in book.sheet_names:
+        rows = book.get_sheet_by_name(sheet_name).to_python(skip_empty_area=False)
+        if not rows:
+            continue
+        titles = [_text(v) or "" for v in rows[0]]
+        mapping = map_titles(titles)
+        if "identifier" not in mapping.values():
+            continue
+        _require(mapping, titles)
+        writer = _Writer(con, ctx)
+        for n, rec in enumerate(rows[1:], start=1):
+            values = [_text(v) for v in rec]
+            if not any(values):
+                continue
+            row = {name: (values[i] if i < len(values) else None) for i, name in mapping.items()}
+            writer.add(row, n, f"sheet '{sheet_name}' row {n + 1}")
+        writer.flush()
+        others = [s for s in book.sheet_names if s != sheet_name]
+        note = f"read sheet '{sheet_name}'" + (
+            f"; other sheets ignored: {', '.join(others)}" if others else ""
+        )
+        return ParseResult(writer.written, "xlsx", None, [], note)
+    raise FileRejected(
+        f"no sheet has an 'Identifier' column (sheets: {', '.join(book.sheet_names)})"
+    )
+
+
+def parse_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return parse_json(con, path, ctx)
+    if suffix == ".csv":
+        return parse_csv(con, path, ctx)
+    if suffix == ".xlsx":
+        return parse_xlsx(con, path, ctx)
+    raise FileRejected(f"unsupported file type {suffix}")
+
+
+@dg.asset(
+    key=RAW_GRANTS.asset_key,
+    group_name="raw",
+    kinds={"duckdb", "json", "csv", "python"},
+    description=RAW_GRANTS.doc,
+    tags={"source_system": SOURCE_SYSTEM},
+)
+def raw_360giving_grants(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource, fundtrace: FundtraceSettings
+) -> dg.MaterializeResult:
+    with duckdb.get_connection() as con:
+        report = ingest_folder(
+            con,
+            source_system=SOURCE_SYSTEM,
+            raw_dir=fundtrace.raw_path,
+            folder=FOLDER,
+            suffixes=SUFFIXES,
+            raw_table=RAW_GRANTS,
+            parser=parse_file,
+            parser_version=PARSER_VERSION,
+            log=context.log.info,
+        )
+        return materialize_result(con, RAW_GRANTS, report.as_metadata())

@@ -1,0 +1,1 @@
+"""Staging layer: typed, canonical rows per source with provenance; bad rows quarantined."""

@@ -1,0 +1,180 @@
+"""`staging.stg_360giving_grants`: typed 360Giving grants, money in EUR, canonical org refs."""
+
+import dagster as dg
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+from assets.common.levels import funder_levels_sql
+from assets.common.money import AMOUNT_TYPE, RATE_TYPE, to_eur_sql
+from assets.common.sql import install_macros
+from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
+from assets.raw.ingest import PROVENANCE_COLUMNS
+from assets.raw.reference import ECB_RATES, FUNDERS, ORGID_PREFIXES
+from assets.raw.threesixty_giving import RAW_GRANTS, SOURCE_SYSTEM
+from assets.staging.quarantine import STG_QUARANTINE, replace_quarantine
+
+STG_GRANTS = TableSpec(
+    schema="staging",
+    name="stg_360giving_grants",
+    grain="one 360Giving grant (unique grant_id across all files)",
+    description="360Giving grants typed and checked: amount as DECIMAL with its currency and the "
+    "EUR value at the ECB rate of the award date, funder and recipient as canonical "
+    "organisation references, funding level from the funder. Rows that fail a rule are in "
+    "staging.stg_quarantine instead.",
+    columns=(
+        Column("grant_id", "VARCHAR", "360Giving Identifier of the grant.", False),
+        Column("title", "VARCHAR", "Grant title."),
+        Column("description", "VARCHAR", "Grant description."),
+        Column("amount_original", AMOUNT_TYPE, "Amount Awarded in the published currency.", False),
+        Column("currency_original", "VARCHAR", "ISO 4217 currency as published (upper-cased).", False),
+        Column("amount_eur", AMOUNT_TYPE, "Amount in EUR at the ECB reference rate of fx_date; NULL when no rate exists (see fx_note)."),
+        Column("fx_rate", RATE_TYPE, "Units of currency_original per EUR used for amount_eur."),
+        Column("fx_date", "DATE", "ECB fixing day of fx_rate: the award date or the last business day before it."),
+        Column("fx_note", "VARCHAR", "Why amount_eur is NULL, if it is."),
+        Column("award_date", "DATE", "Award Date.", False),
+        Column("funder_org_ref", "VARCHAR", "Normalised org-id of the funding organisation (or a name-based FTNAME- id).", False),
+        Column("funder_name", "VARCHAR", "Funding Org:Name as published."),
+        Column("recipient_org_ref", "VARCHAR", "Canonical reference of the recipient: registered org-id first (company, charity), then the published id, then a name-based FTNAME- id.", False),
+        Column("recipient_name", "VARCHAR", "Recipient Org:Name as published; NULL for individuals (names of individuals are not kept)."),
+        Column("recipient_kind", "VARCHAR", "organisation | individual.", False),
+        Column("recipient_ref_basis", "VARCHAR", "How recipient_org_ref was chosen: org-id | company number | charity number | self-assigned id | name.", False),
+        Column("recipient_published_id", "VARCHAR", "Recipient identifier exactly as published."),
+        Column("programme_code", "VARCHAR", "Grant Programme:Code."),
+        Column("programme_title", "VARCHAR", "Grant Programme:Title."),
+        Column("beneficiary_location", "VARCHAR", "Beneficiary Location:Name(s), '; '-separated."),
+        Column("beneficiary_country", "VARCHAR", "Beneficiary Location:Country Code."),
+        Column("funding_level", "VARCHAR", "local | national | eu | private | international | unknown, from the funder.", False),
+        Column("funding_level_basis", "VARCHAR", "Which rule set funding_level (funder reference, org-id prefix, none).", False),
+        *PROVENANCE_COLUMNS,
+    ),
+    order_by=("grant_id",),
+)  # fmt: skip
+
+# Everything a row needs, with the first failed rule as `reject_reason`.
+_CHECKED_SQL = f"""
+SELECT r.*,
+  nullif(trim(r.identifier), '') AS _grant_id,
+  ft_parse_amount(r.amount_awarded) AS _amount,
+  ft_parse_currency(r.currency) AS _currency,
+  ft_parse_date(r.award_date) AS _award_date,
+  coalesce(ft_org_id(r.funding_org_identifier), ft_name_org_id(r.funding_org_name)) AS _funder_ref,
+  CASE
+    WHEN nullif(trim(r.identifier), '') IS NULL THEN 'missing Identifier'
+    WHEN r.amount_awarded IS NULL THEN 'missing Amount Awarded'
+    WHEN ft_parse_amount(r.amount_awarded) IS NULL
+      THEN 'unparseable or out-of-range Amount Awarded: ' || r.amount_awarded
+    WHEN ft_parse_currency(r.currency) IS NULL
+      THEN 'invalid Currency: ' || coalesce(r.currency, '(empty)')
+    WHEN ft_parse_date(r.award_date) IS NULL
+      THEN 'missing or unparseable Award Date: ' || coalesce(r.award_date, '(empty)')
+    WHEN coalesce(ft_org_id(r.funding_org_identifier), ft_name_org_id(r.funding_org_name)) IS NULL
+      THEN 'no usable Funding Org:Identifier or Name'
+    WHEN coalesce(ft_org_id(r.recipient_org_identifier), ft_name_org_id(r.recipient_org_name),
+                  ft_org_id(r.recipient_ind_identifier)) IS NULL
+      THEN 'no usable recipient identifier or name'
+  END AS _reason
+FROM {RAW_GRANTS.qualified} r
+"""
+
+_RANKED_SQL = """
+SELECT c.*,
+  CASE WHEN c._reason IS NULL THEN row_number() OVER (
+    PARTITION BY c._reason IS NULL, c._grant_id ORDER BY c.source_file, c.source_row) END AS _rank,
+  first_value(c.source_file || ' ' || c.source_locator) OVER (
+    PARTITION BY c._reason IS NULL, c._grant_id ORDER BY c.source_file, c.source_row) AS _first_seen
+FROM _stg_360_checked c
+"""
+
+_RECIPIENT_SQL = """
+CASE
+  WHEN ft_org_id(recipient_org_identifier) IS NOT NULL
+       AND NOT starts_with(ft_org_id(recipient_org_identifier), '360G-')
+    THEN ft_org_id(recipient_org_identifier)
+  WHEN ft_org_id_from_company_number(recipient_org_company_number) IS NOT NULL
+    THEN ft_org_id_from_company_number(recipient_org_company_number)
+  WHEN ft_org_id_from_charity_number(recipient_org_charity_number) IS NOT NULL
+    THEN ft_org_id_from_charity_number(recipient_org_charity_number)
+  WHEN ft_org_id(recipient_org_identifier) IS NOT NULL THEN ft_org_id(recipient_org_identifier)
+  WHEN ft_name_org_id(recipient_org_name) IS NOT NULL THEN ft_name_org_id(recipient_org_name)
+  ELSE ft_org_id(recipient_ind_identifier)
+END
+"""
+
+_RECIPIENT_BASIS_SQL = """
+CASE
+  WHEN ft_org_id(recipient_org_identifier) IS NOT NULL
+       AND NOT starts_with(ft_org_id(recipient_org_identifier), '360G-') THEN 'org-id'
+  WHEN ft_org_id_from_company_number(recipient_org_company_number) IS NOT NULL THEN 'company number'
+  WHEN ft_org_id_from_charity_number(recipient_org_charity_number) IS NOT NULL THEN 'charity number'
+  WHEN ft_org_id(recipient_org_identifier) IS NOT NULL THEN 'self-assigned id'
+  WHEN ft_name_org_id(recipient_org_name) IS NOT NULL THEN 'name'
+  ELSE 'self-assigned id'
+END
+"""
+
+
+def build_stg_360giving_grants(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """Rebuild the staging table and this source's quarantine rows. Returns (staged, quarantined)."""
+    install_macros(con)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _stg_360_checked AS {_CHECKED_SQL}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _stg_360_ranked AS {_RANKED_SQL}")
+    quarantined = replace_quarantine(
+        con,
+        SOURCE_SYSTEM,
+        STG_GRANTS.name,
+        """SELECT source_file, file_sha256, source_row, source_locator, _grant_id AS record_id,
+             coalesce(_reason, 'duplicate Identifier ' || _grant_id || ': kept the first copy, '
+                      || _first_seen) AS reason
+           FROM _stg_360_ranked WHERE _reason IS NOT NULL OR _rank > 1""",
+    )
+    good = f"""
+      SELECT *, _amount AS amount_original, _currency AS currency_original,
+             _award_date AS fx_on
+      FROM _stg_360_ranked WHERE _reason IS NULL AND _rank = 1"""
+    levels = funder_levels_sql("SELECT _funder_ref AS org_ref FROM _stg_360_ranked")
+    select = f"""
+    WITH money AS ({to_eur_sql(good, ECB_RATES.qualified)}),
+         levels AS ({levels})
+    SELECT
+      m._grant_id AS grant_id, ft_clean_name(m.title) AS title, m.description,
+      m.amount_original, m.currency_original, m.amount_eur, m.fx_rate, m.fx_date, m.fx_note,
+      m._award_date AS award_date,
+      m._funder_ref AS funder_org_ref, ft_clean_name(m.funding_org_name) AS funder_name,
+      {_RECIPIENT_SQL} AS recipient_org_ref,
+      ft_clean_name(m.recipient_org_name) AS recipient_name,
+      CASE WHEN m.recipient_org_identifier IS NULL AND m.recipient_org_name IS NULL
+            AND m.recipient_ind_identifier IS NOT NULL THEN 'individual'
+           ELSE 'organisation' END AS recipient_kind,
+      {_RECIPIENT_BASIS_SQL} AS recipient_ref_basis,
+      coalesce(m.recipient_org_identifier, m.recipient_ind_identifier) AS recipient_published_id,
+      m.grant_programme_code AS programme_code,
+      ft_clean_name(m.grant_programme_title) AS programme_title,
+      m.beneficiary_location_name AS beneficiary_location,
+      upper(m.beneficiary_location_country_code) AS beneficiary_country,
+      l.funding_level, l.funding_level_basis,
+      m.source_system, m.source_file, m.source_row, m.source_locator, m.file_sha256, m.loaded_at
+    FROM money m LEFT JOIN levels l ON l.org_ref = m._funder_ref
+    """
+    staged = rebuild_table(con, STG_GRANTS, select)
+    con.execute("DROP TABLE _stg_360_checked; DROP TABLE _stg_360_ranked")
+    return staged, quarantined
+
+
+@dg.asset(
+    key=STG_GRANTS.asset_key,
+    group_name="staging",
+    kinds={"duckdb", "sql"},
+    description=STG_GRANTS.doc,
+    deps=[RAW_GRANTS.asset_key, ECB_RATES.asset_key, FUNDERS.asset_key, ORGID_PREFIXES.asset_key],
+    tags={"source_system": SOURCE_SYSTEM},
+)
+def stg_360giving_grants(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
+    with duckdb.get_connection() as con:
+        staged, quarantined = build_stg_360giving_grants(con)
+        context.log.info(
+            f"{STG_GRANTS.qualified}: {staged} grants staged, {quarantined} quarantined "
+            f"(see {STG_QUARANTINE.qualified})"
+        )
+        return materialize_result(con, STG_GRANTS, {"rows_quarantined": quarantined})

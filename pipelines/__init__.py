@@ -1,0 +1,1 @@
+"""Dagster wiring for Fundtrace: definitions, resources, schedules, quality bridge, CLI."""

@@ -1,0 +1,80 @@
+"""Command line: `python -m pipelines.cli run` materializes everything (what `make run` does).
+
+The run is recorded in the Dagster instance at $DAGSTER_HOME, so it shows up in the UI.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+
+
+def _run(_: argparse.Namespace) -> int:
+    from pipelines.definitions import build_definitions
+    from pipelines.jobs import ALL_ASSETS_JOB_NAME
+    from pipelines.resources import build_db_from_env, marts_db_from_env, raw_dir_from_env
+
+    from pipelines.resources import REPO_ROOT
+
+    # runs are recorded where `make ui` looks, so they appear in the Dagster UI
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / ".dagster_home")))
+    home.mkdir(parents=True, exist_ok=True)
+    print(f"raw input:   {raw_dir_from_env()}")
+    print(f"build db:    {build_db_from_env()}")
+    print(f"marts file:  {marts_db_from_env()}")
+    started = time.perf_counter()
+    defs = build_definitions()
+    job = defs.resolve_job_def(ALL_ASSETS_JOB_NAME)
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        )
+    elapsed = time.perf_counter() - started
+
+    rows: list[tuple[str, str]] = []
+    for event in result.get_asset_materialization_events():
+        mat = event.step_materialization_data.materialization
+        count = mat.metadata.get("dagster/row_count")
+        rows.append((mat.asset_key.to_user_string(), "" if count is None else str(count.value)))
+    print(f"\n{'asset':45} rows")
+    for key, count in sorted(rows):
+        print(f"{key:45} {count}")
+    failed_checks = [
+        e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        and e.asset_check_evaluation_data is not None
+        and not e.asset_check_evaluation_data.passed
+    ]
+    for check in failed_checks:
+        print(
+            f"check {check.asset_key.to_user_string()}:{check.check_name} FAILED "
+            f"({check.severity.value})"
+        )
+    if not result.success:
+        failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+        for event in failures:
+            print(f"step {event.step_key} failed: {event.message}", file=sys.stderr)
+        print(f"\nrun {result.run_id} FAILED after {elapsed:.1f}s; the previous marts were kept")
+        return 1
+    print(f"\nrun {result.run_id} succeeded in {elapsed:.1f}s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fundtrace", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="materialize every asset and publish the marts").set_defaults(
+        func=_run
+    )
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""The one place Fundtrace's Dagster definitions are assembled (workspace.yaml points here).
+
+Groups are layers (raw, staging, intermediate, marts) and each group is a DuckDB schema of the
+same name in the build database. Great Expectations suites in `expectations/` become asset
+checks. Runs use the in-process executor: the multiprocess default costs ~1.5 s per asset.
+"""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from assets.intermediate import int_money_flows, int_org_identity
+from assets.marts import core, data_quality, publish
+from assets.raw import reference, threesixty_giving
+from assets.staging import stg_360giving_grants
+from pipelines.jobs import fundtrace_all, nightly
+from pipelines.quality import build_gx_asset_checks
+from pipelines.resources import build_db_from_env, marts_db_from_env, settings_from_env
+
+ASSET_MODULES = [
+    reference,
+    threesixty_giving,
+    stg_360giving_grants,
+    int_money_flows,
+    int_org_identity,
+    core,
+    data_quality,
+    publish,
+]
+
+
+def build_definitions() -> dg.Definitions:
+    marts_db = marts_db_from_env()
+    build_db = build_db_from_env(marts_db)
+    build_db.parent.mkdir(parents=True, exist_ok=True)
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules(ASSET_MODULES),
+        asset_checks=build_gx_asset_checks(),
+        jobs=[fundtrace_all],
+        schedules=[nightly],
+        resources={
+            "duckdb": DuckDBResource(database=str(build_db)),
+            "fundtrace": settings_from_env(),
+        },
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions()

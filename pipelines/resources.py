@@ -1,0 +1,60 @@
+"""Where Fundtrace reads and writes, from the environment (the contract in the BRIEF).
+
+- `FUNDTRACE_RAW_DIR`  (default `data/raw`): input files, one folder per source format.
+- `FUNDTRACE_MARTS_DB` (default `data/marts/fundtrace.duckdb`): the published marts,
+  replaced atomically at the end of a successful run.
+- `FUNDTRACE_BUILD_DB` (default: `<marts dir>/.build/<marts name>`): the working database
+  every layer is built in. It sits next to the marts so that two marts targets never share
+  one build database.
+
+Relative values are resolved against the current directory; defaults against the repository.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _resolve(env_name: str, default: Path) -> Path:
+    value = os.environ.get(env_name, "").strip()
+    return Path(value).expanduser().resolve() if value else default.resolve()
+
+
+def raw_dir_from_env() -> Path:
+    return _resolve("FUNDTRACE_RAW_DIR", REPO_ROOT / "data" / "raw")
+
+
+def marts_db_from_env() -> Path:
+    return _resolve("FUNDTRACE_MARTS_DB", REPO_ROOT / "data" / "marts" / "fundtrace.duckdb")
+
+
+def build_db_from_env(marts_db: Path | None = None) -> Path:
+    marts = marts_db or marts_db_from_env()
+    return _resolve("FUNDTRACE_BUILD_DB", marts.parent / ".build" / marts.name)
+
+
+class FundtraceSettings(dg.ConfigurableResource):
+    """Input folder and published marts file for this deployment."""
+
+    raw_dir: str
+    marts_db: str
+
+    @property
+    def raw_path(self) -> Path:
+        return Path(self.raw_dir)
+
+    @property
+    def marts_path(self) -> Path:
+        return Path(self.marts_db)
+
+    def source_dir(self, folder: str) -> Path:
+        return self.raw_path / folder
+
+
+def settings_from_env() -> FundtraceSettings:
+    return FundtraceSettings(raw_dir=str(raw_dir_from_env()), marts_db=str(marts_db_from_env()))
