@@ -1,0 +1,350 @@
+"""Shared SQL-macro helpers: money, dates, organisation ids, reference tables, funding levels.
+
+The rules live once, in DuckDB macros; the Python helpers evaluate those macros, so these
+tests exercise the SQL that the staging models run. Expected values are worked out by hand
+(or, for exchange rates, by the `currencyconverter` package itself), never copied from the
+code's output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+from currency_converter import CurrencyConverter
+
+from assets.common.dates import parse_date
+from assets.common.levels import funder_levels_sql
+from assets.common.money import load_ecb_rates, parse_amount, to_eur_sql
+from assets.common.orgids import company_number_org_id, name_key, normalise_org_id
+from assets.common.tables import create_table, ensure_schemas
+from assets.raw.reference import (
+    ECB_RATES,
+    FUNDERS,
+    ORGID_PREFIXES,
+    SHIPPED_DIR,
+    ReferenceFileError,
+    load_reference_csv,
+)
+
+NBSP = "\u00a0"
+
+# --------------------------------------------------------------------------- amounts
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("£1,234.56", Decimal("1234.56")),
+        ("(123.45)", Decimal("-123.45")),  # accounting negative
+        ("12-", Decimal("-12")),  # trailing minus (credit notes)
+        ("1.5E+6", Decimal("1500000")),  # scientific notation
+        ("1.234.567,8", Decimal("1234567.8")),  # decimal comma, dot thousands
+        ("1,234", Decimal("1234")),  # thousands comma, not a decimal comma
+        (f"1{NBSP}234{NBSP}567", Decimal("1234567")),  # NBSP thousands separator
+        ("1,234,567.89", Decimal("1234567.89")),
+        ("12,5", Decimal("12.5")),  # one or two digits after the comma: decimal comma
+        ("-1,234.50", Decimal("-1234.5")),
+        ("0", Decimal("0")),
+    ],
+)
+def test_parse_amount_accepts_published_forms(text: str, expected: Decimal) -> None:
+    assert parse_amount(text) == expected
+
+
+@pytest.mark.parametrize("text", ["tbc", "", "   ", None, "n/a", "12 thousand"])
+def test_parse_amount_rejects_non_numbers(text: str | None) -> None:
+    assert parse_amount(text) is None
+
+
+def test_parse_amount_keeps_four_decimals_exactly() -> None:
+    # DECIMAL(18,4): a float round-trip would turn 0.1 + 0.2 style values inexact.
+    assert parse_amount("1000.1") == Decimal("1000.1")
+    assert parse_amount("152505.03") == Decimal("152505.03")
+
+
+# --------------------------------------------------------------------------- ECB conversion
+
+
+@pytest.fixture(scope="module")
+def ecb_con():
+    con = duckdb.connect()
+    ensure_schemas(con)
+    create_table(con, ECB_RATES, replace=True)
+    n = load_ecb_rates(con, ECB_RATES.qualified)
+    assert n > 100_000  # the shipped history has ~40 currencies x ~7000 days
+    yield con
+    con.close()
+
+
+@pytest.fixture(scope="module")
+def converter() -> CurrencyConverter:
+    return CurrencyConverter(
+        fallback_on_missing_rate=True, fallback_on_missing_rate_method="last_known"
+    )
+
+
+def _convert(con: duckdb.DuckDBPyConnection, rows: list[tuple[int, str, str, str | None]]):
+    values = ", ".join(
+        f"({k}, CAST('{a}' AS DECIMAL(18,4)), '{c}', "
+        + (f"DATE '{d}'" if d else "CAST(NULL AS DATE)")
+        + ")"
+        for k, a, c, d in rows
+    )
+    source = (
+        f"SELECT * FROM (VALUES {values}) AS v(_row_key, amount_original, currency_original, fx_on)"
+    )
+    cur = con.execute(
+        f"SELECT _row_key, amount_eur, fx_rate, fx_date, fx_note "
+        f"FROM ({to_eur_sql(source, ECB_RATES.qualified)}) ORDER BY _row_key"
+    )
+    return {r[0]: r[1:] for r in cur.fetchall()}
+
+
+FRIDAY = dt.date(2024, 5, 17)
+SATURDAY = dt.date(2024, 5, 18)
+WEDNESDAY = dt.date(2023, 3, 15)
+
+
+def test_to_eur_matches_currencyconverter_last_known(ecb_con, converter) -> None:
+    assert FRIDAY.weekday() == 4 and SATURDAY.weekday() == 5 and WEDNESDAY.weekday() == 2
+    out = _convert(
+        ecb_con,
+        [
+            (1, "1000.00", "USD", WEDNESDAY.isoformat()),
+            (2, "2500.50", "GBP", SATURDAY.isoformat()),
+            (3, "99.99", "EUR", SATURDAY.isoformat()),
+        ],
+    )
+    # weekday: that day's rate
+    eur, rate, fx_date, note = out[1]
+    expected = Decimal(str(converter.convert(1000, "USD", "EUR", date=WEDNESDAY)))
+    assert abs(eur - expected) <= Decimal("0.0001")
+    assert fx_date == WEDNESDAY
+    assert note is None
+    assert abs(Decimal(1000) / rate - expected) <= Decimal("0.0001")
+
+    # Saturday: Friday's rate, and fx_date says so
+    eur, rate, fx_date, note = out[2]
+    expected = Decimal(str(converter.convert(Decimal("2500.50"), "GBP", "EUR", date=SATURDAY)))
+    friday = Decimal(str(converter.convert(Decimal("2500.50"), "GBP", "EUR", date=FRIDAY)))
+    assert expected == friday  # last_known on a Saturday is Friday's fixing
+    assert abs(eur - expected) <= Decimal("0.0001")
+    assert fx_date == FRIDAY
+    assert note is None
+
+    # EUR: rate 1, amount unchanged
+    eur, rate, fx_date, note = out[3]
+    assert eur == Decimal("99.99")
+    assert rate == 1
+    assert note is None
+
+
+def test_to_eur_without_rate_keeps_null_and_says_why(ecb_con) -> None:
+    out = _convert(
+        ecb_con,
+        [
+            (1, "100", "USD", "1998-06-30"),  # before the first ECB fixing (1999-01-04)
+            (2, "100", "XYZ", "2024-05-17"),  # a currency the ECB never quoted
+            (3, "100", "USD", None),  # no date at all
+        ],
+    )
+    for key in (1, 2, 3):
+        eur, rate, _fx_date, note = out[key]
+        assert eur is None and rate is None, key
+        assert note, key
+    assert "1999" in out[1][3]
+    assert "XYZ" in out[2][3]
+    assert "date" in out[3][3]
+
+
+# --------------------------------------------------------------------------- dates
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-05-17", dt.date(2024, 5, 17)),
+        # the calendar date as written, whatever the zone (no shift to UTC)
+        ("2024-05-17T23:30:00-05:00", dt.date(2024, 5, 17)),
+        ("2024-05-17T00:30:00+02:00", dt.date(2024, 5, 17)),
+        ("2024-05-17T10:00:00Z", dt.date(2024, 5, 17)),
+        ("17/05/2024", dt.date(2024, 5, 17)),  # UK day-first
+        ("01-Jan-15", dt.date(2015, 1, 1)),
+        (" 24/07/2014 ", dt.date(2014, 7, 24)),
+    ],
+)
+def test_parse_date_accepts_published_forms(text: str, expected: dt.date) -> None:
+    assert parse_date(text) == expected
+
+
+@pytest.mark.parametrize("text", ["31/02/2024", "2024-02-30", "", None, "soon", "13/13/2024"])
+def test_parse_date_rejects_impossible_dates(text: str | None) -> None:
+    assert parse_date(text) is None
+
+
+# --------------------------------------------------------------------------- org ids
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("gb-coh-1234567", "GB-COH-01234567"),  # zero-padded to 8, upper-cased
+        ("GB-COH-01234567", "GB-COH-01234567"),
+        ("GB-COH-SC311560", "GB-COH-SC311560"),  # Scottish company stays as is
+        (" gb-coh- sc311560 ", "GB-COH-SC311560"),  # stray spaces anywhere
+        ("gb-chc-1234", "GB-CHC-1234"),
+        ("GB-LAE-BIR", "GB-LAE-BIR"),
+        ("360g-wolfson-123", "360G-WOLFSON-123"),  # 360G ids upper-cased
+        # a funder id as published in real 360Giving data (two parts only)
+        ("360G-WilliamGrantFdn", "360G-WILLIAMGRANTFDN"),
+    ],
+)
+def test_normalise_org_id(text: str, expected: str) -> None:
+    assert normalise_org_id(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["", "   ", None, "N/A", "n/a", "GB-CHC-000000", "GB-COH-", "GB-COH-00000000", "0"]
+)
+def test_placeholder_ids_never_become_ids(text: str | None) -> None:
+    assert normalise_org_id(text) is None
+
+
+def test_company_number_org_id() -> None:
+    assert company_number_org_id("1234567") == "GB-COH-01234567"
+    assert company_number_org_id(" sc311560 ") == "GB-COH-SC311560"
+    assert company_number_org_id("00000000") is None
+    assert company_number_org_id("") is None
+    # the company-number form and the org-id form agree
+    assert company_number_org_id("1234567") == normalise_org_id("gb-coh-1234567")
+
+
+def test_name_key_ignores_case_punctuation_and_legal_form() -> None:
+    assert name_key("Tidewater Digital Ltd.") == name_key("TIDEWATER DIGITAL LIMITED")
+    assert name_key("Tidewater Digital Ltd.") is not None
+    assert name_key("Rossi S.p.A.") == name_key("Rossi SpA")
+    assert name_key("Rossi S.p.A.") is not None
+    # different organisations stay different
+    assert name_key("Tidewater Digital Ltd") != name_key("Tidewater Data Ltd")
+    assert name_key("") is None
+
+
+# --------------------------------------------------------------------------- reference CSVs
+
+
+def _count_csv_rows(path: Path) -> int:
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as fh:
+        return sum(1 for _ in csv.DictReader(fh))
+
+
+def test_user_funders_file_overrides_and_adds(tmp_path: Path) -> None:
+    user = tmp_path / "funders.csv"
+    user.write_text(
+        "funder_id,funder_name,level,notes\n"
+        "XM-DAC-918,EU Institutions (user view),International,user override\n"
+        "gb-chc-999001 ,Harbour Trust,national,acts nationally\n",
+        encoding="utf-8",
+    )
+    con = duckdb.connect()
+    ensure_schemas(con)
+    shipped = SHIPPED_DIR / "funders.csv"
+    n = load_reference_csv(con, FUNDERS, "funder_id", shipped, user)
+    assert n == _count_csv_rows(shipped) + 1  # one override, one new row
+    rows = {
+        r[0]: r[1:]
+        for r in con.execute(
+            "SELECT funder_id, level, origin, funder_name FROM raw.ref_funders"
+        ).fetchall()
+    }
+    assert rows["XM-DAC-918"] == ("international", "funders.csv", "EU Institutions (user view)")
+    assert rows["GB-CHC-999001"][:2] == ("national", "funders.csv")
+    # a shipped row the user did not touch survives
+    assert rows["XM-DAC-918-3"][:2] == ("eu", "shipped")
+
+
+def test_missing_user_file_means_shipped_only(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    shipped = SHIPPED_DIR / "orgid_prefixes.csv"
+    n = load_reference_csv(con, ORGID_PREFIXES, "prefix", shipped, tmp_path / "orgid_prefixes.csv")
+    assert n == _count_csv_rows(shipped)
+    origins = {r[0] for r in con.execute("SELECT origin FROM raw.ref_orgid_prefixes").fetchall()}
+    assert origins == {"shipped"}
+
+
+def test_user_file_with_unknown_level_is_rejected_naming_the_file(tmp_path: Path) -> None:
+    user = tmp_path / "funders.csv"
+    user.write_text(
+        "funder_id,funder_name,level,notes\nGB-CHC-1,Trust,regional,not a level\n",
+        encoding="utf-8",
+    )
+    con = duckdb.connect()
+    with pytest.raises(ReferenceFileError) as err:
+        load_reference_csv(con, FUNDERS, "funder_id", SHIPPED_DIR / "funders.csv", user)
+    assert str(user) in str(err.value)
+    assert "regional" in str(err.value)
+
+
+def test_user_file_missing_a_column_is_rejected(tmp_path: Path) -> None:
+    user = tmp_path / "funders.csv"
+    user.write_text("funder_id,level\nGB-CHC-1,local\n", encoding="utf-8")
+    con = duckdb.connect()
+    with pytest.raises(ReferenceFileError, match="funder_name"):
+        load_reference_csv(con, FUNDERS, "funder_id", SHIPPED_DIR / "funders.csv", user)
+
+
+# --------------------------------------------------------------------------- funding levels
+
+
+@pytest.fixture
+def ref_con(tmp_path: Path):
+    user = tmp_path / "funders.csv"
+    # a charity that acts nationally: the funder reference must beat the GB-CHC prefix
+    user.write_text(
+        "funder_id,funder_name,level,notes\nGB-CHC-999001,Lottery-like body,national,\n",
+        encoding="utf-8",
+    )
+    con = duckdb.connect()
+    ensure_schemas(con)
+    load_reference_csv(con, FUNDERS, "funder_id", SHIPPED_DIR / "funders.csv", user)
+    load_reference_csv(con, ORGID_PREFIXES, "prefix", SHIPPED_DIR / "orgid_prefixes.csv", None)
+    yield con
+    con.close()
+
+
+def _levels(con: duckdb.DuckDBPyConnection, refs: list[str]) -> dict[str, tuple[str, str]]:
+    values = ", ".join(f"('{r}')" for r in refs)
+    sql = funder_levels_sql(f"SELECT * FROM (VALUES {values}) AS v(org_ref)")
+    return {r[0]: (r[1], r[2]) for r in con.execute(sql).fetchall()}
+
+
+def test_funder_levels_rules(ref_con) -> None:
+    got = _levels(
+        ref_con,
+        [
+            "XM-DAC-918-3",  # listed in shipped funders.csv as eu
+            "XM-DAC-918-5",  # not listed: longest prefix XM-DAC-918 (eu) beats XM-DAC
+            "XM-DAC-5",  # prefix XM-DAC: international
+            "GB-LAE-ABC",  # local authority prefix
+            "GB-GOR-PB188",
+            "GB-CHC-1234",  # charity prefix: private
+            "GB-CHC-999001",  # charity, but the user's funder reference says national
+            "ZZ-FOO-1",  # nothing matches
+            "GB-LAEX-1",  # GB-LAE must not match a longer scheme name
+        ],
+    )
+    assert got["XM-DAC-918-3"][0] == "eu"
+    assert got["XM-DAC-918-3"][1].startswith("funder reference")
+    assert got["XM-DAC-918-5"] == ("eu", "org-id prefix XM-DAC-918")
+    assert got["XM-DAC-5"] == ("international", "org-id prefix XM-DAC")
+    assert got["GB-LAE-ABC"] == ("local", "org-id prefix GB-LAE")
+    assert got["GB-GOR-PB188"][0] == "national"
+    assert got["GB-CHC-1234"][0] == "private"
+    assert got["GB-CHC-999001"] == ("national", "funder reference: funders.csv")
+    assert got["ZZ-FOO-1"][0] == "unknown"
+    assert got["GB-LAEX-1"][0] == "unknown"
