@@ -1,0 +1,969 @@
+"""Great Expectations suites run as blocking Dagster asset checks, in place in DuckDB.
+
+Layout: one GX 1.x ExpectationSuite JSON per checked table, ``expectations/<layer>__<table>.json``,
+checks the DuckDB table ``<layer>.<table>`` whose Dagster asset key is ``[layer, table]``.
+
+Severity mapping (GX ``severity`` field, missing = critical):
+- a GX error (any expectation whose result carries ``exception_info.raised_exception``, or a suite
+  that cannot be run at all: missing table, unsupported expectation) raises
+  :class:`GXValidationError`: the check step fails and blocking stops downstream assets. A broken
+  validator is never reported as data passing or as data failing.
+- failed critical -> ``AssetCheckResult(passed=False, severity=ERROR)``: downstream is blocked.
+- failed warning -> ``passed=False, severity=WARN``: shown, downstream runs.
+- failed info -> the check passes; the failure is counted in metadata and in ``quality.gx_results``.
+
+Why the bridge needs more than ``batch.validate`` (GX 1.24.1 on duckdb-engine 0.17):
+- GX only keeps one persisted connection for the dialects in the private tuple
+  ``sqlalchemy_execution_engine._PERSISTED_CONNECTION_DIALECTS``; for any other dialect it closes
+  the connection before reading query results, so on DuckDB every metric errors
+  ("list index out of range") while ``validate()`` returns normally. :func:`ensure_gx_duckdb_patch`
+  adds DuckDB to that tuple, which is why great-expectations must stay pinned.
+- duckdb-engine issues BEGIN on SQLAlchemy's autobegin, so on that single connection the first
+  failing query (e.g. a missing column) aborts the transaction and every later expectation errors
+  with "Current transaction is aborted". The connections handed to GX therefore ignore
+  begin/commit/rollback: validation only reads, each statement is its own DuckDB transaction.
+  (Measured: this alone also cures the "list index out of range" above, since the lost results
+  came from SQLAlchemy's rollback on returning a connection to the pool; the patch is kept so
+  GX runs on one connection, and fails loudly if GX changes.)
+- ``expect_column_values_to_(not_)match_regex`` ("Regex is not supported for dialect duckdb") and
+  ``expect_column_values_to_be_of_type`` / ``..._in_type_list`` (``KeyError: 'type'``) do not run
+  on DuckDB. :func:`translate_for_duckdb` rewrites them into ``unexpected_rows_expectation`` SQL
+  (see the function's docstring for the exact semantics) keeping severity, meta and, under
+  ``meta["translated_from"]``, the expectation as written, so results name what the author wrote.
+- Connections: DuckDB refuses, within one process, a second open of a file with a different
+  configuration (duckdb-engine always sets its own ``custom_user_agent``, DuckDBResource sets
+  ``"dagster"``), and another process cannot open the file read-write while we hold it. So GX never
+  opens the file itself: its SQLAlchemy engine gets a ``creator`` that hands out cursors of one
+  DuckDB connection we own (or of the caller's connection, e.g. the DuckDBResource's). Closing
+  those cursors (and our connection) after validation releases the file whatever GX still
+  references, and sharing the caller's connection cannot clash with its configuration. The
+  cursors' ``search_path`` is set to the checked schema, because GX deprecates
+  ``add_table_asset(schema_name=...)``. The Dagster check validates on the DuckDBResource's
+  connection and writes ``quality.gx_results`` with it once GX's cursors are closed.
+
+A suite whose queries read other tables lists them as ``meta.depends_on: ["layer/table"]``; they
+become the check's ``additional_deps`` so the check waits for them in a run that builds them.
+
+Results are also written, one row per expectation, to ``quality.gx_results`` in the build
+database (see :func:`write_gx_results`) so marts can report them. Great Expectations is imported
+lazily (it takes seconds); importing this module stays cheap for Dagster definitions.
+"""
+
+import copy
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EXPECTATIONS_DIR = REPO_ROOT / "expectations"
+LAYERS: tuple[str, ...] = ("raw", "staging", "intermediate", "marts")
+SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
+SAMPLE_SIZE = 10
+RESULTS_SCHEMA = "quality"
+RESULTS_TABLE = f"{RESULTS_SCHEMA}.gx_results"
+
+UNEXPECTED_ROWS = "unexpected_rows_expectation"
+MATCH_REGEX = "expect_column_values_to_match_regex"
+NOT_MATCH_REGEX = "expect_column_values_to_not_match_regex"
+OF_TYPE = "expect_column_values_to_be_of_type"
+IN_TYPE_LIST = "expect_column_values_to_be_in_type_list"
+
+# Common spellings -> the name DuckDB reports in information_schema.columns.data_type.
+_TYPE_ALIASES: dict[str, str] = {
+    "STRING": "VARCHAR",
+    "TEXT": "VARCHAR",
+    "CHAR": "VARCHAR",
+    "BPCHAR": "VARCHAR",
+    "INT": "INTEGER",
+    "INT4": "INTEGER",
+    "SIGNED": "INTEGER",
+    "INT8": "BIGINT",
+    "LONG": "BIGINT",
+    "INT2": "SMALLINT",
+    "SHORT": "SMALLINT",
+    "INT1": "TINYINT",
+    "FLOAT8": "DOUBLE",
+    "DOUBLE PRECISION": "DOUBLE",
+    "FLOAT4": "FLOAT",
+    "REAL": "FLOAT",
+    "NUMERIC": "DECIMAL",
+    "BOOL": "BOOLEAN",
+    "LOGICAL": "BOOLEAN",
+    "DATETIME": "TIMESTAMP",
+    "TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE",
+}
+
+
+class GXValidationError(Exception):
+    """GX could not evaluate one or more expectations: an error of the check, not of the data."""
+
+
+class UnsupportedExpectationError(ValueError):
+    """An expectation the DuckDB translation cannot run faithfully."""
+
+
+# --------------------------------------------------------------------------- suites and keys
+
+
+def suite_files(expectations_dir: Path = EXPECTATIONS_DIR) -> list[Path]:
+    """The suite files in ``expectations_dir``, sorted by name."""
+    directory = Path(expectations_dir)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"expectations directory not found: {directory}")
+    return sorted(p for p in directory.glob("*.json") if p.is_file())
+
+
+def asset_key_for_suite(path: Path | str) -> dg.AssetKey:
+    """``staging__stg_x.json`` -> ``AssetKey(["staging", "stg_x"])``."""
+    path = Path(path)
+    layer, sep, table = path.stem.partition("__")
+    if path.suffix != ".json" or not sep or layer not in LAYERS or not table:
+        raise ValueError(
+            f"suite file {path.name!r} must be named '<layer>__<table>.json' with layer one of "
+            f"{', '.join(LAYERS)}"
+        )
+    return dg.AssetKey([layer, table])
+
+
+def load_suite(path: Path | str) -> dict[str, Any]:
+    """Read and sanity-check one suite file (``name``, if given, must match the file name)."""
+    path = Path(path)
+    asset_key_for_suite(path)
+    try:
+        suite = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"suite file {path}: invalid JSON: {exc}") from exc
+    if not isinstance(suite, dict) or not isinstance(suite.get("expectations"), list):
+        raise ValueError(f"suite file {path}: expected an object with an 'expectations' list")
+    name = suite.setdefault("name", path.stem)
+    if name != path.stem:
+        raise ValueError(f"suite file {path}: suite name {name!r} must equal {path.stem!r}")
+    return suite
+
+
+# --------------------------------------------------------------------------- translation
+
+
+def _escape_for_gx(sql: str) -> str:
+    # GX str.format()s the query ({batch}) and then runs it through sqlalchemy.text(), which
+    # would read ":name" as a bind parameter; "\:" is text()'s escape for a literal colon.
+    return sql.replace("{", "{{").replace("}", "}}").replace(":", "\\:")
+
+
+def _sql_quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_literal(value: str) -> str:
+    return _escape_for_gx(_sql_quote(value))
+
+
+def _sql_ident(name: str) -> str:
+    return _escape_for_gx(_quote_ident(name))
+
+
+def _require_kwargs(
+    exp_type: str, kwargs: Mapping[str, Any], required: Sequence[str], optional: Sequence[str]
+) -> None:
+    missing = [k for k in required if kwargs.get(k) in (None, "")]
+    unknown = sorted(set(kwargs) - set(required) - set(optional))
+    if missing:
+        raise UnsupportedExpectationError(f"{exp_type}: missing {', '.join(missing)}")
+    if unknown:
+        raise UnsupportedExpectationError(
+            f"{exp_type}: argument(s) {', '.join(unknown)} not supported on DuckDB by the bridge"
+        )
+
+
+def _regex_query(exp_type: str, kwargs: Mapping[str, Any]) -> str:
+    _require_kwargs(exp_type, kwargs, ["column", "regex"], ["mostly"])
+    col = _sql_ident(str(kwargs["column"]))
+    matches = f"regexp_matches(CAST({col} AS VARCHAR), {_sql_literal(str(kwargs['regex']))})"
+    bad = f"NOT {matches}" if exp_type == MATCH_REGEX else matches
+    query = f"SELECT {col} FROM {{batch}} WHERE {col} IS NOT NULL AND {bad}"
+    mostly = kwargs.get("mostly")
+    if mostly is not None:
+        if not isinstance(mostly, int | float) or isinstance(mostly, bool) or not 0 <= mostly <= 1:
+            raise UnsupportedExpectationError(f"{exp_type}: mostly must be a number in [0, 1]")
+        # GX: success when the share of non-null values that are expected is >= mostly.
+        good_share = (
+            f"(SELECT avg(CASE WHEN {bad} THEN 0.0 ELSE 1.0 END) "
+            f"FROM {{batch}} WHERE {col} IS NOT NULL)"
+        )
+        query += f" AND {good_share} < {float(mostly)!r}"
+    return query + " ORDER BY 1"
+
+
+def _duckdb_type_name(type_name: str) -> str:
+    name = " ".join(str(type_name).upper().split())
+    return _TYPE_ALIASES.get(name, name)
+
+
+def _type_query(exp_type: str, kwargs: Mapping[str, Any], schema: str, table: str) -> str:
+    if exp_type == OF_TYPE:
+        _require_kwargs(exp_type, kwargs, ["column", "type_"], [])
+        wanted = [kwargs["type_"]]
+    else:
+        _require_kwargs(exp_type, kwargs, ["column", "type_list"], [])
+        wanted = kwargs["type_list"]
+        if not isinstance(wanted, list) or not wanted:
+            raise UnsupportedExpectationError(f"{exp_type}: type_list must be a non-empty list")
+    names = sorted({_duckdb_type_name(t) for t in wanted})
+    accepted = [f"data_type IN ({', '.join(_sql_literal(n) for n in names)})"]
+    # A bare parametrised type (DECIMAL) accepts any parameters (DECIMAL(18,3)).
+    accepted += [f"starts_with(data_type, {_sql_literal(n + '(')})" for n in names if "(" not in n]
+    column = str(kwargs["column"])
+    return (
+        "SELECT data_type FROM information_schema.columns"
+        " WHERE table_catalog = current_database()"
+        f" AND lower(table_schema) = lower({_sql_literal(schema)})"
+        f" AND lower(table_name) = lower({_sql_literal(table)})"
+        f" AND lower(column_name) = lower({_sql_literal(column)})"
+        f" AND NOT ({' OR '.join(accepted)})"
+        # Binds the column against the batch: a missing column is a query error, not a pass.
+        f" AND NOT EXISTS (SELECT {_sql_ident(column)} FROM {{batch}} WHERE false)"
+    )
+
+
+def translate_for_duckdb(suite: Mapping[str, Any], schema: str, table: str) -> dict[str, Any]:
+    """Return a copy of ``suite`` that GX 1.24 can evaluate on DuckDB.
+
+    - ``expect_column_values_to_match_regex`` -> ``unexpected_rows_expectation`` selecting the
+      non-null values for which DuckDB's ``regexp_matches`` (RE2) is false.
+      ``regexp_matches`` searches anywhere in the value, which is GX's own semantics (Python
+      ``re.search`` / SQL ``~``), so ``^``/``$`` anchors in the pattern work as written; a
+      pattern RE2 rejects (e.g. look-arounds) becomes an error of the check.
+      ``..._to_not_match_regex`` is the mirror image. Nulls are ignored, as in GX. ``mostly`` keeps
+      GX's rule (fail when the share of non-null matching values is below ``mostly``); when the
+      threshold is met no rows are returned, so ``unexpected_count`` is then 0.
+    - ``expect_column_values_to_be_of_type`` / ``..._in_type_list`` -> a query on
+      ``information_schema.columns`` returning the column's DuckDB ``data_type`` when it is not
+      one of the wanted types (common aliases such as STRING/TEXT/INT/BOOL/DATETIME are mapped to
+      DuckDB's names; a bare DECIMAL accepts any precision). Empty tables are still checked, and
+      a missing column is an error of the check (the query binds the column against the batch).
+    - anything else is passed through unchanged.
+
+    Every expectation gets an explicit ``severity`` (missing = critical). Translated ones keep
+    ``meta``/``notes``/``description`` and record ``meta["translated_from"]``.
+    Raises :class:`UnsupportedExpectationError` listing every expectation it cannot translate.
+    """
+    expectations = suite.get("expectations")
+    if not isinstance(expectations, list):
+        raise UnsupportedExpectationError("suite has no 'expectations' list")
+    translated: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for index, original in enumerate(expectations):
+        try:
+            translated.append(_translate_one(original, schema, table))
+        except UnsupportedExpectationError as exc:
+            problems.append(f"expectation #{index}: {exc}")
+    if problems:
+        raise UnsupportedExpectationError("; ".join(problems))
+    out = copy.deepcopy(dict(suite))
+    out["expectations"] = translated
+    return out
+
+
+def _translate_one(original: Any, schema: str, table: str) -> dict[str, Any]:
+    if not isinstance(original, dict) or not isinstance(original.get("type"), str):
+        raise UnsupportedExpectationError(f"not an expectation object with a 'type': {original!r}")
+    exp = copy.deepcopy(original)
+    severity = exp.get("severity") or "critical"
+    if severity not in SEVERITIES:
+        raise UnsupportedExpectationError(
+            f"{exp['type']}: severity {severity!r} is not one of {', '.join(SEVERITIES)}"
+        )
+    exp["severity"] = severity
+    exp_type: str = exp["type"]
+    kwargs: dict[str, Any] = exp.get("kwargs") or {}
+    if exp_type in (MATCH_REGEX, NOT_MATCH_REGEX):
+        query = _regex_query(exp_type, kwargs)
+    elif exp_type in (OF_TYPE, IN_TYPE_LIST):
+        query = _type_query(exp_type, kwargs, schema, table)
+    else:
+        return exp
+    new: dict[str, Any] = {
+        "type": UNEXPECTED_ROWS,
+        "kwargs": {"unexpected_rows_query": query},
+        "severity": severity,
+        "meta": {
+            **(exp.get("meta") or {}),
+            "translated_from": {"type": exp_type, "kwargs": copy.deepcopy(kwargs)},
+        },
+    }
+    for key in ("notes", "description"):
+        if key in exp:
+            new[key] = exp[key]
+    return new
+
+
+# --------------------------------------------------------------------------- GX runtime
+
+
+class _DuckDBDialect(str):
+    """Stands in for the missing ``GXSqlDialect.DUCKDB``: GX reads both ``.value`` and the str."""
+
+    __slots__ = ()
+
+    @property
+    def value(self) -> str:
+        return str(self)
+
+
+def _import_gx() -> Any:
+    with warnings.catch_warnings():
+        # GX 1.24 imports the deprecated sre_constants module; not ours to fix.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import great_expectations as gx
+    return gx
+
+
+def ensure_gx_duckdb_patch() -> None:
+    """Make GX keep one persisted connection for DuckDB (idempotent)."""
+    _import_gx()
+    from great_expectations.execution_engine import sqlalchemy_execution_engine as engine_module
+
+    current = getattr(engine_module, "_PERSISTED_CONNECTION_DIALECTS", None)
+    if not isinstance(current, tuple):
+        raise RuntimeError(
+            "great_expectations.execution_engine.sqlalchemy_execution_engine."
+            "_PERSISTED_CONNECTION_DIALECTS is gone: pipelines/quality.py patches this private "
+            "name to run GX on DuckDB, so great-expectations must stay pinned at 1.24.1 "
+            "(see pyproject.toml) until the bridge is re-verified against the new version"
+        )
+    if any(str(getattr(d, "value", d)) == "duckdb" for d in current):
+        return
+    engine_module._PERSISTED_CONNECTION_DIALECTS = (*current, _DuckDBDialect("duckdb"))
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    """The result of one expectation, named as the author wrote it."""
+
+    index: int
+    expectation: str
+    kwargs: dict[str, Any]
+    severity: str
+    success: bool
+    errored: bool = False
+    exception_message: str | None = None
+    unexpected_count: int | None = None
+    unexpected_percent: float | None = None
+    unexpected_sample: list[str] = field(default_factory=list)
+    observed_value: Any = None
+    translated_query: str | None = None
+
+    @property
+    def column(self) -> str | None:
+        column = self.kwargs.get("column")
+        return None if column is None else str(column)
+
+    @property
+    def failed(self) -> bool:
+        return not self.errored and not self.success
+
+    @property
+    def label(self) -> str:
+        """``expect_x(column=a, regex='^b$')`` — short, for messages and tables."""
+        args = ", ".join(
+            f"{k}={v}" if k == "column" else f"{k}={v!r}"
+            for k, v in self.kwargs.items()
+            if k not in ("batch_id", "result_format")
+        )
+        return f"{self.expectation}({_shorten(args, 120)})"
+
+    @property
+    def message(self) -> str | None:
+        if self.errored:
+            return f"error: {self.exception_message}"
+        if self.success:
+            return None
+        if self.unexpected_count is not None:
+            pct = (
+                f" ({self.unexpected_percent:.4g}%)" if self.unexpected_percent is not None else ""
+            )
+            return f"{self.unexpected_count} unexpected{pct}"
+        return f"observed {json.dumps(self.observed_value, default=str)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "expectation": self.expectation,
+            "kwargs": self.kwargs,
+            "severity": self.severity,
+            "success": self.success,
+            "errored": self.errored,
+            "exception_message": self.exception_message,
+            "unexpected_count": self.unexpected_count,
+            "unexpected_percent": self.unexpected_percent,
+            "unexpected_sample": self.unexpected_sample,
+            "observed_value": self.observed_value,
+            "translated_query": self.translated_query,
+        }
+
+
+@dataclass
+class SuiteOutcome:
+    """All expectation results of one suite run against one table."""
+
+    suite: str
+    schema: str
+    table: str
+    expectations: list[ExpectationOutcome]
+    duration_s: float = 0.0
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def asset_key(self) -> dg.AssetKey:
+        return dg.AssetKey([self.schema, self.table])
+
+    @property
+    def errors(self) -> list[ExpectationOutcome]:
+        return [e for e in self.expectations if e.errored]
+
+    def _failed(self, severity: str) -> list[ExpectationOutcome]:
+        return [e for e in self.expectations if e.failed and e.severity == severity]
+
+    @property
+    def critical_failures(self) -> list[ExpectationOutcome]:
+        return self._failed("critical")
+
+    @property
+    def warning_failures(self) -> list[ExpectationOutcome]:
+        return self._failed("warning")
+
+    @property
+    def info_failures(self) -> list[ExpectationOutcome]:
+        return self._failed("info")
+
+    @property
+    def passed(self) -> bool:
+        """No errors, no failed critical or warning expectation (info failures don't count)."""
+        return not (self.errors or self.critical_failures or self.warning_failures)
+
+    def error_summary(self) -> str:
+        lines = [f"{e.label}: {e.exception_message}" for e in self.errors]
+        return (
+            f"GX suite {self.suite!r} on {self.schema}.{self.table}: "
+            f"{len(self.errors)} of {len(self.expectations)} expectation(s) could not be "
+            "evaluated (an error of the check, not of the data):\n  " + "\n  ".join(lines)
+        )
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _first_line(message: Any) -> str:
+    lines = str(message or "").strip().splitlines()
+    return lines[0].strip() if lines else "unknown error"
+
+
+def _raised_messages(exception_info: Any) -> list[str]:
+    """Messages of every raised exception in a GX ``exception_info`` (flat or keyed by metric)."""
+    if not isinstance(exception_info, Mapping):
+        return []
+    if "raised_exception" in exception_info:
+        if not exception_info.get("raised_exception"):
+            return []
+        return [_first_line(exception_info.get("exception_message"))]
+    messages: list[str] = []
+    for nested in exception_info.values():
+        messages.extend(m for m in _raised_messages(nested) if m not in messages)
+    return messages
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+def _stringify(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(_jsonable(value), ensure_ascii=False)
+
+
+def _sample(exp_type: str, result: Mapping[str, Any]) -> list[str]:
+    if exp_type == UNEXPECTED_ROWS:
+        rows = (result.get("details") or {}).get("unexpected_rows") or []
+        values = [
+            next(iter(row.values())) if isinstance(row, Mapping) and len(row) == 1 else row
+            for row in rows
+        ]
+    else:
+        values = result.get("partial_unexpected_list") or []
+    return [_stringify(v) for v in list(values)[:SAMPLE_SIZE]]
+
+
+def _outcome_from_result(
+    index: int, original: Mapping[str, Any], ran: Mapping[str, Any], evr: Mapping[str, Any]
+) -> ExpectationOutcome:
+    exp_type = str(original["type"])
+    kwargs = _jsonable(dict(original.get("kwargs") or {}))
+    severity = str(ran.get("severity") or "critical")
+    translated_query = ran["kwargs"]["unexpected_rows_query"] if ran["type"] != exp_type else None
+    errors = _raised_messages(evr.get("exception_info"))
+    success = evr.get("success")
+    if errors or not isinstance(success, bool):
+        return ExpectationOutcome(
+            index=index,
+            expectation=exp_type,
+            kwargs=kwargs,
+            severity=severity,
+            success=False,
+            errored=True,
+            exception_message="; ".join(errors) or "GX returned no success flag",
+            translated_query=translated_query,
+        )
+    result: Mapping[str, Any] = evr.get("result") or {}
+    if ran["type"] == UNEXPECTED_ROWS:
+        unexpected_count = result.get("observed_value")
+        unexpected_percent = None
+        observed = unexpected_count
+    else:
+        unexpected_count = result.get("unexpected_count")
+        unexpected_percent = result.get("unexpected_percent")
+        observed = result.get("observed_value")
+    return ExpectationOutcome(
+        index=index,
+        expectation=exp_type,
+        kwargs=kwargs,
+        severity=severity,
+        success=success,
+        unexpected_count=None if unexpected_count is None else int(unexpected_count),
+        unexpected_percent=None if unexpected_percent is None else float(unexpected_percent),
+        unexpected_sample=[] if success else _sample(ran["type"], result),
+        observed_value=_jsonable(observed),
+        translated_query=translated_query,
+    )
+
+
+def _errored_outcome(
+    suite: Mapping[str, Any], schema: str, table: str, exc: BaseException, started: float
+) -> SuiteOutcome:
+    message = f"{type(exc).__name__}: {_first_line(exc)}"
+    expectations = [
+        ExpectationOutcome(
+            index=i,
+            expectation=str(e.get("type")) if isinstance(e, Mapping) else repr(e),
+            kwargs=_jsonable(dict(e.get("kwargs") or {})) if isinstance(e, Mapping) else {},
+            severity=str(e.get("severity") or "critical") if isinstance(e, Mapping) else "critical",
+            success=False,
+            errored=True,
+            exception_message=message,
+        )
+        for i, e in enumerate(suite.get("expectations") or [])
+    ]
+    if not expectations:  # still report the suite itself as broken
+        expectations = [
+            ExpectationOutcome(
+                index=0,
+                expectation="<suite>",
+                kwargs={},
+                severity="critical",
+                success=False,
+                errored=True,
+                exception_message=message,
+            )
+        ]
+    return SuiteOutcome(
+        suite=str(suite.get("name") or f"{schema}__{table}"),
+        schema=schema,
+        table=table,
+        expectations=expectations,
+        duration_s=time.perf_counter() - started,
+        exception=exc,
+    )
+
+
+def run_suite(
+    database: str | os.PathLike[str] | duckdb.DuckDBPyConnection,
+    schema: str,
+    table: str,
+    suite: Mapping[str, Any],
+) -> SuiteOutcome:
+    """Validate the DuckDB table ``schema.table`` in place against a GX suite dict.
+
+    ``database`` is a DuckDB file path (opened and closed here) or an open connection (GX then
+    runs on cursors of it; they are closed before returning, the connection stays open).
+    GX problems never raise: they come back as errored expectations (``outcome.errors``), with
+    ``outcome.exception`` set when the suite could not run at all.
+    """
+    started = time.perf_counter()
+    name = str(suite.get("name") or f"{schema}__{table}")
+    try:
+        translated = translate_for_duckdb(suite, schema, table)
+    except UnsupportedExpectationError as exc:
+        return _errored_outcome(suite, schema, table, exc, started)
+
+    owned: duckdb.DuckDBPyConnection | None = None
+    cursors: list[duckdb.DuckDBPyConnection] = []
+    try:
+        if isinstance(database, duckdb.DuckDBPyConnection):
+            base = database
+        else:
+            owned = base = duckdb.connect(os.fspath(database))
+        with warnings.catch_warnings():
+            # GX reflects every column; duckdb-engine cannot name LIST/STRUCT/MAP types. Harmless:
+            # expectations on such columns still run (or error) as SQL in DuckDB.
+            warnings.filterwarnings("ignore", message="Did not recognize type '")
+            results = _validate(base, cursors, name, schema, table, translated)
+    except Exception as exc:
+        return _errored_outcome(suite, schema, table, exc, started)
+    finally:
+        for cursor in cursors:
+            cursor.close()
+        if owned is not None:
+            owned.close()
+
+    originals = suite["expectations"]
+    outcomes = [
+        _outcome_from_result(i, originals[i], translated["expectations"][i], results[i])
+        for i in range(len(originals))
+    ]
+    return SuiteOutcome(
+        suite=name,
+        schema=schema,
+        table=table,
+        expectations=outcomes,
+        duration_s=time.perf_counter() - started,
+    )
+
+
+_INDEX_META = "fundtrace_index"
+
+
+def _validate(
+    base: duckdb.DuckDBPyConnection,
+    cursors: list[duckdb.DuckDBPyConnection],
+    name: str,
+    schema: str,
+    table: str,
+    translated: Mapping[str, Any],
+) -> dict[int, dict[str, Any]]:
+    """Run the translated suite through GX; results keyed by expectation index."""
+    gx = _import_gx()
+    ensure_gx_duckdb_patch()
+    import duckdb_engine
+    from great_expectations.core import ExpectationSuite
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    class _ReadOnlyAutocommit(duckdb_engine.ConnectionWrapper):
+        # duckdb-engine BEGINs on SQLAlchemy's autobegin, so on GX's single persisted connection
+        # one failing expectation query would abort the transaction and every later query would
+        # fail too ("Current transaction is aborted"). Validation only reads: let each statement
+        # run in its own DuckDB transaction.
+        def begin(self) -> None:
+            pass
+
+        def commit(self) -> None:
+            pass
+
+        def rollback(self) -> None:
+            pass
+
+    search_path = _sql_quote(f"{_quote_ident(schema)},main")
+
+    def creator() -> Any:
+        cursor = base.cursor()
+        cursors.append(cursor)
+        # GX deprecates add_table_asset(schema_name=...) in favour of the connection's default
+        # schema; our cursors are private, so set it there.
+        cursor.execute(f"SET search_path = {search_path}")
+        return _ReadOnlyAutocommit(cursor)
+
+    probe = base.cursor()
+    cursors.append(probe)
+    found = probe.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database()"
+        " AND table_schema = ? AND table_name = ?",
+        [schema, table],
+    ).fetchone()
+    if not found or not found[0]:
+        raise LookupError(f"table {schema}.{table} does not exist in the database")
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    datasource = context.data_sources.add_sql(
+        name=f"fundtrace_{name}",
+        # the URL only selects the dialect (and, with the patch, GX's single-connection pool)
+        connection_string="duckdb:///:memory:",
+        kwargs={"creator": creator},
+    )
+    asset = datasource.add_table_asset(name=table, table_name=table)
+    batch = asset.add_batch_definition_whole_table("whole_table").get_batch()
+
+    expectations = []
+    for index, exp in enumerate(translated["expectations"]):
+        exp = copy.deepcopy(exp)
+        exp["meta"] = {**(exp.get("meta") or {}), _INDEX_META: index}
+        expectations.append(exp)
+    # Row samples of unexpected_rows_expectation only come with COMPLETE; map expectations get
+    # SUMMARY so they fetch SAMPLE_SIZE values rather than every unexpected value.
+    groups = [
+        ([e for e in expectations if e["type"] == UNEXPECTED_ROWS], {"result_format": "COMPLETE"}),
+        (
+            [e for e in expectations if e["type"] != UNEXPECTED_ROWS],
+            {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE},
+        ),
+    ]
+    results: dict[int, dict[str, Any]] = {}
+    for group, result_format in groups:
+        if not group:
+            continue
+        gx_suite = ExpectationSuite(name=name, expectations=group, meta=translated.get("meta"))
+        validation = batch.validate(gx_suite, result_format=result_format)
+        for evr in validation.results:
+            evr_dict = evr.to_json_dict()
+            index = (evr_dict.get("expectation_config") or {}).get("meta", {}).get(_INDEX_META)
+            results[int(index)] = evr_dict
+    missing = [i for i in range(len(expectations)) if i not in results]
+    if missing:
+        raise RuntimeError(f"GX returned no result for expectation(s) #{missing}")
+    datasource.get_execution_engine().close()
+    return results
+
+
+# --------------------------------------------------------------------------- persistence
+
+_RESULTS_COLUMNS: dict[str, tuple[str, str]] = {
+    "asset_key": ("VARCHAR", "Dagster asset key of the checked table, e.g. staging/stg_x"),
+    "suite": ("VARCHAR", "Suite name = expectations/<suite>.json"),
+    "expectation": ("VARCHAR", "Expectation type as written in the suite"),
+    "kwargs": ("VARCHAR", "Expectation arguments as written, JSON"),
+    "severity": ("VARCHAR", "critical | warning | info"),
+    "success": ("BOOLEAN", "True when the data met the expectation; false when failed or errored"),
+    "errored": ("BOOLEAN", "True when GX could not evaluate it (an error of the check itself)"),
+    "unexpected_count": ("BIGINT", "Unexpected rows/values, when the expectation counts them"),
+    "unexpected_sample": ("VARCHAR", "JSON list of up to 10 unexpected values, as strings"),
+    "message": ("VARCHAR", "Failure or error summary; NULL when successful"),
+    "checked_at": ("TIMESTAMP", "UTC time the suite was validated"),
+}
+
+
+def write_gx_results(
+    conn: duckdb.DuckDBPyConnection,
+    outcome: SuiteOutcome,
+    checked_at: datetime | None = None,
+) -> int:
+    """Replace the rows of ``outcome.suite`` in ``quality.gx_results``; returns rows written."""
+    checked_at = checked_at or datetime.now(UTC).replace(tzinfo=None)
+    columns = ", ".join(f"{name} {sql_type}" for name, (sql_type, _) in _RESULTS_COLUMNS.items())
+    rows = [
+        (
+            outcome.asset_key.to_user_string(),
+            outcome.suite,
+            e.expectation,
+            json.dumps(e.kwargs, sort_keys=True, ensure_ascii=False),
+            e.severity,
+            e.success,
+            e.errored,
+            e.unexpected_count,
+            json.dumps(e.unexpected_sample, ensure_ascii=False),
+            e.message,
+            checked_at,
+        )
+        for e in outcome.expectations
+    ]
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {RESULTS_SCHEMA}")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {RESULTS_TABLE} ({columns})")
+        conn.execute(
+            f"COMMENT ON TABLE {RESULTS_TABLE} IS 'Great Expectations results. Grain: one "
+            "expectation of one suite, latest validation of that suite (rows replaced per suite)'"
+        )
+        for name, (_, comment) in _RESULTS_COLUMNS.items():
+            escaped = comment.replace("'", "''")
+            conn.execute(f"COMMENT ON COLUMN {RESULTS_TABLE}.{name} IS '{escaped}'")
+        conn.execute(f"DELETE FROM {RESULTS_TABLE} WHERE suite = ?", [outcome.suite])
+        if rows:
+            placeholders = ", ".join("?" * len(_RESULTS_COLUMNS))
+            names = ", ".join(_RESULTS_COLUMNS)
+            conn.executemany(f"INSERT INTO {RESULTS_TABLE} ({names}) VALUES ({placeholders})", rows)
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    return len(rows)
+
+
+# --------------------------------------------------------------------------- Dagster checks
+
+
+def _md_cell(value: Any) -> str:
+    return _shorten(str(value), 200).replace("|", "\\|").replace("\n", " ")
+
+
+def failures_markdown(outcome: SuiteOutcome) -> str:
+    """Markdown table of errored and failed expectations (or a one-line all-clear)."""
+    bad = [e for e in outcome.expectations if e.errored or e.failed]
+    if not bad:
+        return f"All {len(outcome.expectations)} expectations of `{outcome.suite}` passed."
+    lines = [
+        "| expectation | severity | unexpected | sample | message |",
+        "|---|---|---|---|---|",
+    ]
+    for e in bad:
+        sample = ", ".join(e.unexpected_sample)
+        count = "" if e.unexpected_count is None else e.unexpected_count
+        lines.append(
+            f"| {_md_cell(e.label)} | {e.severity} | {count} | {_md_cell(sample)} "
+            f"| {_md_cell(e.message or '')} |"
+        )
+    return "\n".join(lines)
+
+
+def suite_dependencies(suite: Mapping[str, Any], key: dg.AssetKey) -> list[dg.AssetKey]:
+    """The assets listed in the suite's ``meta.depends_on`` (``"layer/table"``), minus ``key``.
+
+    They become the check's ``additional_deps``. Deliberately not guessed from query texts: a
+    blocking check that reads an asset downstream of its own asset is a dependency cycle.
+    """
+    refs = (suite.get("meta") or {}).get("depends_on") or []
+    if isinstance(refs, str) or not isinstance(refs, list):
+        raise ValueError(f"suite {suite.get('name')!r}: meta.depends_on must be a list")
+    found = {dg.AssetKey(str(ref).replace(".", "/").split("/")) for ref in refs}
+    found.discard(key)
+    return sorted(found, key=lambda k: k.to_user_string())
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _describe_suite(suite: Mapping[str, Any], key: dg.AssetKey) -> str:
+    description = (suite.get("meta") or {}).get("description")
+    if description:
+        return str(description)
+    types = [str(e.get("type")) for e in suite["expectations"] if isinstance(e, Mapping)]
+    listing = ", ".join(types) if types else "no expectations"
+    return f"Great Expectations suite {suite['name']} on {key.to_user_string()}: {listing}"
+
+
+def _check_metadata(outcome: SuiteOutcome) -> dict[str, Any]:
+    return {
+        "suite": outcome.suite,
+        "evaluated": len(outcome.expectations),
+        "errored": len(outcome.errors),
+        "failed_critical": len(outcome.critical_failures),
+        "failed_warning": len(outcome.warning_failures),
+        "failed_info": len(outcome.info_failures),
+        "duration_s": round(outcome.duration_s, 3),
+        "failures": dg.MetadataValue.md(failures_markdown(outcome)),
+        "expectations": dg.MetadataValue.json([e.to_dict() for e in outcome.expectations]),
+    }
+
+
+def result_for_outcome(outcome: SuiteOutcome) -> dg.AssetCheckResult:
+    """Map a suite outcome without errors to a Dagster check result (see module docstring)."""
+    if outcome.errors:
+        raise GXValidationError(outcome.error_summary()) from outcome.exception
+    metadata = _check_metadata(outcome)
+    if outcome.critical_failures:
+        return dg.AssetCheckResult(
+            passed=False, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata
+        )
+    if outcome.warning_failures:
+        return dg.AssetCheckResult(
+            passed=False, severity=dg.AssetCheckSeverity.WARN, metadata=metadata
+        )
+    return dg.AssetCheckResult(passed=True, metadata=metadata)
+
+
+def _build_check(path: Path) -> dg.AssetChecksDefinition:
+    key = asset_key_for_suite(path)
+    suite = load_suite(path)
+    schema, table = key.path
+
+    @dg.asset_check(
+        asset=key,
+        name=f"gx_{table}",
+        blocking=True,
+        description=_describe_suite(suite, key),
+        additional_deps=suite_dependencies(suite, key),
+        metadata={"suite_file": _display_path(path)},
+    )
+    def _gx_check(
+        context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource
+    ) -> dg.AssetCheckResult:
+        context.log.info(
+            f"GX suite {suite['name']}: {len(suite['expectations'])} expectations "
+            f"on {schema}.{table}"
+        )
+        with duckdb.get_connection() as conn:
+            try:
+                outcome = run_suite(conn, schema, table, suite)
+                write_gx_results(conn, outcome)
+            finally:
+                # get_connection() skips its close() when the body raises
+                conn.close()
+        summary = (
+            f"GX suite {outcome.suite}: {len(outcome.expectations)} evaluated in "
+            f"{outcome.duration_s:.2f}s, {len(outcome.errors)} errored, "
+            f"{len(outcome.critical_failures)} critical / {len(outcome.warning_failures)} "
+            f"warning / {len(outcome.info_failures)} info failed"
+        )
+        if outcome.errors:
+            context.log.error(summary + "\n" + outcome.error_summary())
+        elif outcome.passed:
+            context.log.info(summary)
+        else:
+            context.log.warning(summary)
+        return result_for_outcome(outcome)
+
+    return _gx_check
+
+
+def build_gx_asset_checks(
+    expectations_dir: Path = EXPECTATIONS_DIR,
+) -> list[dg.AssetChecksDefinition]:
+    """One blocking ``gx_<table>`` asset check per suite file in ``expectations_dir``."""
+    return [_build_check(path) for path in suite_files(expectations_dir)]
+
+
+__all__ = [
+    "EXPECTATIONS_DIR",
+    "RESULTS_TABLE",
+    "ExpectationOutcome",
+    "GXValidationError",
+    "SuiteOutcome",
+    "UnsupportedExpectationError",
+    "asset_key_for_suite",
+    "build_gx_asset_checks",
+    "ensure_gx_duckdb_patch",
+    "failures_markdown",
+    "load_suite",
+    "result_for_outcome",
+    "run_suite",
+    "suite_dependencies",
+    "suite_files",
+    "translate_for_duckdb",
+    "write_gx_results",
+]
