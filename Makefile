@@ -17,6 +17,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
 	@mkdir -p $(DAGSTER_HOME)
+	@test -f $(DAGSTER_HOME)/dagster.yaml || cp pipelines/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	@touch $(STAMP)
 
 run: setup  ## materialize every asset from $$FUNDTRACE_RAW_DIR and publish $$FUNDTRACE_MARTS_DB
@@ -36,6 +37,8 @@ format: setup
 	$(BIN)/ruff format .
 
 ui: setup  ## Dagster webserver + daemon (schedules fire) on 127.0.0.1:3000
+	@mkdir -p $(DAGSTER_HOME)
+	@test -f $(DAGSTER_HOME)/dagster.yaml || cp pipelines/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h $(UI_HOST) -p $(UI_PORT)
 
 lock:  ## re-resolve requirements.lock from pyproject.toml (needs uv)

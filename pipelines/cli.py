@@ -5,6 +5,7 @@ The run is recorded in the Dagster instance at $DAGSTER_HOME, so it shows up in 
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -15,13 +16,18 @@ import dagster as dg
 def _run(_: argparse.Namespace) -> int:
     from pipelines.definitions import build_definitions
     from pipelines.jobs import ALL_ASSETS_JOB_NAME
-    from pipelines.resources import build_db_from_env, marts_db_from_env, raw_dir_from_env
-
-    from pipelines.resources import REPO_ROOT
+    from pipelines.resources import (
+        REPO_ROOT,
+        build_db_from_env,
+        marts_db_from_env,
+        raw_dir_from_env,
+    )
 
     # runs are recorded where `make ui` looks, so they appear in the Dagster UI
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / ".dagster_home")))
     home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copyfile(Path(__file__).with_name("dagster.yaml"), home / "dagster.yaml")
     print(f"raw input:   {raw_dir_from_env()}")
     print(f"build db:    {build_db_from_env()}")
     print(f"marts file:  {marts_db_from_env()}")
@@ -57,7 +63,9 @@ def _run(_: argparse.Namespace) -> int:
             f"({check.severity.value})"
         )
     if not result.success:
-        failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+        failures = [
+            e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE
+        ]
         for event in failures:
             print(f"step {event.step_key} failed: {event.message}", file=sys.stderr)
         print(f"\nrun {result.run_id} FAILED after {elapsed:.1f}s; the previous marts were kept")

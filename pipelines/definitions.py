@@ -5,6 +5,8 @@ same name in the build database. Great Expectations suites in `expectations/` be
 checks. Runs use the in-process executor: the multiprocess default costs ~1.5 s per asset.
 """
 
+from pathlib import Path
+
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
@@ -13,7 +15,7 @@ from assets.marts import core, data_quality, publish
 from assets.raw import reference, threesixty_giving
 from assets.staging import stg_360giving_grants
 from pipelines.jobs import fundtrace_all, nightly
-from pipelines.quality import build_gx_asset_checks
+from pipelines.quality import EXPECTATIONS_DIR, build_gx_asset_checks
 from pipelines.resources import build_db_from_env, marts_db_from_env, settings_from_env
 
 ASSET_MODULES = [
@@ -28,13 +30,14 @@ ASSET_MODULES = [
 ]
 
 
-def build_definitions() -> dg.Definitions:
+def build_definitions(expectations_dir: Path = EXPECTATIONS_DIR) -> dg.Definitions:
+    """Definitions for the paths in the environment (read now, so tests can vary them)."""
     marts_db = marts_db_from_env()
     build_db = build_db_from_env(marts_db)
     build_db.parent.mkdir(parents=True, exist_ok=True)
     return dg.Definitions(
         assets=dg.load_assets_from_modules(ASSET_MODULES),
-        asset_checks=build_gx_asset_checks(),
+        asset_checks=build_gx_asset_checks(expectations_dir),
         jobs=[fundtrace_all],
         schedules=[nightly],
         resources={

@@ -764,6 +764,20 @@ _RESULTS_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 
+def ensure_results_table(conn: duckdb.DuckDBPyConnection) -> None:
+    """Create ``quality.gx_results`` (with its comments) if it does not exist yet."""
+    columns = ", ".join(f"{name} {sql_type}" for name, (sql_type, _) in _RESULTS_COLUMNS.items())
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {RESULTS_SCHEMA}")
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {RESULTS_TABLE} ({columns})")
+    conn.execute(
+        f"COMMENT ON TABLE {RESULTS_TABLE} IS 'Great Expectations results. Grain: one "
+        "expectation of one suite, latest validation of that suite (rows replaced per suite)'"
+    )
+    for name, (_, comment) in _RESULTS_COLUMNS.items():
+        escaped = comment.replace("'", "''")
+        conn.execute(f"COMMENT ON COLUMN {RESULTS_TABLE}.{name} IS '{escaped}'")
+
+
 def write_gx_results(
     conn: duckdb.DuckDBPyConnection,
     outcome: SuiteOutcome,
@@ -771,7 +785,6 @@ def write_gx_results(
 ) -> int:
     """Replace the rows of ``outcome.suite`` in ``quality.gx_results``; returns rows written."""
     checked_at = checked_at or datetime.now(UTC).replace(tzinfo=None)
-    columns = ", ".join(f"{name} {sql_type}" for name, (sql_type, _) in _RESULTS_COLUMNS.items())
     rows = [
         (
             outcome.asset_key.to_user_string(),
@@ -790,15 +803,7 @@ def write_gx_results(
     ]
     conn.execute("BEGIN TRANSACTION")
     try:
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {RESULTS_SCHEMA}")
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {RESULTS_TABLE} ({columns})")
-        conn.execute(
-            f"COMMENT ON TABLE {RESULTS_TABLE} IS 'Great Expectations results. Grain: one "
-            "expectation of one suite, latest validation of that suite (rows replaced per suite)'"
-        )
-        for name, (_, comment) in _RESULTS_COLUMNS.items():
-            escaped = comment.replace("'", "''")
-            conn.execute(f"COMMENT ON COLUMN {RESULTS_TABLE}.{name} IS '{escaped}'")
+        ensure_results_table(conn)
         conn.execute(f"DELETE FROM {RESULTS_TABLE} WHERE suite = ?", [outcome.suite])
         if rows:
             placeholders = ", ".join("?" * len(_RESULTS_COLUMNS))
@@ -958,6 +963,7 @@ __all__ = [
     "asset_key_for_suite",
     "build_gx_asset_checks",
     "ensure_gx_duckdb_patch",
+    "ensure_results_table",
     "failures_markdown",
     "load_suite",
     "result_for_outcome",

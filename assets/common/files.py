@@ -51,26 +51,36 @@ def sha256_file(path: Path) -> str:
 
 
 def detect_encoding(path: Path) -> str:
-    """'utf-8' (BOM or not) when the whole file decodes strictly, else charset-normalizer's guess.
+    """utf-16 (BOM), utf-8 (BOM or not), cp1252, else charset-normalizer's guess.
 
     Decoding is incremental so a large file is never held in memory.
     """
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if _decodes(path, "utf-8"):
+        return "utf-8"
+    # the sources we read publish UTF-8 or Windows-1252; charset-normalizer ranks cp1252
+    # below exotic code pages on short files, so try it first
+    if _decodes(path, "cp1252"):
+        return "cp1252"
+    from charset_normalizer import from_path
+
+    best = from_path(path, steps=10, chunk_size=4096).best()
+    return best.encoding if best is not None else "cp1252"
+
+
+def _decodes(path: Path, encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
     try:
         with path.open("rb") as fh:
             while chunk := fh.read(_CHUNK):
                 decoder.decode(chunk)
             decoder.decode(b"", final=True)
-        return "utf-8"
+        return True
     except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_path
-
-    best = from_path(path, steps=10, chunk_size=4096).best()
-    # Western European publishers: cp1252 is the usual culprit and a safe superset of latin-1.
-    if best is None or best.encoding in {"ascii", "latin_1", "iso8859_15"}:
-        return "cp1252"
-    return best.encoding
+        return False
 
 
 def transcode_to_utf8(path: Path, encoding: str, workdir: Path | None = None) -> Path:

@@ -62,7 +62,7 @@ def parse_amount(text: str | None) -> Decimal | None:
     """Python mirror of `ft_parse_amount`, evaluated by DuckDB itself (one implementation)."""
     con = duckdb.connect()
     install_macros(con)
-    row = con.execute(f"SELECT CAST(ft_parse_amount(?) AS VARCHAR)", [text]).fetchone()
+    row = con.execute("SELECT CAST(ft_parse_amount(?) AS VARCHAR)", [text]).fetchone()
     con.close()
     if not row or row[0] is None:
         return None

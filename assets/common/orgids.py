@@ -47,7 +47,7 @@ CREATE OR REPLACE TEMP MACRO ft_org_id(x) AS (
       CASE WHEN ft_company_number(substr(s, 8)) IS NULL THEN NULL
            ELSE 'GB-COH-' || ft_company_number(substr(s, 8)) END
     -- a scheme with an empty or all-zero identifier is a placeholder
-    WHEN regexp_full_match(s, '[A-Z0-9]{{2,}}-[A-Z0-9]+-?[-0]*') THEN NULL
+    WHEN regexp_full_match(s, '[A-Z0-9]{{2,}}-[A-Z0-9]+-[-0]*') THEN NULL
     ELSE s
   END FROM t
 );
@@ -59,7 +59,8 @@ CREATE OR REPLACE TEMP MACRO ft_clean_name(x) AS
   nullif(regexp_replace(trim(CAST(x AS VARCHAR)), '\s+', ' ', 'g'), '');
 CREATE OR REPLACE TEMP MACRO ft_name_key(x) AS
   nullif(trim(regexp_replace(regexp_replace(regexp_replace(
-    replace(replace(lower(ft_clean_name(x)), '&amp;', '&'), '.', ''),
+    regexp_replace(replace(replace(lower(ft_clean_name(x)), '&amp;', '&'), '.', ''),
+                   '([a-z])-([a-z])', '\1\2', 'g'),
     '[^a-z0-9& ]+', ' ', 'g'),
     '{_LEGAL_FORM_RE}', ' ', 'g'),
     '\s+', ' ', 'g')), '');

@@ -17,6 +17,7 @@ from assets.raw.ingest import FILE_MANIFEST
 from assets.raw.threesixty_giving import RAW_GRANTS
 from assets.staging.quarantine import STG_QUARANTINE
 from assets.staging.stg_360giving_grants import STG_GRANTS
+from pipelines.quality import RESULTS_TABLE, ensure_results_table
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class SourceTables:
 # One entry per source system; new sources add themselves here.
 SOURCES = (SourceTables("360giving", RAW_GRANTS, STG_GRANTS),)
 
-GX_RESULTS_TABLE = "quality.gx_results"
+GX_RESULTS_TABLE = RESULTS_TABLE
 
 DATA_QUALITY = TableSpec(
     schema="marts",
@@ -93,12 +94,7 @@ def _gx_rows(src: SourceTables) -> str:
 
 
 def build_data_quality(con: duckdb.DuckDBPyConnection) -> int:
-    con.execute("CREATE SCHEMA IF NOT EXISTS quality")
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {GX_RESULTS_TABLE} (asset_key VARCHAR, suite VARCHAR, "
-        "expectation VARCHAR, kwargs VARCHAR, severity VARCHAR, success BOOLEAN, errored BOOLEAN, "
-        "unexpected_count BIGINT, unexpected_sample VARCHAR, message VARCHAR, checked_at TIMESTAMP)"
-    )
+    ensure_results_table(con)
     parts = [
         f"""SELECT source_system, source_file, file_sha256, 'ingest' AS check_name,
           CASE status WHEN 'failed' THEN 'failed' WHEN 'partial' THEN 'quarantined_rows' ELSE 'ok' END AS status,

@@ -204,7 +204,9 @@ def ingest_folder(
         if not force and known.get(rel) == (sha, parser_version):
             report.files_unchanged += 1
             continue
-        ctx = FileContext(source_system, path, rel, sha, dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        ctx = FileContext(
+            source_system, path, rel, sha, dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        )
         _ingest_one(con, raw_table, parser, parser_version, ctx, report, log)
 
     for extra in list_unsupported_files(src_dir, suffixes):
@@ -239,6 +241,7 @@ def _ingest_one(
 ) -> None:
     started = time.perf_counter()
     size = ctx.path.stat().st_size
+    seen = 0
     con.execute("BEGIN TRANSACTION")
     try:
         _forget_file(con, raw_table, ctx.source_system, ctx.source_file)
@@ -264,7 +267,6 @@ def _ingest_one(
         status, loaded, fmt, enc, message = "failed", 0, ctx.path.suffix.lstrip("."), None, reason
         report.files_failed += 1
         log(f"{ctx.source_system}: FAILED {ctx.source_file} at {locator}: {reason}")
-        _ = seen
     elapsed = time.perf_counter() - started
 
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -286,8 +288,8 @@ def _ingest_one(
             ],
         )
     record_rejects = sum(1 for r in rejects if r.source_row is not None)
-    # a failed file counts as one quarantined unit when no record could be attributed
-    quarantined = record_rejects if status != "failed" else max(1, record_rejects)
+    # a failed file counts the records read before the failure, and at least one unit
+    quarantined = record_rejects if status != "failed" else max(1, seen)
     con.execute(
         f"INSERT INTO {FILE_MANIFEST.qualified} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [

@@ -22,7 +22,10 @@ SHIPPED_DIR = Path(__file__).parent / "reference_data"
 LEVELS = ("local", "national", "eu", "private", "international")
 
 _ORIGIN = Column(
-    "origin", "VARCHAR", "'shipped' (assets/raw/reference_data) or the user file it came from.", False
+    "origin",
+    "VARCHAR",
+    "'shipped' (assets/raw/reference_data) or the user file it came from.",
+    False,
 )
 
 ORGID_PREFIXES = TableSpec(
@@ -125,7 +128,9 @@ def load_reference_csv(
     description=ORGID_PREFIXES.doc,
     tags={"source_system": "reference"},
 )
-def ref_orgid_prefixes(duckdb: DuckDBResource, fundtrace: FundtraceSettings) -> dg.MaterializeResult:
+def ref_orgid_prefixes(
+    duckdb: DuckDBResource, fundtrace: FundtraceSettings
+) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         load_reference_csv(
             con,

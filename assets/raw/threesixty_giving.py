@@ -11,7 +11,6 @@ provenance. Typing, money and identifiers are the staging layer's job.
 Column titles are matched case- and whitespace-insensitively, ignoring `:0:`-style indexes.
 """
 
-
 import csv
 import datetime as dt
 import re
@@ -86,11 +85,11 @@ RAW_GRANTS = TableSpec(
     "standard field (JSON camelCase and spreadsheet titles both map here). Multi-valued "
     "beneficiary locations are joined with '; '; where a grant lists several funding or "
     "recipient organisations, the first is kept and the count noted in org_counts.",
-    columns=tuple(
-        Column(name, "VARCHAR", f"360Giving '{title}' (JSON `{path}`), as published.")
-        for name, (title, path) in FIELDS.items()
-    )
-    + (
+    columns=(
+        *(
+            Column(name, "VARCHAR", f"360Giving '{title}' (JSON `{path}`), as published.")
+            for name, (title, path) in FIELDS.items()
+        ),
         Column("org_counts", "VARCHAR", "JSON: how many funding/recipient organisations the grant listed, when more than one."),
         *PROVENANCE_COLUMNS,
     ),
@@ -233,10 +232,12 @@ def parse_json(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> 
     rejects: list[Reject] = []
     index = -1
     try:
-        for index, grant in enumerate(_iter_json_grants(path)):  # noqa: B007
+        for index, grant in enumerate(_iter_json_grants(path)):
             locator = f"$.grants[{index}]"
             if not isinstance(grant, dict):
-                rejects.append(Reject(index + 1, locator, "grant is not a JSON object", _text(grant)))
+                rejects.append(
+                    Reject(index + 1, locator, "grant is not a JSON object", _text(grant))
+                )
                 continue
             writer.add(flatten_grant(grant), index + 1, locator)
     except (ijson.JSONError, ijson.IncompleteJSONError, UnicodeDecodeError) as exc:
@@ -246,12 +247,10 @@ def parse_json(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> 
             f"{detail}; the whole file is quarantined so no partial file is counted",
             locator=f"$.grants[{index + 1}]",
             rows_seen=index + 1,
-                ) from exc
+        ) from exc
     writer.flush()
     if index < 0 and not _has_grants_key(path):
-        raise FileRejected(
-            "no top-level 'grants' array: not a 360Giving JSON package", locator="$"
-        )
+        raise FileRejected("no top-level 'grants' array: not a 360Giving JSON package", locator="$")
     return ParseResult(writer.written, "json", "utf-8", rejects)
 
 
@@ -303,23 +302,21 @@ def _csv_with_duckdb(
         "rejects_scan = '_csv_scans', parallel = false)",
         [str(path)],
     )
-    bad = con.execute("SELECT count(*) FROM _csv_rejects").fetchone()
-    if bad and bad[0]:
+    # fetchall: an open result would make the fallback's con.register() fail
+    bad = con.execute("SELECT count(*) FROM _csv_rejects").fetchall()
+    if bad[0][0]:
         return 0, None
-    select = ", ".join(
-        f"nullif(trim(c{i}), '') AS {name}" for i, name in sorted(mapping.items())
-    )
+    select = ", ".join(f"nullif(trim(c{i}), '') AS {name}" for i, name in sorted(mapping.items()))
     all_empty = " AND ".join(f"nullif(trim(c{i}), '') IS NULL" for i in range(len(titles)))
     con.execute(
         f"INSERT INTO {RAW_GRANTS.qualified} "
         f"({', '.join(mapping[i] for i in sorted(mapping))}, source_system, source_file, "
         "file_sha256, loaded_at, source_row, source_locator) "
-        f"SELECT {select}, {ctx.provenance_sql()}, rowid + 1, 'data row ' || (rowid + 1) "
-        f"FROM _csv_file WHERE NOT ({all_empty})"
+        f"SELECT {select}, {ctx.provenance_sql()}, _n, 'data row ' || _n "
+        f"FROM (SELECT *, rowid - min(rowid) OVER () + 1 AS _n FROM _csv_file) "
+        f"WHERE NOT ({all_empty})"
     )
-    row = con.execute(
-        f"SELECT count(*) FROM _csv_file WHERE NOT ({all_empty})"
-    ).fetchone()
+    row = con.execute(f"SELECT count(*) FROM _csv_file WHERE NOT ({all_empty})").fetchone()
     con.execute("DROP TABLE _csv_file")
     return (int(row[0]) if row else 0), []
 
@@ -426,5 +423,10 @@ def raw_360giving_grants(
             parser=parse_file,
             parser_version=PARSER_VERSION,
             log=context.log.info,
+        )
+        context.log.info(
+            f"{SOURCE_SYSTEM}: {report.files_seen} files, {report.files_parsed} parsed, "
+            f"{report.files_unchanged} unchanged, {report.files_removed} removed, "
+            f"{report.files_failed} failed"
         )
         return materialize_result(con, RAW_GRANTS, report.as_metadata())

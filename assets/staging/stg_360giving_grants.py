@@ -127,7 +127,7 @@ def build_stg_360giving_grants(con: duckdb.DuckDBPyConnection) -> tuple[int, int
                       || _first_seen) AS reason
            FROM _stg_360_ranked WHERE _reason IS NOT NULL OR _rank > 1""",
     )
-    good = f"""
+    good = """
       SELECT *, _amount AS amount_original, _currency AS currency_original,
              _award_date AS fx_on
       FROM _stg_360_ranked WHERE _reason IS NULL AND _rank = 1"""

@@ -1,0 +1,219 @@
+"""Materialize the whole asset graph on the demo data and query the published marts."""
+
+import csv
+import hashlib
+import json
+import shutil
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipelines.jobs import ALL_ASSETS_JOB_NAME
+from pipelines.quality import EXPECTATIONS_DIR
+
+pytestmark = pytest.mark.e2e
+
+MARTS = ("organisations", "funding_streams", "money_flows", "data_quality")
+
+
+def run_all(expectations_dir: Path = EXPECTATIONS_DIR) -> dg.ExecuteInProcessResult:
+    from pipelines.definitions import build_definitions
+
+    defs = build_definitions(expectations_dir)
+    job = defs.resolve_job_def(ALL_ASSETS_JOB_NAME)
+    with dg.instance_for_test() as instance:
+        return job.execute_in_process(instance=instance, raise_on_error=False)
+
+
+def marts_checksum(path: Path) -> str:
+    """Hash of every mart's rows in stored order (the publish step orders them)."""
+    digest = hashlib.sha256()
+    con = duckdb.connect(str(path), read_only=True)
+    for table in MARTS:
+        for row in con.execute(f"SELECT * FROM marts.{table}").fetchall():
+            digest.update(repr(row).encode())
+    con.close()
+    return digest.hexdigest()
+
+
+def _amount(text: object) -> Decimal | None:
+    try:
+        return Decimal(str(text).replace(",", "").replace("£", "").strip())
+    except InvalidOperation:
+        return None
+
+
+def demo_grants_expected(raw: Path) -> dict[str, tuple[int, Decimal]]:
+    """Count the demo grants straight from the files: parseable amounts, first copy of an id
+    wins in file-name order (the documented rule)."""
+    from openpyxl import load_workbook
+
+    rows: list[tuple[str, str, object]] = []  # (file, id, amount, currency) in file order
+    for path in sorted((raw / "360giving").iterdir()):
+        if path.suffix == ".json":
+            for g in json.loads(path.read_text())["grants"]:
+                rows.append((g["id"], g["currency"], g["amountAwarded"]))  # type: ignore[arg-type]
+        elif path.suffix == ".csv":
+            with path.open(encoding="utf-8-sig", newline="") as fh:
+                for r in csv.DictReader(fh):
+                    rows.append((r["Identifier"], r["Currency"], r["Amount Awarded"]))
+        elif path.suffix == ".xlsx":
+            sheet = load_workbook(path, read_only=True)["grants"]
+            values = list(sheet.iter_rows(values_only=True))
+            header = list(values[0])
+            for v in values[1:]:
+                rec = dict(zip(header, v, strict=False))
+                if rec.get("Identifier"):
+                    rows.append((rec["Identifier"], rec["Currency"], rec["Amount Awarded"]))  # type: ignore[arg-type]
+    seen: set[str] = set()
+    out: dict[str, tuple[int, Decimal]] = {}
+    for gid, cur, amount in rows:
+        value = _amount(amount)
+        if value is None or gid in seen:
+            continue
+        seen.add(gid)
+        n, total = out.get(cur.upper(), (0, Decimal(0)))
+        out[cur.upper()] = (n + 1, total + value)
+    return out
+
+
+def test_full_build_publishes_all_marts(fundtrace_env: dict[str, Path]) -> None:
+    result = run_all()
+    assert result.success
+    marts = fundtrace_env["marts"]
+    assert marts.exists()
+    con = duckdb.connect(str(marts), read_only=True)
+    for table in MARTS:
+        n = con.execute(f"SELECT count(*) FROM marts.{table}").fetchone()[0]  # type: ignore[index]
+        assert n > 0, f"marts.{table} is empty"
+    # only the marts schema is published
+    schemas = {
+        r[0] for r in con.execute("SELECT DISTINCT schema_name FROM duckdb_tables()").fetchall()
+    }
+    assert schemas == {"marts"}
+    # every table and column documented
+    undocumented = con.execute(
+        "SELECT table_name || '.' || column_name FROM duckdb_columns() "
+        "WHERE schema_name = 'marts' AND (comment IS NULL OR comment = '')"
+    ).fetchall()
+    assert undocumented == []
+    assert all(
+        r[0] and r[0].startswith("Grain:")
+        for r in con.execute(
+            "SELECT comment FROM duckdb_tables() WHERE schema_name = 'marts'"
+        ).fetchall()
+    )
+
+    # money: per-currency counts and sums equal the demo files counted independently
+    expected = demo_grants_expected(fundtrace_env["raw"])
+    got = {
+        r[0]: (r[1], Decimal(str(r[2])))
+        for r in con.execute(
+            "SELECT currency_original, count(*), sum(amount_original) FROM marts.money_flows GROUP BY 1"
+        ).fetchall()
+    }
+    assert got == expected
+
+    # the same company written GB-COH-09990001 and gb-coh-9990001 is one organisation
+    ids = [r[0] for r in con.execute("SELECT org_id FROM marts.organisations").fetchall()]
+    assert "GB-COH-09990001" in ids
+    assert not any(i.upper() == "GB-COH-9990001" for i in ids)
+    # funding level from the funder, never the folder
+    levels = dict(
+        con.execute(
+            "SELECT funder_org_id, any_value(funding_level) FROM marts.funding_streams GROUP BY 1"
+        ).fetchall()
+    )
+    assert levels["GB-LAE-HBT"] == "local"
+    assert levels["GB-GOR-EA9999"] == "national"
+    assert levels["GB-CHC-1199001"] == "private"
+    # data_quality reconciles and shows the quarantined demo rows
+    bad = con.execute(
+        "SELECT * FROM marts.data_quality WHERE rows_in IS NOT NULL AND rows_in <> rows_loaded + rows_quarantined"
+    ).fetchall()
+    assert bad == []
+    quarantined = con.execute(
+        "SELECT sum(rows_quarantined) FROM marts.data_quality WHERE check_name = 'staging'"
+    ).fetchone()[0]  # type: ignore[index]
+    assert quarantined == 2  # the 'tbc' amount and the duplicate id (data/raw/README.md)
+    gx_rows = con.execute(
+        "SELECT count(*) FROM marts.data_quality WHERE check_name LIKE 'gx:%'"
+    ).fetchone()[0]  # type: ignore[index]
+    assert gx_rows == 3  # one per demo file
+    con.close()
+
+    # checks ran and passed
+    evaluations = [
+        e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ]
+    assert evaluations and all(ev is not None and ev.passed for ev in evaluations)
+
+
+def test_rebuild_is_idempotent_and_skips_unchanged_files(fundtrace_env: dict[str, Path]) -> None:
+    assert run_all().success
+    first = marts_checksum(fundtrace_env["marts"])
+    second_run = run_all()
+    assert second_run.success
+    assert marts_checksum(fundtrace_env["marts"]) == first
+    raw_meta = [
+        e.step_materialization_data.materialization.metadata
+        for e in second_run.get_asset_materialization_events()
+        if e.step_materialization_data.materialization.asset_key.to_user_string()
+        == "raw/raw_360giving_grants"
+    ]
+    assert raw_meta[0]["files_parsed"].value == 0
+    assert raw_meta[0]["files_unchanged"].value == 3
+
+
+def test_failing_critical_check_blocks_marts_and_keeps_old_file(
+    fundtrace_env: dict[str, Path], tmp_path: Path
+) -> None:
+    assert run_all().success
+    before = fundtrace_env["marts"].read_bytes()
+
+    strict = tmp_path / "expectations"
+    shutil.copytree(EXPECTATIONS_DIR, strict)
+    suite_path = strict / "staging__stg_360giving_grants.json"
+    suite = json.loads(suite_path.read_text())
+    suite["expectations"].append(
+        {
+            "type": "expect_column_values_to_be_in_set",
+            "kwargs": {"column": "funding_level", "value_set": ["eu"]},
+            "severity": "critical",
+        }
+    )
+    suite_path.write_text(json.dumps(suite))
+    # change the input so a publish would change the file
+    (fundtrace_env["raw"] / "360giving" / "ministry-urban-renewal-cities-fund-2024.xlsx").unlink()
+
+    result = run_all(strict)
+    assert not result.success
+    materialized = {
+        e.step_materialization_data.materialization.asset_key.to_user_string()
+        for e in result.get_asset_materialization_events()
+    }
+    assert "staging/stg_360giving_grants" in materialized
+    assert not materialized & {
+        "intermediate/int_money_flows",
+        "marts/money_flows",
+        "marts/published_marts",
+    }
+    assert fundtrace_env["marts"].read_bytes() == before
+
+
+def test_missing_source_folders_are_empty_not_errors(
+    fundtrace_env: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "empty_raw"
+    empty.mkdir()
+    monkeypatch.setenv("FUNDTRACE_RAW_DIR", str(empty))
+    result = run_all()
+    assert result.success
+    con = duckdb.connect(str(fundtrace_env["marts"]), read_only=True)
+    assert con.execute("SELECT count(*) FROM marts.money_flows").fetchone()[0] == 0  # type: ignore[index]
+    con.close()
