@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from assets.intermediate import int_money_flows, int_org_identity
+from assets.intermediate import int_funding_awards, int_money_flows, int_org_identity
 from assets.marts import core, data_quality, publish
 from assets.raw import reference, threesixty_giving
 from assets.staging import stg_360giving_grants
@@ -22,6 +22,7 @@ ASSET_MODULES = [
     reference,
     threesixty_giving,
     stg_360giving_grants,
+    int_funding_awards,
     int_money_flows,
     int_org_identity,
     core,

@@ -6,7 +6,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
-from assets.staging.stg_360giving_grants import STG_GRANTS
+from assets.intermediate.int_funding_awards import INT_FUNDING_AWARDS
 
 INT_MONEY_FLOWS = TableSpec(
     schema="intermediate",
@@ -16,12 +16,12 @@ INT_MONEY_FLOWS = TableSpec(
     "references (resolved to canonical ids through intermediate.int_org_identity).",
     columns=(
         Column("flow_id", "VARCHAR", "source_system:record id, unique.", False),
-        Column("flow_type", "VARCHAR", "grant | payment | contract | investment.", False),
+        Column("flow_type", "VARCHAR", "Award type (see int_funding_awards) or contract.", False),
         Column("from_org_ref", "VARCHAR", "Organisation reference of the payer/funder.", False),
         Column("from_name", "VARCHAR", "Payer/funder name as published."),
         Column("to_org_ref", "VARCHAR", "Organisation reference of the recipient.", False),
         Column("to_name", "VARCHAR", "Recipient name as published."),
-        Column("to_kind", "VARCHAR", "organisation | individual.", False),
+        Column("to_kind", "VARCHAR", "organisation | individual | redacted.", False),
         Column("programme", "VARCHAR", "Programme or budget line the money came through."),
         Column("title", "VARCHAR", "What the money is for."),
         Column("flow_date", "DATE", "Award/payment date.", False),
@@ -39,19 +39,18 @@ INT_MONEY_FLOWS = TableSpec(
     order_by=("flow_id",),
 )  # fmt: skip
 
-FLOWS_FROM_360GIVING = f"""
-SELECT source_system || ':' || grant_id AS flow_id, 'grant' AS flow_type,
+FLOWS_FROM_FUNDING = f"""
+SELECT award_id AS flow_id, award_type AS flow_type,
   funder_org_ref AS from_org_ref, funder_name AS from_name,
   recipient_org_ref AS to_org_ref, recipient_name AS to_name, recipient_kind AS to_kind,
-  coalesce(programme_title, programme_code) AS programme, title,
-  award_date AS flow_date, amount_original, currency_original, amount_eur, fx_rate, fx_date,
-  funding_level, source_system, source_file, source_row, grant_id AS source_record_id
-FROM {STG_GRANTS.qualified}
+  programme, title, award_date AS flow_date, amount_original, currency_original, amount_eur,
+  fx_rate, fx_date, funding_level, source_system, source_file, source_row, source_record_id
+FROM {INT_FUNDING_AWARDS.qualified}
 """
 
 
 def build_int_money_flows(con: duckdb.DuckDBPyConnection) -> int:
-    return rebuild_table(con, INT_MONEY_FLOWS, FLOWS_FROM_360GIVING)
+    return rebuild_table(con, INT_MONEY_FLOWS, FLOWS_FROM_FUNDING)
 
 
 @dg.asset(
@@ -59,7 +58,7 @@ def build_int_money_flows(con: duckdb.DuckDBPyConnection) -> int:
     group_name="intermediate",
     kinds={"duckdb", "sql"},
     description=INT_MONEY_FLOWS.doc,
-    deps=[STG_GRANTS.asset_key],
+    deps=[INT_FUNDING_AWARDS.asset_key],
 )
 def int_money_flows(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:

@@ -6,29 +6,19 @@ rows_in = rows_loaded + rows_quarantined; plus one `gx:<suite>` row per file nam
 Expectations results of the staging table the file feeds.
 """
 
-from dataclasses import dataclass
-
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
 from assets.raw.ingest import FILE_MANIFEST
-from assets.raw.threesixty_giving import RAW_GRANTS
+from assets.staging import stg_360giving_grants
 from assets.staging.quarantine import STG_QUARANTINE
-from assets.staging.stg_360giving_grants import STG_GRANTS
+from assets.staging.registry import StagingPair
 from pipelines.quality import RESULTS_TABLE, ensure_results_table
 
-
-@dataclass(frozen=True)
-class SourceTables:
-    source_system: str
-    raw: TableSpec
-    staging: TableSpec
-
-
-# One entry per source system; new sources add themselves here.
-SOURCES = (SourceTables("360giving", RAW_GRANTS, STG_GRANTS),)
+# Every staging model with its raw table; new sources add their STAGING_PAIRS here.
+SOURCES: tuple[StagingPair, ...] = (*stg_360giving_grants.STAGING_PAIRS,)
 
 GX_RESULTS_TABLE = RESULTS_TABLE
 
@@ -56,7 +46,7 @@ DATA_QUALITY = TableSpec(
 )  # fmt: skip
 
 
-def _staging_rows(src: SourceTables) -> str:
+def _staging_rows(src: StagingPair) -> str:
     return f"""
     SELECT m.source_system, m.source_file, m.file_sha256, 'staging' AS check_name,
       coalesce(r.n, 0) AS rows_in, coalesce(s.n, 0) AS rows_loaded, coalesce(q.n, 0) AS rows_quarantined,
@@ -69,11 +59,16 @@ def _staging_rows(src: SourceTables) -> str:
              string_agg(DISTINCT regexp_extract(reason, '^[^:]*'), '; ' ORDER BY regexp_extract(reason, '^[^:]*')) AS reasons
       FROM {STG_QUARANTINE.qualified} WHERE staging_table = '{src.staging.name}' GROUP BY 1
     ) q USING (source_file)
-    WHERE m.source_system = '{src.source_system}'
+    WHERE m.source_system = '{src.source_system}' AND m.status <> 'failed'
+      AND (r.n IS NOT NULL OR q.n IS NOT NULL OR {len(sources_of(src.source_system))} = 1)
     """
 
 
-def _gx_rows(src: SourceTables) -> str:
+def sources_of(source_system: str) -> list[StagingPair]:
+    return [s for s in SOURCES if s.source_system == source_system]
+
+
+def _gx_rows(src: StagingPair) -> str:
     suite = f"{src.staging.schema}__{src.staging.name}"
     return f"""
     SELECT m.source_system, m.source_file, m.file_sha256, 'gx:{suite}' AS check_name,

@@ -12,6 +12,7 @@ from assets.raw.ingest import PROVENANCE_COLUMNS
 from assets.raw.reference import ECB_RATES, FUNDERS, ORGID_PREFIXES
 from assets.raw.threesixty_giving import RAW_GRANTS, SOURCE_SYSTEM
 from assets.staging.quarantine import STG_QUARANTINE, replace_quarantine
+from assets.staging.registry import StagingPair
 
 STG_GRANTS = TableSpec(
     schema="staging",
@@ -178,3 +179,18 @@ def stg_360giving_grants(
             f"(see {STG_QUARANTINE.qualified})"
         )
         return materialize_result(con, STG_GRANTS, {"rows_quarantined": quarantined})
+
+
+STAGING_PAIRS = (StagingPair(SOURCE_SYSTEM, RAW_GRANTS, STG_GRANTS),)
+AWARDS_DEPS = (STG_GRANTS,)
+AWARDS_SQL = f"""
+SELECT source_system || ':' || grant_id AS award_id, 'grant' AS award_type,
+  funder_org_ref, funder_name, recipient_org_ref,
+  CASE WHEN recipient_kind = 'individual' THEN NULL ELSE recipient_name END AS recipient_name,
+  recipient_kind, coalesce(programme_title, programme_code) AS programme,
+  CAST(NULL AS VARCHAR) AS project_ref, title, award_date,
+  amount_original, currency_original, amount_eur, fx_rate, fx_date, funding_level,
+  funder_org_ref AS controller_org_ref, funder_name AS controller_name, 'funder' AS control_basis,
+  source_system, source_file, source_row, grant_id AS source_record_id
+FROM {STG_GRANTS.qualified}
+"""
