@@ -17,6 +17,7 @@ from assets.staging import stg_360giving_grants
 from pipelines.jobs import fundtrace_all, nightly
 from pipelines.quality import EXPECTATIONS_DIR, build_gx_asset_checks
 from pipelines.resources import build_db_from_env, marts_db_from_env, settings_from_env
+from pipelines.sensors import raw_files_sensor, run_failure_notifier
 
 ASSET_MODULES = [
     reference,
@@ -41,6 +42,7 @@ def build_definitions(expectations_dir: Path = EXPECTATIONS_DIR) -> dg.Definitio
         asset_checks=build_gx_asset_checks(expectations_dir),
         jobs=[fundtrace_all],
         schedules=[nightly],
+        sensors=[raw_files_sensor, run_failure_notifier],
         resources={
             "duckdb": DuckDBResource(database=str(build_db)),
             "fundtrace": settings_from_env(),

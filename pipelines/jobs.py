@@ -10,6 +10,8 @@ fundtrace_all = dg.define_asset_job(
     description="Ingest every source in $FUNDTRACE_RAW_DIR, run all checks, rebuild and "
     "publish the marts.",
     executor_def=dg.in_process_executor,
+    # transient I/O (a file still being copied, a locked share) gets two more tries
+    op_retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
 )
 
 nightly = dg.ScheduleDefinition(

@@ -1,0 +1,154 @@
+"""Sensors: new or changed raw files launch a run; a failed run is reported.
+
+- `fundtrace_raw_files` (default STOPPED; enable it in the UI, see README "Operations"):
+  fingerprints every file under $FUNDTRACE_RAW_DIR (path, size, mtime) and, when a source
+  folder changed, launches the job for that folder's raw assets and everything downstream.
+  Unchanged files are not re-parsed by the run anyway (content hashes), so a false positive
+  costs little.
+- `fundtrace_run_failure_notifier` (default RUNNING): logs every failed run of the job and,
+  when FUNDTRACE_ALERT_WEBHOOK_URL is set, POSTs a JSON message to it (Slack/Teams/Matrix
+  style `{"text": ...}` plus structured fields). Webhook errors are logged, never raised.
+"""
+
+import hashlib
+import json
+import os
+import urllib.request
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.jobs import fundtrace_all
+from pipelines.resources import raw_dir_from_env
+
+WEBHOOK_ENV = "FUNDTRACE_ALERT_WEBHOOK_URL"
+
+
+def raw_fingerprint(raw_dir: Path) -> dict[str, list[int]]:
+    """relative path -> [size, mtime_ns] for every visible file below `raw_dir`."""
+    if not raw_dir.is_dir():
+        return {}
+    out: dict[str, list[int]] = {}
+    for path in sorted(raw_dir.rglob("*")):
+        rel = path.relative_to(raw_dir)
+        if path.is_file() and not any(part.startswith(".") for part in rel.parts):
+            stat = path.stat()
+            out[rel.as_posix()] = [stat.st_size, stat.st_mtime_ns]
+    return out
+
+
+def changed_folders(before: dict[str, list[int]], after: dict[str, list[int]]) -> set[str]:
+    """Top-level source folders with an added, changed or removed file."""
+    changed = {rel for rel in set(before) | set(after) if before.get(rel) != after.get(rel)}
+    return {rel.split("/", 1)[0] for rel in changed if "/" in rel}
+
+
+def raw_keys_for_folders(
+    folders: set[str], raw_specs: list[dg.AssetSpec]
+) -> tuple[list[dg.AssetKey], set[str]]:
+    """Raw asset keys fed by `folders` (matched on the `source_system`/`source_folder` tag)
+    and the folders no asset reads."""
+    keys: list[dg.AssetKey] = []
+    unmatched = set(folders)
+    for spec in raw_specs:
+        folder = spec.tags.get("source_folder") or spec.tags.get("source_system")
+        if folder in folders:
+            keys.append(spec.key)
+            unmatched.discard(folder)
+    return sorted(keys, key=lambda k: k.to_user_string()), unmatched
+
+
+@dg.sensor(
+    name="fundtrace_raw_files",
+    job=fundtrace_all,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Launches a run when files in $FUNDTRACE_RAW_DIR are added, changed or removed.",
+)
+def raw_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    raw_dir = raw_dir_from_env()
+    after = raw_fingerprint(raw_dir)
+    if context.cursor is None:
+        # first tick after enabling: remember the folder, don't rebuild what the schedule owns
+        return dg.SensorResult(
+            skip_reason=f"watching {raw_dir} ({len(after)} files)", cursor=json.dumps(after)
+        )
+    before = json.loads(context.cursor)
+    folders = changed_folders(before, after)
+    if not folders:
+        return dg.SkipReason(f"no change in {raw_dir}")
+    assert context.repository_def is not None
+    graph = context.repository_def.asset_graph
+    raw_specs = [
+        graph.get(key).to_asset_spec()  # type: ignore[attr-defined]
+        for key in graph.get_all_asset_keys()
+        if key.path[0] == "raw"
+    ]
+    keys, unmatched = raw_keys_for_folders(folders, raw_specs)
+    if unmatched:
+        context.log.warning(f"no asset reads folder(s) {sorted(unmatched)}; ignoring them")
+    if not keys:
+        return dg.SensorResult(
+            skip_reason=f"changes only in unread folders {sorted(folders)}",
+            cursor=json.dumps(after),
+        )
+    selection = dg.AssetSelection.assets(*keys).downstream()
+    run_key = hashlib.sha256(json.dumps(after, sort_keys=True).encode()).hexdigest()[:16]
+    context.log.info(
+        f"changed folders {sorted(folders)} -> {len(keys)} raw asset(s) and downstream"
+    )
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=run_key,
+                asset_selection=list(selection.resolve(graph)),
+                tags={
+                    "fundtrace/trigger": "raw_files",
+                    "fundtrace/folders": ",".join(sorted(folders)),
+                },
+            )
+        ],
+        cursor=json.dumps(after),
+    )
+
+
+def failure_payload(run_id: str, job_name: str, message: str, failed_steps: list[str]) -> dict:
+    text = (
+        f"Fundtrace run {run_id} of {job_name} FAILED"
+        + (f" in {', '.join(failed_steps)}" if failed_steps else "")
+        + f": {message}. The previous marts are still published; re-execute from failure in "
+        "the Dagster UI once the cause is fixed."
+    )
+    return {"text": text, "run_id": run_id, "job": job_name, "failed_steps": failed_steps}
+
+
+def post_webhook(url: str, payload: dict, timeout: float = 10.0) -> int:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return int(response.status)
+
+
+@dg.run_failure_sensor(
+    name="fundtrace_run_failure_notifier",
+    monitored_jobs=[fundtrace_all],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=f"Logs failed runs and POSTs them to ${WEBHOOK_ENV} when set.",
+)
+def run_failure_notifier(context: dg.RunFailureSensorContext) -> None:
+    run = context.dagster_run
+    steps = [e.step_key for e in context.get_step_failure_events() if e.step_key is not None]
+    message = context.failure_event.message or "run failed"
+    payload = failure_payload(run.run_id, run.job_name, message, steps)
+    context.log.error(payload["text"])
+    url = os.environ.get(WEBHOOK_ENV, "").strip()
+    if url:
+        try:
+            status = post_webhook(url, payload)
+            context.log.info(f"failure notification sent ({status})")
+        except OSError as exc:  # an alert channel being down must not hide the failure
+            context.log.error(f"could not notify {WEBHOOK_ENV}: {exc}")
