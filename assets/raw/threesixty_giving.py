@@ -7,7 +7,8 @@ provenance. Typing, money and identifiers are the staging layer's job.
 - CSV: read by DuckDB (`read_csv`, all text); UTF-8 with or without BOM, other encodings are
   detected and transcoded first. When DuckDB rejects lines (wrong number of fields...) the
   file is re-read with Python's csv module so every record keeps its exact row number.
-- XLSX: the first sheet whose header row has an `Identifier` column (python-calamine).
+- XLSX: the first sheet with an `Identifier` column in one of its first 10 rows (title blocks and
+  merged cells above the header are skipped), read with python-calamine.
 Column titles are matched case- and whitespace-insensitively, ignoring `:0:`-style indexes.
 """
 
@@ -41,8 +42,9 @@ from pipelines.resources import FundtraceSettings
 SOURCE_SYSTEM = "360giving"
 FOLDER = "360giving"
 SUFFIXES = (".json", ".csv", ".xlsx")
-PARSER_VERSION = "360giving-1"
+PARSER_VERSION = "360giving-2"
 BATCH_ROWS = 50_000
+HEADER_SEARCH_ROWS = 10  # spreadsheet header rows sit at most this far down
 
 # canonical column -> (flattened CSV/XLSX title, JSON path in a grant object)
 FIELDS: dict[str, tuple[str, str]] = {
@@ -368,18 +370,27 @@ def parse_xlsx(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> 
         rows = book.get_sheet_by_name(sheet_name).to_python(skip_empty_area=False)
         if not rows:
             continue
-        titles = [_text(v) or "" for v in rows[0]]
-        mapping = map_titles(titles)
-        if "identifier" not in mapping.values():
+        # the header may sit below a (merged) title block: take the first row that maps
+        header_at = next(
+            (
+                i
+                for i, rec in enumerate(rows[:HEADER_SEARCH_ROWS])
+                if "identifier" in map_titles([_text(v) or "" for v in rec]).values()
+            ),
+            None,
+        )
+        if header_at is None:
             continue
+        titles = [_text(v) or "" for v in rows[header_at]]
+        mapping = map_titles(titles)
         _require(mapping, titles)
         writer = _Writer(con, ctx)
-        for n, rec in enumerate(rows[1:], start=1):
+        for n, rec in enumerate(rows[header_at + 1 :], start=1):
             values = [_text(v) for v in rec]
             if not any(values):
                 continue
             row = {name: (values[i] if i < len(values) else None) for i, name in mapping.items()}
-            writer.add(row, n, f"sheet '{sheet_name}' row {n + 1}")
+            writer.add(row, n, f"sheet '{sheet_name}' row {header_at + 1 + n}")
         writer.flush()
         others = [s for s in book.sheet_names if s != sheet_name]
         note = f"read sheet '{sheet_name}'" + (

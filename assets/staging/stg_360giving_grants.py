@@ -28,10 +28,9 @@ STG_GRANTS = TableSpec(
         Column("description", "VARCHAR", "Grant description."),
         Column("amount_original", AMOUNT_TYPE, "Amount Awarded in the published currency.", False),
         Column("currency_original", "VARCHAR", "ISO 4217 currency as published (upper-cased).", False),
-        Column("amount_eur", AMOUNT_TYPE, "Amount in EUR at the ECB reference rate of fx_date; NULL when no rate exists (see fx_note)."),
+        Column("amount_eur", AMOUNT_TYPE, "Amount in EUR at the ECB reference rate of fx_date (grants with no ECB rate for their currency and date are quarantined, not guessed).", False),
         Column("fx_rate", RATE_TYPE, "Units of currency_original per EUR used for amount_eur."),
         Column("fx_date", "DATE", "ECB fixing day of fx_rate: the award date or the last business day before it."),
-        Column("fx_note", "VARCHAR", "Why amount_eur is NULL, if it is."),
         Column("award_date", "DATE", "Award Date.", False),
         Column("funder_org_ref", "VARCHAR", "Normalised org-id of the funding organisation (or a name-based FTNAME- id).", False),
         Column("funder_name", "VARCHAR", "Funding Org:Name as published."),
@@ -119,6 +118,13 @@ def build_stg_360giving_grants(con: duckdb.DuckDBPyConnection) -> tuple[int, int
     install_macros(con)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _stg_360_checked AS {_CHECKED_SQL}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _stg_360_ranked AS {_RANKED_SQL}")
+    good = """
+      SELECT *, _amount AS amount_original, _currency AS currency_original,
+             _award_date AS fx_on
+      FROM _stg_360_ranked WHERE _reason IS NULL AND _rank = 1"""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _stg_360_money AS {to_eur_sql(good, ECB_RATES.qualified)}"
+    )
     quarantined = replace_quarantine(
         con,
         SOURCE_SYSTEM,
@@ -126,19 +132,20 @@ def build_stg_360giving_grants(con: duckdb.DuckDBPyConnection) -> tuple[int, int
         """SELECT source_file, file_sha256, source_row, source_locator, _grant_id AS record_id,
              coalesce(_reason, 'duplicate Identifier ' || _grant_id || ': kept the first copy, '
                       || _first_seen) AS reason
-           FROM _stg_360_ranked WHERE _reason IS NOT NULL OR _rank > 1""",
+           FROM _stg_360_ranked WHERE _reason IS NOT NULL OR _rank > 1
+           UNION ALL
+           SELECT source_file, file_sha256, source_row, source_locator, _grant_id,
+             'cannot convert to EUR: ' || fx_note || ' (' || currency_original || ' on '
+             || CAST(fx_on AS VARCHAR) || ')'
+           FROM _stg_360_money WHERE fx_note IS NOT NULL""",
     )
-    good = """
-      SELECT *, _amount AS amount_original, _currency AS currency_original,
-             _award_date AS fx_on
-      FROM _stg_360_ranked WHERE _reason IS NULL AND _rank = 1"""
     levels = funder_levels_sql("SELECT _funder_ref AS org_ref FROM _stg_360_ranked")
     select = f"""
-    WITH money AS ({to_eur_sql(good, ECB_RATES.qualified)}),
+    WITH money AS (SELECT * FROM _stg_360_money WHERE fx_note IS NULL),
          levels AS ({levels})
     SELECT
       m._grant_id AS grant_id, ft_clean_name(m.title) AS title, m.description,
-      m.amount_original, m.currency_original, m.amount_eur, m.fx_rate, m.fx_date, m.fx_note,
+      m.amount_original, m.currency_original, m.amount_eur, m.fx_rate, m.fx_date,
       m._award_date AS award_date,
       m._funder_ref AS funder_org_ref, ft_clean_name(m.funding_org_name) AS funder_name,
       {_RECIPIENT_SQL} AS recipient_org_ref,
@@ -157,7 +164,9 @@ def build_stg_360giving_grants(con: duckdb.DuckDBPyConnection) -> tuple[int, int
     FROM money m LEFT JOIN levels l ON l.org_ref = m._funder_ref
     """
     staged = rebuild_table(con, STG_GRANTS, select)
-    con.execute("DROP TABLE _stg_360_checked; DROP TABLE _stg_360_ranked")
+    con.execute(
+        "DROP TABLE _stg_360_checked; DROP TABLE _stg_360_ranked; DROP TABLE _stg_360_money"
+    )
     return staged, quarantined
 
 
