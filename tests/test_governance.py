@@ -469,9 +469,9 @@ def test_partnership_rules_legal_form_name_and_duplicate_ids(con, raw_dir, folde
         ("HBT-P-1", "company")
     ]
     reasons = stg_reasons(con, "stg_governance_partnerships")
-    assert reasons[2].startswith("unknown legal_form joint venture (allowed: company, mou")
+    assert reasons[2].startswith("unknown legal_form: joint venture (allowed company, mou")
     assert reasons[3] == (
-        "duplicate partnership_id HBT-P-1: kept the first copy, "
+        "duplicate partnership_id: HBT-P-1, kept the first copy at "
         "governance/partnerships.csv data row 1 (line 2)"
     )
     assert_reconciles(con)
@@ -490,7 +490,7 @@ def test_dates_day_first_unparseable_and_end_before_start(con, raw_dir, folder):
         (dt.date(2022, 4, 1), dt.date(2026, 3, 31))
     ]
     assert stg_reasons(con, "stg_governance_partnerships") == {
-        2: "end_date 30/04/2024 is before start_date 2024-05-01",
+        2: "end_date before start_date: 30/04/2024 < 2024-05-01",
         3: "unparseable start_date: next spring",
     }
 
@@ -509,8 +509,8 @@ def test_member_type_and_role_must_be_known_spelling_is_forgiven(con, raw_dir, f
         ("person", "board_member")
     ]
     reasons = stg_reasons(con, "stg_governance_members")
-    assert reasons[2].startswith("unknown member_type corporation (allowed: public_body,")
-    assert reasons[3].startswith("unknown role chairman (allowed: owner, board_member,")
+    assert reasons[2].startswith("unknown member_type: corporation (allowed public_body,")
+    assert reasons[3].startswith("unknown role: chairman (allowed owner, board_member,")
 
 
 @pytest.mark.parametrize("column", ["share_pct", "voting_pct"])
@@ -531,8 +531,8 @@ def test_percentages_are_percent_points_within_0_100(con, raw_dir, folder, colum
         (Decimal("12.5"),),
     ]
     assert stg_reasons(con, "stg_governance_members") == {
-        4: f"{column} 150 is outside 0-100 (percent points)",
-        5: f"{column} -5 is outside 0-100 (percent points)",
+        4: f"{column} outside 0-100 (percent points): 150",
+        5: f"{column} outside 0-100 (percent points): -5",
         6: f"unparseable {column}: half",
     }
 
@@ -571,7 +571,7 @@ def test_duplicate_membership_and_member_with_several_roles(con, raw_dir, folder
     stg.build_stg_governance(con)
     assert [r[0] for r in staged(con, "stg_governance_members", "role")] == ["owner", "operator"]
     assert stg_reasons(con, "stg_governance_members")[3].startswith(
-        "duplicate membership P1/GB-COH-09990002/owner: kept the first copy"
+        "duplicate membership: P1/GB-COH-09990002/owner, kept the first copy at"
     )
 
 
@@ -587,11 +587,11 @@ def test_members_and_projects_need_a_staged_partnership(con, raw_dir, folder):
     ingest(con, raw_dir)
     stg.build_stg_governance(con)
     assert stg_reasons(con, "stg_governance_members") == {
-        2: "partnership_id P2 is quarantined in partnerships",
-        3: "unknown partnership_id P9: not in partnerships",
+        2: "partnership_id quarantined in partnerships: P2",
+        3: "unknown partnership_id (not in partnerships): P9",
     }
     assert stg_reasons(con, "stg_governance_projects") == {
-        2: "partnership_id P2 is quarantined in partnerships",
+        2: "partnership_id quarantined in partnerships: P2",
         3: "missing partnership_id",
     }
     assert_reconciles(con)
@@ -614,10 +614,10 @@ def test_assets_need_a_staged_project_a_known_type_and_unique_ids(con, raw_dir, 
         ("A1", "infrastructure", "GB-LAE-HBT")
     ]
     reasons = stg_reasons(con, "stg_governance_assets")
-    assert reasons[2] == "project_id J2 is quarantined in projects"
-    assert reasons[3].startswith("unknown asset_type patent (allowed: infrastructure, data")
-    assert reasons[4].startswith("duplicate asset_id A1: kept the first copy")
-    assert reasons[5] == "unknown project_id J7: not in projects"
+    assert reasons[2] == "project_id quarantined in projects: J2"
+    assert reasons[3].startswith("unknown asset_type: patent (allowed infrastructure, data")
+    assert reasons[4].startswith("duplicate asset_id: A1, kept the first copy at")
+    assert reasons[5] == "unknown project_id (not in projects): J7"
     assert_reconciles(con)
 
 
@@ -677,7 +677,7 @@ def test_project_budget_rules_quarantine_what_cannot_be_converted(con, raw_dir, 
     stg.build_stg_governance(con)
     assert staged(con, "stg_governance_projects", "project_id") == []
     assert stg_reasons(con, "stg_governance_projects") == {
-        1: "budget 2,400,000 has no currency",
+        1: "budget without currency: 2,400,000",
         2: "budget cannot be converted to EUR: no ECB rate for XYZ",
         3: "budget cannot be converted to EUR: no date to pick an ECB rate "
         "(start_date is needed for the rate)",

@@ -1,7 +1,8 @@
 """Staging of the governance register: partnerships, members, projects and assets, validated.
 
 Each table keeps a row only when every rule holds; otherwise the row goes to
-`staging.stg_quarantine` with the first rule it failed (file and row in the provenance).
+`staging.stg_quarantine` with the first rule it failed (file and row in the provenance),
+worded `<rule>: <value>` so `marts.data_quality` can group reasons by the text before ':'.
 Rules, in order:
 
 - ids present; register ids (partnership, project, asset) compare case- and
@@ -193,7 +194,7 @@ def _date_rules(alias: str = "r") -> str:
     WHEN {alias}.end_date IS NOT NULL AND ft_parse_date({alias}.end_date) IS NULL
       THEN 'unparseable end_date: ' || {alias}.end_date
     WHEN ft_parse_date({alias}.end_date) < ft_parse_date({alias}.start_date)
-      THEN 'end_date ' || {alias}.end_date || ' is before start_date ' || {alias}.start_date"""
+      THEN 'end_date before start_date: ' || {alias}.end_date || ' < ' || {alias}.start_date"""
 
 
 def _parent_rule(col: str, parent_col: str, staged: TableSpec, raw: TableSpec, what: str) -> str:
@@ -202,8 +203,8 @@ def _parent_rule(col: str, parent_col: str, staged: TableSpec, raw: TableSpec, w
     WHEN {_rid(col)} NOT IN (SELECT {parent_col} FROM {staged.qualified})
       THEN CASE WHEN {_rid(col)} IN (SELECT {_rid(parent_col)} FROM {raw.qualified}
                                      WHERE {_rid(parent_col)} IS NOT NULL)
-             THEN '{parent_col} ' || {_rid(col)} || ' is quarantined in {what}'
-             ELSE 'unknown {parent_col} ' || {_rid(col)} || ': not in {what}' END"""
+             THEN '{parent_col} quarantined in {what}: ' || {_rid(col)}
+             ELSE 'unknown {parent_col} (not in {what}): ' || {_rid(col)} END"""
 
 
 def _ranked(checked: str, key: str) -> str:
@@ -223,7 +224,7 @@ def _quarantine(con: duckdb.DuckDBPyConnection, spec: TableSpec, ranked: str, wh
         SOURCE_SYSTEM,
         spec.name,
         f"""SELECT source_file, file_sha256, source_row, source_locator, _key AS record_id,
-             coalesce(_reason, 'duplicate {what} ' || _key || ': kept the first copy, '
+             coalesce(_reason, 'duplicate {what}: ' || _key || ', kept the first copy at '
                       || _first_seen) AS reason
            FROM {ranked} WHERE _reason IS NOT NULL OR _rank > 1""",
     )
@@ -264,7 +265,7 @@ def build_stg_governance_partnerships(con: duckdb.DuckDBPyConnection) -> tuple[i
         WHEN ft_clean_name(r.name) IS NULL THEN 'missing name'
         WHEN r.legal_form IS NULL THEN 'missing legal_form'
         WHEN {_vocab("r.legal_form")} NOT IN {_in_set(LEGAL_FORMS)}
-          THEN 'unknown legal_form ' || r.legal_form || ' (allowed: {", ".join(LEGAL_FORMS)})'
+          THEN 'unknown legal_form: ' || r.legal_form || ' (allowed {", ".join(LEGAL_FORMS)})'
         {_date_rules()}
       END AS _reason
     FROM {RAW_PARTNERSHIPS.qualified} r"""
@@ -290,7 +291,7 @@ def _pct_rules(col: str) -> str:
     WHEN r.{col} IS NOT NULL AND {_pct("r." + col)} IS NULL
       THEN 'unparseable {col}: ' || r.{col}
     WHEN {_pct("r." + col)} < 0 OR {_pct("r." + col)} > 100
-      THEN '{col} ' || r.{col} || ' is outside 0-100 (percent points)'"""
+      THEN '{col} outside 0-100 (percent points): ' || r.{col}"""
 
 
 _MEMBER_REF = "coalesce(ft_org_id(r.member_id), ft_name_org_id(r.member_name))"
@@ -329,10 +330,10 @@ def build_stg_governance_members(con: duckdb.DuckDBPyConnection) -> tuple[int, i
         WHEN {_MEMBER_REF} IS NULL THEN 'no usable member_id or member_name'
         WHEN r.member_type IS NULL THEN 'missing member_type'
         WHEN {member_type} NOT IN {_in_set(MEMBER_TYPES)}
-          THEN 'unknown member_type ' || r.member_type || ' (allowed: {", ".join(MEMBER_TYPES)})'
+          THEN 'unknown member_type: ' || r.member_type || ' (allowed {", ".join(MEMBER_TYPES)})'
         WHEN r.role IS NULL THEN 'missing role'
         WHEN {role} NOT IN {_in_set(ROLES)}
-          THEN 'unknown role ' || r.role || ' (allowed: {", ".join(ROLES)})'
+          THEN 'unknown role: ' || r.role || ' (allowed {", ".join(ROLES)})'
         {_pct_rules("share_pct")}
         {_pct_rules("voting_pct")}
         {_date_rules()}
@@ -389,7 +390,7 @@ def build_stg_governance_projects(con: duckdb.DuckDBPyConnection) -> tuple[int, 
         WHEN r.currency IS NOT NULL AND r.currency_original IS NULL
           THEN 'invalid currency: ' || r.currency
         WHEN r.amount_original IS NOT NULL AND r.currency_original IS NULL
-          THEN 'budget ' || r.budget || ' has no currency'
+          THEN 'budget without currency: ' || r.budget
         {_date_rules()}
         WHEN r.fx_note IS NOT NULL
           THEN 'budget cannot be converted to EUR: ' || r.fx_note
@@ -426,7 +427,7 @@ def build_stg_governance_assets(con: duckdb.DuckDBPyConnection) -> tuple[int, in
         WHEN {_rid("r.project_id")} IS NULL THEN 'missing project_id'
         WHEN r.asset_type IS NULL THEN 'missing asset_type'
         WHEN {asset_type} NOT IN {_in_set(ASSET_TYPES)}
-          THEN 'unknown asset_type ' || r.asset_type || ' (allowed: {", ".join(ASSET_TYPES)})'
+          THEN 'unknown asset_type: ' || r.asset_type || ' (allowed {", ".join(ASSET_TYPES)})'
         {_parent_rule("r.project_id", "project_id", STG_PROJECTS, RAW_PROJECTS, "projects")}
       END AS _reason
     FROM {RAW_ASSETS.qualified} r"""
