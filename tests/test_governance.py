@@ -808,7 +808,7 @@ def test_demo_register_loads_as_documented(con, tmp_path):
         "stg_governance_projects": (len(projects), 0),
         "stg_governance_assets": (len(assets), 0),
     }
-    assert (len(partnerships), len(members), len(projects), len(assets)) == (3, 28, 3, 4)
+    assert (len(partnerships), len(members), len(projects), len(assets)) == (3, 30, 3, 4)
     assert_reconciles(con)
 
     # the cast: owners of the partnership company and the board member who owns the supplier
@@ -842,7 +842,7 @@ def test_demo_register_loads_as_documented(con, tmp_path):
     by_cur: dict[str, Decimal] = {}
     for p in projects:
         by_cur[p["currency"]] = by_cur.get(p["currency"], Decimal(0)) + amount(p["budget"])
-    assert by_cur == {"GBP": Decimal("3650000"), "EUR": Decimal("9850000")}
+    assert by_cur == {"GBP": Decimal("4750000"), "EUR": Decimal("11482310.75")}
     assert (
         dict(
             rows(
@@ -855,6 +855,7 @@ def test_demo_register_loads_as_documented(con, tmp_path):
     )
 
     assert rows(con, stg.PROJECT_LINKS_SQL) == [
+        ("HBT-PRJ-DATA", "HBT-PART-SCL", "kohesio", "HBT-ERDF-0002"),
         ("HBT-PRJ-DATA", "HBT-PART-SCL", "ocid", "ocds-hbt999-DATA-2023-001"),
         ("HBT-PRJ-DATA", "HBT-PART-SCL", "ocid", "ocds-hbt999-DATA-2024-002"),
         ("HBT-PRJ-LIGHT", "HBT-PART-SCL", "kohesio", "HBT-ERDF-0001"),
@@ -905,8 +906,8 @@ def test_assets_materialize_in_dagster(tmp_path: Path):
         )
         for e in result.get_asset_materialization_events()
     }
-    assert counts["raw/raw_governance_members"] == 28
-    assert counts["staging/stg_governance_members"] == 27
+    assert counts["raw/raw_governance_members"] == 30
+    assert counts["staging/stg_governance_members"] == 29
     assert counts["staging/stg_governance_assets"] == 4
 
     for spec in (s for a in assets for s in a.specs):
