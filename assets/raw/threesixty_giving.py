@@ -292,8 +292,17 @@ def _csv_with_duckdb(
     titles: list[str],
     mapping: dict[int, str],
 ) -> tuple[int, list[Reject] | None]:
-    """Fast path. Returns (rows, []) or (0, None) when lines were rejected (exact numbering
-    then needs the Python reader)."""
+    """Fast path. Returns (rows, []) or (0, None) when DuckDB cannot read the file exactly
+    (rejected lines, or a dialect its sniffer refuses): the Python reader takes over."""
+    # DuckDB's sniffer refuses some real files (mixed CRLF/LF); an error inside the ingest
+    # transaction would abort it, so sniff on a separate cursor first
+    try:
+        con.cursor().execute(
+            "SELECT * FROM sniff_csv(?, delim = ',', quote = '\"', escape = '\"', header = true)",
+            [str(path)],
+        ).fetchall()
+    except duckdb.Error:
+        return 0, None
     names = [f"c{i}" for i in range(len(titles))]
     columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
     con.execute("DROP TABLE IF EXISTS _csv_rejects; DROP TABLE IF EXISTS _csv_scans")

@@ -78,6 +78,14 @@ def write_corpus(raw: Path) -> list[Case]:
                       record_ids=["360G-BAD-CP1252-1"], problem="CSV in Windows-1252, not UTF-8",
                       kept="all rows, transcoded (encoding shown in the manifest)"))  # fmt: skip
 
+    (d / "bad-mixed-newlines.csv").write_bytes(
+        (HEADER.replace("\n", "\r\n") + _row("360G-BAD-CRLF-1") + _row("360G-BAD-CRLF-2").replace("\n", "\r\n")).encode()
+    )  # fmt: skip
+    cases.append(Case("mixed line endings", "360giving/bad-mixed-newlines.csv", "loaded",
+                      record_ids=["360G-BAD-CRLF-1", "360G-BAD-CRLF-2"],
+                      problem="CSV mixing CRLF and LF line endings (DuckDB's sniffer refuses it)",
+                      kept="all rows (read by the Python csv reader instead)"))  # fmt: skip
+
     (d / "bad-shifted.csv").write_text(
         HEADER + _row("360G-BAD-SHIFT-1") + _row("360G-BAD-SHIFT-2").replace(",Bad input test,", ",Bad, input test,") + _row("360G-BAD-SHIFT-3")
     )  # fmt: skip
