@@ -134,3 +134,34 @@ def test_failure_table_in_readme_covers_every_case() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     for name in _case_ids():
         assert f"| {name} |" in readme, f"README failure table lacks '{name}'"
+
+
+def test_a_good_file_replaced_by_a_broken_one_leaves_no_stale_rows(tmp_path: Path) -> None:
+    from assets.common.tables import ensure_schemas
+    from assets.raw.ingest import ingest_folder
+    from assets.raw.threesixty_giving import PARSER_VERSION, RAW_GRANTS, SUFFIXES, parse_file
+
+    folder = tmp_path / "raw" / "360giving"
+    folder.mkdir(parents=True)
+    path = folder / "a.json"
+    path.write_text('{"grants": [{"id": "360G-X-1", "amountAwarded": 1}]}')
+    con = duckdb.connect(str(tmp_path / "b.duckdb"))
+    ensure_schemas(con)
+
+    def ingest() -> None:
+        ingest_folder(
+            con, source_system="360giving", raw_dir=tmp_path / "raw", folder="360giving",
+            suffixes=SUFFIXES, raw_table=RAW_GRANTS, parser=parse_file,
+            parser_version=PARSER_VERSION, log=lambda _m: None,
+        )  # fmt: skip
+
+    ingest()
+    path.write_text('{"grants": [{"id": "360G-X-1", "amou')
+    ingest()
+    manifest = con.execute(
+        "SELECT status FROM raw.raw_file_manifest WHERE source_file = '360giving/a.json'"
+    ).fetchall()
+    rows = con.execute("SELECT count(*) FROM raw.raw_360giving_grants").fetchone()
+    con.close()
+    assert manifest == [("failed",)]
+    assert rows == (0,)

@@ -259,6 +259,8 @@ def _ingest_one(
         con.execute("COMMIT")
     except Exception as exc:  # any parser failure isolates the file, never the run
         con.execute("ROLLBACK")
+        # the rollback restored the previous version's rows: they no longer match the file
+        _forget_file(con, raw_table, ctx.source_system, ctx.source_file)
         if isinstance(exc, FileRejected):
             reason, locator, seen = exc.reason, exc.locator, exc.rows_seen
         else:
