@@ -12,8 +12,8 @@ from dagster_duckdb import DuckDBResource
 
 from assets.intermediate import int_funding_awards, int_money_flows, int_org_identity
 from assets.marts import core, data_quality, publish
-from assets.raw import reference, threesixty_giving
-from assets.staging import stg_360giving_grants
+from assets.raw import council_spend, governance, reference, threesixty_giving
+from assets.staging import stg_360giving_grants, stg_council_spend_payments, stg_governance
 from pipelines.jobs import fundtrace_all, nightly
 from pipelines.quality import EXPECTATIONS_DIR, build_gx_asset_checks
 from pipelines.resources import build_db_from_env, marts_db_from_env, settings_from_env
@@ -22,7 +22,11 @@ from pipelines.sensors import raw_files_sensor, run_failure_notifier
 ASSET_MODULES = [
     reference,
     threesixty_giving,
+    council_spend,
+    governance,
     stg_360giving_grants,
+    stg_council_spend_payments,
+    stg_governance,
     int_funding_awards,
     int_money_flows,
     int_org_identity,

@@ -112,10 +112,24 @@ def test_full_build_publishes_all_marts(fundtrace_env: dict[str, Path]) -> None:
     got = {
         r[0]: (r[1], Decimal(str(r[2])))
         for r in con.execute(
-            "SELECT currency_original, count(*), sum(amount_original) FROM marts.money_flows GROUP BY 1"
+            "SELECT currency_original, count(*), sum(amount_original) FROM marts.money_flows "
+            "WHERE source_system = '360giving' GROUP BY 1"
         ).fetchall()
     }
     assert got == expected
+
+    # council spend demo: 36 payments, GBP 824,179.35 counted by hand in data/raw/council_spend
+    spend = con.execute(
+        "SELECT count(*), sum(amount_original), list(DISTINCT funding_level) "
+        "FROM marts.money_flows WHERE source_system = 'council_spend'"
+    ).fetchone()
+    assert spend is not None
+    assert spend[0] == 36 and Decimal(str(spend[1])) == Decimal("824179.35")
+    assert spend[2] == ["local"]
+    redacted = con.execute(
+        "SELECT org_type FROM marts.organisations WHERE org_id = 'FT-REDACTED-GB-LAE-HBT'"
+    ).fetchall()
+    assert redacted == [("redacted",)]
 
     # the same company written GB-COH-09990001 and gb-coh-9990001 is one organisation
     ids = [r[0] for r in con.execute("SELECT org_id FROM marts.organisations").fetchall()]
@@ -136,13 +150,15 @@ def test_full_build_publishes_all_marts(fundtrace_env: dict[str, Path]) -> None:
     ).fetchall()
     assert bad == []
     quarantined = con.execute(
-        "SELECT sum(rows_quarantined) FROM marts.data_quality WHERE check_name = 'staging'"
+        "SELECT sum(rows_quarantined) FROM marts.data_quality WHERE check_name LIKE 'staging:%'"
     ).fetchone()[0]  # type: ignore[index]
-    assert quarantined == 2  # the 'tbc' amount and the duplicate id (data/raw/README.md)
+    # 360Giving: the 'tbc' amount and the duplicate id; council spend: '#VALUE!' and '£1,2O0.00';
+    # governance: the member with role 'observer' (data/raw/*/README.md)
+    assert quarantined == 5
     gx_rows = con.execute(
         "SELECT count(*) FROM marts.data_quality WHERE check_name LIKE 'gx:%'"
     ).fetchone()[0]  # type: ignore[index]
-    assert gx_rows == 3  # one per demo file
+    assert gx_rows == 3 + 3 + 4  # one per demo file and suite
     con.close()
 
     # checks ran and passed

@@ -175,9 +175,10 @@ def _build_state(build_db: Path, rows: int) -> None:
     con.execute(MONEY_FLOWS.ddl(replace=True))
     con.execute(
         f"INSERT INTO {MONEY_FLOWS.qualified} (flow_id, flow_type, from_org_id, to_org_id, "
-        "stream_id, funding_level, flow_date, amount_original, currency_original, source_system, "
-        "source_file, source_row, source_record_id) "
-        "SELECT 'f' || i, 'grant', 'A', 'B', 'S', 'local', DATE '2024-01-01', i, 'GBP', 's', "
+        "stream_id, controller_org_id, control_basis, funding_level, flow_date, amount_original, "
+        "currency_original, source_system, source_file, source_row, source_record_id) "
+        "SELECT 'f' || i, 'grant', 'A', 'B', 'S', 'A', 'funder', 'local', DATE '2024-01-01', i, "
+        "'GBP', 's', "
         f"'f', i, 'r' || i FROM range({rows}) t(i)"
     )
     con.close()

@@ -11,7 +11,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
-from assets.staging import stg_360giving_grants
+from assets.staging import stg_360giving_grants, stg_council_spend_payments
 
 AWARD_TYPES = (
     "grant", "payment", "commitment", "eu_share", "co_financing",
@@ -57,7 +57,7 @@ INT_FUNDING_AWARDS = TableSpec(
 AWARD_COLUMNS = INT_FUNDING_AWARDS.column_names
 
 # staging modules that carry money; each exports AWARDS_SQL and its TableSpecs
-FUNDING_SOURCES = (stg_360giving_grants,)
+FUNDING_SOURCES = (stg_360giving_grants, stg_council_spend_payments)
 
 
 def build_int_funding_awards(con: duckdb.DuckDBPyConnection) -> int:

@@ -7,6 +7,7 @@ from dagster_duckdb import DuckDBResource
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
 from assets.intermediate.int_funding_awards import INT_FUNDING_AWARDS
+from assets.staging import stg_governance
 
 INT_MONEY_FLOWS = TableSpec(
     schema="intermediate",
@@ -31,6 +32,11 @@ INT_MONEY_FLOWS = TableSpec(
         Column("fx_rate", RATE_TYPE, "Units of currency per EUR."),
         Column("fx_date", "DATE", "ECB fixing day used."),
         Column("funding_level", "VARCHAR", "Level of the funder: local|national|eu|private|international|unknown.", False),
+        Column("controller_org_ref", "VARCHAR", "Body controlling the stream the money came through.", False),
+        Column("controller_name", "VARCHAR", "Name of that body as published."),
+        Column("control_basis", "VARCHAR", "funder | managing_authority | responsible_department | ...", False),
+        Column("project_id", "VARCHAR", "Governance-register project (projects.csv) the flow is linked to."),
+        Column("project_link_basis", "VARCHAR", "How project_id was found: cordis id | kohesio id | project id | ocid."),
         Column("source_system", "VARCHAR", "Source system.", False),
         Column("source_file", "VARCHAR", "File relative to FUNDTRACE_RAW_DIR.", False),
         Column("source_row", "BIGINT", "Record position in the file.", False),
@@ -39,13 +45,39 @@ INT_MONEY_FLOWS = TableSpec(
     order_by=("flow_id",),
 )  # fmt: skip
 
+# source systems whose project_ref is an id that projects.csv declares in one of its columns
+LINK_KINDS = {"eu_cordis": "cordis", "eu_kohesio": "kohesio"}
+_KINDS_SQL = " UNION ALL ".join(
+    f"SELECT '{src}' AS source_system, '{kind}' AS link_kind" for src, kind in LINK_KINDS.items()
+)
+
 FLOWS_FROM_FUNDING = f"""
-SELECT award_id AS flow_id, award_type AS flow_type,
-  funder_org_ref AS from_org_ref, funder_name AS from_name,
-  recipient_org_ref AS to_org_ref, recipient_name AS to_name, recipient_kind AS to_kind,
-  programme, title, award_date AS flow_date, amount_original, currency_original, amount_eur,
-  fx_rate, fx_date, funding_level, source_system, source_file, source_row, source_record_id
-FROM {INT_FUNDING_AWARDS.qualified}
+WITH links AS ({stg_governance.PROJECT_LINKS_SQL}),
+kinds AS ({_KINDS_SQL}),
+by_external_id AS (
+  SELECT a.award_id, min(l.project_id) AS project_id, min(l.link_kind) || ' id' AS basis
+  FROM {INT_FUNDING_AWARDS.qualified} a
+  JOIN kinds k ON k.source_system = a.source_system
+  JOIN links l ON l.link_kind = k.link_kind AND l.link_value = a.project_ref
+  GROUP BY a.award_id
+),
+by_project_id AS (
+  SELECT a.award_id, p.project_id, 'project id' AS basis
+  FROM {INT_FUNDING_AWARDS.qualified} a
+  JOIN {stg_governance.STG_PROJECTS.qualified} p ON p.project_id = upper(trim(a.project_ref))
+)
+SELECT a.award_id AS flow_id, a.award_type AS flow_type,
+  a.funder_org_ref AS from_org_ref, a.funder_name AS from_name,
+  a.recipient_org_ref AS to_org_ref, a.recipient_name AS to_name, a.recipient_kind AS to_kind,
+  a.programme, a.title, a.award_date AS flow_date, a.amount_original, a.currency_original,
+  a.amount_eur, a.fx_rate, a.fx_date, a.funding_level,
+  a.controller_org_ref, a.controller_name, a.control_basis,
+  coalesce(x.project_id, p.project_id) AS project_id,
+  coalesce(x.basis, p.basis) AS project_link_basis,
+  a.source_system, a.source_file, a.source_row, a.source_record_id
+FROM {INT_FUNDING_AWARDS.qualified} a
+LEFT JOIN by_external_id x USING (award_id)
+LEFT JOIN by_project_id p USING (award_id)
 """
 
 
@@ -58,7 +90,7 @@ def build_int_money_flows(con: duckdb.DuckDBPyConnection) -> int:
     group_name="intermediate",
     kinds={"duckdb", "sql"},
     description=INT_MONEY_FLOWS.doc,
-    deps=[INT_FUNDING_AWARDS.asset_key],
+    deps=[INT_FUNDING_AWARDS.asset_key, *(s.asset_key for s in stg_governance.PROJECT_LINKS_DEPS)],
 )
 def int_money_flows(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:

@@ -23,12 +23,12 @@ INT_ORG_IDENTITY = TableSpec(
     columns=(
         Column("org_ref", "VARCHAR", "Reference as used in staging/intermediate tables.", False),
         Column("org_id", "VARCHAR", "Canonical organisation id.", False),
-        Column("match_method", "VARCHAR", "identifier | self-assigned id | name: how org_id was established.", False),
+        Column("match_method", "VARCHAR", "identifier | self-assigned id | name | redacted: how org_id was established.", False),
         Column("match_evidence", "VARCHAR", "What supports the mapping, for review."),
         Column("name", "VARCHAR", "Most frequently published name (ties: alphabetical)."),
         Column("names_seen", "VARCHAR[]", "Every distinct name published for this reference, sorted."),
         Column("scheme", "VARCHAR", "Org-id scheme prefix (longest known prefix) or FTNAME/360G."),
-        Column("org_type", "VARCHAR", "Kind of organisation implied by the scheme, or individual."),
+        Column("org_type", "VARCHAR", "Kind of organisation implied by the scheme, or individual / redacted."),
         Column("country", "VARCHAR", "Country of the register (ISO alpha-2), if national."),
         Column("source_systems", "VARCHAR[]", "Sources that mention this reference."),
     ),
@@ -41,6 +41,9 @@ WITH mentions AS (
   FROM {INT_MONEY_FLOWS.qualified}
   UNION ALL
   SELECT to_org_ref, to_name, to_kind, source_system FROM {INT_MONEY_FLOWS.qualified}
+  UNION ALL
+  SELECT controller_org_ref, controller_name, 'organisation', source_system
+  FROM {INT_MONEY_FLOWS.qualified}
 ),
 names AS (
   SELECT org_ref, name, count(*) AS n FROM mentions WHERE name IS NOT NULL GROUP BY ALL
@@ -64,17 +67,26 @@ scheme AS (
 )
 SELECT r.org_ref, r.org_ref AS org_id,
   CASE WHEN starts_with(r.org_ref, 'FTNAME-') THEN 'name'
+       WHEN starts_with(r.org_ref, 'FT-REDACTED-') THEN 'redacted'
        WHEN starts_with(r.org_ref, '360G-') THEN 'self-assigned id'
        ELSE 'identifier' END AS match_method,
   CASE WHEN starts_with(r.org_ref, 'FTNAME-') THEN 'no identifier published; normalised name ' || b.name
+       WHEN starts_with(r.org_ref, 'FT-REDACTED-') THEN 'payee withheld by the publisher ' || substr(r.org_ref, 13)
        WHEN starts_with(r.org_ref, '360G-') THEN 'publisher-assigned 360Giving id'
        ELSE 'normalised org-id' END AS match_evidence,
-  b.name, b.names_seen,
+  CASE WHEN starts_with(r.org_ref, 'FT-REDACTED-')
+       THEN 'Redacted payee (withheld by ' || substr(r.org_ref, 13) || ')' ELSE b.name END AS name,
+  b.names_seen,
   coalesce(s.prefix, CASE WHEN starts_with(r.org_ref, 'FTNAME-') THEN 'FTNAME'
+                          WHEN starts_with(r.org_ref, 'FT-REDACTED-') THEN 'FT-REDACTED'
                           WHEN starts_with(r.org_ref, '360G-') THEN '360G'
                           ELSE regexp_extract(r.org_ref, '^([A-Z]{{2}}-[A-Z0-9]+)-', 1) END) AS scheme,
-  CASE WHEN r.is_individual THEN 'individual' ELSE s.org_type END AS org_type,
-  coalesce(s.country, nullif(regexp_extract(r.org_ref, '^([A-Z]{{2}})-', 1), '')) AS country,
+  CASE WHEN r.is_individual THEN 'individual'
+       WHEN starts_with(r.org_ref, 'FT-REDACTED-') THEN 'redacted'
+       ELSE s.org_type END AS org_type,
+  coalesce(s.country,
+           CASE WHEN NOT regexp_matches(r.org_ref, '^(FT|XI|XM)-')
+                THEN nullif(regexp_extract(r.org_ref, '^([A-Z]{{2}})-', 1), '') END) AS country,
   r.source_systems
 FROM refs r LEFT JOIN best_name b USING (org_ref) LEFT JOIN scheme s USING (org_ref)
 """

@@ -26,7 +26,9 @@ MONEY_FLOWS = TableSpec(
         Column("to_org_id", "VARCHAR", "Canonical id of the recipient (marts.organisations).", False),
         Column("to_name", "VARCHAR", "Recipient name (canonical); NULL for individuals."),
         Column("stream_id", "VARCHAR", "Funding stream (marts.funding_streams) the money came through.", False),
-        Column("project_id", "VARCHAR", "Governance-register project the flow is linked to, if any."),
+        Column("controller_org_id", "VARCHAR", "Canonical id of the body controlling the stream (funder, managing authority...).", False),
+        Column("control_basis", "VARCHAR", "Why that body controls the stream: funder | managing_authority | responsible_department...", False),
+        Column("project_id", "VARCHAR", "Governance-register project (projects.csv) the flow is linked to, if any."),
         Column("funding_level", "VARCHAR", "Level of the funder: local|national|eu|private|international|unknown.", False),
         Column("title", "VARCHAR", "What the money is for, as published."),
         Column("flow_date", "DATE", "Award or payment date.", False),
@@ -62,7 +64,7 @@ FUNDING_STREAMS = TableSpec(
         Column("currencies", "VARCHAR[]", "Published currencies, sorted.", False),
         Column("first_award_date", "DATE", "Earliest award date.", False),
         Column("last_award_date", "DATE", "Latest award date.", False),
-        Column("controller_org_id", "VARCHAR", "Who controls the stream: today the funder itself (governance and managing authorities refine this in marts.funding_stream_control).", False),
+        Column("controller_org_id", "VARCHAR", "Who controls the stream: the funder, or the body the source names (a cohesion programme's managing authority, the Commission department responsible).", False),
         Column("controller_name", "VARCHAR", "Name of the controller."),
         Column("control_basis", "VARCHAR", "Why the controller controls the stream (funder, managing authority...).", False),
         Column("source_systems", "VARCHAR[]", "Sources the awards came from.", False),
@@ -100,12 +102,14 @@ SELECT f.flow_id, f.flow_type,
   fo.org_id AS from_org_id, fo.name AS from_name,
   tr.org_id AS to_org_id, CASE WHEN f.to_kind = 'individual' THEN NULL ELSE tr.name END AS to_name,
   'FS-' || upper(left(md5(fo.org_id || '|' || coalesce(f.programme, '')), 12)) AS stream_id,
-  CAST(NULL AS VARCHAR) AS project_id,
+  co.org_id AS controller_org_id, f.control_basis,
+  f.project_id,
   f.funding_level, f.title, f.flow_date, f.amount_eur, f.amount_original, f.currency_original,
   f.fx_rate, f.fx_date, f.source_system, f.source_file, f.source_row, f.source_record_id
 FROM {INT_MONEY_FLOWS.qualified} f
 JOIN {INT_ORG_IDENTITY.qualified} fo ON fo.org_ref = f.from_org_ref
 JOIN {INT_ORG_IDENTITY.qualified} tr ON tr.org_ref = f.to_org_ref
+JOIN {INT_ORG_IDENTITY.qualified} co ON co.org_ref = f.controller_org_ref
 """
 
 _STREAMS_SELECT = f"""
@@ -118,10 +122,14 @@ SELECT m.stream_id, m.from_org_id AS funder_org_id, any_value(m.from_name) AS fu
   count(*) FILTER (WHERE m.amount_eur IS NULL) AS awards_without_eur,
   list_sort(list(DISTINCT m.currency_original)) AS currencies,
   min(m.flow_date) AS first_award_date, max(m.flow_date) AS last_award_date,
-  m.from_org_id AS controller_org_id, any_value(m.from_name) AS controller_name,
-  'funder' AS control_basis,
+  -- one controller per stream; ties broken by id so reruns agree
+  first(m.controller_org_id ORDER BY m.controller_org_id) AS controller_org_id,
+  first(c.name ORDER BY m.controller_org_id) AS controller_name,
+  first(m.control_basis ORDER BY m.controller_org_id) AS control_basis,
   list_sort(list(DISTINCT m.source_system)) AS source_systems
 FROM {MONEY_FLOWS.qualified} m JOIN {INT_MONEY_FLOWS.qualified} f USING (flow_id)
+JOIN (SELECT org_id, first(name ORDER BY org_ref) AS name
+      FROM {INT_ORG_IDENTITY.qualified} GROUP BY org_id) c ON c.org_id = m.controller_org_id
 GROUP BY m.stream_id, m.from_org_id
 """
 
@@ -187,7 +195,7 @@ def money_flows(duckdb: DuckDBResource) -> dg.MaterializeResult:
     group_name="marts",
     kinds={"duckdb", "sql"},
     description=FUNDING_STREAMS.doc,
-    deps=[MONEY_FLOWS.asset_key, INT_MONEY_FLOWS.asset_key],
+    deps=[MONEY_FLOWS.asset_key, INT_MONEY_FLOWS.asset_key, INT_ORG_IDENTITY.asset_key],
 )
 def funding_streams(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:

@@ -12,13 +12,17 @@ from dagster_duckdb import DuckDBResource
 
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
 from assets.raw.ingest import FILE_MANIFEST
-from assets.staging import stg_360giving_grants
+from assets.staging import stg_360giving_grants, stg_council_spend_payments, stg_governance
 from assets.staging.quarantine import STG_QUARANTINE
 from assets.staging.registry import StagingPair
 from pipelines.quality import RESULTS_TABLE, ensure_results_table
 
 # Every staging model with its raw table; new sources add their STAGING_PAIRS here.
-SOURCES: tuple[StagingPair, ...] = (*stg_360giving_grants.STAGING_PAIRS,)
+SOURCES: tuple[StagingPair, ...] = (
+    *stg_360giving_grants.STAGING_PAIRS,
+    *stg_council_spend_payments.STAGING_PAIRS,
+    *stg_governance.STAGING_PAIRS,
+)
 
 GX_RESULTS_TABLE = RESULTS_TABLE
 
@@ -34,7 +38,7 @@ DATA_QUALITY = TableSpec(
         Column("source_system", "VARCHAR", "Source system (raw folder).", False),
         Column("source_file", "VARCHAR", "File path relative to FUNDTRACE_RAW_DIR.", False),
         Column("file_sha256", "VARCHAR", "SHA-256 of the file content checked.", False),
-        Column("check_name", "VARCHAR", "ingest | staging | gx:<suite>.", False),
+        Column("check_name", "VARCHAR", "ingest | staging:<staging table> | gx:<suite>.", False),
         Column("status", "VARCHAR", "ok | quarantined_rows | failed | warning.", False),
         Column("rows_in", "BIGINT", "Records entering the check (NULL for gx rows)."),
         Column("rows_loaded", "BIGINT", "Records that passed (NULL for gx rows)."),
@@ -46,12 +50,27 @@ DATA_QUALITY = TableSpec(
 )  # fmt: skip
 
 
+def _files(src: StagingPair) -> str:
+    """Files of the source that feed this staging table: those with rows in its raw table or
+    in its quarantine; for single-table sources every file that was read."""
+    single = len(sources_of(src.source_system)) == 1
+    return f"""
+    SELECT m.source_system, m.source_file, m.file_sha256 FROM {FILE_MANIFEST.qualified} m
+    WHERE m.source_system = '{src.source_system}' AND m.status <> 'failed'
+      AND ({str(single).lower()}
+           OR m.source_file IN (SELECT source_file FROM {src.raw.qualified})
+           OR m.source_file IN (SELECT source_file FROM {STG_QUARANTINE.qualified}
+                                WHERE staging_table = '{src.staging.name}'))
+    """
+
+
 def _staging_rows(src: StagingPair) -> str:
     return f"""
-    SELECT m.source_system, m.source_file, m.file_sha256, 'staging' AS check_name,
+    SELECT m.source_system, m.source_file, m.file_sha256,
+      'staging:{src.staging.name}' AS check_name,
       coalesce(r.n, 0) AS rows_in, coalesce(s.n, 0) AS rows_loaded, coalesce(q.n, 0) AS rows_quarantined,
       q.reasons AS message
-    FROM {FILE_MANIFEST.qualified} m
+    FROM ({_files(src)}) m
     LEFT JOIN (SELECT source_file, count(*) AS n FROM {src.raw.qualified} GROUP BY 1) r USING (source_file)
     LEFT JOIN (SELECT source_file, count(*) AS n FROM {src.staging.qualified} GROUP BY 1) s USING (source_file)
     LEFT JOIN (
@@ -59,8 +78,6 @@ def _staging_rows(src: StagingPair) -> str:
              string_agg(DISTINCT regexp_extract(reason, '^[^:]*'), '; ' ORDER BY regexp_extract(reason, '^[^:]*')) AS reasons
       FROM {STG_QUARANTINE.qualified} WHERE staging_table = '{src.staging.name}' GROUP BY 1
     ) q USING (source_file)
-    WHERE m.source_system = '{src.source_system}' AND m.status <> 'failed'
-      AND (r.n IS NOT NULL OR q.n IS NOT NULL OR {len(sources_of(src.source_system))} = 1)
     """
 
 
@@ -74,7 +91,7 @@ def _gx_rows(src: StagingPair) -> str:
     SELECT m.source_system, m.source_file, m.file_sha256, 'gx:{suite}' AS check_name,
       NULL AS rows_in, NULL AS rows_loaded, NULL AS rows_quarantined,
       g.failed AS message_list, g.any_critical, g.any_failed, g.evaluated
-    FROM {FILE_MANIFEST.qualified} m
+    FROM ({_files(src)}) m
     CROSS JOIN (
       SELECT count(*) AS evaluated,
         list_sort(list(expectation || CASE WHEN severity = 'critical' THEN ' [critical]' ELSE '' END
@@ -84,7 +101,7 @@ def _gx_rows(src: StagingPair) -> str:
         bool_or(NOT success OR errored) AS any_failed
       FROM {GX_RESULTS_TABLE} WHERE suite = '{suite}'
     ) g
-    WHERE m.source_system = '{src.source_system}' AND g.evaluated > 0
+    WHERE g.evaluated > 0
     """
 
 
