@@ -1,15 +1,17 @@
 """`intermediate.int_org_identity`: each organisation reference -> one canonical organisation.
 
 Identifiers first: references are already normalised org-ids (company numbers padded,
-placeholders dropped) or name-based FTNAME- ids. Today a reference is its own canonical id;
-entity resolution across references (shared identifiers, fuzzy names, analyst overrides)
-plugs in here without changing the marts.
+placeholders dropped) or name-based FTNAME- ids. A name-only reference is merged into an
+identified organisation only when exactly one identified organisation was published under the
+same normalised name (legal forms, case and punctuation ignored). Fuzzy matching and analyst
+overrides plug in here without changing the marts.
 """
 
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from assets.common.sql import install_macros
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
 from assets.intermediate.int_money_flows import INT_MONEY_FLOWS
 from assets.raw.reference import ORGID_PREFIXES
@@ -23,7 +25,7 @@ INT_ORG_IDENTITY = TableSpec(
     columns=(
         Column("org_ref", "VARCHAR", "Reference as used in staging/intermediate tables.", False),
         Column("org_id", "VARCHAR", "Canonical organisation id.", False),
-        Column("match_method", "VARCHAR", "identifier | self-assigned id | name | redacted: how org_id was established.", False),
+        Column("match_method", "VARCHAR", "identifier | self-assigned id | exact name | name | redacted: how org_id was established.", False),
         Column("match_evidence", "VARCHAR", "What supports the mapping, for review."),
         Column("name", "VARCHAR", "Most frequently published name (ties: alphabetical)."),
         Column("names_seen", "VARCHAR[]", "Every distinct name published for this reference, sorted."),
@@ -58,6 +60,17 @@ refs AS (
          bool_or(kind = 'individual') AS is_individual
   FROM mentions GROUP BY org_ref
 ),
+-- a name-only reference joins the one identified organisation published under the same
+-- normalised name; with two or more candidates it stays on its own (never guess)
+name_match AS (
+  SELECT f.org_ref, min(n.org_ref) AS target, min(ft_name_key(n.name)) AS key
+  FROM names f JOIN names n
+    ON ft_name_key(n.name) = ft_name_key(f.name) AND n.org_ref <> f.org_ref
+  WHERE starts_with(f.org_ref, 'FTNAME-')
+    AND NOT starts_with(n.org_ref, 'FTNAME-') AND NOT starts_with(n.org_ref, 'FT-REDACTED-')
+  GROUP BY f.org_ref
+  HAVING count(DISTINCT n.org_ref) = 1
+),
 scheme AS (
   SELECT r.org_ref, arg_max(p.prefix, length(p.prefix)) AS prefix,
          arg_max(p.org_type, length(p.prefix)) AS org_type,
@@ -65,12 +78,16 @@ scheme AS (
   FROM refs r JOIN {ORGID_PREFIXES.qualified} p ON starts_with(r.org_ref || '-', p.prefix || '-')
   GROUP BY r.org_ref
 )
-SELECT r.org_ref, r.org_ref AS org_id,
-  CASE WHEN starts_with(r.org_ref, 'FTNAME-') THEN 'name'
+SELECT r.org_ref, coalesce(nm.target, r.org_ref) AS org_id,
+  CASE WHEN nm.target IS NOT NULL THEN 'exact name'
+       WHEN starts_with(r.org_ref, 'FTNAME-') THEN 'name'
        WHEN starts_with(r.org_ref, 'FT-REDACTED-') THEN 'redacted'
        WHEN starts_with(r.org_ref, '360G-') THEN 'self-assigned id'
        ELSE 'identifier' END AS match_method,
-  CASE WHEN starts_with(r.org_ref, 'FTNAME-') THEN 'no identifier published; normalised name ' || b.name
+  CASE WHEN nm.target IS NOT NULL
+         THEN 'no identifier published; normalised name "' || nm.key || '" is published by '
+              || nm.target || ' and no other identified organisation'
+       WHEN starts_with(r.org_ref, 'FTNAME-') THEN 'no identifier published; normalised name ' || b.name
        WHEN starts_with(r.org_ref, 'FT-REDACTED-') THEN 'payee withheld by the publisher ' || substr(r.org_ref, 13)
        WHEN starts_with(r.org_ref, '360G-') THEN 'publisher-assigned 360Giving id'
        ELSE 'normalised org-id' END AS match_evidence,
@@ -89,10 +106,12 @@ SELECT r.org_ref, r.org_ref AS org_id,
                 THEN nullif(regexp_extract(r.org_ref, '^([A-Z]{{2}})-', 1), '') END) AS country,
   r.source_systems
 FROM refs r LEFT JOIN best_name b USING (org_ref) LEFT JOIN scheme s USING (org_ref)
+LEFT JOIN name_match nm USING (org_ref)
 """
 
 
 def build_int_org_identity(con: duckdb.DuckDBPyConnection) -> int:
+    install_macros(con)
     return rebuild_table(con, INT_ORG_IDENTITY, _SELECT)
 
 
