@@ -1,4 +1,4 @@
-"""`intermediate.int_procurement_awards`: every awarded contract × supplier from every
+"""`intermediate.int_procurement_awards`: every awarded contract x supplier from every
 procurement source (OCDS, TED), one shape.
 
 Each procurement staging module exports `CONTRACTS_SQL` (exactly these columns, in order) and
