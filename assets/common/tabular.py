@@ -215,7 +215,7 @@ def _csv_with_duckdb(
     read = (
         f"read_csv(?, header = false, skip = {header.lines_through_header}, "
         f"columns = {columns}, delim = {sql_literal(header.delimiter)}, quote = '\"', "
-        "escape = '\"', ignore_errors = true, store_rejects = true, "
+        "escape = '\"', comment = '', ignore_errors = true, store_rejects = true, "
         "rejects_table = '_tab_rejects', rejects_scan = '_tab_scans', parallel = false)"
     )
     probe = con.cursor()

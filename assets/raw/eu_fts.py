@@ -19,8 +19,9 @@ typographic apostrophe, U+2019):
   `Action location`, `Funding type` appear; 2025: `Main registration number of beneficiary`.
 
 The header row is searched in the first 30 rows (title rows above it are skipped). A file
-whose header lacks a required field (year, LC reference, beneficiary name, beneficiary amount,
-responsible department) fails alone with the list of what could not be mapped.
+whose header lacks a required field (year, LC reference or commitment position key, beneficiary
+name, beneficiary amount, responsible department) fails alone with the list of what could not be
+mapped.
 XLSX/XLS: the first sheet with such a header (python-calamine, streamed). CSV: delimiter
 `,` `;` tab or `|` detected from the header, read by DuckDB.
 """
@@ -108,13 +109,15 @@ FIELDS: dict[str, tuple[tuple[str, ...], str]] = {
 }  # fmt: skip
 
 INDEX = synonym_index({k: v[0] for k, v in FIELDS.items()})
-REQUIRED = (
-    "year",
-    "lc_reference",
-    "beneficiary_name",
-    "beneficiary_amount",
-    "responsible_department",
-)
+# Each required field, with the fields that can stand in for it (older exports identify a
+# commitment line by its position key).
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "year": ("year",),
+    "lc_reference": ("lc_reference", "position_key"),
+    "beneficiary_name": ("beneficiary_name",),
+    "beneficiary_amount": ("beneficiary_amount",),
+    "responsible_department": ("responsible_department",),
+}
 
 RAW_COMMITMENTS = TableSpec(
     schema="raw",
@@ -130,14 +133,22 @@ RAW_COMMITMENTS = TableSpec(
 )  # fmt: skip
 
 
+def _missing(fields: set[str]) -> list[str]:
+    return [
+        " or ".join(FIELDS[f][0][0] for f in alternatives)
+        for alternatives in REQUIRED.values()
+        if not fields & set(alternatives)
+    ]
+
+
 def accepts(mapping: dict[int, str]) -> bool:
-    return set(REQUIRED) <= set(mapping.values())
+    return not _missing(set(mapping.values()))
 
 
 def unknown_layout_message(source_file: str, best: Header | None) -> str:
     """Names the file and the required columns no title could be mapped to."""
     fields = best.fields if best is not None else set()
-    missing = [FIELDS[f][0][0] for f in REQUIRED if f not in fields]
+    missing = _missing(fields)
     where = ""
     if best is not None:
         sheet = f" of sheet '{best.sheet}'" if best.sheet else ""

@@ -57,7 +57,7 @@ STG_COMMITMENTS = TableSpec(
     columns=(
         Column("line_id", "VARCHAR", "year:LC reference:n (n-th beneficiary line of the commitment).", False),
         Column("year", "INTEGER", "Year of the commitment.", False),
-        Column("lc_reference", "VARCHAR", "Reference of the Legal Commitment (LC).", False),
+        Column("lc_reference", "VARCHAR", "Reference of the Legal Commitment (LC); the commitment position key where an export has no LC column.", False),
         Column("position_key", "VARCHAR", "Commitment position key (2016-2019 exports)."),
         Column("recipient_org_ref", "VARCHAR", "Name-based FTNAME- id of the beneficiary; FT-REDACTED-XM-DAC-918 for beneficiaries the Commission anonymised.", False),
         Column("recipient_kind", "VARCHAR", "organisation | redacted.", False),
@@ -132,7 +132,7 @@ _NAME = r"ft_clean_name(regexp_replace(r.beneficiary_name, '\*+\s*$', ''))"
 
 _CHECKED = f"""
 SELECT r.*,
-  nullif(trim(r.lc_reference), '') AS _lc,
+  coalesce(nullif(trim(r.lc_reference), ''), nullif(trim(r.position_key), '')) AS _lc,
   {_YEAR} AS _year,
   {_amount("r.beneficiary_amount")} AS _amount,
   {_amount("r.commitment_total_amount")} AS _total,
@@ -143,7 +143,7 @@ SELECT r.*,
     OR lower(trim(r.beneficiary_name)) IN {_REDACTED_NAMES}) AS _redacted,
   ft_clean_name(r.responsible_department) AS _dept,
   CASE
-    WHEN nullif(trim(r.lc_reference), '') IS NULL
+    WHEN coalesce(nullif(trim(r.lc_reference), ''), nullif(trim(r.position_key), '')) IS NULL
       THEN 'missing Reference of the Legal Commitment (LC)'
     WHEN r.year IS NULL THEN 'missing Year'
     WHEN {_YEAR} IS NULL OR {_YEAR} NOT BETWEEN 1990 AND 2100
