@@ -312,9 +312,13 @@ def _select_staged(levels_sql: str) -> str:
       upper(trim(m.fund_code)) AS fund_code, trim(m.programme_code) AS programme_code,
       ft_clean_name(m.programme_name) AS programme_name,
       CASE WHEN m.layout = '{OPERATIONS}'
-           THEN coalesce(nullif(concat_ws(' ', upper(trim(m.fund_code)),
-                                 coalesce(ft_clean_name(m.programme_name), trim(m.programme_code))), ''),
-                         'Cohesion policy (Kohesio)')
+           THEN coalesce(
+             CASE WHEN contains(upper(coalesce(ft_clean_name(m.programme_name), '')),
+                                upper(trim(m.fund_code)))
+                  THEN ft_clean_name(m.programme_name) END,  -- the name already says the fund
+             nullif(concat_ws(' ', upper(trim(m.fund_code)),
+                              coalesce(ft_clean_name(m.programme_name), trim(m.programme_code))), ''),
+             'Cohesion policy (Kohesio)')
            ELSE 'Cohesion policy 2014-2020, ' || ft_clean_name(m.country) END AS programme,
       CASE WHEN m.layout = '{OPERATIONS}' THEN ft_clean_name(m.operation_name)
            ELSE 'Kohesio 2014-2020 beneficiary total: ' || coalesce(m._projects, 0)
