@@ -12,8 +12,25 @@ from dagster_duckdb import DuckDBResource
 
 from assets.intermediate import int_funding_awards, int_money_flows, int_org_identity
 from assets.marts import core, data_quality, publish
-from assets.raw import council_spend, governance, reference, threesixty_giving
-from assets.staging import stg_360giving_grants, stg_council_spend_payments, stg_governance
+from assets.raw import (
+    council_spend,
+    eu_cordis,
+    eu_fts,
+    eu_kohesio,
+    governance,
+    private_funding,
+    reference,
+    threesixty_giving,
+)
+from assets.staging import (
+    stg_360giving_grants,
+    stg_cordis,
+    stg_council_spend_payments,
+    stg_eu_fts_commitments,
+    stg_governance,
+    stg_kohesio,
+    stg_private_funding,
+)
 from pipelines.jobs import fundtrace_all, nightly
 from pipelines.quality import EXPECTATIONS_DIR, build_gx_asset_checks
 from pipelines.resources import build_db_from_env, marts_db_from_env, settings_from_env
@@ -23,9 +40,17 @@ ASSET_MODULES = [
     reference,
     threesixty_giving,
     council_spend,
+    eu_cordis,
+    eu_fts,
+    eu_kohesio,
+    private_funding,
     governance,
     stg_360giving_grants,
     stg_council_spend_payments,
+    stg_cordis,
+    stg_eu_fts_commitments,
+    stg_kohesio,
+    stg_private_funding,
     stg_governance,
     int_funding_awards,
     int_money_flows,

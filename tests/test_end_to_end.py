@@ -131,6 +131,42 @@ def test_full_build_publishes_all_marts(fundtrace_env: dict[str, Path]) -> None:
     ).fetchall()
     assert redacted == [("redacted",)]
 
+    # streams at all four levels; EU research money counted once (CORDIS wins over FTS lines
+    # that reference a CORDIS project we hold), CORDIS grants linked to the governance project
+    stream_levels = {
+        r[0]
+        for r in con.execute("SELECT DISTINCT funding_level FROM marts.funding_streams").fetchall()
+    }
+    assert {"local", "national", "eu", "private"} <= stream_levels
+    fts = con.execute(
+        "SELECT count(*) FROM marts.money_flows WHERE source_system = 'eu_fts'"
+    ).fetchone()
+    assert fts == (3,)  # the 2024 lines; the six 2019 lines duplicate CORDIS project 999001
+    linked = con.execute(
+        "SELECT DISTINCT project_id FROM marts.money_flows WHERE source_system = 'eu_cordis'"
+    ).fetchall()
+    assert linked == [("HBT-PRJ-TIDEWAYS",)]
+    kohesio = dict(
+        con.execute(
+            "SELECT flow_type || '/' || funding_level, sum(amount_eur) FROM marts.money_flows "
+            "WHERE source_system = 'eu_kohesio' GROUP BY 1"
+        ).fetchall()
+    )
+    # data/raw/eu_kohesio/README.md: EU shares 3,045,000; co-financing 1,800,000 national
+    # (the Ministry) + 905,000 local (the combined authority)
+    assert {k: Decimal(str(v)) for k, v in kohesio.items()} == {
+        "eu_share/eu": Decimal("3045000"),
+        "co_financing/national": Decimal("1800000"),
+        "co_financing/local": Decimal("905000"),
+    }
+    kohesio_projects = {
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT project_id FROM marts.money_flows WHERE source_system = 'eu_kohesio'"
+        ).fetchall()
+    }
+    assert {"HBT-PRJ-LIGHT", "HBT-PRJ-DATA"} <= kohesio_projects
+
     # the same company written GB-COH-09990001 and gb-coh-9990001 is one organisation
     ids = [r[0] for r in con.execute("SELECT org_id FROM marts.organisations").fetchall()]
     assert "GB-COH-09990001" in ids
@@ -153,12 +189,14 @@ def test_full_build_publishes_all_marts(fundtrace_env: dict[str, Path]) -> None:
         "SELECT sum(rows_quarantined) FROM marts.data_quality WHERE check_name LIKE 'staging:%'"
     ).fetchone()[0]  # type: ignore[index]
     # 360Giving: the 'tbc' amount and the duplicate id; council spend: '#VALUE!' and '£1,2O0.00';
-    # governance: the member with role 'observer' (data/raw/*/README.md)
-    assert quarantined == 5
+    # governance: the member with role 'observer'; CORDIS: a participant of unknown project
+    # '999010'; FTS: amount 'n/a'; Kohesio: total 'n/a' and a duplicate operation; private:
+    # instrument 'donation' (data/raw/*/README.md)
+    assert quarantined == 10
     gx_rows = con.execute(
         "SELECT count(*) FROM marts.data_quality WHERE check_name LIKE 'gx:%'"
     ).fetchone()[0]  # type: ignore[index]
-    assert gx_rows == 3 + 3 + 4  # one per demo file and suite
+    assert gx_rows == 3 + 3 + 4 + 2 + 2 + 1 + 1  # one per demo file and the suite of its table
     con.close()
 
     # checks ran and passed

@@ -11,7 +11,14 @@ from dagster_duckdb import DuckDBResource
 
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
-from assets.staging import stg_360giving_grants, stg_council_spend_payments
+from assets.staging import (
+    stg_360giving_grants,
+    stg_cordis,
+    stg_council_spend_payments,
+    stg_eu_fts_commitments,
+    stg_kohesio,
+    stg_private_funding,
+)
 
 AWARD_TYPES = (
     "grant", "payment", "commitment", "eu_share", "co_financing",
@@ -57,12 +64,27 @@ INT_FUNDING_AWARDS = TableSpec(
 AWARD_COLUMNS = INT_FUNDING_AWARDS.column_names
 
 # staging modules that carry money; each exports AWARDS_SQL and its TableSpecs
-FUNDING_SOURCES = (stg_360giving_grants, stg_council_spend_payments)
+FUNDING_SOURCES = (
+    stg_360giving_grants,
+    stg_council_spend_payments,
+    stg_cordis,
+    stg_eu_fts_commitments,
+    stg_kohesio,
+    stg_private_funding,
+)
+
+# The same EU research grant is published twice: by CORDIS (per participant, with roles) and
+# by the FTS (per beneficiary commitment). CORDIS wins; an FTS line whose project reference is
+# a CORDIS project we hold is left out so the money is counted once.
+DEDUP_SQL = f"""
+NOT coalesce(source_system = 'eu_fts' AND project_ref IN (
+  SELECT project_id FROM {stg_cordis.STG_PROJECTS.qualified} WHERE project_id IS NOT NULL), false)
+"""
 
 
 def build_int_funding_awards(con: duckdb.DuckDBPyConnection) -> int:
     union = " UNION ALL ".join(f"SELECT * FROM ({m.AWARDS_SQL})" for m in FUNDING_SOURCES)
-    return rebuild_table(con, INT_FUNDING_AWARDS, union)
+    return rebuild_table(con, INT_FUNDING_AWARDS, f"SELECT * FROM ({union}) WHERE {DEDUP_SQL}")
 
 
 @dg.asset(
@@ -70,7 +92,10 @@ def build_int_funding_awards(con: duckdb.DuckDBPyConnection) -> int:
     group_name="intermediate",
     kinds={"duckdb", "sql"},
     description=INT_FUNDING_AWARDS.doc,
-    deps=[spec.asset_key for m in FUNDING_SOURCES for spec in m.AWARDS_DEPS],
+    deps=[
+        *(spec.asset_key for m in FUNDING_SOURCES for spec in m.AWARDS_DEPS),
+        stg_cordis.STG_PROJECTS.asset_key,
+    ],
 )
 def int_funding_awards(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:

@@ -46,7 +46,7 @@ INT_MONEY_FLOWS = TableSpec(
 )  # fmt: skip
 
 # source systems whose project_ref is an id that projects.csv declares in one of its columns
-LINK_KINDS = {"eu_cordis": "cordis", "eu_kohesio": "kohesio"}
+LINK_KINDS = {"eu_cordis": "cordis", "eu_fts": "cordis", "eu_kohesio": "kohesio"}
 _KINDS_SQL = " UNION ALL ".join(
     f"SELECT '{src}' AS source_system, '{kind}' AS link_kind" for src, kind in LINK_KINDS.items()
 )

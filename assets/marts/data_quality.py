@@ -12,7 +12,15 @@ from dagster_duckdb import DuckDBResource
 
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
 from assets.raw.ingest import FILE_MANIFEST
-from assets.staging import stg_360giving_grants, stg_council_spend_payments, stg_governance
+from assets.staging import (
+    stg_360giving_grants,
+    stg_cordis,
+    stg_council_spend_payments,
+    stg_eu_fts_commitments,
+    stg_governance,
+    stg_kohesio,
+    stg_private_funding,
+)
 from assets.staging.quarantine import STG_QUARANTINE
 from assets.staging.registry import StagingPair
 from pipelines.quality import RESULTS_TABLE, ensure_results_table
@@ -22,6 +30,10 @@ SOURCES: tuple[StagingPair, ...] = (
     *stg_360giving_grants.STAGING_PAIRS,
     *stg_council_spend_payments.STAGING_PAIRS,
     *stg_governance.STAGING_PAIRS,
+    *stg_cordis.STAGING_PAIRS,
+    *stg_eu_fts_commitments.STAGING_PAIRS,
+    *stg_kohesio.STAGING_PAIRS,
+    *stg_private_funding.STAGING_PAIRS,
 )
 
 GX_RESULTS_TABLE = RESULTS_TABLE
