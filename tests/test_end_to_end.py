@@ -152,7 +152,7 @@ def test_full_build_publishes_all_marts(fundtrace_env: dict[str, Path]) -> None:
             "WHERE source_system = 'eu_kohesio' GROUP BY 1"
         ).fetchall()
     )
-    # data/raw/eu_kohesio/README.md: EU shares 3,045,000; co-financing 1,800,000 national
+    # data/raw/README.md (eu_kohesio): EU shares 3,045,000; co-financing 1,800,000 national
     # (the Ministry) + 905,000 local (the combined authority)
     assert {k: Decimal(str(v)) for k, v in kohesio.items()} == {
         "eu_share/eu": Decimal("3045000"),
@@ -191,7 +191,7 @@ def test_full_build_publishes_all_marts(fundtrace_env: dict[str, Path]) -> None:
     # 360Giving: the 'tbc' amount and the duplicate id; council spend: '#VALUE!' and '£1,2O0.00';
     # governance: the member with role 'observer'; CORDIS: a participant of unknown project
     # '999010'; FTS: amount 'n/a'; Kohesio: total 'n/a' and a duplicate operation; private:
-    # instrument 'donation' (data/raw/*/README.md)
+    # instrument 'donation' (data/raw/README.md)
     assert quarantined == 10
     gx_rows = con.execute(
         "SELECT count(*) FROM marts.data_quality WHERE check_name LIKE 'gx:%'"

@@ -871,7 +871,7 @@ def test_demo_register_loads_as_documented(con, tmp_path):
 
 
 def test_demo_files_say_they_are_invented():
-    readme = (DEMO / "README.md").read_text(encoding="utf-8")
+    readme = (DEMO.parent / "README.md").read_text(encoding="utf-8")
     assert "invented" in readme.lower()
     for name in ("partnerships.csv", "partnership_members.csv", "projects.csv", "assets.csv"):
         assert name in readme
