@@ -1,0 +1,1 @@
+"""Benchmark: synthetic raw data in the real formats and `make bench`."""
