@@ -10,8 +10,14 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from assets.intermediate import int_funding_awards, int_money_flows, int_org_identity
-from assets.marts import core, data_quality, publish
+from assets.intermediate import (
+    int_control_edges,
+    int_funding_awards,
+    int_money_flows,
+    int_org_identity,
+    int_procurement_awards,
+)
+from assets.marts import control, core, data_quality, publish, red_flags
 from assets.raw import (
     council_spend,
     eu_cordis,
@@ -55,7 +61,11 @@ ASSET_MODULES = [
     int_funding_awards,
     int_money_flows,
     int_org_identity,
+    int_procurement_awards,
+    int_control_edges,
     core,
+    control,
+    red_flags,
     data_quality,
     publish,
 ]

@@ -114,7 +114,7 @@ def load_ecb_rates(con: duckdb.DuckDBPyConnection, table: str) -> int:
         ORDER BY 1, 2"""
     )
     con.unregister("_ecb_rates_arrow")
-    row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    row = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0]
     return int(row[0]) if row else 0
 
 

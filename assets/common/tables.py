@@ -117,7 +117,7 @@ def rebuild_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, select_sql: s
 
 
 def row_count(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> int:
-    row = con.execute(f"SELECT count(*) FROM {spec.qualified}").fetchone()
+    row = con.execute(f"SELECT count(*) FROM {spec.qualified}").fetchall()[0]
     return int(row[0]) if row else 0
 
 

@@ -245,7 +245,7 @@ def _csv_with_duckdb(
         "FROM (SELECT *, rowid - min(rowid) OVER () + 1 AS _n FROM _tab_file) "
         f"WHERE NOT ({all_empty})"
     )
-    row = con.execute(f"SELECT count(*) FROM _tab_file WHERE NOT ({all_empty})").fetchone()
+    row = con.execute(f"SELECT count(*) FROM _tab_file WHERE NOT ({all_empty})").fetchall()[0]
     con.execute("DROP TABLE _tab_file")
     return int(row[0]) if row else 0
 

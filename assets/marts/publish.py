@@ -17,11 +17,22 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from assets.common.tables import TableSpec, sql_literal
+from assets.marts.control import FUNDING_STREAM_CONTROL, PROJECT_CONTROL, ULTIMATE_CONTROLLERS
 from assets.marts.core import FUNDING_STREAMS, MONEY_FLOWS, ORGANISATIONS
 from assets.marts.data_quality import DATA_QUALITY
+from assets.marts.red_flags import RED_FLAGS
 from pipelines.resources import FundtraceSettings
 
-PUBLISHED_MARTS: tuple[TableSpec, ...] = (ORGANISATIONS, FUNDING_STREAMS, MONEY_FLOWS, DATA_QUALITY)
+PUBLISHED_MARTS: tuple[TableSpec, ...] = (
+    ORGANISATIONS,
+    FUNDING_STREAMS,
+    FUNDING_STREAM_CONTROL,
+    PROJECT_CONTROL,
+    MONEY_FLOWS,
+    ULTIMATE_CONTROLLERS,
+    RED_FLAGS,
+    DATA_QUALITY,
+)
 _ALIAS = "published"
 
 
@@ -44,7 +55,7 @@ def publish_marts(
                 )
                 for stmt in spec.comment_statements(catalog=_ALIAS):
                     con.execute(stmt)
-                row = con.execute(f"SELECT count(*) FROM {_ALIAS}.{spec.qualified}").fetchone()
+                row = con.execute(f"SELECT count(*) FROM {_ALIAS}.{spec.qualified}").fetchall()[0]
                 counts[spec.name] = int(row[0]) if row else 0
             con.execute(f"CHECKPOINT {_ALIAS}")
         finally:

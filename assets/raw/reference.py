@@ -117,7 +117,7 @@ def load_reference_csv(
         con.execute(f"DELETE FROM {spec.qualified} WHERE {key} IN (SELECT {key} FROM _ref)")
         con.execute(f"INSERT INTO {spec.qualified} SELECT * FROM _ref")
     con.execute(f"UPDATE {spec.qualified} SET level = lower(level)")
-    row = con.execute(f"SELECT count(*) FROM {spec.qualified}").fetchone()
+    row = con.execute(f"SELECT count(*) FROM {spec.qualified}").fetchall()[0]
     return int(row[0]) if row else 0
 
 

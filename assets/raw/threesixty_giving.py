@@ -327,7 +327,7 @@ def _csv_with_duckdb(
         f"FROM (SELECT *, rowid - min(rowid) OVER () + 1 AS _n FROM _csv_file) "
         f"WHERE NOT ({all_empty})"
     )
-    row = con.execute(f"SELECT count(*) FROM _csv_file WHERE NOT ({all_empty})").fetchone()
+    row = con.execute(f"SELECT count(*) FROM _csv_file WHERE NOT ({all_empty})").fetchall()[0]
     con.execute("DROP TABLE _csv_file")
     return (int(row[0]) if row else 0), []
 

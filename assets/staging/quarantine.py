@@ -44,5 +44,5 @@ def replace_quarantine(
     row = con.execute(
         f"SELECT count(*) FROM {STG_QUARANTINE.qualified} WHERE staging_table = ?",
         [staging_table],
-    ).fetchone()
+    ).fetchall()[0]
     return int(row[0]) if row else 0

@@ -1,0 +1,107 @@
+"""Control marts: share ranges multiply along chains, paths add up, cycles stop and are flagged."""
+
+from decimal import Decimal
+
+import duckdb
+
+from assets.common.tables import create_table, ensure_schemas
+from assets.intermediate.int_control_edges import INT_CONTROL_EDGES
+from assets.marts.control import ULTIMATE_SQL
+
+
+def _edges(rows: list[tuple]) -> duckdb.DuckDBPyConnection:
+    """rows: (controller, controlled, share_min, share_max, min_excl, max_excl, kind)."""
+    con = duckdb.connect()
+    ensure_schemas(con)
+    create_table(con, INT_CONTROL_EDGES, replace=True)
+    for n, (ctrl, sub, lo, hi, lo_x, hi_x, kind) in enumerate(rows):
+        con.execute(
+            f"INSERT INTO {INT_CONTROL_EDGES.qualified} VALUES "
+            "(?, ?, ?, ?, ?, ?, NULL, 'ownership', true, ?, ?, ?, ?, NULL, NULL, 't', 'f', ?)",
+            [f"e{n}", ctrl, ctrl, kind, sub, sub, lo, hi, lo_x, hi_x, str(n)],
+        )
+    return con
+
+
+def _ultimate(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], tuple]:
+    rows = con.execute(
+        f"SELECT entity_id, owner_id, share_min, share_max, min_exclusive, max_exclusive, "
+        f"depth, direct, cycle, paths FROM ({ULTIMATE_SQL})"
+    ).fetchall()
+    return {(r[0], r[1]): r[2:] for r in rows}
+
+
+def test_shares_multiply_along_a_chain() -> None:
+    got = _ultimate(
+        _edges(
+            [
+                ("P", "H", 75, 75, False, False, "person"),
+                ("H", "S", 60, 60, False, False, "organisation"),
+            ]
+        )
+    )
+    lo, hi, _, _, depth, direct, cycle, paths = got[("S", "P")]
+    assert (lo, hi) == (Decimal("45"), Decimal("45"))
+    assert depth == 2 and not direct and not cycle
+    assert paths == ["S <- H <- P"]
+    assert ("S", "H") not in got  # H is owned: not an ultimate owner of S
+    assert got[("H", "P")][:2] == (Decimal("75"), Decimal("75"))
+
+
+def test_ranges_and_open_bounds_multiply() -> None:
+    got = _ultimate(
+        _edges(
+            [
+                ("P", "H", 50, 75, True, False, "person"),
+                ("H", "S", 60, 60, False, False, "organisation"),
+            ]
+        )
+    )
+    lo, hi, lo_x, hi_x, *_ = got[("S", "P")]
+    assert (lo, hi) == (Decimal("30"), Decimal("45"))
+    assert lo_x is True and hi_x is False
+
+
+def test_unknown_share_stays_unknown() -> None:
+    got = _ultimate(
+        _edges(
+            [
+                ("P", "H", None, None, False, False, "person"),
+                ("H", "S", 60, 60, False, False, "organisation"),
+            ]
+        )
+    )
+    assert got[("S", "P")][:2] == (None, None)
+
+
+def test_two_chains_to_one_owner_add_up() -> None:
+    got = _ultimate(
+        _edges(
+            [
+                ("P", "S", 50, 50, False, False, "person"),
+                ("P", "H", 100, 100, False, False, "person"),
+                ("H", "S", 20, 20, False, False, "organisation"),
+            ]
+        )
+    )
+    lo, hi, _, _, depth, direct, _, paths = got[("S", "P")]
+    assert (lo, hi) == (Decimal("70"), Decimal("70"))
+    assert depth == 1 and direct
+    assert sorted(paths) == ["S <- H <- P", "S <- P"]
+
+
+def test_cycles_terminate_and_are_flagged() -> None:
+    got = _ultimate(
+        _edges(
+            [
+                ("A", "B", 50, 50, False, False, "organisation"),
+                ("B", "A", 50, 50, False, False, "organisation"),
+                ("A", "S", 100, 100, False, False, "organisation"),
+            ]
+        )
+    )
+    flagged = {k: v for k, v in got.items() if v[6]}
+    assert flagged, "the loop A <-> B must be reported"
+    assert all(k[0] in {"A", "B", "S"} for k in got)
+    s_rows = [v for k, v in got.items() if k[0] == "S"]
+    assert s_rows and all(v[6] for v in s_rows)  # every chain from S runs into the loop
