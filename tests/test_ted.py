@@ -984,6 +984,15 @@ def test_demo_files_load_with_their_documented_contents(con, raw_dir: Path) -> N
     assert (tide["value_original"], tide["currency_original"]) == (Decimal("612500"), "GBP")
     assert tide["eu_funds_financing_id"] == "HBT-ERDF-0002" and tide["eu_funded"]
     assert tide["award_date"] == dt.date(2023, 1, 6)
+    # data/raw/ted/README.md: EUR at the ECB rates of the conclusion dates (0.84205, 0.88475)
+    assert (lumen["fx_rate"], round(lumen["value_eur"], 2)) == (
+        Decimal("0.84205"),
+        Decimal("3414286.56"),
+    )
+    assert (tide["fx_rate"], round(tide["value_eur"], 2)) == (
+        Decimal("0.88475"),
+        Decimal("692285.96"),
+    )
     (lot2,) = awards(con, "NOT has_winner")
     assert (lot2["lot_no"], lot2["award_status"], lot2["number_of_tenders"]) == (
         "LOT-0002",

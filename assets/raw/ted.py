@@ -3,11 +3,12 @@
 One file is one notice. The root element says which schema it is:
 
 - `TED_EXPORT` in the R2.0.9 namespace: the form in `FORM_SECTION` with `CATEGORY="ORIGINAL"`
-  is read; the machine translations next to it (up to 23) are skipped, and cleared while the
-  file is streamed so a large export stays small in memory. Award forms: F03 (award), F06
-  (utilities award), F15 (voluntary ex-ante transparency), F25 (concession award) and F21/F22/F23
-  when their `NOTICE/@TYPE` is `AWARD_CONTRACT` (`CONCESSION_AWARD_CONTRACT` for F23). Every award form shares `CONTRACTING_BODY`,
-  `OBJECT_CONTRACT`, `PROCEDURE` and `AWARD_CONTRACT/AWARDED_CONTRACT`.
+  is read; the machine translations next to it (up to 24) are skipped, and freed while the
+  file is streamed, so memory follows the original form, not the file. Other children of
+  FORM_SECTION (NOTICE_UUID) are ignored. Award forms: F03 (award), F06 (utilities award), F15
+  (voluntary ex-ante transparency), F25 (concession award) and F21/F22/F23 when their
+  `NOTICE/@TYPE` is `AWARD_CONTRACT` (`CONCESSION_AWARD_CONTRACT` for F23). Every award form
+  shares `CONTRACTING_BODY`, `OBJECT_CONTRACT`, `PROCEDURE` and `AWARD_CONTRACT/AWARDED_CONTRACT`.
 - eForms `ContractAwardNotice` (namespace `urn:oasis:names:specification:ubl:schema:xsd:
   ContractAwardNotice-2`, `cbc:CustomizationID` `eforms-sdk-1.x`), notice subtypes 29-37. Paths
   follow the eForms SDK `fields.json` (BT-500/501/514 organisations, OPT-300 buyer and tenderer
