@@ -17,7 +17,7 @@ from assets.intermediate import (
     int_org_identity,
     int_procurement_awards,
 )
-from assets.marts import control, core, data_quality, publish, red_flags
+from assets.marts import control, core, data_quality, procurement, publish, red_flags
 from assets.raw import (
     council_spend,
     eu_cordis,
@@ -26,6 +26,7 @@ from assets.raw import (
     governance,
     private_funding,
     reference,
+    ted,
     threesixty_giving,
 )
 from assets.staging import (
@@ -36,6 +37,7 @@ from assets.staging import (
     stg_governance,
     stg_kohesio,
     stg_private_funding,
+    stg_ted_awards,
 )
 from pipelines.jobs import fundtrace_all, nightly
 from pipelines.quality import EXPECTATIONS_DIR, build_gx_asset_checks
@@ -51,6 +53,7 @@ ASSET_MODULES = [
     eu_kohesio,
     private_funding,
     governance,
+    ted,
     stg_360giving_grants,
     stg_council_spend_payments,
     stg_cordis,
@@ -58,6 +61,7 @@ ASSET_MODULES = [
     stg_kohesio,
     stg_private_funding,
     stg_governance,
+    stg_ted_awards,
     int_funding_awards,
     int_money_flows,
     int_org_identity,
@@ -65,6 +69,7 @@ ASSET_MODULES = [
     int_control_edges,
     core,
     control,
+    procurement,
     red_flags,
     data_quality,
     publish,

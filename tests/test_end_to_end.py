@@ -167,6 +167,30 @@ def test_full_build_publishes_all_marts(fundtrace_env: dict[str, Path]) -> None:
     }
     assert {"HBT-PRJ-LIGHT", "HBT-PRJ-DATA"} <= kohesio_projects
 
+    # procurement: contracts linked to projects; an award already paid through council spend
+    # is not a second money flow (data/raw/README.md, ted/ and council_spend/)
+    contracts = {
+        r[0]: r[1:]
+        for r in con.execute(
+            "SELECT supplier_org_id, project_id, link_basis, counted_in_money_flows "
+            "FROM marts.procurement_contracts"
+        ).fetchall()
+    }
+    assert contracts["GB-COH-09990003"] == ("HBT-PRJ-LIGHT", "eu funds reference", False)
+    assert contracts["GB-COH-09990002"][0] == "HBT-PRJ-DATA"
+    assert contracts["GB-COH-09990002"][2] is True
+    contract_flows = con.execute(
+        "SELECT to_org_id FROM marts.money_flows WHERE flow_type = 'contract_award'"
+    ).fetchall()
+    assert contract_flows == [("GB-COH-09990002",)]
+    flags = {
+        (r[0], r[1])
+        for r in con.execute("SELECT flag_type, related_party_id FROM marts.red_flags").fetchall()
+    }
+    assert ("single_bidder_award", "GB-COH-09990003") in flags
+    # the data-platform winner owns 19% of the buying partnership company
+    assert ("related_party_award", "GB-COH-09990002") in flags
+
     # the same company written GB-COH-09990001 and gb-coh-9990001 is one organisation
     ids = [r[0] for r in con.execute("SELECT org_id FROM marts.organisations").fetchall()]
     assert "GB-COH-09990001" in ids
@@ -196,7 +220,8 @@ def test_full_build_publishes_all_marts(fundtrace_env: dict[str, Path]) -> None:
     gx_rows = con.execute(
         "SELECT count(*) FROM marts.data_quality WHERE check_name LIKE 'gx:%'"
     ).fetchone()[0]  # type: ignore[index]
-    assert gx_rows == 3 + 3 + 4 + 2 + 2 + 1 + 1  # one per demo file and the suite of its table
+    # one per demo file and the suite of each table it feeds (TED files feed two tables)
+    assert gx_rows == 3 + 3 + 4 + 2 + 2 + 1 + 1 + 2 * 2
     con.close()
 
     # checks ran and passed

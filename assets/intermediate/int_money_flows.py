@@ -4,9 +4,15 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from assets.common.levels import funder_levels_sql
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE
+from assets.common.sql import install_macros
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
 from assets.intermediate.int_funding_awards import INT_FUNDING_AWARDS
+from assets.intermediate.int_procurement_awards import (
+    INT_PROCUREMENT_AWARDS,
+    contract_project_links_sql,
+)
 from assets.staging import stg_governance
 
 INT_MONEY_FLOWS = TableSpec(
@@ -36,7 +42,7 @@ INT_MONEY_FLOWS = TableSpec(
         Column("controller_name", "VARCHAR", "Name of that body as published."),
         Column("control_basis", "VARCHAR", "funder | managing_authority | responsible_department | ...", False),
         Column("project_id", "VARCHAR", "Governance-register project (projects.csv) the flow is linked to."),
-        Column("project_link_basis", "VARCHAR", "How project_id was found: cordis id | kohesio id | project id | ocid."),
+        Column("project_link_basis", "VARCHAR", "How project_id was found: cordis id | kohesio id | project id | ocid | budget project id | eu funds reference."),
         Column("source_system", "VARCHAR", "Source system.", False),
         Column("source_file", "VARCHAR", "File relative to FUNDTRACE_RAW_DIR.", False),
         Column("source_row", "BIGINT", "Record position in the file.", False),
@@ -80,9 +86,48 @@ LEFT JOIN by_external_id x USING (award_id)
 LEFT JOIN by_project_id p USING (award_id)
 """
 
+# Contract awards become buyer -> supplier flows unless payments between the same buyer and
+# supplier are already in the data (council spend): then the payments carry that money and the
+# award stays in marts.procurement_contracts only, so nothing is counted twice. Buyers are
+# often published by name only, so the payer matches by reference or by normalised name.
+FLOWS_FROM_CONTRACTS = f"""
+WITH payments AS (
+  SELECT DISTINCT funder_org_ref, ft_name_key(funder_name) AS payer_key,
+         recipient_org_ref, ft_name_key(recipient_name) AS payee_key
+  FROM {INT_FUNDING_AWARDS.qualified} WHERE award_type = 'payment'
+),
+levels AS ({funder_levels_sql(f"SELECT buyer_org_ref AS org_ref FROM {INT_PROCUREMENT_AWARDS.qualified}")}),
+links AS ({contract_project_links_sql()})
+SELECT c.contract_award_id AS flow_id, 'contract_award' AS flow_type,
+  c.buyer_org_ref AS from_org_ref, c.buyer_name AS from_name,
+  c.supplier_org_ref AS to_org_ref, c.supplier_name AS to_name, 'organisation' AS to_kind,
+  'procurement: ' || coalesce(c.cpv, 'no CPV') AS programme, c.title,
+  c.award_date AS flow_date, c.value_original AS amount_original,
+  c.currency_original, c.value_eur AS amount_eur, c.fx_rate, c.fx_date,
+  coalesce(l.funding_level, 'unknown') AS funding_level,
+  c.buyer_org_ref AS controller_org_ref, c.buyer_name AS controller_name,
+  'contract_buyer' AS control_basis,
+  k.project_id, k.link_basis AS project_link_basis,
+  c.source_system, c.source_file, c.source_row, c.source_record_id
+FROM {INT_PROCUREMENT_AWARDS.qualified} c
+LEFT JOIN levels l ON l.org_ref = c.buyer_org_ref
+LEFT JOIN links k USING (contract_award_id)
+WHERE c.value_eur IS NOT NULL AND c.award_date IS NOT NULL
+  AND NOT EXISTS (
+    SELECT 1 FROM payments p
+    WHERE (p.recipient_org_ref = c.supplier_org_ref OR p.payee_key = ft_name_key(c.supplier_name))
+      AND (p.funder_org_ref = c.buyer_org_ref OR p.payer_key = ft_name_key(c.buyer_name))
+  )
+"""
+
 
 def build_int_money_flows(con: duckdb.DuckDBPyConnection) -> int:
-    return rebuild_table(con, INT_MONEY_FLOWS, FLOWS_FROM_FUNDING)
+    install_macros(con)
+    return rebuild_table(
+        con,
+        INT_MONEY_FLOWS,
+        f"SELECT * FROM ({FLOWS_FROM_FUNDING}) UNION ALL SELECT * FROM ({FLOWS_FROM_CONTRACTS})",
+    )
 
 
 @dg.asset(
@@ -90,7 +135,11 @@ def build_int_money_flows(con: duckdb.DuckDBPyConnection) -> int:
     group_name="intermediate",
     kinds={"duckdb", "sql"},
     description=INT_MONEY_FLOWS.doc,
-    deps=[INT_FUNDING_AWARDS.asset_key, *(s.asset_key for s in stg_governance.PROJECT_LINKS_DEPS)],
+    deps=[
+        INT_FUNDING_AWARDS.asset_key,
+        INT_PROCUREMENT_AWARDS.asset_key,
+        *(s.asset_key for s in stg_governance.PROJECT_LINKS_DEPS),
+    ],
 )
 def int_money_flows(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:

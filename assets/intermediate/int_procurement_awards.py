@@ -11,6 +11,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
+from assets.staging import stg_ted_awards
 
 INT_PROCUREMENT_AWARDS = TableSpec(
     schema="intermediate",
@@ -54,7 +55,7 @@ INT_PROCUREMENT_AWARDS = TableSpec(
 CONTRACT_COLUMNS = INT_PROCUREMENT_AWARDS.column_names
 
 # procurement staging modules; each exports CONTRACTS_SQL and CONTRACTS_DEPS
-PROCUREMENT_SOURCES: tuple = ()
+PROCUREMENT_SOURCES: tuple = (stg_ted_awards,)
 
 
 def build_int_procurement_awards(con: duckdb.DuckDBPyConnection) -> int:
@@ -78,3 +79,33 @@ def int_procurement_awards(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         build_int_procurement_awards(con)
         return materialize_result(con, INT_PROCUREMENT_AWARDS)
+
+
+def contract_project_links_sql() -> str:
+    """(contract_award_id, project_id, link_basis): the governance project a contract belongs
+    to, by the first rule that matches: ocid declared in projects.csv; OCDS
+    planning.budget.projectID = project id; an EU-funds reference that contains a Kohesio or
+    CORDIS id a project declares."""
+    from assets.staging import stg_governance
+
+    return f"""
+    WITH links AS ({stg_governance.PROJECT_LINKS_SQL}),
+    cand AS (
+      SELECT c.contract_award_id, l.project_id, 1 AS rank, 'ocid' AS basis
+      FROM {INT_PROCUREMENT_AWARDS.qualified} c
+      JOIN links l ON l.link_kind = 'ocid' AND l.link_value = c.process_id
+      UNION ALL
+      SELECT c.contract_award_id, p.project_id, 2, 'budget project id'
+      FROM {INT_PROCUREMENT_AWARDS.qualified} c
+      JOIN {stg_governance.STG_PROJECTS.qualified} p
+        ON p.project_id = upper(trim(c.budget_project_ref))
+      UNION ALL
+      SELECT c.contract_award_id, l.project_id, 3, 'eu funds reference'
+      FROM {INT_PROCUREMENT_AWARDS.qualified} c
+      JOIN links l ON l.link_kind IN ('kohesio', 'cordis')
+        AND c.eu_programme IS NOT NULL AND contains(c.eu_programme, l.link_value)
+    )
+    SELECT contract_award_id, arg_min(project_id, (rank, project_id)) AS project_id,
+           arg_min(basis, (rank, project_id)) AS link_basis
+    FROM cand GROUP BY contract_award_id
+    """

@@ -20,6 +20,7 @@ from assets.staging import (
     stg_governance,
     stg_kohesio,
     stg_private_funding,
+    stg_ted_awards,
 )
 from assets.staging.quarantine import STG_QUARANTINE
 from assets.staging.registry import StagingPair
@@ -34,6 +35,7 @@ SOURCES: tuple[StagingPair, ...] = (
     *stg_eu_fts_commitments.STAGING_PAIRS,
     *stg_kohesio.STAGING_PAIRS,
     *stg_private_funding.STAGING_PAIRS,
+    *stg_ted_awards.STAGING_PAIRS,
 )
 
 GX_RESULTS_TABLE = RESULTS_TABLE

@@ -20,6 +20,7 @@ from assets.common.tables import TableSpec, sql_literal
 from assets.marts.control import FUNDING_STREAM_CONTROL, PROJECT_CONTROL, ULTIMATE_CONTROLLERS
 from assets.marts.core import FUNDING_STREAMS, MONEY_FLOWS, ORGANISATIONS
 from assets.marts.data_quality import DATA_QUALITY
+from assets.marts.procurement import PROCUREMENT_CONTRACTS
 from assets.marts.red_flags import RED_FLAGS
 from pipelines.resources import FundtraceSettings
 
@@ -29,6 +30,7 @@ PUBLISHED_MARTS: tuple[TableSpec, ...] = (
     FUNDING_STREAM_CONTROL,
     PROJECT_CONTROL,
     MONEY_FLOWS,
+    PROCUREMENT_CONTRACTS,
     ULTIMATE_CONTROLLERS,
     RED_FLAGS,
     DATA_QUALITY,

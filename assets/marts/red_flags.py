@@ -104,7 +104,15 @@ contract_project AS (
 -- that runs the project the contract belongs to
 buy_side AS (
   SELECT c.contract_award_id, e.controller_id AS party, e.controller_name AS party_name,
-         e.control_basis || ' of ' || e.partnership_id AS role,
+         CASE e.control_basis
+           WHEN 'ownership' THEN 'an owner'
+           WHEN 'board_member' THEN 'a board member'
+           WHEN 'lead' THEN 'the lead partner'
+           WHEN 'signatory' THEN 'a signatory'
+           WHEN 'voting_rights' THEN 'a holder of voting rights'
+           WHEN 'board_appointment' THEN 'able to appoint the board'
+           ELSE replace(e.control_basis, '_', ' ')
+         END || ' of ' || coalesce(e.controlled_name, e.partnership_id) AS role,
          e.source_system || ':' || e.source_file || ':' || e.source_record_id AS ev
   FROM contracts c
   LEFT JOIN contract_project cp USING (contract_award_id)
@@ -128,8 +136,9 @@ related AS (
     c.contract_award_id AS subject_id, cp.project_id, s.party AS related_party_id,
     coalesce(b.party_name, s.party_name) AS related_party_name, c.value_eur AS amount_eur,
     'Supplier ' || coalesce(c.supplier_name, c.supplier_id) || ' of ' || c.process_id
-      || ' is controlled by ' || coalesce(b.party_name, s.party) || ', who is '
-      || b.role || ' on the buying side' AS description,
+      || CASE WHEN s.party = c.supplier_id THEN ' is itself '
+              ELSE ' is controlled by ' || coalesce(b.party_name, s.party) || ', ' END
+      || b.role || ', on the buying side' AS description,
     array_to_string(s.path, ' <- ') || ' (' || b.role || ')' AS path,
     list_sort(list_distinct(list_concat(s.evidence, [b.ev, c.source_system || ':' || c.source_file || ':' || c.source_record_id]))) AS evidence
   FROM contracts c
