@@ -19,6 +19,7 @@ from assets.intermediate import (
 )
 from assets.marts import control, core, data_quality, procurement, publish, red_flags
 from assets.raw import (
+    bods,
     council_spend,
     eu_cordis,
     eu_fts,
@@ -31,6 +32,7 @@ from assets.raw import (
 )
 from assets.staging import (
     stg_360giving_grants,
+    stg_bods,
     stg_cordis,
     stg_council_spend_payments,
     stg_eu_fts_commitments,
@@ -54,6 +56,7 @@ ASSET_MODULES = [
     private_funding,
     governance,
     ted,
+    bods,
     stg_360giving_grants,
     stg_council_spend_payments,
     stg_cordis,
@@ -62,6 +65,7 @@ ASSET_MODULES = [
     stg_private_funding,
     stg_governance,
     stg_ted_awards,
+    stg_bods,
     int_funding_awards,
     int_money_flows,
     int_org_identity,

@@ -190,6 +190,30 @@ def test_full_build_publishes_all_marts(fundtrace_env: dict[str, Path]) -> None:
     assert ("single_bidder_award", "GB-COH-09990003") in flags
     # the data-platform winner owns 19% of the buying partnership company
     assert ("related_party_award", "GB-COH-09990002") in flags
+    # the street-lighting supplier is 60% owned by a holding that a board member of the buying
+    # partnership owns outright (bods/ + governance/): the red flag the product exists for
+    related = con.execute(
+        "SELECT related_party_id, path FROM marts.red_flags WHERE flag_type = 'related_party_award' "
+        "AND subject_id LIKE '%GB-COH-09990003'"
+    ).fetchall()
+    assert related == [
+        (
+            "HBT-PERSON-0006",
+            "GB-COH-09990003 <- GB-COH-09990004 <- HBT-PERSON-0006 "
+            "(a board member of Harbourton Smart City Ltd)",
+        )
+    ]
+    owners = con.execute(
+        "SELECT share_min, share_max, depth FROM marts.ultimate_controllers "
+        "WHERE entity_id = 'GB-COH-09990003' AND owner_id = 'HBT-PERSON-0006'"
+    ).fetchall()
+    assert owners == [(Decimal("60"), Decimal("60"), 2)]
+    # Tidewater's 19% of the partnership company reaches its owners multiplied along the chain
+    chain = con.execute(
+        "SELECT share_min, share_max FROM marts.ultimate_controllers "
+        "WHERE entity_id = 'GB-COH-09990001' AND owner_id = 'NL-KVK-99990002'"
+    ).fetchall()
+    assert chain == [(Decimal("9.5"), Decimal("14.25"))]  # 19% x (50%, 75%)
 
     # the same company written GB-COH-09990001 and gb-coh-9990001 is one organisation
     ids = [r[0] for r in con.execute("SELECT org_id FROM marts.organisations").fetchall()]
@@ -215,13 +239,13 @@ def test_full_build_publishes_all_marts(fundtrace_env: dict[str, Path]) -> None:
     # 360Giving: the 'tbc' amount and the duplicate id; council spend: '#VALUE!' and '£1,2O0.00';
     # governance: the member with role 'observer'; CORDIS: a participant of unknown project
     # '999010'; FTS: amount 'n/a'; Kohesio: total 'n/a' and a duplicate operation; private:
-    # instrument 'donation' (data/raw/README.md)
-    assert quarantined == 10
+    # instrument 'donation'; BODS: a misspelt statementType (data/raw/README.md)
+    assert quarantined == 11
     gx_rows = con.execute(
         "SELECT count(*) FROM marts.data_quality WHERE check_name LIKE 'gx:%'"
     ).fetchone()[0]  # type: ignore[index]
     # one per demo file and the suite of each table it feeds (TED files feed two tables)
-    assert gx_rows == 3 + 3 + 4 + 2 + 2 + 1 + 1 + 2 * 2
+    assert gx_rows == 3 + 3 + 4 + 2 + 2 + 1 + 1 + 2 * 2 + 2
     con.close()
 
     # checks ran and passed
@@ -230,7 +254,12 @@ def test_full_build_publishes_all_marts(fundtrace_env: dict[str, Path]) -> None:
         for e in result.all_events
         if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
     ]
-    assert evaluations and all(ev is not None and ev.passed for ev in evaluations)
+    assert evaluations and all(ev is not None for ev in evaluations)
+    failed = {
+        (ev.check_name, ev.severity.value) for ev in evaluations if ev is not None and not ev.passed
+    }
+    # the only failure is the warning on the demo's deliberate ownership loop (bods/)
+    assert failed == {("gx_ultimate_controllers", "WARN")}
 
 
 def test_rebuild_is_idempotent_and_skips_unchanged_files(fundtrace_env: dict[str, Path]) -> None:

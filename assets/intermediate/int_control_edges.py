@@ -147,7 +147,9 @@ def _bods_edges(module: object) -> str:
            ELSE {_CANON.format(ref="o.controller_ref")} END,
       o.controller_name, CASE WHEN o.controller_kind = 'person' THEN 'person' ELSE 'organisation' END,
       {_CANON.format(ref="o.subject_org_ref")}, o.subject_name, NULL,
-      {_BODS_BASIS}, o.interest_type = 'shareholding',
+      -- indirect rows restate chains whose direct links are present: walking both double-counts
+      {_BODS_BASIS},
+      o.interest_type = 'shareholding' AND coalesce(o.direct_or_indirect, '') <> 'indirect',
       o.share_min, o.share_max, coalesce(o.min_exclusive, false), coalesce(o.max_exclusive, false),
       o.start_date, o.end_date, o.source_system, o.source_file, o.source_record_id
     FROM ({sql}) o

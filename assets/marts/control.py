@@ -110,21 +110,26 @@ walk AS (
   SELECT controlled_id AS entity_id, controlled_name AS entity_name, controller_id AS node,
          controller_name AS node_name, controller_kind AS node_kind,
          [controlled_id, controller_id] AS path, [ev] AS evidence, fmin, fmax,
-         min_exclusive AS lo_x, max_exclusive AS hi_x, 1 AS depth,
-         controller_id = controlled_id AS cycle
-  FROM own
+         min_exclusive AS lo_x, max_exclusive AS hi_x, 1 AS depth
+  FROM own WHERE controller_id <> controlled_id
   UNION ALL
   SELECT w.entity_id, w.entity_name, o.controller_id, o.controller_name, o.controller_kind,
          list_append(w.path, o.controller_id), list_append(w.evidence, o.ev),
          w.fmin * o.fmin, w.fmax * o.fmax, w.lo_x OR o.min_exclusive, w.hi_x OR o.max_exclusive,
-         w.depth + 1, list_contains(w.path, o.controller_id)
+         w.depth + 1
   FROM walk w JOIN own o ON o.controlled_id = w.node
-  WHERE NOT w.cycle AND w.depth < {MAX_DEPTH}
+  WHERE NOT list_contains(w.path, o.controller_id) AND w.depth < {MAX_DEPTH}
 ),
 tops AS (
-  -- a chain ends at a node nobody owns, or where it looped
-  SELECT * FROM walk
-  WHERE cycle OR node NOT IN (SELECT controlled_id FROM own)
+  -- a chain ends at a node nobody owns, or at a node whose owners lead back onto the chain
+  -- (a loop: the chain is cut there, never followed round again, and flagged)
+  SELECT w.*, EXISTS (
+      SELECT 1 FROM own o WHERE o.controlled_id = w.node AND list_contains(w.path, o.controller_id)
+    ) AS cycle
+  FROM walk w
+  WHERE w.node NOT IN (SELECT controlled_id FROM own)
+     OR EXISTS (SELECT 1 FROM own o
+                WHERE o.controlled_id = w.node AND list_contains(w.path, o.controller_id))
 )
 SELECT entity_id, any_value(entity_name) AS entity_name, node AS owner_id,
   any_value(node_name) AS owner_name, any_value(node_kind) AS owner_kind,

@@ -14,6 +14,7 @@ from assets.common.tables import Column, TableSpec, materialize_result, rebuild_
 from assets.raw.ingest import FILE_MANIFEST
 from assets.staging import (
     stg_360giving_grants,
+    stg_bods,
     stg_cordis,
     stg_council_spend_payments,
     stg_eu_fts_commitments,
@@ -36,6 +37,7 @@ SOURCES: tuple[StagingPair, ...] = (
     *stg_kohesio.STAGING_PAIRS,
     *stg_private_funding.STAGING_PAIRS,
     *stg_ted_awards.STAGING_PAIRS,
+    *stg_bods.STAGING_PAIRS,
 )
 
 GX_RESULTS_TABLE = RESULTS_TABLE

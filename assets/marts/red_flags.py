@@ -22,7 +22,10 @@ from assets.common.money import AMOUNT_TYPE
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
 from assets.intermediate.int_control_edges import INT_CONTROL_EDGES
 from assets.intermediate.int_org_identity import INT_ORG_IDENTITY
-from assets.intermediate.int_procurement_awards import INT_PROCUREMENT_AWARDS
+from assets.intermediate.int_procurement_awards import (
+    INT_PROCUREMENT_AWARDS,
+    contract_project_links_sql,
+)
 from assets.marts.core import MONEY_FLOWS
 from assets.staging import stg_governance
 
@@ -86,20 +89,7 @@ contracts AS (
          {_CANON.format(ref="c.buyer_org_ref")} AS buyer_id
   FROM {_CONTRACTS} c
 ),
-links AS ({stg_governance.PROJECT_LINKS_SQL}),
-contract_projects AS (
-  SELECT c.contract_award_id, min(l.project_id) AS project_id
-  FROM contracts c JOIN links l
-    ON (l.link_kind = 'ocid' AND l.link_value = c.process_id)
-  GROUP BY 1
-  UNION ALL
-  SELECT c.contract_award_id, p.project_id
-  FROM contracts c JOIN {stg_governance.STG_PROJECTS.qualified} p
-    ON p.project_id = upper(trim(c.budget_project_ref))
-),
-contract_project AS (
-  SELECT contract_award_id, min(project_id) AS project_id FROM contract_projects GROUP BY 1
-),
+contract_project AS ({contract_project_links_sql()}),
 -- the buying side: the buyer itself, and the members of the partnership that is the buyer or
 -- that runs the project the contract belongs to
 buy_side AS (
