@@ -1,0 +1,34 @@
+"""Every query of the README's analyst guide runs against the demo marts and answers."""
+
+import re
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.test_end_to_end import run_all
+
+pytestmark = pytest.mark.e2e
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def guide_queries() -> list[str]:
+    text = README.read_text()
+    section = text.split("## Analyst guide", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sql\n(.*?)```", section, re.S)
+
+
+def test_guide_has_ten_queries() -> None:
+    assert len(guide_queries()) == 10
+
+
+def test_every_guide_query_answers_on_the_demo(fundtrace_env: dict[str, Path]) -> None:
+    assert run_all().success
+    con = duckdb.connect(str(fundtrace_env["marts"]), read_only=True)
+    answers = [con.execute(q).fetchall() for q in guide_queries()]
+    con.close()
+    empty = [i + 1 for i, rows in enumerate(answers) if not rows]
+    assert empty == [], f"guide queries without an answer on the demo: {empty}"
+    # question 1: the board member behind the street-lighting supplier is named
+    assert any(row[1] == "Simon Achterberg" for row in answers[0])
