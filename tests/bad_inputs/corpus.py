@@ -33,6 +33,7 @@ class Case:
     problem: str = ""  # README: input problem
     kept: str = ""  # README: what is kept
     first_copy_kept: bool = False  # duplicates: the quarantined id also stays staged once
+    special: str = ""  # checked by a dedicated assertion in test_bad_inputs.py
 
 
 def _grant(gid: str, **over: object) -> dict:
@@ -162,4 +163,52 @@ def write_corpus(raw: Path) -> list[Case]:
     cases.append(Case("unmappable CSV header", "360giving/bad-no-columns.csv", "file_failed",
                       "no column titled", problem="CSV whose header is not 360Giving",
                       kept="nothing from that file; the message lists the missing and the found columns"))  # fmt: skip
+    t = raw / "ted"
+    t.mkdir(parents=True, exist_ok=True)
+    (t / "bad-unknown-schema.xml").write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<TED_EXPORT xmlns="http://publications.europa.eu/resource/schema/ted/R2.0.8/publication"'
+        ' VERSION="R2.0.8.S02.E01" DOC_ID="999999-2019"><CODED_DATA_SECTION/></TED_EXPORT>\n'
+    )
+    cases.append(Case("XML notice with an unknown schema version", "ted/bad-unknown-schema.xml",
+                      "file_failed", "unsupported TED schema version",
+                      problem="TED XML in a schema version Fundtrace does not read (R2.0.8)",
+                      kept="nothing from that file; the message names the namespace and version"))  # fmt: skip
+
+    b = raw / "bods"
+    b.mkdir(parents=True, exist_ok=True)
+
+    def entity(rid: str, name: str, number: str) -> dict:
+        return {
+            "statementId": f"st-{rid}", "declarationSubject": rid, "statementDate": "2024-01-01",
+            "recordId": rid, "recordStatus": "new", "recordType": "entity",
+            "publicationDetails": {"publicationDate": "2024-01-02", "bodsVersion": "0.4",
+                                   "publisher": {"name": "Invented test register"}},
+            "recordDetails": {"isComponent": False, "entityType": {"type": "registeredEntity"},
+                              "name": name, "jurisdiction": {"name": "United Kingdom", "code": "GB"},
+                              "identifiers": [{"scheme": "GB-COH", "id": number}]},
+        }  # fmt: skip
+
+    def owns(rid: str, owner: str, owned: str, pct: int) -> dict:
+        return {
+            "statementId": f"st-{rid}", "declarationSubject": owned, "statementDate": "2024-01-01",
+            "recordId": rid, "recordStatus": "new", "recordType": "relationship",
+            "publicationDetails": {"publicationDate": "2024-01-02", "bodsVersion": "0.4",
+                                   "publisher": {"name": "Invented test register"}},
+            "recordDetails": {"isComponent": False, "subject": owned, "interestedParty": owner,
+                              "interests": [{"type": "shareholding", "directOrIndirect": "direct",
+                                             "beneficialOwnershipOrControl": False,
+                                             "share": {"exact": pct}}]},
+        }  # fmt: skip
+
+    (b / "bad-ownership-cycle.json").write_text(json.dumps([
+        entity("bad-ent-a", "Loop Alpha Holdings Ltd", "09998801"),
+        entity("bad-ent-b", "Loop Beta Holdings Ltd", "09998802"),
+        owns("bad-rel-1", "bad-ent-a", "bad-ent-b", 50),
+        owns("bad-rel-2", "bad-ent-b", "bad-ent-a", 50),
+    ], indent=1))  # fmt: skip
+    cases.append(Case("BODS ownership cycle", "bods/bad-ownership-cycle.json", "loaded",
+                      special="bods_cycle",
+                      problem="two companies owning each other (an ownership loop)",
+                      kept="all statements; marts.ultimate_controllers cuts the loop and flags it (cycle = true)"))  # fmt: skip
     return cases
