@@ -90,8 +90,25 @@ LEFT JOIN by_project_id p USING (award_id)
 # supplier are already in the data (council spend): then the payments carry that money and the
 # award stays in marts.procurement_contracts only, so nothing is counted twice. Buyers are
 # often published by name only, so the payer matches by reference or by normalised name.
+# The same contract published by OCDS and TED (same buyer, supplier, date, value, currency)
+# is one flow (OCDS kept); an award to several suppliers is split equally between them.
 FLOWS_FROM_CONTRACTS = f"""
-WITH payments AS (
+WITH contracts AS (
+  SELECT c.* REPLACE (
+      CAST(c.value_original / n_suppliers AS {AMOUNT_TYPE}) AS value_original,
+      CAST(c.value_eur / n_suppliers AS {AMOUNT_TYPE}) AS value_eur)
+  FROM (
+    SELECT p.*,
+      count(*) OVER (PARTITION BY p.source_system, p.process_id, p.award_id) AS n_suppliers,
+      row_number() OVER (
+        PARTITION BY p.supplier_org_ref, coalesce(ft_name_key(p.buyer_name), p.buyer_org_ref),
+                     p.award_date, p.value_original, p.currency_original
+        ORDER BY p.source_system, p.contract_award_id) AS copy_rank
+    FROM {INT_PROCUREMENT_AWARDS.qualified} p
+  ) c
+  WHERE c.copy_rank = 1
+),
+payments AS (
   SELECT DISTINCT funder_org_ref, ft_name_key(funder_name) AS payer_key,
          recipient_org_ref, ft_name_key(recipient_name) AS payee_key
   FROM {INT_FUNDING_AWARDS.qualified} WHERE award_type = 'payment'
@@ -109,7 +126,7 @@ SELECT c.contract_award_id AS flow_id, 'contract_award' AS flow_type,
   'contract_buyer' AS control_basis,
   k.project_id, k.link_basis AS project_link_basis,
   c.source_system, c.source_file, c.source_row, c.source_record_id
-FROM {INT_PROCUREMENT_AWARDS.qualified} c
+FROM contracts c
 LEFT JOIN levels l ON l.org_ref = c.buyer_org_ref
 LEFT JOIN links k USING (contract_award_id)
 WHERE c.value_eur IS NOT NULL AND c.award_date IS NOT NULL

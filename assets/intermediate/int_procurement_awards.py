@@ -11,7 +11,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
-from assets.staging import stg_ted_awards
+from assets.staging import stg_ocds, stg_ted_awards
 
 INT_PROCUREMENT_AWARDS = TableSpec(
     schema="intermediate",
@@ -55,7 +55,7 @@ INT_PROCUREMENT_AWARDS = TableSpec(
 CONTRACT_COLUMNS = INT_PROCUREMENT_AWARDS.column_names
 
 # procurement staging modules; each exports CONTRACTS_SQL and CONTRACTS_DEPS
-PROCUREMENT_SOURCES: tuple = (stg_ted_awards,)
+PROCUREMENT_SOURCES: tuple = (stg_ocds, stg_ted_awards)
 
 
 def build_int_procurement_awards(con: duckdb.DuckDBPyConnection) -> int:

@@ -20,6 +20,7 @@ from assets.staging import (
     stg_eu_fts_commitments,
     stg_governance,
     stg_kohesio,
+    stg_ocds,
     stg_private_funding,
     stg_ted_awards,
 )
@@ -38,6 +39,7 @@ SOURCES: tuple[StagingPair, ...] = (
     *stg_private_funding.STAGING_PAIRS,
     *stg_ted_awards.STAGING_PAIRS,
     *stg_bods.STAGING_PAIRS,
+    *stg_ocds.STAGING_PAIRS,
 )
 
 GX_RESULTS_TABLE = RESULTS_TABLE

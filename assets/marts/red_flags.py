@@ -141,11 +141,12 @@ related AS (
 funder_side AS (
   SELECT f.project_id, f.from_org_id AS funder_id, f.from_org_id AS party,
          [f.from_org_id] AS path, []::VARCHAR[] AS evidence
-  FROM {MONEY_FLOWS.qualified} f WHERE f.project_id IS NOT NULL
+  FROM {MONEY_FLOWS.qualified} f
+  WHERE f.project_id IS NOT NULL AND f.flow_type <> 'contract_award'
   UNION ALL
   SELECT f.project_id, f.from_org_id, ch.node, ch.path, ch.evidence
   FROM {MONEY_FLOWS.qualified} f JOIN chain ch ON ch.start_id = f.from_org_id
-  WHERE f.project_id IS NOT NULL
+  WHERE f.project_id IS NOT NULL AND f.flow_type <> 'contract_award'
 ),
 winner_funder AS (
   SELECT DISTINCT ON (c.contract_award_id, s.party, fs.funder_id)
