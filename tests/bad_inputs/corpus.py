@@ -175,6 +175,18 @@ def write_corpus(raw: Path) -> list[Case]:
                       problem="TED XML in a schema version Fundtrace does not read (R2.0.8)",
                       kept="nothing from that file; the message names the namespace and version"))  # fmt: skip
 
+    o = raw / "ocds"
+    o.mkdir(parents=True, exist_ok=True)
+    (o / "bad-releases-not-array.json").write_text(json.dumps({
+        "uri": "https://harbourton.example/ocds/bad", "publishedDate": "2024-01-01T00:00:00Z",
+        "publisher": {"name": "Invented test publisher"}, "version": "1.1",
+        "releases": {"ocid": "ocds-hbt999-BAD-1", "id": "1", "date": "2024-01-01T00:00:00Z"},
+    }))  # fmt: skip
+    cases.append(Case("OCDS releases not an array", "ocds/bad-releases-not-array.json",
+                      "file_failed", "not an array",
+                      problem="OCDS release package whose `releases` is an object, not an array",
+                      kept="nothing from that file; the message names the JSON path"))  # fmt: skip
+
     b = raw / "bods"
     b.mkdir(parents=True, exist_ok=True)
 
