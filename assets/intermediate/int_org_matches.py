@@ -1,0 +1,1317 @@
+"""Entity resolution: every organisation mention, and every candidate match decided.
+
+`intermediate.int_org_mentions` collects each organisation reference published by any staged
+source (money flows, CORDIS participants, FTS beneficiaries, governance members, accountable
+bodies, partnerships, asset owners, and when present OCDS parties, TED buyers/winners and BODS
+entities) with its name, country and the secondary identifiers published next to it (VAT
+number, PIC, company number, additional identifiers).
+
+`intermediate.int_org_matches` holds every decision taken on a candidate pair, accepted or
+rejected, in the order it was taken. Methods, strongest first:
+
+1. `override_same` / `override_different`: analyst rows of `governance/overrides.csv`. They
+   always win: `different` forbids every merge that would join the two references (directly
+   or through a cluster), `same` merges them whatever the algorithm says. A `same` row that
+   contradicts a `different` row is rejected (forbidding is the safe side).
+2. `shared_identifier`: one identifier (VAT number, PIC, org-id) published for two references
+   (a CORDIS participant's VAT = an FTS beneficiary's VAT; a charity published with its
+   company number). An identifier published for two different registered ids of one scheme
+   (two company numbers) is ambiguous and merges nothing; one published for more than
+   `identifier_max_refs` references is treated as a placeholder.
+3. `exact_name`: the normalised name (`ft_match_key`: case, punctuation, accents, HTML
+   entities, possessive 's, legal forms) of a weak reference equals the name of exactly one other
+   organisation cluster in the same country (or where either country is unknown).
+4. `fuzzy_name`: rapidfuzz `token_sort_ratio` of normalised names, only for candidate pairs
+   built set-based in DuckDB: a shared block (a pair of the rarest words of the name, or a word
+   of a one- or two-word name, held by at most `block_max_refs` references), equal numbers
+   and initials, compatible country. It merges only when the best cluster scores at least
+   `fuzzy_min_score` and leads the second by `fuzzy_min_margin`.
+
+Names only ever attach a *weak* reference (XI-PIC-, 360G-, a local register id, FTNAME-) whose
+cluster has no registered id yet; they never join two clusters that both hold a registered id
+(GB-COH vs GB-CHC) nor two different ids of one scheme (two PICs). Persons, anonymised
+individuals and redacted payees never match on anything but an override. Empty and
+placeholder identifiers were already dropped by `ft_org_id` / `ft_vat_number`.
+
+Every threshold is in `MatchConfig` below. Clusters are the union-find closure of the accepted
+pairs; `intermediate.int_org_identity` turns them into canonical ids.
+"""
+
+import csv
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+from dagster_duckdb import DuckDBResource
+from rapidfuzz import fuzz
+
+from assets.common import eu_vat, unicode_names
+from assets.common.files import detect_encoding
+from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
+from assets.intermediate.int_money_flows import INT_MONEY_FLOWS
+from assets.raw.reference import ORGID_PREFIXES
+from assets.staging import (
+    stg_360giving_grants,
+    stg_bods,
+    stg_cordis,
+    stg_eu_fts_commitments,
+    stg_governance,
+    stg_kohesio,
+    stg_ocds,
+    stg_private_funding,
+    stg_ted_awards,
+)
+from pipelines.resources import FundtraceSettings
+
+
+@dataclass(frozen=True)
+class MatchConfig:
+    """Every threshold of entity resolution, in one place (see the module doc for the why)."""
+
+    # token_sort_ratio (0-100) of normalised names at or above which a fuzzy pair may merge:
+    # tolerates a typo or two in a 20-30 character name; unrelated demo names stay <= 75
+    fuzzy_min_score: float = 90.0
+    # the best candidate cluster must lead the second by this much, else nothing merges
+    fuzzy_min_margin: float = 5.0
+    # near misses at or above this score are written (rejected) for analysts to review
+    fuzzy_report_min: float = 80.0
+    # shorter normalised names (abbreviations) are too unreliable for fuzzy matching
+    fuzzy_min_key_length: int = 8
+    # fuzzy blocks are pairs of words (single words for one- and two-word names) taken from
+    # the rarest `block_max_tokens` words of a name; a block shared by more references than
+    # `block_max_refs` is too common to say anything and is dropped
+    block_max_refs: int = 100
+    block_max_tokens: int = 6
+    block_min_token_length: int = 3
+    # an identifier published for more distinct references than this is a placeholder
+    identifier_max_refs: int = 10
+
+
+MATCH_CONFIG = MatchConfig()
+
+# Words too common to form a fuzzy block (frequency caps the rest).
+STOP_TOKENS = (
+    "and", "the", "for", "of", "de", "du", "des", "la", "le", "les", "der", "die", "das", "und",
+    "del", "della", "van", "von", "y", "et",
+)  # fmt: skip
+
+# Normalised names that say "unknown" rather than name an organisation: never matched.
+PLACEHOLDER_NAME_KEYS = (
+    "n a", "na", "none", "unknown", "not known", "not applicable", "various", "tbc", "tba",
+    "redacted", "withheld", "redacted personal data", "personal data", "individual",
+    "private individual", "anonymous", "natural person", "confidential", "other", "misc",
+)  # fmt: skip
+
+NAME_METHODS = ("exact_name", "fuzzy_name")
+
+# Strength of a reference (ft_ref_rank below: 0 registered org-id, 1 XI-PIC, 2 360G-, 3 local
+# id, 4 FTNAME-, 9 redacted); the canonical id of a cluster is its strongest member.
+RANK_REGISTRY, RANK_NEVER = 0, 9
+
+INT_ORG_MENTIONS = TableSpec(
+    schema="intermediate",
+    name="int_org_mentions",
+    grain="one distinct way an organisation reference is published: reference x name x "
+    "country x secondary identifiers x role x source table",
+    description="Every organisation reference published by any staged source, with the name, "
+    "country and secondary identifiers (VAT, PIC, company number...) published next to it and "
+    "the files it comes from: the input of entity resolution.",
+    columns=(
+        Column("org_ref", "VARCHAR", "Organisation reference as used in staging/intermediate tables.", False),
+        Column("name", "VARCHAR", "Name published with it (spaces tidied)."),
+        Column("name_key", "VARCHAR", "Normalised name used for matching (ft_match_key: no case, punctuation, accents, HTML entities or legal forms)."),
+        Column("country", "VARCHAR", "ISO 3166-1 alpha-2 country published with it."),
+        Column("kind", "VARCHAR", "organisation | person | individual | redacted | partnership (a non-company partnership).", False),
+        Column("identifiers", "VARCHAR[]", "Secondary identifiers published with it, normalised: org-ids (GB-COH-..., XI-PIC-...), VAT:<vat>, REG:<country>:<registration no.>.", False),
+        Column("role", "VARCHAR", "Role in the source: funder, recipient, controller, participant, beneficiary, member, accountable_body, partnership, asset_owner, party, buyer, supplier, entity.", False),
+        Column("source_system", "VARCHAR", "Source system.", False),
+        Column("source_table", "VARCHAR", "Staging or intermediate table it was read from.", False),
+        Column("source_files", "VARCHAR[]", "Files (relative to FUNDTRACE_RAW_DIR) it was published in.", False),
+        Column("records", "BIGINT", "Number of source records behind this row.", False),
+    ),
+    order_by=("org_ref", "source_table", "role", "name", "country", "kind", "identifiers"),
+)  # fmt: skip
+
+INT_ORG_MATCHES = TableSpec(
+    schema="intermediate",
+    name="int_org_matches",
+    grain="one candidate pair of organisation references decided by one method "
+    "(accepted or rejected)",
+    description="Every entity-resolution decision, in the order taken: analyst overrides, "
+    "shared identifiers, exact and fuzzy names, with score, evidence and, when rejected, why. "
+    "Clusters of intermediate.int_org_identity are the closure of the accepted pairs.",
+    columns=(
+        Column("step", "BIGINT", "Order in which the decision was taken (stronger methods first).", False),
+        Column("ref_a", "VARCHAR", "Reference that joins (the weaker one), or the first reference of an override row.", False),
+        Column("ref_b", "VARCHAR", "Reference it joins (the strongest candidate), or the second reference of an override row.", False),
+        Column("method", "VARCHAR", "override_same | override_different | override_invalid | shared_identifier | exact_name | fuzzy_name.", False),
+        Column("score", "DOUBLE", "100 for identifiers and exact names, the rapidfuzz token_sort_ratio for fuzzy names, NULL for overrides."),
+        Column("accepted", "BOOLEAN", "True when the pair was merged (override_different: the prohibition is in force).", False),
+        Column("evidence", "VARCHAR", "What supports the pair: the identifier or normalised names as published, with source files; the analyst's reason.", False),
+        Column("rejection_reason", "VARCHAR", "Why a candidate pair was not merged (ambiguous, conflicting registered ids, forbidden by an override, below threshold...)."),
+        Column("name_a", "VARCHAR", "A name published for ref_a."),
+        Column("name_b", "VARCHAR", "A name published for ref_b."),
+        Column("source_systems", "VARCHAR[]", "Sources the evidence comes from.", False),
+    ),
+    order_by=("step",),
+)  # fmt: skip
+
+MACROS = r"""
+CREATE OR REPLACE TEMP MACRO ft_match_unescape(x) AS regexp_replace(
+  replace(replace(replace(replace(replace(replace(CAST(x AS VARCHAR),
+    '&amp;', '&'), '&quot;', '"'), '&#39;', ''''), '&apos;', ''''), '&lt;', '<'), '&gt;', '>'),
+  '&#?[A-Za-z0-9]+;', ' ', 'g');
+-- the name key used for matching: ft_name_key without accents, HTML entities and possessive
+-- apostrophes (People's = Peoples); names in other scripts fall back to the Unicode-aware key
+CREATE OR REPLACE TEMP MACRO ft_match_key(x) AS coalesce(
+  ft_name_key(strip_accents(
+    regexp_replace(ft_match_unescape(x), '([A-Za-z])[''\x{2019}`]([Ss])\b', '\1\2', 'g'))),
+  ft_name_key_unicode(ft_match_unescape(x)));
+CREATE OR REPLACE TEMP MACRO ft_ref_rank(r) AS CASE
+  WHEN starts_with(r, 'FT-REDACTED-') THEN 9
+  WHEN starts_with(r, 'FTNAME-') THEN 4
+  WHEN starts_with(r, 'XI-PIC-') THEN 1
+  WHEN starts_with(r, '360G-') THEN 2
+  WHEN regexp_full_match(r, '[A-Z]{2}-[A-Z0-9]+-\S+') THEN 0
+  ELSE 3 END;
+-- scheme of an identifier-bearing reference (two different ids of one scheme are two
+-- organisations); name-based and redacted references have none
+CREATE OR REPLACE TEMP MACRO ft_ref_scheme(r) AS CASE
+  WHEN starts_with(r, 'FTNAME-') OR starts_with(r, 'FT-REDACTED-') THEN NULL
+  WHEN starts_with(r, 'PARTNERSHIP:') THEN 'PARTNERSHIP'
+  ELSE nullif(regexp_extract(r, '^([A-Z0-9]+-[A-Z0-9]+)-', 1), '') END;
+-- an override names a reference as the analyst copied it: org-ids are normalised
+CREATE OR REPLACE TEMP MACRO ft_override_ref(x) AS CASE
+  WHEN nullif(trim(CAST(x AS VARCHAR)), '') IS NULL THEN NULL
+  WHEN regexp_matches(upper(trim(x)), '^(FTNAME-|FT-REDACTED-|PARTNERSHIP:)') THEN upper(trim(x))
+  ELSE coalesce(ft_org_id(x), upper(trim(x))) END;
+"""
+
+
+def install_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """Shared macros, VAT/country macros and the matching macros above."""
+    unicode_names.install_macros(con)
+    eu_vat.install_macros(con)
+    con.execute(MACROS)
+
+
+# --------------------------------------------------------------------------- mentions
+
+_NO_IDS = "CAST([] AS VARCHAR[])"
+
+
+def _ids(*exprs: str) -> str:
+    """A list of normalised secondary identifiers, NULLs (placeholders) left out."""
+    items = ", ".join(f"CAST({e} AS VARCHAR)" for e in exprs)
+    return f"list_filter([{items}], lambda x: x IS NOT NULL)"
+
+
+def _vat(expr: str) -> str:
+    # re-normalised: an empty or placeholder VAT number (already NULL in staging) never links
+    return f"'VAT:' || {expr}"
+
+
+@dataclass(frozen=True)
+class MentionSource:
+    """One staged table that publishes organisations, read only when it exists with `columns`.
+
+    `sql` selects org_ref, name, country, kind, identifiers, role, source_system,
+    source_table, source_file.
+    """
+
+    table: str
+    columns: tuple[str, ...]
+    sql: str
+
+
+def _tail(role: str, table: str, from_sql: str | None = None) -> str:
+    return (
+        f"'{role}' AS role, source_system, '{table}' AS source_table, source_file "
+        f"FROM {from_sql or table}"
+    )
+
+
+_FLOWS = INT_MONEY_FLOWS.qualified
+_G = stg_360giving_grants.STG_GRANTS.qualified
+_CORDIS = stg_cordis.STG_PARTICIPATIONS.qualified
+_FTS = stg_eu_fts_commitments.STG_COMMITMENTS.qualified
+_KOH = stg_kohesio.STG_KOHESIO.qualified
+_PRV = stg_private_funding.STG_PRIVATE.qualified
+_MEM = stg_governance.STG_MEMBERS.qualified
+_PART = stg_governance.STG_PARTNERSHIPS.qualified
+_AST = stg_governance.STG_ASSETS.qualified
+_OCDS_PARTIES = stg_ocds.STG_PARTIES.qualified
+_TED_NOTICES = stg_ted_awards.STG_TED_NOTICES.qualified
+_TED_AWARDS = stg_ted_awards.STG_TED_AWARDS.qualified
+_PIC = "ft_org_id('XI-PIC-' || organisation_pic)"
+# FTS registration numbers link the lines of one beneficiary across years
+_FTS_REG = (
+    "CASE WHEN NOT ft_is_placeholder_id(regexp_replace(upper(coalesce(registration_number, '')),"
+    " '[^A-Z0-9]', '', 'g')) THEN 'REG:' || coalesce(beneficiary_country_code, '?') || ':' || "
+    "regexp_replace(upper(registration_number), '[^A-Z0-9]', '', 'g') END"
+)
+_OCDS_ID = (
+    "CASE WHEN identifier_scheme IS NOT NULL AND identifier_id IS NOT NULL THEN ft_org_id("
+    "CASE WHEN starts_with(upper(identifier_id), upper(identifier_scheme) || '-') "
+    "THEN identifier_id ELSE identifier_scheme || '-' || identifier_id END) END"
+)
+
+_BODS = stg_bods.STG_ENTITIES.qualified
+_BODS_IDS = (
+    "(SELECT *, unnest(CASE WHEN len(identifiers) > 0 THEN identifiers ELSE [NULL] END) "
+    f"AS bods_id FROM {_BODS}) AS e"
+)
+_OCDS_ADDITIONAL = (
+    f"(SELECT *, unnest(additionalidentifiers) AS additional_id FROM {_OCDS_PARTIES}) AS p"
+)
+
+MENTION_SOURCES: tuple[MentionSource, ...] = (
+    MentionSource(
+        _FLOWS,
+        ("from_org_ref", "to_org_ref", "to_kind", "controller_org_ref"),
+        f"""
+        SELECT from_org_ref AS org_ref, from_name AS name, NULL AS country,
+          'organisation' AS kind, {_NO_IDS} AS identifiers, {_tail("funder", _FLOWS)}
+        UNION ALL
+        SELECT to_org_ref, to_name, NULL, to_kind, {_NO_IDS}, {_tail("recipient", _FLOWS)}
+        UNION ALL
+        SELECT controller_org_ref, controller_name, NULL, 'organisation', {_NO_IDS},
+          {_tail("controller", _FLOWS)}
+        """,
+    ),
+    MentionSource(
+        _G,
+        ("recipient_org_ref", "recipient_published_id", "recipient_kind"),
+        f"""
+        SELECT recipient_org_ref, recipient_name, NULL, recipient_kind,
+          {_ids("ft_org_id(recipient_published_id)")}, {_tail("recipient", _G)}
+        """,
+    ),
+    MentionSource(
+        _CORDIS,
+        ("recipient_org_ref", "vat_number", "organisation_pic", "country_iso"),
+        f"""
+        SELECT recipient_org_ref, recipient_name, country_iso, 'organisation',
+          {_ids(_vat("ft_vat_number(vat_number, country_iso)"), _PIC)},
+          {_tail("participant", _CORDIS)}
+        """,
+    ),
+    MentionSource(
+        _FTS,
+        ("recipient_org_ref", "vat_number", "registration_number", "beneficiary_country_code"),
+        f"""
+        SELECT recipient_org_ref, recipient_name, beneficiary_country_code, recipient_kind,
+          {_ids(_vat("ft_vat_number(vat_number, beneficiary_country_code)"), _FTS_REG)},
+          {_tail("beneficiary", _FTS)}
+        """,
+    ),
+    MentionSource(
+        _KOH,
+        ("recipient_org_ref", "beneficiary_name", "country", "cofinancing_funder_ref"),
+        # the national co-financing pseudo-funder belongs to the beneficiary's country
+        f"""
+        SELECT recipient_org_ref, beneficiary_name, ft_country_code(country), 'organisation',
+          {_NO_IDS}, {_tail("beneficiary", _KOH)}
+        UNION ALL
+        SELECT cofinancing_funder_ref, cofinancing_funder_name,
+          CASE WHEN cofinancing_funder_ref <> coalesce(managing_authority_ref, '')
+               THEN ft_country_code(country) END,
+          'organisation', {_NO_IDS}, {_tail("funder", _KOH)}
+        """,
+    ),
+    MentionSource(
+        _PRV,
+        ("funder_org_ref", "funder_published_id", "recipient_org_ref", "recipient_published_id"),
+        f"""
+        SELECT funder_org_ref, funder_name, NULL, 'organisation',
+          {_ids("ft_org_id(funder_published_id)")}, {_tail("funder", _PRV)}
+        UNION ALL
+        SELECT recipient_org_ref, recipient_name, NULL, 'organisation',
+          {_ids("ft_org_id(recipient_published_id)")}, {_tail("recipient", _PRV)}
+        """,
+    ),
+    MentionSource(
+        _MEM,
+        ("member_ref", "member_name", "member_type"),
+        f"""
+        SELECT member_ref, member_name, NULL,
+          CASE WHEN member_type = 'person' THEN 'person' ELSE 'organisation' END,
+          {_NO_IDS}, {_tail("member", _MEM)}
+        """,
+    ),
+    MentionSource(
+        _PART,
+        ("partnership_id", "name", "legal_form", "accountable_to_ref", "accountable_to_name"),
+        # a partnership company is an organisation; an MoU, consortium or programme is not
+        f"""
+        SELECT accountable_to_ref, accountable_to_name, NULL, 'organisation', {_NO_IDS},
+          {_tail("accountable_body", _PART)}
+        UNION ALL
+        SELECT 'PARTNERSHIP:' || partnership_id, name, country,
+          CASE WHEN legal_form = 'company' THEN 'organisation' ELSE 'partnership' END,
+          {_NO_IDS}, {_tail("partnership", _PART)}
+        """,
+    ),
+    MentionSource(
+        _AST,
+        ("owner_ref", "owner_name"),
+        f"""
+        SELECT owner_ref, owner_name, NULL, 'organisation', {_NO_IDS},
+          {_tail("asset_owner", _AST)}
+        """,
+    ),
+    # procurement and ownership sources
+    MentionSource(
+        _OCDS_PARTIES,
+        (
+            "party_org_ref",
+            "party_name",
+            "address_country",
+            "identifier_scheme",
+            "identifier_id",
+            "additionalidentifiers",
+            "source_system",
+            "source_file",
+        ),
+        f"""
+        SELECT party_org_ref, party_name, address_country, 'organisation', {_ids(_OCDS_ID)},
+          {_tail("party", _OCDS_PARTIES)}
+        UNION ALL
+        SELECT party_org_ref, party_name, address_country, 'organisation',
+          {_ids("ft_org_id(additional_id)")},
+          {_tail("party", _OCDS_PARTIES, _OCDS_ADDITIONAL)}
+        """,
+    ),
+    MentionSource(
+        _TED_NOTICES,
+        ("buyer_org_ref", "buyer_name", "buyer_country", "source_system", "source_file"),
+        f"""
+        SELECT buyer_org_ref, buyer_name, buyer_country, 'organisation', {_NO_IDS},
+          {_tail("buyer", _TED_NOTICES)}
+        """,
+    ),
+    MentionSource(
+        _TED_AWARDS,
+        ("supplier_org_ref", "supplier_name", "supplier_country", "source_system", "source_file"),
+        f"""
+        SELECT supplier_org_ref, supplier_name, supplier_country, 'organisation', {_NO_IDS},
+          {_tail("supplier", _TED_AWARDS)}
+        """,
+    ),
+    MentionSource(
+        _BODS,
+        ("org_ref", "entity_name", "jurisdiction_code", "identifiers"),
+        # every org-id a BODS entity publishes (one row each, so each is normalised)
+        f"""
+        SELECT org_ref, entity_name, jurisdiction_code, 'organisation',
+          {_ids("ft_org_id(bods_id)")}, {_tail("entity", _BODS, _BODS_IDS)}
+        """,
+    ),
+)
+
+
+def _table_columns(con: duckdb.DuckDBPyConnection, qualified: str) -> dict[str, str]:
+    schema, name = qualified.split(".", 1)
+    return {
+        r[0]: r[1]
+        for r in con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ?",
+            [schema, name],
+        ).fetchall()
+    }
+
+
+def mention_parts(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[str], list[str]]:
+    """SELECTs of the sources present, the tables used, and the tables skipped (with why)."""
+    parts: list[str] = []
+    used: list[str] = []
+    skipped: list[str] = []
+    for src in MENTION_SOURCES:
+        cols = _table_columns(con, src.table)
+        missing = [c for c in src.columns if c not in cols]
+        if not cols:
+            skipped.append(f"{src.table} (not built)")
+        elif missing:
+            skipped.append(f"{src.table} (lacks {', '.join(missing)})")
+        else:
+            parts.append(src.sql)
+            used.append(src.table)
+    return parts, used, skipped
+
+
+def build_int_org_mentions(con: duckdb.DuckDBPyConnection) -> tuple[int, list[str], list[str]]:
+    install_macros(con)
+    parts, used, skipped = mention_parts(con)
+    if not parts:
+        parts = [
+            "SELECT NULL::VARCHAR AS org_ref, NULL::VARCHAR AS name, NULL::VARCHAR AS country, "
+            "'organisation' AS kind, CAST([] AS VARCHAR[]) AS identifiers, '' AS role, "
+            "'' AS source_system, '' AS source_table, '' AS source_file WHERE false"
+        ]
+    union = " UNION ALL ".join(f"({p})" for p in parts)
+    sql = f"""
+    WITH m AS (
+      SELECT trim(org_ref) AS org_ref, ft_clean_name(name) AS name,
+        ft_country_code(country) AS country, coalesce(kind, 'organisation') AS kind,
+        list_sort(list_distinct(list_filter(identifiers, lambda x: x <> trim(org_ref)))) AS identifiers,
+        role, source_system, source_table, list_sort(list(DISTINCT source_file)) AS source_files,
+        count(*) AS records
+      FROM ({union}) AS u
+      WHERE nullif(trim(org_ref), '') IS NOT NULL
+      GROUP BY ALL
+    ),
+    -- each distinct name normalised once
+    keys AS (SELECT name, ft_match_key(name) AS name_key FROM (SELECT DISTINCT name FROM m))
+    SELECT m.*, k.name_key FROM m LEFT JOIN keys k USING (name)
+    """
+    return rebuild_table(con, INT_ORG_MENTIONS, sql), used, skipped
+
+
+# --------------------------------------------------------------------------- overrides
+
+OVERRIDE_COLUMNS = ("ref_a", "ref_b", "decision", "reason", "analyst", "date")
+OVERRIDE_REQUIRED = ("ref_a", "ref_b", "decision")
+OVERRIDES_FILE = Path("governance") / "overrides.csv"
+
+
+class OverridesFileError(ValueError):
+    """The overrides file cannot be read as a whole (its rows would be misapplied)."""
+
+
+@dataclass(frozen=True)
+class Override:
+    row: int  # data row number (1 = first row under the header)
+    line: int
+    ref_a: str
+    ref_b: str
+    decision: str
+    reason: str
+    analyst: str
+    date: str
+    source_file: str
+
+
+def _header_key(text: str) -> str:
+    return "".join(ch for ch in text.strip().lower().replace(" ", "_") if ch.isalnum() or ch == "_")
+
+
+def read_overrides(path: Path, source_file: str | None = None) -> list[Override]:
+    """Rows of an overrides CSV as written (refs normalised later in SQL).
+
+    UTF-8 (BOM or not) or Windows-1252, `,`/`;`/tab delimited, headers in any case; blank rows
+    skipped. A missing file means no overrides. A file without the required columns raises
+    OverridesFileError naming the file and what it lacks.
+    """
+    if not path.is_file():
+        return []
+    label = source_file or path.name
+    encoding = detect_encoding(path)
+    with path.open(encoding=encoding, newline="") as fh:
+        first = fh.readline()
+        delim = max((",", ";", "\t"), key=first.count)
+        fh.seek(0)
+        reader = csv.reader(fh, delimiter=delim)
+        header = next(reader, [])
+        keys = [_header_key(h) for h in header]
+        missing = [c for c in OVERRIDE_REQUIRED if c not in keys]
+        if missing:
+            raise OverridesFileError(
+                f"{label}: missing column(s) {', '.join(missing)}; expected "
+                f"{', '.join(OVERRIDE_COLUMNS)}, found {', '.join(h.strip() for h in header)}"
+            )
+        pos = {k: keys.index(k) for k in OVERRIDE_COLUMNS if k in keys}
+        out: list[Override] = []
+        n = 0
+        for rec in reader:
+            line = reader.line_num
+            if not any(v.strip() for v in rec):
+                continue
+            n += 1
+
+            def get(col: str, rec: list[str] = rec) -> str:
+                i = pos.get(col)
+                return rec[i].strip() if i is not None and i < len(rec) else ""
+
+            out.append(
+                Override(
+                    n,
+                    line,
+                    get("ref_a"),
+                    get("ref_b"),
+                    get("decision").lower(),
+                    get("reason"),
+                    get("analyst"),
+                    get("date"),
+                    label,
+                )
+            )
+    return out
+
+
+# --------------------------------------------------------------------------- matching
+
+
+@dataclass
+class MatchRow:
+    ref_a: str
+    ref_b: str
+    method: str
+    score: float | None
+    accepted: bool
+    evidence: str
+    rejection_reason: str | None = None
+    name_a: str | None = None
+    name_b: str | None = None
+    source_systems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RefInfo:
+    rank: int
+    scheme: str | None
+    kind: str
+    countries: frozenset[str]
+    name: str | None
+
+    @property
+    def matchable(self) -> bool:
+        return self.kind == "organisation" and self.rank < RANK_NEVER
+
+
+class Clusters:
+    """Union-find over references that refuses unions an override or the id rules forbid.
+
+    Per merged cluster it keeps its identifier-bearing members by scheme and whether one is a
+    registered id, so each check costs the size of the smaller cluster, not of the data.
+    """
+
+    def __init__(self, refs: dict[str, RefInfo]):
+        self.refs = refs
+        self.parent: dict[str, str] = {}
+        self.size: dict[str, int] = {}
+        self.schemes: dict[str, dict[str, set[str]]] = {}  # merged clusters only
+        self.registered: set[str] = set()  # roots of merged clusters holding a registered id
+        self.bans: list[tuple[str, str, str]] = []  # (ref_a, ref_b, which override)
+        self.bans_of: dict[str, list[int]] = {}
+
+    def find(self, ref: str) -> str:
+        root = ref
+        while (p := self.parent.get(root)) is not None and p != root:
+            root = p
+        while ref != root:  # path compression
+            nxt = self.parent[ref]
+            self.parent[ref] = root
+            ref = nxt
+        return root
+
+    def forbid(self, a: str, b: str, why: str) -> None:
+        idx = len(self.bans)
+        self.bans.append((a, b, why))
+        for ref in (a, b):
+            self.bans_of.setdefault(self.find(ref), []).append(idx)
+
+    def _schemes(self, root: str) -> dict[str, set[str]]:
+        if root in self.schemes:
+            return self.schemes[root]
+        scheme = self.refs[root].scheme
+        return {scheme: {root}} if scheme is not None else {}
+
+    def has_registry(self, root: str) -> bool:
+        if root in self.schemes:
+            return root in self.registered
+        return self.refs[root].rank == RANK_REGISTRY
+
+    def registered_ids(self, root: str) -> list[str]:
+        return sorted(
+            r
+            for members in self._schemes(root).values()
+            for r in members
+            if self.refs[r].rank == RANK_REGISTRY
+        )
+
+    def conflict(self, a: str, b: str, method: str) -> str | None:
+        """Why a and b may not be merged by `method` (None: they may)."""
+        ra, rb = self.find(a), self.find(b)
+        for idx in self.bans_of.get(ra, ()):
+            x, y, why = self.bans[idx]
+            if {self.find(x), self.find(y)} == {ra, rb}:
+                return f"forbidden by {why} ({x} / {y})"
+        if method == "override_same":
+            return None
+        sa, sb = self._schemes(ra), self._schemes(rb)
+        if len(sa) > len(sb):
+            sa, sb = sb, sa
+        for scheme, members in sorted(sa.items()):
+            other = sb.get(scheme)
+            if not other or other == members:
+                continue
+            first = min(members | other)
+            if method == "shared_identifier" and self.refs[first].rank != RANK_REGISTRY:
+                continue  # two PICs with one VAT number: duplicate registrations of one body
+            return f"would join two different {scheme} ids ({min(members)} and {min(other)})"
+        if method in NAME_METHODS and self.has_registry(ra) and self.has_registry(rb):
+            return "a name never joins two organisations that both have a registered id"
+        return None
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return
+        if self.size.get(ra, 1) < self.size.get(rb, 1):
+            ra, rb = rb, ra  # attach the smaller cluster
+        registered = self.has_registry(ra) or self.has_registry(rb)
+        # the larger cluster's table is extended in place: each union costs the smaller one
+        merged = self.schemes.get(ra) or {k: set(v) for k, v in self._schemes(ra).items()}
+        for scheme, members in self._schemes(rb).items():
+            merged.setdefault(scheme, set()).update(members)
+        self.parent[rb] = ra
+        self.parent.setdefault(ra, ra)
+        self.size[ra] = self.size.get(ra, 1) + self.size.pop(rb, 1)
+        self.schemes[ra] = merged
+        self.schemes.pop(rb, None)
+        if registered:
+            self.registered.add(ra)
+        self.registered.discard(rb)
+        if rb in self.bans_of:
+            self.bans_of.setdefault(ra, []).extend(self.bans_of.pop(rb))
+
+
+def _countries_compatible(a: frozenset[str], b: frozenset[str]) -> bool:
+    return not a or not b or bool(a & b)
+
+
+def _override_evidence(o: Override) -> str:
+    who = f" ({o.analyst}{', ' + o.date if o.date else ''})" if o.analyst else ""
+    return f"{o.source_file} row {o.row} (line {o.line}): {o.reason or 'no reason given'}{who}"
+
+
+def _published(member: dict, key: str) -> str:
+    own = member["org_ref"] == key
+    return f"{member['org_ref']} ({'its own id' if own else _files(member['files'])})"
+
+
+def _files(files: Iterable[str], limit: int = 3) -> str:
+    items = sorted(set(files))
+    more = f" +{len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+# ref -> normalised name key -> (a name published with it, source systems, source files)
+NameKeys = dict[str, dict[str, tuple[str, list[str], list[str]]]]
+
+
+class Matcher:
+    """Takes the decisions in order; `rows` is the content of int_org_matches."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, config: MatchConfig):
+        self.con = con
+        self.config = config
+        self.refs = self._load_refs()
+        self.clusters = Clusters(self.refs)
+        self.rows: list[MatchRow] = []
+        self.ambiguous: set[str] = set()
+        self.decided: set[tuple[str, str, str]] = set()
+
+    # ---- inputs
+    def _load_refs(self) -> dict[str, RefInfo]:
+        prefixes = (
+            f"SELECT prefix, country FROM {ORGID_PREFIXES.qualified} WHERE country IS NOT NULL"
+            if _table_columns(self.con, ORGID_PREFIXES.qualified)
+            else "SELECT NULL::VARCHAR AS prefix, NULL::VARCHAR AS country WHERE false"
+        )
+        rows = self.con.execute(
+            f"""
+            WITH r AS (
+              SELECT org_ref,
+                CASE WHEN starts_with(org_ref, 'FT-REDACTED-') OR bool_or(kind = 'redacted') THEN 'redacted'
+                     WHEN bool_or(kind = 'person') THEN 'person'
+                     WHEN bool_or(kind = 'individual') THEN 'individual'
+                     WHEN bool_and(kind = 'partnership') THEN 'partnership'
+                     ELSE 'organisation' END AS kind,
+                list_sort(list(DISTINCT country) FILTER (WHERE country IS NOT NULL)) AS countries,
+                first(name ORDER BY records DESC, name) FILTER (WHERE name IS NOT NULL) AS name
+              FROM (SELECT org_ref, kind, country, name, sum(records) AS records
+                    FROM {INT_ORG_MENTIONS.qualified} GROUP BY ALL)
+              GROUP BY org_ref
+            ),
+            register_country AS (
+              SELECT r.org_ref, arg_max(p.country, length(p.prefix)) AS country
+              FROM r JOIN ({prefixes}) p ON starts_with(r.org_ref || '-', p.prefix || '-')
+              WHERE ft_ref_rank(r.org_ref) = 0
+              GROUP BY r.org_ref
+            )
+            SELECT r.org_ref, ft_ref_rank(r.org_ref), ft_ref_scheme(r.org_ref), r.kind,
+              -- a registered id's country is its register's; else what the sources publish
+              coalesce(CASE WHEN ft_ref_rank(r.org_ref) = 0 THEN
+                list_filter([coalesce(c.country,
+                  CASE WHEN NOT regexp_matches(r.org_ref, '^(XI|XM)-')
+                       THEN regexp_extract(r.org_ref, '^([A-Z]{{2}})-', 1) END)],
+                  lambda x: x IS NOT NULL) END,
+                r.countries) AS countries, r.name
+            FROM r LEFT JOIN register_country c USING (org_ref) ORDER BY r.org_ref
+            """
+        ).fetchall()
+        out: dict[str, RefInfo] = {}
+        for ref, rank, scheme, kind, countries, name in rows:
+            out[ref] = RefInfo(int(rank), scheme, kind, frozenset(countries or ()), name)
+        return out
+
+    def _add(self, row: MatchRow) -> None:
+        pair = (row.method, min(row.ref_a, row.ref_b), max(row.ref_a, row.ref_b))
+        if row.method in NAME_METHODS and not row.accepted and pair in self.decided:
+            return  # the same pair seen from its other side: decided once is enough
+        self.decided.add(pair)
+        if row.name_a is None and row.ref_a in self.refs:
+            row.name_a = self.refs[row.ref_a].name
+        if row.name_b is None and row.ref_b in self.refs:
+            row.name_b = self.refs[row.ref_b].name
+        row.source_systems = sorted(set(row.source_systems))
+        self.rows.append(row)
+
+    def _try(self, row: MatchRow) -> bool:
+        """Accept the pair unless a rule forbids it; record the decision either way."""
+        why = self.clusters.conflict(row.ref_a, row.ref_b, row.method)
+        if why is None:
+            self.clusters.union(row.ref_b, row.ref_a)
+            row.accepted = True
+        else:
+            row.accepted, row.rejection_reason = False, why
+        self._add(row)
+        return row.accepted
+
+    def _eligible(self, ref: str) -> bool:
+        """A weak organisation reference whose cluster has no registered id yet."""
+        info = self.refs[ref]
+        return (
+            info.matchable
+            and info.rank != RANK_REGISTRY
+            and not self.clusters.has_registry(self.clusters.find(ref))
+        )
+
+    # ---- 1. overrides
+    def apply_overrides(self, overrides: list[Override]) -> None:
+        if not overrides:
+            return
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE _ft_overrides (row BIGINT, a VARCHAR, b VARCHAR)"
+        )
+        self.con.executemany(
+            "INSERT INTO _ft_overrides VALUES (?, ?, ?)",
+            [(o.row, o.ref_a, o.ref_b) for o in overrides],
+        )
+        norm = {
+            r[0]: (r[1], r[2])
+            for r in self.con.execute(
+                "SELECT row, ft_override_ref(a), ft_override_ref(b) FROM _ft_overrides"
+            ).fetchall()
+        }
+        valid: list[tuple[Override, str, str]] = []
+        for o in overrides:
+            a, b = norm[o.row]
+            problem = self._override_problem(o, a, b)
+            if problem is not None:
+                row = MatchRow(a or o.ref_a, b or o.ref_b, "override_invalid", None, False, "")
+                row.evidence, row.source_systems = _override_evidence(o), ["governance"]
+                row.rejection_reason = f"invalid override: {problem}"
+                self._add(row)
+            else:
+                valid.append((o, a, b))
+        # forbidding first, so a 'same' row can never undo a 'different' one
+        for o, a, b in valid:
+            if o.decision == "different":
+                self.clusters.forbid(a, b, f"override {o.source_file} row {o.row}")
+                row = MatchRow(a, b, "override_different", None, True, _override_evidence(o))
+                row.source_systems = ["governance"]
+                self._add(row)
+        for o, a, b in valid:
+            if o.decision == "same":
+                row = MatchRow(a, b, "override_same", None, False, _override_evidence(o))
+                row.source_systems = ["governance"]
+                self._try(row)
+
+    def _override_problem(self, o: Override, a: str | None, b: str | None) -> str | None:
+        if not a or not b:
+            return "ref_a and ref_b are both required"
+        if o.decision not in ("same", "different"):
+            return f"decision must be 'same' or 'different', not '{o.decision}'"
+        if a == b:
+            return "ref_a and ref_b are the same reference"
+        unknown = [r for r in (a, b) if r not in self.refs]
+        if unknown:
+            return f"{' and '.join(unknown)} not published by any source"
+        return None
+
+    # ---- 2. shared identifiers
+    def match_identifiers(self) -> None:
+        groups = self.con.execute(
+            f"""
+            WITH keys AS (
+              SELECT m.org_ref, unnest(m.identifiers) AS key, m.source_system, m.source_files
+              FROM {INT_ORG_MENTIONS.qualified} m
+              UNION ALL
+              -- an identifier-bearing reference is published under its own id
+              SELECT org_ref, org_ref, source_system, source_files FROM {INT_ORG_MENTIONS.qualified}
+              WHERE ft_ref_rank(org_ref) <= 2
+            ),
+            per_ref AS (
+              SELECT key, org_ref, list_sort(list(DISTINCT source_system)) AS systems,
+                     list_sort(list_distinct(flatten(list(source_files)))) AS files
+              FROM keys GROUP BY key, org_ref
+            )
+            SELECT key, list(struct_pack(org_ref, systems, files) ORDER BY org_ref) AS refs
+            FROM per_ref GROUP BY key HAVING count(*) >= 2 ORDER BY key
+            """
+        ).fetchall()
+        for key, members in groups:
+            refs = [
+                m
+                for m in members
+                if m["org_ref"] in self.refs and self.refs[m["org_ref"]].matchable
+            ]
+            if len(refs) < 2:
+                continue
+            refs.sort(key=lambda m: (self.refs[m["org_ref"]].rank, m["org_ref"]))
+            anchor = refs[0]
+
+            problem = None
+            if len(refs) > self.config.identifier_max_refs:
+                problem = (
+                    f"{key} is published for {len(refs)} references (more than "
+                    f"{self.config.identifier_max_refs}): treated as a placeholder"
+                )
+            else:
+                registered: dict[str, set[str]] = defaultdict(set)
+                for m in refs:
+                    for r in self.clusters.registered_ids(self.clusters.find(m["org_ref"])):
+                        registered[self.refs[r].scheme or ""].add(r)
+                clash = next((sorted(v) for v in registered.values() if len(v) > 1), None)
+                if clash:
+                    problem = (
+                        f"{key} is published for two registered organisations "
+                        f"({clash[0]}, {clash[1]}): ambiguous"
+                    )
+            for m in refs[1:]:
+                if self.clusters.find(m["org_ref"]) == self.clusters.find(anchor["org_ref"]):
+                    continue
+                row = MatchRow(
+                    m["org_ref"],
+                    anchor["org_ref"],
+                    "shared_identifier",
+                    100.0,
+                    False,
+                    f"{key} published for {_published(m, key)} and {_published(anchor, key)}",
+                    source_systems=[*m["systems"], *anchor["systems"]],
+                )
+                if problem is not None:
+                    row.rejection_reason = problem
+                    self._add(row)
+                else:
+                    self._try(row)
+
+    # ---- 3. exact names
+    def _name_keys(self) -> NameKeys:
+        """ref -> match key -> (a published name, systems, files), matchable refs only."""
+        placeholders = ", ".join(f"'{k}'" for k in PLACEHOLDER_NAME_KEYS)
+        out: NameKeys = defaultdict(dict)
+        for ref, key, name, systems, files in self.con.execute(
+            f"""
+            SELECT org_ref, k, min(name), list_sort(list(DISTINCT source_system)),
+                   list_sort(list_distinct(flatten(list(source_files))))
+            FROM (SELECT *, name_key AS k FROM {INT_ORG_MENTIONS.qualified}
+                  WHERE name IS NOT NULL AND kind = 'organisation')
+            WHERE k IS NOT NULL AND length(k) >= 2 AND k NOT IN ({placeholders})
+            GROUP BY org_ref, k ORDER BY org_ref, k
+            """
+        ).fetchall():
+            if ref in self.refs and self.refs[ref].matchable:
+                out[ref][key] = (name, systems, files)
+        return out
+
+    def match_exact_names(self, keys: NameKeys) -> None:
+        by_key: dict[str, list[str]] = defaultdict(list)
+        for ref, ks in keys.items():
+            for k in ks:
+                by_key[k].append(ref)
+        weak = sorted(
+            (r for r in keys if self.refs[r].rank != RANK_REGISTRY),
+            key=lambda r: (self.refs[r].rank, r),
+        )
+        for w in weak:
+            if not self._eligible(w):
+                continue
+            info = self.refs[w]
+            root = self.clusters.find(w)
+            # candidate clusters: same key, compatible country, not weaker than w
+            cands: dict[str, list[tuple[str, str]]] = defaultdict(list)
+            for k in sorted(keys[w]):
+                for r in by_key[k]:
+                    ri = self.refs[r]
+                    if r == w or ri.rank > info.rank or self.clusters.find(r) == root:
+                        continue
+                    if not _countries_compatible(info.countries, ri.countries):
+                        continue
+                    cands[self.clusters.find(r)].append((r, k))
+            if not cands:
+                continue
+            reps = {
+                c: min(v, key=lambda rk: (self.refs[rk[0]].rank, rk[0])) for c, v in cands.items()
+            }
+            ordered = sorted(reps.values(), key=lambda rk: (self.refs[rk[0]].rank, rk[0]))
+
+            if len(ordered) == 1:
+                self._try(self._exact_row(keys, w, *ordered[0]))
+                continue
+            self.ambiguous.add(w)
+            names = ", ".join(r for r, _ in ordered)
+            for r, k in ordered:
+                row = self._exact_row(keys, w, r, k)
+                row.rejection_reason = (
+                    f"ambiguous: {len(ordered)} organisations publish this name ({names})"
+                )
+                self._add(row)
+
+    def _exact_row(self, keys: NameKeys, w: str, r: str, k: str) -> MatchRow:
+        nw, sw, fw = keys[w][k]
+        nr, sr, fr = keys[r][k]
+        countries = self.refs[w].countries | self.refs[r].countries
+        country = "/".join(sorted(countries)) or "unknown"
+        evidence = (
+            f'normalised name "{k}" (country {country}): "{nw}" ({_files(fw)}) = '
+            f'"{nr}" ({_files(fr)})'
+        )
+        return MatchRow(w, r, "exact_name", 100.0, False, evidence, None, nw, nr, [*sw, *sr])
+
+    # ---- 4. fuzzy names
+    def _register(self, name: str, refs: list[str]) -> None:
+        """A temp table of references with their rank and countries (for set-based filters)."""
+        table = pa.table(
+            {
+                "org_ref": pa.array(refs, pa.string()),
+                "rank": pa.array([self.refs[r].rank for r in refs], pa.int32()),
+                "countries": pa.array(
+                    [sorted(self.refs[r].countries) for r in refs], pa.list_(pa.string())
+                ),
+            }
+        )
+        self.con.register("_ft_tmp", table)
+        try:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _ft_tmp")
+        finally:
+            self.con.unregister("_ft_tmp")
+
+    def _fuzzy_pairs(self, eligible: list[str]) -> Iterator[tuple[str, list[tuple[str, str, str]]]]:
+        """(w, [(w key, candidate, candidate key)]) for each eligible w, in (rank, ref) order.
+
+        Candidates share an uncommon block with w (a pair of its rarest words, or a word of a
+        short name), the same numbers and initials,
+        are not weaker than w, have a compatible country and a length that can still reach the
+        report floor: all set-based in DuckDB, streamed so memory does not grow with the pairs.
+        """
+        cfg = self.config
+        self._register("_ft_fuzzy_eligible", eligible)
+        self._register("_ft_matchable", [r for r, i in self.refs.items() if i.matchable])
+        stops = ", ".join(f"'{t}'" for t in STOP_TOKENS)
+        placeholders = ", ".join(f"'{k}'" for k in PLACEHOLDER_NAME_KEYS)
+        # streamed from the connection itself: its temp tables are not visible to a cursor, and
+        # nothing else runs on it while the pairs are consumed
+        cur = self.con.execute(
+            f"""
+            WITH keys AS (
+              SELECT DISTINCT m.org_ref, m.name_key AS k
+              FROM {INT_ORG_MENTIONS.qualified} m SEMI JOIN _ft_matchable USING (org_ref)
+              WHERE m.name IS NOT NULL AND m.kind = 'organisation'
+            ),
+            usable AS (
+              -- numbers and initials a fuzzy match may not change ("Academy 1" vs "Academy 2")
+              SELECT *, list_sort(list_filter(string_split(k, ' '),
+                       lambda x: length(x) <= 2 OR regexp_matches(x, '[0-9]'))) AS fixed
+              FROM keys
+              WHERE k IS NOT NULL AND length(k) >= {cfg.fuzzy_min_key_length}
+                AND k NOT IN ({placeholders})
+            ),
+            tokens AS (
+              SELECT DISTINCT org_ref, k, fixed, t FROM (
+                SELECT org_ref, k, fixed, unnest(string_split(k, ' ')) AS t FROM usable)
+              WHERE length(t) >= {cfg.block_min_token_length} AND t NOT IN ({stops})
+            ),
+            token_refs AS (SELECT t, count(DISTINCT org_ref) AS n FROM tokens GROUP BY t),
+            -- the rarest tokens of each name (long names keep {cfg.block_max_tokens})
+            ranked AS (
+              SELECT tokens.*, count(*) OVER (PARTITION BY org_ref, k) AS tokens_in_name,
+                row_number() OVER (PARTITION BY org_ref, k ORDER BY token_refs.n, t) AS i
+              FROM tokens JOIN token_refs USING (t)
+            ),
+            kept AS (SELECT * FROM ranked WHERE i <= {cfg.block_max_tokens}),
+            -- blocks: every pair of tokens (a typo in one word of a three-word name leaves a
+            -- pair intact); short names also block on single words
+            name_blocks AS (
+              SELECT a.org_ref, a.k, a.fixed, a.t || ' ' || b.t AS block
+              FROM kept a JOIN kept b ON b.org_ref = a.org_ref AND b.k = a.k AND a.t < b.t
+              UNION ALL
+              SELECT org_ref, k, fixed, t FROM kept WHERE tokens_in_name <= 2
+            ),
+            blocks AS (
+              SELECT block FROM name_blocks GROUP BY block
+              HAVING count(DISTINCT org_ref) <= {cfg.block_max_refs}
+            ),
+            block_tokens AS (SELECT * FROM name_blocks SEMI JOIN blocks USING (block))
+            SELECT DISTINCT ea.rank, a.org_ref, a.k, b.org_ref, b.k
+            FROM block_tokens a
+            JOIN _ft_fuzzy_eligible ea ON ea.org_ref = a.org_ref
+            JOIN block_tokens b ON b.block = a.block AND b.org_ref <> a.org_ref AND b.k <> a.k
+              AND b.fixed = a.fixed
+            JOIN _ft_matchable mb ON mb.org_ref = b.org_ref
+            WHERE mb.rank <= ea.rank
+              AND (len(ea.countries) = 0 OR len(mb.countries) = 0
+                   OR len(list_intersect(ea.countries, mb.countries)) > 0)
+              -- the similarity cannot reach the report floor when the lengths differ this much
+              AND 200 * least(length(a.k), length(b.k))
+                  >= {cfg.fuzzy_report_min} * (length(a.k) + length(b.k))
+            ORDER BY 1, 2, 3, 4, 5
+            """
+        )
+        current: str | None = None
+        batch: list[tuple[str, str, str]] = []
+        while chunk := cur.fetchmany(10_000):
+            for _, w, wk, r, rk in chunk:
+                if w != current:
+                    if current is not None:
+                        yield current, batch
+                    current, batch = w, []
+                batch.append((wk, r, rk))
+        if current is not None:
+            yield current, batch
+
+    def match_fuzzy_names(self, keys: NameKeys) -> int:
+        cfg = self.config
+        eligible = sorted(
+            (r for r in keys if self._eligible(r) and r not in self.ambiguous),
+            key=lambda r: (self.refs[r].rank, r),
+        )
+        scored = 0
+        for w, pairs in self._fuzzy_pairs(eligible):
+            if w in self.ambiguous or not self._eligible(w):
+                continue
+            info = self.refs[w]
+            root = self.clusters.find(w)
+            best: dict[str, tuple[float, str, str, str]] = {}  # cluster -> (score, r, wk, rk)
+            for wk, r, rk in pairs:
+                ri = self.refs[r]
+                if ri.rank > info.rank or self.clusters.find(r) == root:
+                    continue
+                if not _countries_compatible(info.countries, ri.countries):
+                    continue
+                scored += 1
+                score = fuzz.token_sort_ratio(wk, rk, score_cutoff=cfg.fuzzy_report_min)
+                if not score:
+                    continue
+                c = self.clusters.find(r)
+                cand = (round(float(score), 2), r, wk, rk)
+                if c not in best or self._order(cand) < self._order(best[c]):
+                    best[c] = cand
+            if not best:
+                continue
+            ranked = sorted(best.values(), key=self._order)
+            top = ranked[0]
+            second = ranked[1][0] if len(ranked) > 1 else 0.0
+
+            if top[0] < cfg.fuzzy_min_score:
+                near = self._fuzzy_row(keys, w, top)
+                near.rejection_reason = f"below the fuzzy threshold {cfg.fuzzy_min_score:g}"
+                self._add(near)
+            elif top[0] - second < cfg.fuzzy_min_margin:
+                for s in ranked[:2]:
+                    r2 = self._fuzzy_row(keys, w, s)
+                    r2.rejection_reason = (
+                        f"ambiguous: best {top[0]:g} and second {second:g} are less than "
+                        f"{cfg.fuzzy_min_margin:g} apart"
+                    )
+                    self._add(r2)
+            else:
+                r1 = self._fuzzy_row(keys, w, top)
+                r1.evidence += f"; next best cluster {second:g}"
+                self._try(r1)
+        return scored
+
+    def _order(self, scored: tuple[float, str, str, str]) -> tuple[float, int, str]:
+        """Best score first, then the stronger reference, then alphabetical."""
+        return (-scored[0], self.refs[scored[1]].rank, scored[1])
+
+    def _fuzzy_row(self, keys: NameKeys, w: str, scored: tuple[float, str, str, str]) -> MatchRow:
+        score, r, wk, rk = scored
+        nw, sw, fw = keys[w][wk]
+        nr, sr, fr = keys[r][rk]
+        evidence = (
+            f'token_sort_ratio {score:g} of "{wk}" ("{nw}", {_files(fw)}) and "{rk}" '
+            f'("{nr}", {_files(fr)})'
+        )
+        return MatchRow(w, r, "fuzzy_name", score, False, evidence, None, nw, nr, [*sw, *sr])
+
+
+def match_organisations(
+    con: duckdb.DuckDBPyConnection,
+    overrides: list[Override],
+    config: MatchConfig = MATCH_CONFIG,
+) -> tuple[list[MatchRow], dict[str, float]]:
+    """Decide every candidate pair over intermediate.int_org_mentions (see the module doc)."""
+    install_macros(con)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    m = Matcher(con, config)
+    timings["load_refs_s"] = time.perf_counter() - t0
+    for label, step in (
+        ("overrides_s", lambda: m.apply_overrides(overrides)),
+        ("shared_identifier_s", m.match_identifiers),
+    ):
+        t = time.perf_counter()
+        step()
+        timings[label] = time.perf_counter() - t
+    t = time.perf_counter()
+    keys = m._name_keys()
+    m.match_exact_names(keys)
+    timings["exact_name_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    timings["fuzzy_pairs_scored"] = m.match_fuzzy_names(keys)
+    timings["fuzzy_name_s"] = time.perf_counter() - t
+    return m.rows, timings
+
+
+def _rows_table(rows: list[MatchRow]) -> pa.Table:
+    return pa.table(
+        {
+            "step": pa.array(range(1, len(rows) + 1), pa.int64()),
+            "ref_a": [r.ref_a for r in rows],
+            "ref_b": [r.ref_b for r in rows],
+            "method": [r.method for r in rows],
+            "score": pa.array([r.score for r in rows], pa.float64()),
+            "accepted": pa.array([r.accepted for r in rows], pa.bool_()),
+            "evidence": [r.evidence for r in rows],
+            "rejection_reason": pa.array([r.rejection_reason for r in rows], pa.string()),
+            "name_a": pa.array([r.name_a for r in rows], pa.string()),
+            "name_b": pa.array([r.name_b for r in rows], pa.string()),
+            "source_systems": pa.array([r.source_systems for r in rows], pa.list_(pa.string())),
+        }
+    )
+
+
+def build_int_org_matches(
+    con: duckdb.DuckDBPyConnection,
+    overrides_path: Path | None = None,
+    config: MatchConfig = MATCH_CONFIG,
+    overrides_label: str | None = None,
+) -> tuple[int, dict[str, float]]:
+    overrides = read_overrides(overrides_path, overrides_label) if overrides_path else []
+    rows, timings = match_organisations(con, overrides, config)
+    con.register("_ft_match_rows", _rows_table(rows))
+    try:
+        n = rebuild_table(con, INT_ORG_MATCHES, "SELECT * FROM _ft_match_rows")
+    finally:
+        con.unregister("_ft_match_rows")
+    return n, timings
+
+
+def resolve_organisations(
+    con: duckdb.DuckDBPyConnection,
+    overrides_path: Path | None = None,
+    config: MatchConfig = MATCH_CONFIG,
+) -> None:
+    """Mentions, matches and identity in one go (tests, CLI)."""
+    from assets.intermediate.int_org_identity import build_int_org_identity
+
+    build_int_org_mentions(con)
+    build_int_org_matches(con, overrides_path, config)
+    build_int_org_identity(con)
+
+
+def overrides_path(raw_dir: Path) -> Path:
+    """`governance/overrides.csv` under the raw folder (file name case-insensitive)."""
+    folder = raw_dir / OVERRIDES_FILE.parent
+    if folder.is_dir():
+        for p in sorted(folder.iterdir()):
+            if p.is_file() and p.name.lower() == OVERRIDES_FILE.name:
+                return p
+    return raw_dir / OVERRIDES_FILE
+
+
+# Staging tables read whenever they exist (a missing one is skipped and named in the
+# asset's metadata), so the job builds them first.
+MENTION_DEPS: list[dg.AssetKey] = [
+    INT_MONEY_FLOWS.asset_key,
+    stg_360giving_grants.STG_GRANTS.asset_key,
+    stg_cordis.STG_PARTICIPATIONS.asset_key,
+    stg_eu_fts_commitments.STG_COMMITMENTS.asset_key,
+    stg_kohesio.STG_KOHESIO.asset_key,
+    stg_private_funding.STG_PRIVATE.asset_key,
+    stg_governance.STG_MEMBERS.asset_key,
+    stg_governance.STG_PARTNERSHIPS.asset_key,
+    stg_governance.STG_ASSETS.asset_key,
+    stg_ted_awards.STG_TED_NOTICES.asset_key,
+    stg_ted_awards.STG_TED_AWARDS.asset_key,
+    stg_bods.STG_ENTITIES.asset_key,
+    stg_ocds.STG_PARTIES.asset_key,
+]
+
+
+@dg.asset(
+    key=INT_ORG_MENTIONS.asset_key,
+    group_name="intermediate",
+    kinds={"duckdb", "sql"},
+    description=INT_ORG_MENTIONS.doc,
+    deps=MENTION_DEPS,
+)
+def int_org_mentions(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
+    with duckdb.get_connection() as con:
+        _, used, skipped = build_int_org_mentions(con)
+        context.log.info(f"organisation mentions from {', '.join(used)}; skipped {skipped}")
+        return materialize_result(
+            con, INT_ORG_MENTIONS, {"sources_used": used, "sources_skipped": skipped}
+        )
+
+
+@dg.asset(
+    key=INT_ORG_MATCHES.asset_key,
+    group_name="intermediate",
+    kinds={"duckdb", "python"},
+    description=INT_ORG_MATCHES.doc,
+    deps=[INT_ORG_MENTIONS.asset_key, ORGID_PREFIXES.asset_key],
+)
+def int_org_matches(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource, fundtrace: FundtraceSettings
+) -> dg.MaterializeResult:
+    path = overrides_path(fundtrace.raw_path)
+    label = path.relative_to(fundtrace.raw_path).as_posix()
+    with duckdb.get_connection() as con:
+        _, timings = build_int_org_matches(con, path, MATCH_CONFIG, label)
+        summary = con.execute(
+            f"SELECT method, accepted, count(*) FROM {INT_ORG_MATCHES.qualified} "
+            "GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+        context.log.info(f"matches by method/accepted: {summary}; timings {timings}")
+        return materialize_result(
+            con,
+            INT_ORG_MATCHES,
+            {
+                "overrides_file": label if path.is_file() else f"{label} (absent)",
+                "decisions": {f"{m}/{'accepted' if a else 'rejected'}": n for m, a, n in summary},
+                "timings": {k: round(v, 3) for k, v in timings.items()},
+                "thresholds": {
+                    k: v for k, v in MATCH_CONFIG.__dict__.items() if not k.startswith("_")
+                },
+            },
+        )
+
+
+def iter_match_rows(con: duckdb.DuckDBPyConnection) -> Iterator[tuple]:
+    """The accepted pairs in decision order (for the identity closure)."""
+    yield from con.execute(
+        f"SELECT ref_a, ref_b, method, score, evidence, step FROM {INT_ORG_MATCHES.qualified} "
+        "WHERE accepted AND method NOT IN ('override_different', 'override_invalid') ORDER BY step"
+    ).fetchall()
