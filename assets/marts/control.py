@@ -193,7 +193,7 @@ funders AS (
 ),
 stream_controllers AS (
   SELECT p.project_id, p.title, p.partnership_id, m.controller_org_id,
-    (SELECT first(i.name ORDER BY i.org_ref) FROM {INT_ORG_IDENTITY.qualified} i
+    (SELECT first(i.name ORDER BY i.org_ref <> i.org_id, i.org_ref) FROM {INT_ORG_IDENTITY.qualified} i
      WHERE i.org_id = m.controller_org_id),
     'organisation', m.control_basis, NULL::{SHARE_TYPE}, NULL::{SHARE_TYPE},
     p.project_id || ' <- funding <- ' || m.from_org_id || ' <- ' || m.controller_org_id,

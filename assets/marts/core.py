@@ -128,19 +128,19 @@ SELECT m.stream_id, m.from_org_id AS funder_org_id, any_value(m.from_name) AS fu
   first(m.control_basis ORDER BY m.controller_org_id) AS control_basis,
   list_sort(list(DISTINCT m.source_system)) AS source_systems
 FROM {MONEY_FLOWS.qualified} m JOIN {INT_MONEY_FLOWS.qualified} f USING (flow_id)
-JOIN (SELECT org_id, first(name ORDER BY org_ref) AS name
+JOIN (SELECT org_id, first(name ORDER BY org_ref <> org_id, org_ref) AS name
       FROM {INT_ORG_IDENTITY.qualified} GROUP BY org_id) c ON c.org_id = m.controller_org_id
 GROUP BY m.stream_id, m.from_org_id
 """
 
 _ORGS_SELECT = f"""
 WITH ident AS (
-  SELECT org_id, first(name ORDER BY org_ref) AS name,
+  SELECT org_id, first(name ORDER BY org_ref <> org_id, org_ref) AS name,
     list_sort(list_distinct(flatten(list(names_seen)))) AS names_seen,
     list_sort(list(org_ref)) AS org_refs,
     list_sort(list(DISTINCT match_method)) AS match_methods,
-    first(scheme ORDER BY org_ref) AS scheme, first(org_type ORDER BY org_ref) AS org_type,
-    first(country ORDER BY org_ref) AS country,
+    first(scheme ORDER BY org_ref <> org_id, org_ref) AS scheme, first(org_type ORDER BY org_ref <> org_id, org_ref) AS org_type,
+    first(country ORDER BY org_ref <> org_id, org_ref) AS country,
     list_sort(list_distinct(flatten(list(source_systems)))) AS source_systems
   FROM {INT_ORG_IDENTITY.qualified} GROUP BY org_id
 ),

@@ -309,6 +309,14 @@ def _csv_records(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
 
 def parse_csv(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
     kind = kind_of(path.stem)
+    if kind is None and _key(path.stem) == "overrides":
+        # analyst entity-resolution decisions: read by intermediate.int_org_matches
+        return ParseResult(
+            0,
+            "csv",
+            message=f"{ctx.source_file}: entity-resolution overrides, read by "
+            "intermediate.int_org_matches (not a register table)",
+        )
     if kind is None:
         raise FileRejected(
             f"{ctx.source_file} is not a governance register table: a CSV must be named "
