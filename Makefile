@@ -27,6 +27,10 @@ test: setup  ## full pytest suite + dagster definitions validate
 	$(BIN)/python -m pytest
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
+BENCH_SCALE ?= 0.01
+bench: setup  ## benchmark at $$BENCH_SCALE (1 = 1M funding rows): floor, full, no-change, one-file runs
+	$(BIN)/python -m bench.run --scale $(BENCH_SCALE)
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

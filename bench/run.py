@@ -1,0 +1,809 @@
+"""`make bench`: generate (cached), measure the DuckDB read floor, then time three builds.
+
+    python -m bench.run [--scale S] [--seed N]        (scale default: $BENCH_SCALE or 0.01)
+
+1. The synthetic raw folder for (scale, seed, generator version, wired sources) comes from
+   `bench/.data/` or is generated there (`bench.generate`).
+2. A fresh work folder `bench/.work/scale<S>-seed<N>/` gets a hard-linked copy of it (`raw/`),
+   an empty build database, marts file and DAGSTER_HOME.
+3. **Floor**: in a child process, DuckDB alone reads every raw file into a table of one fresh
+   database file (`read_csv` for CSV/TSV; JSON packages streamed with ijson to JSON Lines and
+   read with `read_json`; JSON Lines read directly).
+4. Three builds, each `fundtrace_all` executed in process exactly as `make run` does, each in
+   its own child process: (1) full build, (2) no-change re-run, (3) one new small 360Giving
+   CSV added. Per step (asset or check) wall time comes from the Dagster event log
+   (STEP_START -> STEP_SUCCESS), rows from `dagster/row_count`; peak RSS is the child's
+   `ru_maxrss` from `os.wait4` (the whole run: DuckDB, Python, Dagster).
+5. A table is printed and the same figures written to `bench/results/<date>-scale<S>.json`.
+
+Performance is judged from these files, never by timed assertions in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+WORK_DIR = Path(os.environ.get("BENCH_WORK_DIR") or BENCH_DIR / ".work")
+RESULTS_DIR = BENCH_DIR / "results"
+DEFAULT_SCALE = 0.01
+DEFAULT_SEED = 42
+SCHEMA = "fundtrace-bench/1"
+RUNS = ("full", "no_change", "one_file")
+FLOOR_REPEATS = 3  # the floor is short and noisy: median of three
+TARGETS = {
+    "build_over_floor": 3.0,
+    "peak_rss_gib": 2.0,
+    "no_change_over_full": 0.10,
+    "one_file_over_full": 0.20,
+}
+CSV_DELIMITERS = {"eu_cordis": ";", "eu_kohesio": "\t"}
+JSON_ITEMS = {"360giving": ("grants.item",), "ocds": ("releases.item", "records.item")}
+JSON_LINES_SUFFIXES = (".jsonl", ".jl", ".ndjson")
+
+
+# ------------------------------------------------------------------------- child: floor
+
+
+def measure_floor(raw_dir: Path, db_path: Path, tmp_dir: Path) -> dict[str, Any]:
+    """Seconds DuckDB alone needs to read every raw file into a table of a fresh database."""
+    import duckdb
+    import ijson
+
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    db_path.unlink(missing_ok=True)
+    started = time.perf_counter()
+    con = duckdb.connect(str(db_path))
+    per_source: dict[str, dict[str, Any]] = {}
+    skipped: list[str] = []
+    for n, path in enumerate(_raw_files(raw_dir)):
+        source = path.relative_to(raw_dir).parts[0]
+        t0 = time.perf_counter()
+        table = f"t{n}"
+        suffix = path.name.lower()
+        if suffix.endswith((".csv", ".tsv")):
+            rows = _floor_csv(con, path, table, CSV_DELIMITERS.get(source, ","))
+        elif suffix.endswith(JSON_LINES_SUFFIXES):
+            rows = _floor_jsonl(con, path, table)
+        elif suffix.endswith(".json"):
+            jsonl = tmp_dir / f"{table}.jsonl"
+            with path.open("rb") as fh, jsonl.open("w", encoding="utf-8") as out:
+                for item in _json_items(fh, path, JSON_ITEMS.get(source, ("item",)), ijson):
+                    out.write(json.dumps(item, default=str, ensure_ascii=False))
+                    out.write("\n")
+            rows = _floor_jsonl(con, jsonl, table)
+            jsonl.unlink()
+        else:  # XLSX and friends: DuckDB needs an extension; not part of the generated data
+            skipped.append(path.relative_to(raw_dir).as_posix())
+            continue
+        agg = per_source.setdefault(source, {"files": 0, "bytes": 0, "rows": 0, "seconds": 0.0})
+        agg["files"] += 1
+        agg["bytes"] += path.stat().st_size
+        agg["rows"] += rows
+        agg["seconds"] += time.perf_counter() - t0
+    con.execute("CHECKPOINT")
+    con.close()
+    seconds = time.perf_counter() - started
+    for agg in per_source.values():
+        agg["seconds"] = round(agg["seconds"], 3)
+    return {
+        "seconds": round(seconds, 3),
+        "per_source": dict(sorted(per_source.items())),
+        "skipped_files": skipped,
+        "ijson_backend": ijson.backend,
+    }
+
+
+def _raw_files(raw_dir: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in raw_dir.rglob("*")
+        if p.is_file()
+        and p.parent != raw_dir
+        and not any(part.startswith(".") for part in p.relative_to(raw_dir).parts)
+        and p.name not in ("README.md", ".gitkeep")
+    )
+
+
+def header_line(path: Path, delim: str, scan: int = 20) -> tuple[int, int]:
+    """(0-based line, width) of the header: the first record as wide as most of the first
+    `scan` records (a council's title lines above its header are skipped, as the pipeline
+    does)."""
+    import collections
+    import csv
+    import itertools
+
+    with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+        widths = [len(r) for r in itertools.islice(csv.reader(fh, delimiter=delim), scan)]
+    if not widths:
+        return 0, 1
+    common = collections.Counter(widths).most_common()
+    usual = max(w for w, n in common if n == common[0][1])
+    return widths.index(usual), usual
+
+
+def _floor_csv(con: Any, path: Path, table: str, delim: str) -> int:
+    """DuckDB's CSV reader, every column text, the dialect given (no sniffing, as the pipeline
+    knows each source's dialect); rows DuckDB cannot read are skipped."""
+    skip, width = header_line(path, delim)
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
+    options = (
+        f"delim = '{delim}', quote = '\"', escape = '\"', header = false, skip = {skip + 1}, "
+        f"columns = {columns}, ignore_errors = true, null_padding = true"
+    )
+    # Windows-1252 council files: DuckDB decodes them as latin-1 itself (ignore_errors would
+    # otherwise drop every line with a pound sign)
+    if not _is_utf8(path):
+        options += ", encoding = 'latin-1'"
+    con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_csv(?, {options})", [str(path)])
+    return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def _is_utf8(path: Path) -> bool:
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _floor_jsonl(con: Any, path: Path, table: str) -> int:
+    con.execute(
+        f"CREATE TABLE {table} AS SELECT * FROM read_json(?, format = 'newline_delimited', "
+        "maximum_object_size = 134217728, ignore_errors = true)",
+        [str(path)],
+    )
+    return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def _json_items(fh: Any, path: Path, prefixes: tuple[str, ...], ijson: Any) -> Any:
+    """Items of the first array among `prefixes` the file has (a package's grants/releases)."""
+    for prefix in prefixes:
+        fh.seek(0)
+        found = False
+        for item in ijson.items(fh, prefix, use_float=True):
+            found = True
+            yield item
+        if found:
+            return
+    _ = path
+
+
+# ------------------------------------------------------------------------- child: build
+
+
+def run_build() -> dict[str, Any]:
+    """Execute `fundtrace_all` in process as `make run` does; timings from the event log.
+
+    Paths come from the environment (FUNDTRACE_RAW_DIR, FUNDTRACE_MARTS_DB, FUNDTRACE_BUILD_DB,
+    DAGSTER_HOME), exactly like `python -m pipelines.cli run`."""
+    t0 = time.perf_counter()
+    import dagster as dg
+
+    from pipelines.definitions import build_definitions
+    from pipelines.jobs import ALL_ASSETS_JOB_NAME
+
+    _apply_duckdb_experiment()
+    defs = build_definitions()
+    job = defs.resolve_job_def(ALL_ASSETS_JOB_NAME)
+    t1 = time.perf_counter()
+    started_utc = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    sampler = RssSampler()
+    sampler.start()
+    try:
+        with dg.DagsterInstance.get() as instance:
+            result = job.execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            )
+            t2 = time.perf_counter()
+            entries = instance.all_logs(result.run_id)
+    finally:
+        sampler.stop()
+    steps = steps_from_events(entries)
+    for s in steps:
+        s["peak_rss_mib"] = sampler.peak_mib(s.pop("_window", None))
+    return {
+        "success": result.success,
+        "run_id": result.run_id,
+        "duckdb_experiment": json.loads(os.environ.get("BENCH_DUCKDB_CONFIG") or "null"),
+        "startup_seconds": round(t1 - t0, 3),
+        "execute_seconds": round(t2 - t1, 3),
+        "steps": steps,
+        "raw_files": raw_file_stats(started_utc),
+    }
+
+
+class RssSampler:
+    """Samples this process's resident memory every 50 ms, to attribute the peak to a step."""
+
+    def __init__(self, interval: float = 0.05):
+        import threading
+
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._page = os.sysconf("SC_PAGE_SIZE")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with open("/proc/self/statm") as fh:
+                    rss = int(fh.read().split()[1]) * self._page
+            except OSError:  # not Linux: no per-step figure
+                return
+            self.samples.append((time.time(), rss))
+            self._stop.wait(self.interval)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peak_mib(self, window: tuple[float, float] | None) -> float | None:
+        if window is None:
+            return None
+        inside = [rss for t, rss in self.samples if window[0] <= t <= window[1]]
+        return round(max(inside) / 2**20, 1) if inside else None
+
+
+def _apply_duckdb_experiment() -> None:
+    """$BENCH_DUCKDB_CONFIG (JSON, e.g. {"memory_limit": "1GB"}) is added to the DuckDB
+    resource's connection config: measure a setting before proposing it for definitions.py."""
+    extra = os.environ.get("BENCH_DUCKDB_CONFIG")
+    if not extra:
+        return
+    import functools
+
+    from dagster_duckdb import DuckDBResource
+
+    import pipelines.definitions as definitions
+
+    config = json.loads(extra)
+    definitions.DuckDBResource = functools.partial(  # type: ignore[misc]
+        DuckDBResource, connection_config=config
+    )
+
+
+def steps_from_events(entries: Sequence[Any]) -> list[dict[str, Any]]:
+    """Per step: wall seconds (STEP_START -> end), materialized assets with row counts, checks."""
+    import dagster as dg
+
+    steps: dict[str, dict[str, Any]] = {}
+
+    def step(key: str) -> dict[str, Any]:
+        return steps.setdefault(
+            key,
+            {"step": key, "kind": "asset", "status": None, "seconds": None, "attempts": 0,
+             "assets": {}, "checks": {}, "_start": None},
+        )  # fmt: skip
+
+    for entry in entries:
+        event = entry.dagster_event
+        if event is None or not event.step_key:
+            continue
+        s = step(event.step_key)
+        etype = event.event_type
+        if etype == dg.DagsterEventType.STEP_START:
+            # a retried step starts again: its time runs from the first start (retry delays
+            # included, as a user waits for them)
+            s["attempts"] += 1
+            if s["_start"] is None:
+                s["_start"] = entry.timestamp
+        elif etype in (
+            dg.DagsterEventType.STEP_SUCCESS,
+            dg.DagsterEventType.STEP_FAILURE,
+            dg.DagsterEventType.STEP_SKIPPED,
+        ):
+            s["status"] = etype.value.removeprefix("STEP_").lower()
+            if s["_start"] is not None:
+                s["seconds"] = round(entry.timestamp - s["_start"], 3)
+        elif etype == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            mat = event.step_materialization_data.materialization
+            count = mat.metadata.get("dagster/row_count")
+            s["assets"][mat.asset_key.to_user_string()] = (
+                None if count is None else int(count.value)  # type: ignore[arg-type]
+            )
+        elif etype == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            data = event.asset_check_evaluation_data
+            if data is not None:
+                s["kind"] = "check"
+                s["checks"][f"{data.asset_key.to_user_string()}:{data.check_name}"] = (
+                    "passed" if data.passed else f"failed ({data.severity.value})"
+                )
+    out = []
+    for s in steps.values():
+        start = s.pop("_start")
+        if start is not None and s["seconds"] is not None:
+            s["_window"] = (start, start + s["seconds"])
+        if not s["assets"] and s["checks"]:
+            s["kind"] = "check"
+        elif s["assets"]:
+            s["kind"] = "asset"
+        out.append(s)
+    return out
+
+
+def raw_file_stats(since: dt.datetime) -> dict[str, Any]:
+    """Per source: files, rows, and the files parsed by this run with their parse seconds
+    (from raw.raw_file_manifest; unchanged files keep their earlier ingested_at)."""
+    import duckdb
+
+    from pipelines.resources import build_db_from_env
+
+    try:
+        con = duckdb.connect(str(build_db_from_env()), read_only=True)
+    except duckdb.Error:
+        return {}
+    try:
+        rows = con.execute(
+            """SELECT source_system, count(*), sum(rows_in), sum(file_bytes),
+                 count(*) FILTER (WHERE ingested_at >= ?),
+                 coalesce(sum(parse_seconds) FILTER (WHERE ingested_at >= ?), 0),
+                 count(*) FILTER (WHERE status = 'failed'),
+                 sum(rows_quarantined)
+               FROM raw.raw_file_manifest GROUP BY ALL ORDER BY 1""",
+            [since, since],
+        ).fetchall()
+    except duckdb.Error:
+        return {}
+    finally:
+        con.close()
+    return {
+        r[0]: {"files": r[1], "rows_in": int(r[2] or 0), "bytes": int(r[3] or 0),
+               "parsed_this_run": r[4], "parse_seconds_this_run": round(r[5], 3),
+               "failed": r[6], "rows_quarantined": int(r[7] or 0)}
+        for r in rows
+    }  # fmt: skip
+
+
+# ------------------------------------------------------------------------- parent: runs
+
+
+def run_child(
+    args: list[str], env: dict[str, str], log_path: Path, out_path: Path
+) -> dict[str, Any]:
+    """Run `python -m bench.run <args>` and return its JSON with wall seconds and peak RSS."""
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.run", *args, "--result", str(out_path)],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # Ctrl-C / SIGTERM of the benchmark: stop the build too
+            proc.terminate()
+            try:  # a long DuckDB statement only sees the signal when it returns
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            raise
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    if not out_path.is_file():
+        tail = "".join(log_path.read_text(errors="replace").splitlines(keepends=True)[-30:])
+        raise RuntimeError(f"benchmark child {args[0]} failed (exit {proc.returncode}):\n{tail}")
+    data = json.loads(out_path.read_text())
+    data["wall_seconds"] = round(wall, 3)
+    data["peak_rss_mib"] = round(usage.ru_maxrss / 1024, 1)  # Linux: KiB
+    # CPU seconds barely move when other work shares the machine; wall seconds do
+    data["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 2)
+    data["exit_code"] = proc.returncode
+    # other work on the machine inflates wall times: keep the 1-minute load around the run
+    data["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    data["log"] = str(log_path)
+    return data
+
+
+def link_tree(src: Path, dst: Path, skip: Callable[[Path], bool]) -> None:
+    """Hard-link (else copy) every file of `src` into `dst`: no 1 GB copy per benchmark."""
+    for path in sorted(src.rglob("*")):
+        rel = path.relative_to(src)
+        if path.is_dir() or skip(rel):
+            continue
+        target = dst / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copy2(path, target)
+
+
+def summarize(
+    *,
+    scale: float,
+    seed: int,
+    manifest: dict[str, Any],
+    generate_seconds: float | None,
+    floor: dict[str, Any],
+    runs: dict[str, dict[str, Any]],
+    machine: dict[str, Any],
+    date: str,
+) -> dict[str, Any]:
+    """The benchmark report (what is printed and written as JSON)."""
+    full = runs["full"]
+    floor_s = floor["seconds"]
+
+    def over_full(name: str, field: str) -> float | None:  # None: that run was not asked for
+        return _ratio(runs[name][field], full[field]) if name in runs else None
+
+    ratios = {
+        "build_over_floor": _ratio(full["wall_seconds"], floor_s),
+        "execute_over_floor": _ratio(full["execute_seconds"], floor_s),
+        "no_change_over_full": over_full("no_change", "wall_seconds"),
+        "one_file_over_full": over_full("one_file", "wall_seconds"),
+        # the same on CPU seconds: barely moved by other work sharing the machine
+        "cpu_build_over_floor": _ratio(full["cpu_seconds"], floor["cpu_seconds"]),
+        "cpu_no_change_over_full": over_full("no_change", "cpu_seconds"),
+        "cpu_one_file_over_full": over_full("one_file", "cpu_seconds"),
+    }
+    peak = max(r["peak_rss_mib"] for r in runs.values())
+
+    def within(ratio: float | None, target: float) -> bool | None:
+        return None if ratio is None else ratio <= target
+
+    targets = {
+        "build_within_3x_floor": within(ratios["build_over_floor"], TARGETS["build_over_floor"]),
+        "peak_rss_within_2gib": peak <= TARGETS["peak_rss_gib"] * 1024,
+        "no_change_within_10pct": within(
+            ratios["no_change_over_full"], TARGETS["no_change_over_full"]
+        ),
+        "one_file_within_20pct": within(
+            ratios["one_file_over_full"], TARGETS["one_file_over_full"]
+        ),
+    }
+    for run in runs.values():
+        timed = sum(s["seconds"] or 0 for s in run["steps"])
+        run["steps_seconds"] = round(timed, 3)
+        run["orchestration_seconds"] = round(run["execute_seconds"] - timed, 3)
+        run["asset_steps_seconds"] = round(
+            sum(s["seconds"] or 0 for s in run["steps"] if s["kind"] == "asset"), 3
+        )
+        run["check_steps_seconds"] = round(
+            sum(s["seconds"] or 0 for s in run["steps"] if s["kind"] == "check"), 3
+        )
+        run["failed_steps"] = [s["step"] for s in run["steps"] if s["status"] == "failure"]
+        run["failed_checks"] = sorted(
+            f"{name} {state}"
+            for s in run["steps"]
+            for name, state in s["checks"].items()
+            if state != "passed"
+        )
+    slowest = sorted(full["steps"], key=lambda s: -(s["seconds"] or 0))[:5]
+    return {
+        "schema": SCHEMA,
+        "date": date,
+        "scale": scale,
+        "seed": seed,
+        "generator_version": manifest["generator_version"],
+        "code": code_version(),
+        "machine": machine,
+        "data": {
+            "sources": manifest["sources"],
+            "rows_by_source": manifest["rows_by_source"],
+            "total_rows": manifest["total_rows"],
+            "files": len(manifest["files"]),
+            "bytes": manifest["total_bytes"],
+            "generate_seconds": None if generate_seconds is None else round(generate_seconds, 2),
+            "one_file_added": manifest["extra"][0]["path"] if manifest["extra"] else None,
+        },
+        "floor": floor,
+        "runs": runs,
+        "ratios": ratios,
+        "peak_rss_mib": peak,
+        "targets": targets,
+        "slowest_five": [
+            {"step": s["step"], "seconds": s["seconds"], "rows": _rows(s)} for s in slowest
+        ],
+    }
+
+
+def _ratio(a: float, b: float) -> float:
+    return round(a / b, 3) if b else float("inf")
+
+
+def _rows(step: dict[str, Any]) -> int | None:
+    counts = [v for v in step["assets"].values() if v is not None]
+    return sum(counts) if counts else None
+
+
+def format_table(report: dict[str, Any]) -> str:
+    runs = report["runs"]
+    slow = {s["step"] for s in report["slowest_five"]}
+    by_step: dict[str, dict[str, Any]] = {}
+    for name in RUNS:
+        for s in runs.get(name, {}).get("steps", []):
+            entry = by_step.setdefault(
+                s["step"], {"kind": s["kind"], "rows": _rows(s), "rss": s.get("peak_rss_mib")}
+            )
+            entry[name] = s["seconds"]
+    lines = []
+    data = report["data"]
+    lines.append(
+        f"Fundtrace benchmark {report['date']}  scale {report['scale']:g}  seed {report['seed']}  "
+        f"{data['total_rows']:,} records in {data['files']} files ({data['bytes'] / 1e6:,.0f} MB)"
+    )
+    head = (
+        f"{'step':60} {'kind':5} {'full s':>8} {'nochg s':>8} {'1file s':>8} {'rows':>10} "
+        f"{'peak MiB':>8}"
+    )
+    lines += [head, "-" * len(head)]
+
+    def cell(v: float | None) -> str:
+        return " " * 8 if v is None else f"{v:8.2f}"
+
+    for key, s in sorted(by_step.items(), key=lambda kv: -(kv[1].get("full") or 0)):
+        mark = " <== slowest 5" if key in slow else ""
+        rows = "" if s["rows"] is None else f"{s['rows']:,}"
+        rss = "" if s["rss"] is None else f"{s['rss']:8.0f}"
+        lines.append(
+            f"{key[:60]:60} {s['kind']:5} {cell(s.get('full')):>8} {cell(s.get('no_change')):>8} "
+            f"{cell(s.get('one_file')):>8} {rows:>10} {rss:>8}{mark}"
+        )
+    lines.append("-" * len(head))
+    for label, field in (
+        ("asset steps", "asset_steps_seconds"),
+        ("check steps", "check_steps_seconds"),
+        ("orchestration between steps", "orchestration_seconds"),
+        ("process startup (imports, definitions)", "startup_seconds"),
+        ("execute_in_process", "execute_seconds"),
+        ("TOTAL wall (child process)", "wall_seconds"),
+        ("CPU seconds (user + system)", "cpu_seconds"),
+        ("peak RSS MiB (child process)", "peak_rss_mib"),
+    ):
+        vals = [runs[r][field] if r in runs else None for r in RUNS]
+        lines.append(f"{label:66} " + " ".join(cell(v) for v in vals))
+    floor = report["floor"]
+    ratios = report["ratios"]
+    t = report["targets"]
+    lines.append("")
+    lines.append(
+        f"floor (DuckDB alone reads the same raw files): {floor['seconds']:.2f}s "
+        f"(median of {floor.get('all_seconds', [floor['seconds']])}), "
+        f"peak RSS {floor['peak_rss_mib']:.0f} MiB"
+    )
+    for src, agg in floor["per_source"].items():
+        lines.append(
+            f"  {src:15} {agg['files']:4} files {agg['bytes'] / 1e6:8.1f} MB "
+            f"{agg['rows']:>10,} rows {agg['seconds']:7.2f}s"
+        )
+    for label, key, cpu_key, target, target_key in (
+        ("build / floor", "build_over_floor", "cpu_build_over_floor", "3", "build_within_3x_floor"),
+        ("no-change / full", "no_change_over_full", "cpu_no_change_over_full", "0.10",
+         "no_change_within_10pct"),
+        ("one-file / full", "one_file_over_full", "cpu_one_file_over_full", "0.20",
+         "one_file_within_20pct"),
+    ):  # fmt: skip
+        if ratios[key] is None:
+            lines.append(f"{label:18} not measured (--runs)")
+            continue
+        verdict = "OK" if t[target_key] else "MISSED"
+        lines.append(
+            f"{label:18} {ratios[key]:6.2f}  (target <= {target:4}) {verdict:6}  "
+            f"CPU seconds: {ratios[cpu_key]:.2f}"
+        )
+    lines.append(
+        f"peak RSS           {report['peak_rss_mib']:6.0f} MiB (target <= 2048) "
+        f"{'OK' if t['peak_rss_within_2gib'] else 'MISSED'}"
+    )
+    for name, r in runs.items():
+        if not r["success"] or r["failed_checks"]:
+            lines.append(
+                f"{name}: success={r['success']} failed steps={r['failed_steps']} "
+                f"failed checks={r['failed_checks']}"
+            )
+    return "\n".join(lines)
+
+
+def code_version() -> dict[str, Any]:
+    """Commit measured (and how many files differ from it), or $BENCH_SOURCE_COMMIT for a
+    snapshot without .git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return {"commit": commit, "modified_tracked_files": len(status.splitlines())}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": os.environ.get("BENCH_SOURCE_COMMIT"), "modified_tracked_files": None}
+
+
+def machine_info() -> dict[str, Any]:
+    import dagster
+    import duckdb
+
+    mem = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    mem = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": mem,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+        "dagster": dagster.__version__,
+    }
+
+
+def bench(
+    scale: float,
+    seed: int,
+    *,
+    work_root: Path = WORK_DIR,
+    results_dir: Path | None = RESULTS_DIR,
+    cache_dir: Path | None = None,
+    sources: list[str] | None = None,
+    log: Callable[[str], None] = print,
+    runs: Sequence[str] = RUNS,
+) -> dict[str, Any]:
+    from bench import generate as gen
+
+    if sources is None:
+        sources = gen.wired_sources()
+    raw_cache, gen_seconds = gen.ensure_dataset(
+        scale, seed, sources, cache_dir or gen.CACHE_DIR, log=log
+    )
+    manifest = gen.load_manifest(raw_cache)
+    work = work_root / f"scale{scale:g}-seed{seed}"
+    shutil.rmtree(work, ignore_errors=True)
+    raw = work / "raw"
+    link_tree(
+        raw_cache,
+        raw,
+        skip=lambda rel: rel.parts[0] == gen.EXTRA_DIR or rel.name == gen.MANIFEST_NAME,
+    )
+    home = work / "dagster_home"
+    home.mkdir(parents=True)
+    shutil.copyfile(REPO_ROOT / "pipelines" / "dagster.yaml", home / "dagster.yaml")
+    env = {
+        **os.environ,
+        "FUNDTRACE_RAW_DIR": str(raw),
+        "FUNDTRACE_MARTS_DB": str(work / "marts" / "fundtrace.duckdb"),
+        "FUNDTRACE_BUILD_DB": str(work / "build" / "fundtrace.duckdb"),
+        "DAGSTER_HOME": str(home),
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    log(f"floor: DuckDB reads {raw} ({FLOOR_REPEATS} times, median kept) ...")
+    floors = []
+    for i in range(FLOOR_REPEATS):
+        floors.append(
+            run_child(
+                ["_floor", "--raw", str(raw), "--db", str(work / "floor.duckdb")],
+                env,
+                work / "floor.log",
+                work / f"floor-{i}.json",
+            )
+        )
+        (work / "floor.duckdb").unlink(missing_ok=True)
+    floor = sorted(floors, key=lambda f: f["seconds"])[len(floors) // 2]
+    floor["all_seconds"] = [f["seconds"] for f in floors]
+    log(f"floor: {floor['seconds']:.2f}s (runs: {floor['all_seconds']})")
+    measured: dict[str, dict[str, Any]] = {}
+    for name in runs:
+        if name == "one_file":
+            for extra in manifest["extra"]:
+                rel = Path(extra["path"]).relative_to(gen.EXTRA_DIR)
+                (raw / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.link(raw_cache / extra["path"], raw / rel)
+        log(f"{name}: building ...")
+        measured[name] = run_child(["_build"], env, work / f"{name}.log", work / f"{name}.json")
+        log(f"{name}: {measured[name]['wall_seconds']:.2f}s, success={measured[name]['success']}")
+    date = dt.datetime.now(dt.UTC).date().isoformat()
+    report = summarize(
+        scale=scale,
+        seed=seed,
+        manifest=manifest,
+        generate_seconds=gen_seconds,
+        floor=floor,
+        runs=measured,
+        machine={**machine_info(), "ijson_backend": floor.get("ijson_backend")},
+        date=date,
+    )
+    log("")
+    log(format_table(report))
+    if results_dir is not None:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        suffix = "" if seed == DEFAULT_SEED else f"-seed{seed}"
+        if os.environ.get("BENCH_DUCKDB_CONFIG"):  # an experiment never overwrites a baseline
+            config = json.loads(os.environ["BENCH_DUCKDB_CONFIG"])
+            suffix += "-" + "-".join(f"{k}={v}".replace(" ", "") for k, v in sorted(config.items()))
+        out = results_dir / f"{date}-scale{scale:g}{suffix}.json"
+        tmp = out.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(report, indent=1) + "\n")
+        tmp.replace(out)
+        log(f"\nwritten {out}")
+    return report
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through run_child, which stops its build
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("_floor", "_build"):
+        return _child(argv)
+    parser = argparse.ArgumentParser(prog="bench.run", description=(__doc__ or "").split("\n")[0])
+    parser.add_argument(
+        "--scale", type=float, default=float(os.environ.get("BENCH_SCALE") or DEFAULT_SCALE)
+    )
+    parser.add_argument(
+        "--seed", type=int, default=int(os.environ.get("BENCH_SEED") or DEFAULT_SEED)
+    )
+    parser.add_argument("--work", type=Path, default=WORK_DIR, help="where builds run")
+    parser.add_argument("--no-results", action="store_true", help="do not write bench/results")
+    parser.add_argument(
+        "--runs",
+        default=",".join(RUNS),
+        help="comma-separated subset of full,no_change,one_file (full always runs first)",
+    )
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    runs = [r for r in RUNS if r == "full" or r in args.runs.split(",")]
+    report = bench(
+        args.scale,
+        args.seed,
+        work_root=args.work,
+        results_dir=None if args.no_results else RESULTS_DIR,
+        runs=runs,
+    )
+    return 0 if all(r["success"] for r in report["runs"].values()) else 1
+
+
+def _child(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="bench.run child")
+    parser.add_argument("kind", choices=("_floor", "_build"))
+    parser.add_argument("--raw", type=Path)
+    parser.add_argument("--db", type=Path)
+    parser.add_argument("--result", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.kind == "_floor":
+        data = measure_floor(args.raw, args.db, args.db.parent / "floor_tmp")
+    else:
+        data = run_build()
+    args.result.write_text(json.dumps(data, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
