@@ -1,10 +1,13 @@
 """Synthetic raw folder in the real source formats, at a scale factor, deterministic by seed.
 
-`python -m bench.generate --scale 0.01 --seed 42 --out /tmp/raw` writes the folders the
-pipeline reads (360giving/, council_spend/, eu_cordis/, eu_fts/, eu_kohesio/, private/,
-governance/ and, once its raw asset is wired into the definitions, ocds/). Scale 1 means
-1,000,000 funding rows across the funding folders (+ 500,000 OCDS releases; 200,000 BODS
-statements once a BODS source exists: see `SOURCES` for the extension point).
+`python -m bench.generate --scale 0.01 --seed 42 --out /tmp/raw` writes the folders whose raw
+asset the pipeline's definitions wire (`--sources wired`, the default; `all` or a list also
+work): 360giving/ (CSV + JSON packages), council_spend/ (five header layouts, Windows-1252,
+a title block, councils.csv), eu_cordis/ (`;` CSVs, decimal commas), eu_fts/, eu_kohesio/
+(TSV), private/, governance/, ocds/ (release packages + JSON Lines, 1-4 releases per ocid)
+and bods/ (0.4 record arrays + 0.3 JSON Lines, ownership chains 1-4 deep). Scale 1 means
+1,000,000 funding rows across the funding folders + 500,000 OCDS releases + 200,000 BODS
+statements. A new source: a writer here and an entry in `SOURCES` (the extension point).
 
 What the data looks like (all INVENTED; the Harbourton cast of data/raw/README.md opens the
 organisation pool so every source tells one story):
@@ -20,7 +23,9 @@ Every file is written row by row (no file is ever built in memory) with its own 
 from (seed, file name), so the same seed gives the same bytes. `bench_manifest.json` at the
 top of the output (ignored by every parser: it sits outside the source folders) lists each
 file with the records written and how many are structurally bad, so a test can check
-`generated = loaded + quarantined`. `extra/360giving/bench-extra-grants.csv` is the small new
+`generated = loaded + quarantined`. Cross-file links (governance projects naming CORDIS,
+Kohesio and OCDS ids; BODS chains ending at the companies that receive money) come from one
+shared organisation pool, generated in a fixed order. `extra/360giving/bench-extra-grants.csv` is the small new
 file the benchmark drops in for its one-new-file run.
 """
 

@@ -1,23 +1,26 @@
 """`make bench`: generate (cached), measure the DuckDB read floor, then time three builds.
 
-    python -m bench.run [--scale S] [--seed N]        (scale default: $BENCH_SCALE or 0.01)
+    python -m bench.run [--scale S] [--seed N] [--runs full,no_change,one_file]
+    (scale default: $BENCH_SCALE or 0.01)
 
 1. The synthetic raw folder for (scale, seed, generator version, wired sources) comes from
-   `bench/.data/` or is generated there (`bench.generate`).
-2. A fresh work folder `bench/.work/scale<S>-seed<N>/` gets a hard-linked copy of it (`raw/`),
-   an empty build database, marts file and DAGSTER_HOME.
-3. **Floor**: in a child process, DuckDB alone reads every raw file into a table of one fresh
-   database file (`read_csv` for CSV/TSV; JSON packages streamed with ijson to JSON Lines and
-   read with `read_json`; JSON Lines read directly).
+   `bench/.data/` ($BENCH_DATA_DIR) or is generated there (`bench.generate`).
+2. A fresh work folder `bench/.work/scale<S>-seed<N>/` ($BENCH_WORK_DIR) gets a hard-linked
+   copy of it (`raw/`), an empty build database, marts file and DAGSTER_HOME.
+3. **Floor** (median of three): in a child process, DuckDB alone reads every raw file into a
+   table of one fresh database file (`read_csv` with the dialect given; JSON packages
+   streamed with ijson to JSON Lines and read with `read_json`; JSON Lines read directly).
 4. Three builds, each `fundtrace_all` executed in process exactly as `make run` does, each in
    its own child process: (1) full build, (2) no-change re-run, (3) one new small 360Giving
    CSV added. Per step (asset or check) wall time comes from the Dagster event log
-   (STEP_START -> STEP_SUCCESS), rows from `dagster/row_count`; peak RSS is the child's
-   `ru_maxrss` from `os.wait4` (the whole run: DuckDB, Python, Dagster).
-5. A table is printed and the same figures written to `bench/results/<date>-scale<S>.json`.
+   (first STEP_START -> STEP_SUCCESS), rows from `dagster/row_count`, the step's peak RSS
+   from sampling /proc every 50 ms; the run's peak RSS and CPU seconds are the child's
+   `os.wait4` figures (the whole run: DuckDB, Python, Dagster).
+5. A table is printed and the same figures written to `bench/results/<date>-scale<S>.json`
+   with the commit, machine and load average ($BENCH_DUCKDB_CONFIG, a JSON object of DuckDB
+   settings added to the resource, marks an experiment and suffixes the file name).
 
-Performance is judged from these files, never by timed assertions in tests.
-"""
+Performance is judged from these files, never by timed assertions in tests."""
 
 from __future__ import annotations
 
