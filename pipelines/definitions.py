@@ -47,6 +47,7 @@ from pipelines.jobs import fundtrace_all, nightly
 from pipelines.quality import EXPECTATIONS_DIR, build_gx_asset_checks
 from pipelines.resources import build_db_from_env, marts_db_from_env, settings_from_env
 from pipelines.sensors import raw_files_sensor, run_failure_notifier
+from pipelines.ui_metadata import with_ui_metadata
 
 ASSET_MODULES = [
     reference,
@@ -90,7 +91,14 @@ def build_definitions(expectations_dir: Path = EXPECTATIONS_DIR) -> dg.Definitio
     build_db = build_db_from_env(marts_db)
     build_db.parent.mkdir(parents=True, exist_ok=True)
     return dg.Definitions(
-        assets=dg.load_assets_from_modules(ASSET_MODULES),
+        assets=with_ui_metadata(
+            [
+                a
+                for a in dg.load_assets_from_modules(ASSET_MODULES)
+                if isinstance(a, dg.AssetsDefinition)
+            ],
+            expectations_dir,
+        ),
         asset_checks=build_gx_asset_checks(expectations_dir),
         jobs=[fundtrace_all],
         schedules=[nightly],

@@ -35,6 +35,45 @@ def test_every_asset_has_description_group_and_kinds(defs: dg.Definitions) -> No
         assert spec.kinds, f"{key} has no kinds"
 
 
+def test_every_asset_has_owners_tags_kinds_and_grain(defs: dg.Definitions) -> None:
+    from pipelines.ui_metadata import REQUIRED_TAGS, table_specs
+
+    tables = table_specs()
+    for spec in _specs(defs):
+        key = spec.key.to_user_string()
+        assert spec.owners, f"{key} has no owners"
+        assert all(o.startswith("team:") for o in spec.owners), key
+        for tag in REQUIRED_TAGS:
+            assert spec.tags.get(tag), f"{key} has no {tag} tag"
+        assert spec.tags["layer"] == spec.group_name, key
+        assert "duckdb" in spec.kinds, key
+        assert "grain" in (spec.description or "").lower(), f"{key}: description states no grain"
+        if spec.key in tables:
+            # the UI shows the same column docs as the DuckDB COMMENTs
+            assert spec.metadata["dagster/column_schema"] == tables[spec.key].column_schema()
+    # raw assets say which file formats they read
+    for spec in _specs(defs):
+        if spec.group_name == "raw" and spec.tags["source_system"] != "reference":
+            assert spec.kinds & {"json", "csv", "xlsx", "xml"}, spec.key.to_user_string()
+
+
+def test_checked_assets_have_the_great_expectations_kind(defs: dg.Definitions) -> None:
+    checked = {asset_key_for_suite(p) for p in suite_files(EXPECTATIONS_DIR)}
+    for spec in _specs(defs):
+        assert ("great_expectations" in spec.kinds) == (spec.key in checked), spec.key
+
+
+def test_marts_are_stale_after_26_hours(defs: dg.Definitions) -> None:
+    import datetime as dt
+
+    expected = dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=26))
+    for spec in _specs(defs):
+        if spec.group_name == "marts":
+            assert spec.freshness_policy == expected, spec.key
+        else:
+            assert spec.freshness_policy is None, spec.key
+
+
 def test_every_expectation_suite_maps_to_an_asset(defs: dg.Definitions) -> None:
     keys = {spec.key for spec in _specs(defs)}
     files = suite_files(EXPECTATIONS_DIR)
@@ -57,6 +96,19 @@ def test_nightly_schedule_materializes_everything(defs: dg.Definitions) -> None:
     assert set(job.asset_layer.selected_asset_keys) == all_keys
 
 
+def _presentation(spec: dg.AssetSpec) -> str:
+    """Owners, kinds, tags and freshness of an asset, as one reviewable line."""
+    tags = ",".join(
+        f"{k}={v}" for k, v in sorted(spec.tags.items()) if not k.startswith("dagster/")
+    )
+    window = getattr(spec.freshness_policy, "fail_window", None)
+    fresh_text = f"{window.to_timedelta().total_seconds() / 3600:g}h" if window else "none"
+    return (
+        f"owners={','.join(sorted(spec.owners))} kinds={','.join(sorted(spec.kinds))} "
+        f"tags={tags} freshness={fresh_text}"
+    )
+
+
 def test_asset_graph_snapshot(defs: dg.Definitions) -> None:
     """The lineage is reviewed like code: regenerate with FUNDTRACE_UPDATE_SNAPSHOTS=1."""
     import os
@@ -65,6 +117,7 @@ def test_asset_graph_snapshot(defs: dg.Definitions) -> None:
     for spec in sorted(_specs(defs), key=lambda s: s.key.to_user_string()):
         deps = sorted(d.asset_key.to_user_string() for d in spec.deps)
         lines.append(f"{spec.key.to_user_string()} <- {', '.join(deps) or '(source files)'}")
+        lines.append("    " + _presentation(spec))
     text = "\n".join(lines) + "\n"
     if os.environ.get("FUNDTRACE_UPDATE_SNAPSHOTS") == "1":
         SNAPSHOT.parent.mkdir(exist_ok=True)
