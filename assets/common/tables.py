@@ -152,6 +152,12 @@ def materialize_result(
     }
     if preview_rows:
         metadata["preview"] = dg.MetadataValue.md(markdown_preview(con, spec, preview_rows))
+    # imported here: the lineage declarations live with the marts, above this common layer
+    from assets.marts.column_lineage import column_lineage
+
+    lineage = column_lineage(spec.qualified)
+    if lineage is not None:
+        metadata["dagster/column_lineage"] = lineage
     if extra:
         metadata.update(extra)
     return dg.MaterializeResult(metadata=metadata)  # type: ignore[arg-type]
