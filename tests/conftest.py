@@ -34,3 +34,37 @@ def fundtrace_env(
     monkeypatch.delenv("FUNDTRACE_BUILD_DB", raising=False)
     monkeypatch.setenv("DAGSTER_HOME", str(paths["home"]))
     return paths
+
+
+@pytest.fixture(scope="session")
+def demo_build(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The demo built and published once per test session (~30 s), shared read-only.
+
+    Paths as in `fundtrace_env`, plus `export` (the Parquet/CSV exports). Tests must not modify
+    anything under them; a test that needs its own build uses `fundtrace_env`.
+    """
+    import dagster as dg
+
+    from pipelines.definitions import build_definitions
+    from pipelines.jobs import ALL_ASSETS_JOB_NAME
+
+    root = tmp_path_factory.mktemp("demo_build")
+    paths = {
+        "raw": root / "raw",
+        "marts": root / "out" / "fundtrace.duckdb",
+        "build": root / "out" / ".build" / "fundtrace.duckdb",
+        "export": root / "out" / "export",
+        "home": root / "dagster_home",
+    }
+    shutil.copytree(DEMO_RAW, paths["raw"])
+    paths["home"].mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FUNDTRACE_RAW_DIR", str(paths["raw"]))
+        mp.setenv("FUNDTRACE_MARTS_DB", str(paths["marts"]))
+        mp.delenv("FUNDTRACE_BUILD_DB", raising=False)
+        mp.setenv("DAGSTER_HOME", str(paths["home"]))
+        job = build_definitions().resolve_job_def(ALL_ASSETS_JOB_NAME)
+        with dg.instance_for_test() as instance:
+            result = job.execute_in_process(instance=instance, raise_on_error=False)
+    assert result.success, "the demo build failed"
+    return paths

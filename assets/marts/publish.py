@@ -5,9 +5,15 @@ Analysts hold the published file open read-only. `os.replace` swaps the director
 step, so a reader sees the complete old file (its open handle keeps the old inode alive) or
 the complete new one, never a half-written table. This asset runs only when every mart and
 every blocking check upstream succeeded, so a failed run leaves the previous marts in place.
+
+The same step writes each mart as Parquet (and CSV when it is small) into an `export` folder
+next to the marts file, for BI tools and spreadsheets. The folder is written under a temporary
+name and swapped in after the marts file, so it always matches the published marts and a
+failed build leaves the previous export in place.
 """
 
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,13 +43,61 @@ PUBLISHED_MARTS: tuple[TableSpec, ...] = (
 )
 _ALIAS = "published"
 
+# Marts up to this many rows are also exported as CSV (spreadsheet users); all get Parquet.
+CSV_MAX_ROWS = 100_000
+EXPORT_DIR_NAME = "export"
+
+
+def export_dir_for(marts_db: Path) -> Path:
+    """The exports folder: `export/` next to the published marts file."""
+    return marts_db.parent / EXPORT_DIR_NAME
+
+
+def _write_exports(
+    con: duckdb.DuckDBPyConnection, specs: Sequence[TableSpec], counts: dict[str, int], out: Path
+) -> None:
+    """COPY each published table (catalog `_ALIAS`) to `out`: Parquet always, CSV if small."""
+    out.mkdir(parents=True)
+    for spec in specs:
+        source = f"(SELECT * FROM {_ALIAS}.{spec.qualified})"
+        target = sql_literal(str(out / f"{spec.name}.parquet"))
+        con.execute(f"COPY {source} TO {target} (FORMAT parquet, COMPRESSION zstd)")
+        if counts[spec.name] <= CSV_MAX_ROWS:
+            target = sql_literal(str(out / f"{spec.name}.csv"))
+            con.execute(f"COPY {source} TO {target} (FORMAT csv, HEADER true)")
+
+
+def _swap_dir(new: Path, target: Path) -> None:
+    """Put `new` in place of `target`: two renames, the old folder restored if the second fails."""
+    old = target.with_name(f".{target.name}.{os.getpid()}.{time.time_ns()}.old")
+    had_old = target.exists()
+    if had_old:
+        target.rename(old)
+    try:
+        new.rename(target)
+    except OSError:
+        if had_old:
+            old.rename(target)
+        raise
+    if had_old:
+        shutil.rmtree(old, ignore_errors=True)
+
 
 def publish_marts(
-    con: duckdb.DuckDBPyConnection, target: Path, specs: Sequence[TableSpec] = PUBLISHED_MARTS
+    con: duckdb.DuckDBPyConnection,
+    target: Path,
+    specs: Sequence[TableSpec] = PUBLISHED_MARTS,
+    export_dir: Path | None = None,
 ) -> dict[str, int]:
-    """Write `specs` from the build database (`con`) to `target` atomically; row counts."""
+    """Write `specs` from the build database (`con`) to `target` atomically; row counts.
+
+    With `export_dir`, also replace that folder with Parquet/CSV copies of the published tables.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.time_ns()}.tmp")
+    tmp_export = None
+    if export_dir is not None:
+        tmp_export = export_dir.with_name(f".{export_dir.name}.{os.getpid()}.{time.time_ns()}.tmp")
     counts: dict[str, int] = {}
     try:
         con.execute(f"ATTACH {sql_literal(str(tmp))} AS {_ALIAS}")
@@ -60,12 +114,19 @@ def publish_marts(
                 row = con.execute(f"SELECT count(*) FROM {_ALIAS}.{spec.qualified}").fetchall()[0]
                 counts[spec.name] = int(row[0]) if row else 0
             con.execute(f"CHECKPOINT {_ALIAS}")
+            if tmp_export is not None:
+                # exported from the file being published, so both always hold the same rows
+                _write_exports(con, specs, counts, tmp_export)
         finally:
             con.execute(f"DETACH {_ALIAS}")
         os.replace(tmp, target)
+        if tmp_export is not None and export_dir is not None:
+            _swap_dir(tmp_export, export_dir)
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
             leftover.unlink(missing_ok=True)
+        if tmp_export is not None:
+            shutil.rmtree(tmp_export, ignore_errors=True)
     return counts
 
 
@@ -75,20 +136,26 @@ def publish_marts(
     kinds={"duckdb", "file"},
     description="The published marts file ($FUNDTRACE_MARTS_DB, default "
     "data/marts/fundtrace.duckdb): schema `marts` copied from the build database and swapped "
-    "in atomically after a successful run. Grain: one file holding every mart table.",
+    "in atomically after a successful run, plus each mart as Parquet (and CSV when small) in "
+    "the `export/` folder next to it. Grain: one file holding every mart table.",
     deps=[s.asset_key for s in PUBLISHED_MARTS],
 )
 def published_marts(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource, fundtrace: FundtraceSettings
 ) -> dg.MaterializeResult:
     target = fundtrace.marts_path
+    export_dir = export_dir_for(target)
     with duckdb.get_connection() as con:
-        counts = publish_marts(con, target)
-    context.log.info(f"published {target}: {counts}")
+        counts = publish_marts(con, target, export_dir=export_dir)
+    context.log.info(f"published {target} and exports in {export_dir}: {counts}")
+    exports = sorted(p.name for p in export_dir.iterdir())
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(target)),
             "bytes": target.stat().st_size,
+            "export_dir": dg.MetadataValue.path(str(export_dir)),
+            "export_files": dg.MetadataValue.md("\n".join(f"- `{name}`" for name in exports)),
+            "csv_max_rows": CSV_MAX_ROWS,
             **{f"rows/{name}": n for name, n in counts.items()},
         }
     )
