@@ -17,7 +17,7 @@ from assets.intermediate import (
     int_org_identity,
     int_procurement_awards,
 )
-from assets.marts import control, core, data_quality, procurement, publish, red_flags
+from assets.marts import control, core, data_quality, procurement, publish, red_flags, report
 from assets.raw import (
     bods,
     council_spend,
@@ -82,6 +82,7 @@ ASSET_MODULES = [
     red_flags,
     data_quality,
     publish,
+    report,
 ]
 
 
