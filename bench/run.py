@@ -279,16 +279,18 @@ def _apply_duckdb_experiment() -> None:
     extra = os.environ.get("BENCH_DUCKDB_CONFIG")
     if not extra:
         return
-    import functools
-
     from dagster_duckdb import DuckDBResource
 
     import pipelines.definitions as definitions
 
     config = json.loads(extra)
-    definitions.DuckDBResource = functools.partial(  # type: ignore[misc]
-        DuckDBResource, connection_config=config
-    )
+
+    def with_experiment(**kwargs: Any) -> DuckDBResource:
+        # on top of the settings definitions.py gives (memory limit, temp directory)
+        kwargs["connection_config"] = {**(kwargs.get("connection_config") or {}), **config}
+        return DuckDBResource(**kwargs)
+
+    definitions.DuckDBResource = with_experiment  # type: ignore[misc,assignment]
 
 
 def steps_from_events(entries: Sequence[Any]) -> list[dict[str, Any]]:

@@ -45,7 +45,12 @@ from assets.staging import (
 )
 from pipelines.jobs import fundtrace_all, nightly
 from pipelines.quality import EXPECTATIONS_DIR, build_gx_asset_checks
-from pipelines.resources import build_db_from_env, marts_db_from_env, settings_from_env
+from pipelines.resources import (
+    build_db_from_env,
+    duckdb_config_from_env,
+    marts_db_from_env,
+    settings_from_env,
+)
 from pipelines.sensors import raw_files_sensor, run_failure_notifier
 from pipelines.ui_metadata import with_ui_metadata
 
@@ -105,7 +110,9 @@ def build_definitions(expectations_dir: Path = EXPECTATIONS_DIR) -> dg.Definitio
         schedules=[nightly],
         sensors=[raw_files_sensor, run_failure_notifier],
         resources={
-            "duckdb": DuckDBResource(database=str(build_db)),
+            "duckdb": DuckDBResource(
+                database=str(build_db), connection_config=duckdb_config_from_env(build_db)
+            ),
             "fundtrace": settings_from_env(),
         },
         executor=dg.in_process_executor,

@@ -6,6 +6,8 @@
 - `FUNDTRACE_BUILD_DB` (default: `<marts dir>/.build/<marts name>`): the working database
   every layer is built in. It sits next to the marts so that two marts targets never share
   one build database.
+- `FUNDTRACE_DUCKDB_MEMORY_LIMIT` (default `1GB`): DuckDB's memory limit on every connection
+  to the build database; beyond it DuckDB spills to `<build db>.tmp/`.
 
 Relative values are resolved against the current directory; defaults against the repository.
 """
@@ -36,6 +38,20 @@ def marts_db_from_env() -> Path:
 def build_db_from_env(marts_db: Path | None = None) -> Path:
     marts = marts_db or marts_db_from_env()
     return _resolve("FUNDTRACE_BUILD_DB", marts.parent / ".build" / marts.name)
+
+
+# DuckDB's own default is 80% of RAM: one staging step then reached 5.5 GiB at scale 1.
+# 1GB kept the whole scale-1 build near 1.4 GiB for ~9% more CPU (docs/scaling.md).
+DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
+
+
+def duckdb_config_from_env(build_db: Path) -> dict[str, str]:
+    """Connection settings for the build database: bounded memory, spilling next to it."""
+    limit = os.environ.get("FUNDTRACE_DUCKDB_MEMORY_LIMIT", "").strip()
+    return {
+        "memory_limit": limit or DEFAULT_DUCKDB_MEMORY_LIMIT,
+        "temp_directory": str(build_db.with_name(build_db.name + ".tmp")),
+    }
 
 
 class FundtraceSettings(dg.ConfigurableResource):

@@ -113,6 +113,26 @@ payments AS (
          recipient_org_ref, ft_name_key(recipient_name) AS payee_key
   FROM {INT_FUNDING_AWARDS.qualified} WHERE award_type = 'payment'
 ),
+keyed AS (
+  SELECT contract_award_id, supplier_org_ref, buyer_org_ref,
+         ft_name_key(supplier_name) AS supplier_key, ft_name_key(buyer_name) AS buyer_key
+  FROM contracts
+),
+-- (supplier by ref or name) AND (buyer by ref or name) as four equi-joins: an OR-ed join
+-- condition cannot be hashed and compares every contract with every payment
+paid AS (
+  SELECT k.contract_award_id FROM keyed k JOIN payments p
+    ON p.recipient_org_ref = k.supplier_org_ref AND p.funder_org_ref = k.buyer_org_ref
+  UNION
+  SELECT k.contract_award_id FROM keyed k JOIN payments p
+    ON p.recipient_org_ref = k.supplier_org_ref AND p.payer_key = k.buyer_key
+  UNION
+  SELECT k.contract_award_id FROM keyed k JOIN payments p
+    ON p.payee_key = k.supplier_key AND p.funder_org_ref = k.buyer_org_ref
+  UNION
+  SELECT k.contract_award_id FROM keyed k JOIN payments p
+    ON p.payee_key = k.supplier_key AND p.payer_key = k.buyer_key
+),
 levels AS ({funder_levels_sql(f"SELECT buyer_org_ref AS org_ref FROM {INT_PROCUREMENT_AWARDS.qualified}")}),
 links AS ({contract_project_links_sql()})
 SELECT c.contract_award_id AS flow_id, 'contract_award' AS flow_type,
@@ -130,11 +150,8 @@ FROM contracts c
 LEFT JOIN levels l ON l.org_ref = c.buyer_org_ref
 LEFT JOIN links k USING (contract_award_id)
 WHERE c.value_eur IS NOT NULL AND c.award_date IS NOT NULL
-  AND NOT EXISTS (
-    SELECT 1 FROM payments p
-    WHERE (p.recipient_org_ref = c.supplier_org_ref OR p.payee_key = ft_name_key(c.supplier_name))
-      AND (p.funder_org_ref = c.buyer_org_ref OR p.payer_key = ft_name_key(c.buyer_name))
-  )
+  -- contract_award_id is NOT NULL, so NOT IN is a plain anti-join
+  AND c.contract_award_id NOT IN (SELECT contract_award_id FROM paid)
 """
 
 
