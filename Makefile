@@ -9,9 +9,9 @@ export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 UI_HOST ?= 127.0.0.1
 UI_PORT ?= 3000
 
-.PHONY: setup run test lint format ui bench lock clean
+.PHONY: setup run test lint format ui bench lock clean report
 
-setup: $(STAMP)  ## install pinned, hashed dependencies into .venv (idempotent)
+setup: $(STAMP) $(BIN)/fundtrace  ## install pinned, hashed dependencies into .venv (idempotent)
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,17 @@ $(STAMP): requirements.lock pyproject.toml
 	@test -f $(DAGSTER_HOME)/dagster.yaml || cp pipelines/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	@touch $(STAMP)
 
+# The `fundtrace` command. A launcher rather than an editable install: the build backend is not
+# in the hashed lock, and this needs nothing beyond it.
+$(BIN)/fundtrace: $(STAMP)
+	@printf '#!/bin/sh\n# written by make setup: fundtrace = python -m pipelines.cli of this checkout\nPYTHONPATH="%s$${PYTHONPATH:+:$$PYTHONPATH}" exec "%s" -m pipelines.cli "$$@"\n' "$(CURDIR)" "$(CURDIR)/$(BIN)/python" > $@
+	@chmod +x $@
+
 run: setup  ## materialize every asset from $$FUNDTRACE_RAW_DIR and publish $$FUNDTRACE_MARTS_DB
 	$(BIN)/python -m pipelines.cli run
+
+report: setup  ## render <marts dir>/report.html from $$FUNDTRACE_MARTS_DB (runs the pipeline first if it is missing)
+	$(BIN)/python -m assets.marts.report
 
 test: setup  ## full pytest suite + dagster definitions validate
 	$(BIN)/python -m pytest
@@ -30,6 +39,10 @@ test: setup  ## full pytest suite + dagster definitions validate
 BENCH_SCALE ?= 0.01
 bench: setup  ## benchmark at $$BENCH_SCALE (1 = 1M funding rows): floor, full, no-change, one-file runs
 	$(BIN)/python -m bench.run --scale $(BENCH_SCALE)
+
+.PHONY: docs
+docs: setup  ## regenerate docs/marts.md from the mart TableSpecs (a test fails when it is stale)
+	$(BIN)/python -m pipelines.docs
 
 lint: setup
 	$(BIN)/ruff check .
