@@ -243,3 +243,18 @@ def test_small_flows_are_grouped_so_the_sankey_stays_readable(tmp_path: Path) ->
     html_text = out.read_text(encoding="utf-8")
     assert "Other recipients (9)" in html_text  # 13 organisations, the 4 largest by name
     assert "Recipient 2" in html_text and "Recipient 11" not in html_text
+
+
+def test_empty_marts_render_a_report(tmp_path: Path) -> None:
+    # an empty raw folder is a successful run (tests/test_end_to_end.py): the report follows it
+    marts = tmp_path / "empty.duckdb"
+    con = duckdb.connect(str(marts))
+    con.execute("CREATE SCHEMA marts")
+    for spec in PUBLISHED_MARTS:
+        con.execute(spec.ddl())
+    con.close()
+    out = tmp_path / "report.html"
+    sizes = report.render_report(marts, out)
+    assert sizes["rows/money_flows"] == 0
+    text = " ".join(_parse(out.read_text(encoding="utf-8")).text)
+    assert "No money flows with an EUR value." in text and "No red flags." in text
