@@ -1,6 +1,9 @@
-"""Command line: `python -m pipelines.cli run` materializes everything (what `make run` does).
+"""Command line (`fundtrace`, or `python -m pipelines.cli`).
 
-The run is recorded in the Dagster instance at $DAGSTER_HOME, so it shows up in the UI.
+- `run` materializes everything (what `make run` does); the run is recorded in the Dagster
+  instance at $DAGSTER_HOME, so it shows up in the UI.
+- `who-controls <name or id>` prints who controls a project, stream or organisation, read-only
+  from the published marts ($FUNDTRACE_MARTS_DB).
 """
 
 import argparse
@@ -74,12 +77,42 @@ def _run(_: argparse.Namespace) -> int:
     return 0
 
 
+def _who_controls(args: argparse.Namespace) -> int:
+    from pipelines.resources import marts_db_from_env
+    from pipelines.who_controls import who_controls
+
+    marts = args.marts.expanduser().resolve() if args.marts else marts_db_from_env()
+    try:
+        return who_controls(marts, " ".join(args.query), evidence=args.evidence)
+    except BrokenPipeError:  # piped into `head` or a pager that quit early: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fundtrace", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="materialize every asset and publish the marts").set_defaults(
         func=_run
     )
+    who = sub.add_parser(
+        "who-controls",
+        help="who controls a project, funding stream or organisation (read-only, from the marts)",
+        description="Print the control rows (marts.project_control, marts.funding_stream_control) "
+        "and ownership chains (marts.ultimate_controllers) for every organisation, person, "
+        "project or funding stream whose id is QUERY, or whose name contains it (else the "
+        "closest names). Exit 1 when nothing matches, 2 when there is no marts file.",
+    )
+    who.add_argument("query", nargs="+", help="a name or part of one, or a canonical id")
+    who.add_argument(
+        "--marts",
+        type=Path,
+        help="published marts file (default: $FUNDTRACE_MARTS_DB, else data/marts/fundtrace.duckdb)",
+    )
+    who.add_argument(
+        "--evidence", action="store_true", help="also print the source records of every row"
+    )
+    who.set_defaults(func=_who_controls)
     args = parser.parse_args(argv)
     return int(args.func(args))
 
