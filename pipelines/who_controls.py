@@ -241,19 +241,20 @@ def who_controls(
     evidence: bool = False,
 ) -> int:
     """Print the control report for `query` (to stdout, problems to stderr); the exit code."""
-    out = out or sys.stdout  # looked up per call, so redirected streams are honoured
-    err = err or sys.stderr
+    # looked up per call, so redirected streams (pytest's capsys) are honoured
+    stdout: TextIO = out if out is not None else sys.stdout
+    stderr: TextIO = err if err is not None else sys.stderr
     if not marts_db.is_file():
         print(
             f"no published marts at {marts_db}: run `make run` first "
             "(or point FUNDTRACE_MARTS_DB at a published marts file)",
-            file=err,
+            file=stderr,
         )
         return EXIT_NO_MARTS
     try:
         con = duckdb.connect(str(marts_db), read_only=True)
     except duckdb.Error as exc:
-        print(f"cannot open {marts_db} read-only: {exc}", file=err)
+        print(f"cannot open {marts_db} read-only: {exc}", file=stderr)
         return EXIT_NO_MARTS
     try:
         match = find_subjects(con, query)
@@ -262,22 +263,24 @@ def who_controls(
                 f"nothing in {marts_db} matches {query!r}: no organisation, person, project or "
                 "funding stream has that id or a name containing it (try part of a name, or an "
                 "id from marts.organisations)",
-                file=err,
+                file=stderr,
             )
             return EXIT_NO_MATCH
         shown = match.subjects[:MAX_SUBJECTS]
         note = {"id": "by id", "name": "by name", "fuzzy": "by fuzzy name match"}[match.how]
-        print(f"{len(match.subjects)} match(es) for {query!r} ({note}) in {marts_db}\n", file=out)
-        printer = _Printer(con, out, evidence)
+        print(
+            f"{len(match.subjects)} match(es) for {query!r} ({note}) in {marts_db}\n", file=stdout
+        )
+        printer = _Printer(con, stdout, evidence)
         for subject in shown:
             printer.subject(subject)
         rest = match.subjects[MAX_SUBJECTS:]
         if rest:
             names = ", ".join(s.label for s in rest[:20])
-            print(f"{len(rest)} more match(es), refine the query: {names}", file=out)
+            print(f"{len(rest)} more match(es), refine the query: {names}", file=stdout)
         return 0
     except duckdb.Error as exc:
-        print(f"{marts_db} is not a Fundtrace marts file: {exc}", file=err)
+        print(f"{marts_db} is not a Fundtrace marts file: {exc}", file=stderr)
         return EXIT_NO_MARTS
     finally:
         con.close()
