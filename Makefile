@@ -32,7 +32,21 @@ run: setup  ## materialize every asset from $$FUNDTRACE_RAW_DIR and publish $$FU
 report: setup  ## render <marts dir>/report.html from $$FUNDTRACE_MARTS_DB (runs the pipeline first if it is missing)
 	$(BIN)/python -m assets.marts.report
 
-test: setup  ## full pytest suite + dagster definitions validate
+# Debian's chromium drives the Dagster UI browser test (tests/test_ui_browser.py); installed when
+# missing and we are root with apt-get, otherwise that test is skipped with the reason
+CHROMIUM := /usr/bin/chromium
+.PHONY: browser
+browser:  ## headless Chromium for the UI browser test (apt package `chromium`, as root)
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing chromium with apt-get"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq chromium >/dev/null 2>&1 \
+	  || { apt-get update -qq && apt-get install -y -qq chromium; } \
+	  || echo "could not install chromium: the browser test will be skipped"; \
+	else echo "no $(CHROMIUM) (needs root and apt-get to install): the browser test will be skipped"; fi
+
+test: setup browser  ## full pytest suite + dagster definitions validate
 	$(BIN)/python -m pytest
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
