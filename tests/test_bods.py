@@ -230,6 +230,43 @@ def test_each_version_reads_into_one_model(tmp_path: Path, version: str) -> None
     assert rel["end_date"] is None
 
 
+@pytest.mark.parametrize(
+    ("version", "published", "expected"),
+    [
+        ("0.2", "2016-02-01", "2016-02-01"),
+        ("0.3", "2024-07-22T00:00:00Z", "2024-07-22"),
+        ("0.4", "2019-11-30", "2019-11-30"),
+        ("0.4", "2019", None),  # a year alone is not a date: kept as published only
+        ("0.3", None, None),
+    ],
+)
+def test_founding_date_in_every_version(
+    tmp_path: Path, version: str, published: str | None, expected: str | None
+) -> None:
+    """0.4 `recordDetails.foundingDate`, 0.2/0.3 top-level `foundingDate`."""
+    statements = v04_triplet() if version == "0.4" else legacy_triplet(version)
+    if published is not None:
+        target = statements[0]["recordDetails"] if version == "0.4" else statements[0]
+        target["foundingDate"] = published
+    write(tmp_path, "three.json", statements)
+    con = staged(tmp_path)
+    (entity,) = dicts(con, "SELECT * FROM staging.stg_bods_entities")
+    assert (str(entity["founding_date"]) if entity["founding_date"] else None) == expected
+    assert entity["founding_date_published"] == published
+    founded = rows(
+        con, f"SELECT org_ref, founding_date, source_record_id FROM ({stg.FOUNDING_SQL})"
+    )
+    wanted = [("GB-COH-01234567", entity["founding_date"], entity["statement_id"])]
+    assert founded == (wanted if expected else [])
+    # a foundingDate that is not a full date is listed by a warning, never dropped silently
+    suite = load_suite(EXPECTATIONS_DIR / "staging__stg_bods_entities.json")
+    outcome = run_suite(con, "staging", "stg_bods_entities", suite)
+    failed = [suite["expectations"][e.index] for e in outcome.expectations if not e.success]
+    assert [(e["severity"], e["description"][:29]) for e in failed] == (
+        [("warning", "foundingDate is not a full da")] if published == "2019" else []
+    )
+
+
 def test_locators_json_lines_gzip_and_bom(tmp_path: Path) -> None:
     write(tmp_path, "a.json", v04_triplet())
     write(tmp_path, "b.jsonl", legacy_triplet("0.3"), jsonl=True)
@@ -724,7 +761,7 @@ def test_demo_files_tell_the_harbourton_story(tmp_path: Path) -> None:
     con = staged(tmp_path)
     demo = _demo_statements()
     assert {k: len(v) for k, v in demo.items()} == {
-        "harbourton-ownership-register-2024.json": 15,
+        "harbourton-ownership-register-2024.json": 19,
         "tidewater-psc-extract-2024.jsonl": 8,
     }
     versions = {
@@ -760,7 +797,16 @@ def test_demo_files_tell_the_harbourton_story(tmp_path: Path) -> None:
     ingrid = [k for k in edges if k[0] == tidewater and k[1].startswith("BODS-PERSON-")]
     assert sorted(k[2] for k in ingrid) == ["shareholding", "votingRights"]
     assert edges[ingrid[0]][:4] == (25.0, 50.0, True, False)
-    assert len(edges) == 13
+    # Tidewater's parent also holds more than 25% up to 50% of the competing bidder Northquay
+    assert edges[("GB-COH-09990005", "NL-KVK-99990002", "shareholding")][:4] == (
+        25.0, 50.0, True, False,
+    )  # fmt: skip
+    assert len(edges) == 14
+    # founding dates (0.3 foundingDate and 0.4 recordDetails.foundingDate); Quaymark was
+    # registered after the EV-charging tender it won opened (ocds/)
+    founded = dict(rows(con, f"SELECT org_ref, founding_date FROM ({stg.FOUNDING_SQL})"))
+    assert str(founded["GB-COH-09990002"]) == "2018-06-04"
+    assert str(founded["GB-COH-09990013"]) == "2024-07-22"
     # the replaced person statement resolves to the corrected name
     assert rows(
         con,
@@ -823,13 +869,13 @@ def test_assets_materialize_in_dagster(tmp_path: Path) -> None:
         )
         for e in result.get_asset_materialization_events()
     }
-    # 15 + 8 statements, one with a misspelt type; 7 entities, 2 persons, 14 interest rows
+    # 19 + 8 statements, one with a misspelt type; 10 entities, 2 persons, 15 interest rows
     assert counts == {
-        "raw/raw_bods_statements": 23,
-        "staging/stg_bods_statements": 22,
-        "staging/stg_bods_entities": 7,
+        "raw/raw_bods_statements": 27,
+        "staging/stg_bods_statements": 26,
+        "staging/stg_bods_entities": 10,
         "staging/stg_bods_persons": 2,
-        "staging/stg_bods_relationships": 14,
+        "staging/stg_bods_relationships": 15,
     }
     for spec in (s for a in assets for s in a.specs):
         assert spec.description and spec.kinds, spec.key

@@ -218,6 +218,38 @@ def test_full_build_publishes_all_marts(fundtrace_env: dict[str, Path]) -> None:
             "(a board member of Harbourton Smart City Ltd)",
         )
     }
+    # Tidewater Group B.V. owns 50-75% of the data-platform winner and 25-50% of the losing
+    # bidder Northquay Telecom (bods/): both data-platform tenders are flagged
+    common = con.execute(
+        "SELECT subject_id, related_party_id, path FROM marts.red_flags "
+        "WHERE flag_type = 'common_controller_bidders' ORDER BY subject_id"
+    ).fetchall()
+    chains = (
+        "GB-COH-09990002 <- NL-KVK-99990002 (ownership 50-75%) | "
+        "GB-COH-09990005 <- NL-KVK-99990002 (ownership 25-50%)"
+    )
+    assert common == [
+        ("ocds-hbt999-DATA-2023-001", "NL-KVK-99990002", chains),
+        ("ocds-hbt999-DATA-2024-002", "NL-KVK-99990002", chains),
+    ]
+    # Quaymark Charging Ltd was registered on 2024-07-22, three weeks after the EV-charging
+    # tender it won opened (ocds/ + bods/)
+    late = con.execute(
+        "SELECT subject_id, related_party_id, severity, evidence FROM marts.red_flags "
+        "WHERE flag_type = 'supplier_registered_after_tender'"
+    ).fetchall()
+    assert late == [
+        (
+            "ocds:ocds-hbt999-EVC-2024-004:EVC-AW-1:GB-COH-09990013",
+            "GB-COH-09990013",
+            "medium",
+            [
+                "bods:bods/harbourton-ownership-register-2024.json:hbt-bods-2024-0019",
+                "ocds:ocds/harbourton-smart-city-releases-2025.jsonl:ocds-hbt999-EVC-2024-004-award-1",
+                "ocds:ocds/harbourton-smart-city-releases-2025.jsonl:ocds-hbt999-EVC-2024-004/tender",
+            ],
+        )
+    ]
     owners = con.execute(
         "SELECT share_min, share_max, depth FROM marts.ultimate_controllers "
         "WHERE entity_id = 'GB-COH-09990003' AND owner_id = 'HBT-PERSON-0006'"

@@ -8,10 +8,15 @@
 - single_bidder_award: a contract awarded after a procedure that received one tender.
 - regranting_double_count: an organisation received money and granted money onward in the
   data; adding both flows up by level counts the regranted euros twice.
+- common_controller_bidders: one party controls (itself, or up the ownership and control chains)
+  two or more bidders of one tender. Bidders are the OCDS parties with role `tenderer`; TED
+  award notices name only the winners, so TED tenders never have a bidder list here.
+- supplier_registered_after_tender: the supplier's founding date (BODS `foundingDate`) is after
+  the tender date: OCDS `tender.tenderPeriod.startDate`, else its `endDate`, else the award
+  date (TED: the award date). High severity when the supplier did not exist at the award date
+  either. Suppliers without a founding date, or contracts without any date, are never flagged.
 
-Not yet derivable from the sources we hold (documented, not guessed): common controllers across
-competing bidders (bidder lists are rarely published) and suppliers registered after the tender
-date (needs incorporation dates).
+Control chains are read as they stand today (current edges), like ultimate_controllers.
 """
 
 import dagster as dg
@@ -20,34 +25,35 @@ from dagster_duckdb import DuckDBResource
 
 from assets.common.money import AMOUNT_TYPE
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
-from assets.intermediate.int_control_edges import INT_CONTROL_EDGES
+from assets.intermediate.int_control_edges import INT_CONTROL_EDGES, ownership_modules
 from assets.intermediate.int_org_identity import INT_ORG_IDENTITY
 from assets.intermediate.int_procurement_awards import (
     INT_PROCUREMENT_AWARDS,
     contract_project_links_sql,
 )
 from assets.marts.core import MONEY_FLOWS
-from assets.staging import stg_governance
+from assets.staging import stg_governance, stg_ocds
 
 RED_FLAGS = TableSpec(
     schema="marts",
     name="red_flags",
     grain="one finding (flag type x subject x related party)",
     description="Findings an auditor would look into: related-party awards, common controllers "
-    "of a winner and a funder, single-bidder awards and money counted twice through "
-    "regranting, each with the path that connects the parties and the source records.",
+    "of a winner and a funder or of several bidders of one tender, single-bidder awards, "
+    "suppliers registered after the tender date and money counted twice through regranting, "
+    "each with the path that connects the parties and the source records.",
     columns=(
         Column("flag_id", "VARCHAR", "Stable id: flag type + subject + related party.", False),
-        Column("flag_type", "VARCHAR", "related_party_award | common_controller_winner_funder | single_bidder_award | regranting_double_count.", False),
+        Column("flag_type", "VARCHAR", "related_party_award (supplier controlled by an owner, board member, lead or signatory of the buying side) | common_controller_winner_funder (one party controls a project's funder and a supplier of it) | common_controller_bidders (one party controls two or more bidders of one tender) | single_bidder_award (one tender received) | supplier_registered_after_tender (supplier founded after the tender date) | regranting_double_count (money received and granted onward).", False),
         Column("severity", "VARCHAR", "high | medium | low.", False),
-        Column("subject_type", "VARCHAR", "contract | flow | organisation.", False),
-        Column("subject_id", "VARCHAR", "The contract award, flow or organisation flagged.", False),
+        Column("subject_type", "VARCHAR", "contract | tender | flow | organisation.", False),
+        Column("subject_id", "VARCHAR", "The contract award (contract_award_id), tender (OCDS ocid), flow or organisation flagged.", False),
         Column("project_id", "VARCHAR", "Governance project concerned, if known."),
-        Column("related_party_id", "VARCHAR", "Person or organisation connecting both sides, if any."),
+        Column("related_party_id", "VARCHAR", "Person or organisation connecting both sides (the common controller; for single_bidder_award and supplier_registered_after_tender the supplier)."),
         Column("related_party_name", "VARCHAR", "Its name."),
-        Column("amount_eur", AMOUNT_TYPE, "Money concerned, in EUR."),
+        Column("amount_eur", AMOUNT_TYPE, "Money concerned, in EUR (for a tender: its awards added up)."),
         Column("description", "VARCHAR", "The finding in one sentence.", False),
-        Column("path", "VARCHAR", "How the parties connect, e.g. 'supplier <- holding <- person (board member of buyer)'."),
+        Column("path", "VARCHAR", "How the parties connect, e.g. 'supplier <- holding <- person (board member of buyer)'; for common_controller_bidders one chain per bidder with each link's basis and share, separated by ' | '."),
         Column("evidence", "VARCHAR[]", "Source records behind the finding.", False),
     ),
     order_by=("flag_type", "subject_id", "related_party_id"),
@@ -80,10 +86,91 @@ up AS (
 SELECT start_id, node, node_name, path, evidence FROM up
 """
 
+# the same walk, carrying each link's basis and share and the share multiplied along the chain
+# (NULL as soon as a link is not an ownership share or its share is unknown)
+_SHARE_CHAIN = f"""
+WITH RECURSIVE ctrl AS (
+  SELECT controlled_id, controller_id, controller_name,
+         CAST(CASE WHEN control_basis = 'ownership' THEN share_min END AS DECIMAL(18,6)) AS smin,
+         CAST(CASE WHEN control_basis = 'ownership' THEN share_max END AS DECIMAL(18,6)) AS smax,
+         ' (' || replace(control_basis, '_', ' ')
+           || CASE WHEN share_min IS NULL AND share_max IS NULL THEN ''
+                   WHEN share_min IS NOT DISTINCT FROM share_max THEN ' ' || ft_pct(share_min) || '%'
+                   ELSE ' ' || coalesce(ft_pct(share_min), '?') || '-'
+                        || coalesce(ft_pct(share_max), '?') || '%' END || ')' AS label,
+         source_system || ':' || source_file || ':' || source_record_id AS ev
+  FROM {_EDGES}
+  WHERE control_basis IN ('ownership', 'voting_rights', 'board_appointment',
+                          'senior_managing_official', 'other_influence')
+    AND (valid_to IS NULL OR valid_to >= current_date)
+),
+up AS (
+  SELECT controlled_id AS start_id, controller_id AS node, controller_name AS node_name,
+         [controlled_id, controller_id] AS path, controlled_id || ' <- ' || controller_id || label AS path_text,
+         [ev] AS evidence, 1 AS depth, smin, smax
+  FROM ctrl
+  UNION ALL
+  SELECT u.start_id, c.controller_id, c.controller_name, list_append(u.path, c.controller_id),
+         u.path_text || ' <- ' || c.controller_id || c.label, list_append(u.evidence, c.ev),
+         u.depth + 1, CAST(u.smin * c.smin / 100 AS DECIMAL(18,6)),
+         CAST(u.smax * c.smax / 100 AS DECIMAL(18,6))
+  FROM up u JOIN ctrl c ON c.controlled_id = u.node
+  WHERE NOT list_contains(u.path, c.controller_id) AND u.depth < 20
+)
+SELECT start_id, node, node_name, path, path_text, evidence, depth, smin, smax FROM up
+"""
+
 _CANON = f"coalesce((SELECT i.org_id FROM {_IDENTITY} i WHERE i.org_ref = {{ref}}), {{ref}})"
+
+# bidders of a tender: OCDS parties with role tenderer (inline tender.tenderers carry it too)
+_BIDDERS = f"""
+SELECT DISTINCT ON (b.ocid, bidder_id)
+  b.ocid AS process_id, {_CANON.format(ref="b.party_org_ref")} AS bidder_id,
+  b.party_name AS bidder_name,
+  b.source_system || ':' || b.source_file || ':' || b.ocid || '/parties/' || b.party_key AS ev
+FROM {stg_ocds.STG_PARTIES.qualified} b
+WHERE list_contains(b.party_roles, 'tenderer') AND b.party_org_ref IS NOT NULL
+ORDER BY b.ocid, bidder_id, b.party_key
+"""
+
+# tender date per OCDS process: tender period start, else its end (the bid deadline)
+_TENDER_DATES = f"""
+SELECT t.ocid AS process_id,
+  coalesce(t.tender_tenderperiod_startdate, t.tender_tenderperiod_enddate) AS tender_date,
+  CASE WHEN t.tender_tenderperiod_startdate IS NOT NULL THEN 'tender period start'
+       ELSE 'tender period end' END AS tender_date_basis,
+  t.source_system || ':' || t.source_file || ':' || t.ocid || '/tender' AS ev
+FROM {stg_ocds.STG_TENDERS.qualified} t
+WHERE coalesce(t.tender_tenderperiod_startdate, t.tender_tenderperiod_enddate) IS NOT NULL
+"""
+
+
+def _founding_sql() -> str:
+    """Earliest published founding date per canonical organisation (modules exporting
+    FOUNDING_SQL: org_ref, founding_date, source_system, source_file, source_record_id)."""
+    parts = [getattr(m, "FOUNDING_SQL") for m in _founding_modules()]  # noqa: B009
+    if not parts:
+        return "SELECT NULL::VARCHAR AS org_id, NULL::DATE AS founding_date, NULL::VARCHAR AS ev WHERE false"
+    union = " UNION ALL ".join(f"SELECT * FROM ({q})" for q in parts)
+    return f"""
+    SELECT {_CANON.format(ref="f.org_ref")} AS org_id, min(f.founding_date) AS founding_date,
+      arg_min(f.source_system || ':' || f.source_file || ':' || f.source_record_id,
+              (f.founding_date, f.source_file, f.source_record_id)) AS ev
+    FROM ({union}) f WHERE f.founding_date IS NOT NULL
+    GROUP BY ALL
+    """
+
+
+def _founding_modules() -> list:
+    return [m for m in ownership_modules() if hasattr(m, "FOUNDING_SQL")]
+
 
 RED_FLAGS_SQL = f"""
 WITH chain AS ({_CONTROL_CHAIN}),
+share_chain AS ({_SHARE_CHAIN}),
+bidders AS ({_BIDDERS}),
+tender_dates AS ({_TENDER_DATES}),
+founded AS ({_founding_sql()}),
 contracts AS (
   SELECT c.*, {_CANON.format(ref="c.supplier_org_ref")} AS supplier_id,
          {_CANON.format(ref="c.buyer_org_ref")} AS buyer_id
@@ -92,8 +179,15 @@ contracts AS (
 contract_project AS ({contract_project_links_sql()}),
 -- the buying side: the buyer itself, and the members of the partnership that is the buyer or
 -- that runs the project the contract belongs to
-buy_side AS (
-  SELECT c.contract_award_id, e.controller_id AS party, e.controller_name AS party_name,
+buy_ctx AS (
+  SELECT c.contract_award_id, c.buyer_id, p.partnership_id
+  FROM contracts c
+  LEFT JOIN contract_project cp USING (contract_award_id)
+  LEFT JOIN {stg_governance.STG_PROJECTS.qualified} p ON p.project_id = cp.project_id
+),
+buy_edges AS (
+  SELECT e.controlled_id, e.partnership_id, e.controller_id AS party,
+         e.controller_name AS party_name,
          CASE e.control_basis
            WHEN 'ownership' THEN 'an owner'
            WHEN 'board_member' THEN 'a board member'
@@ -104,13 +198,18 @@ buy_side AS (
            ELSE replace(e.control_basis, '_', ' ')
          END || ' of ' || coalesce(e.controlled_name, e.partnership_id) AS role,
          e.source_system || ':' || e.source_file || ':' || e.source_record_id AS ev
-  FROM contracts c
-  LEFT JOIN contract_project cp USING (contract_award_id)
-  LEFT JOIN {stg_governance.STG_PROJECTS.qualified} p ON p.project_id = cp.project_id
-  JOIN {_EDGES} e
-    ON (e.partnership_id = p.partnership_id OR e.controlled_id = c.buyer_id)
+  FROM {_EDGES} e
   WHERE e.control_basis IN ('ownership', 'board_member', 'lead', 'signatory', 'voting_rights',
                             'board_appointment', 'senior_managing_official')
+),
+-- two equi-joins, not one OR-join (quadratic at scale); the second skips what the first found
+buy_side AS (
+  SELECT x.contract_award_id, e.party, e.party_name, e.role, e.ev
+  FROM buy_ctx x JOIN buy_edges e ON e.partnership_id = x.partnership_id
+  UNION ALL
+  SELECT x.contract_award_id, e.party, e.party_name, e.role, e.ev
+  FROM buy_ctx x JOIN buy_edges e ON e.controlled_id = x.buyer_id
+  WHERE e.partnership_id IS DISTINCT FROM x.partnership_id OR x.partnership_id IS NULL
 ),
 sell_side AS (
   SELECT c.contract_award_id, c.supplier_id AS party, c.supplier_name AS party_name,
@@ -136,7 +235,9 @@ related AS (
   JOIN buy_side b ON b.contract_award_id = c.contract_award_id AND b.party = s.party
   LEFT JOIN contract_project cp ON cp.contract_award_id = c.contract_award_id
   WHERE s.party <> c.buyer_id
-  ORDER BY c.contract_award_id, s.party, array_length(s.path), b.role
+  -- full tie-break: a party reached through two interests keeps the same evidence every run
+  ORDER BY c.contract_award_id, s.party, array_length(s.path), b.role, s.path::VARCHAR,
+    list_sort(s.evidence)::VARCHAR, b.ev
 ),
 funder_side AS (
   SELECT f.project_id, f.from_org_id AS funder_id, f.from_org_id AS party,
@@ -161,7 +262,8 @@ winner_funder AS (
   JOIN sell_side s USING (contract_award_id)
   JOIN funder_side fs ON fs.project_id = cp.project_id AND fs.party = s.party
   WHERE s.party <> fs.funder_id OR s.party <> c.supplier_id
-  ORDER BY c.contract_award_id, s.party, fs.funder_id
+  ORDER BY c.contract_award_id, s.party, fs.funder_id, array_length(s.path) + array_length(fs.path),
+    s.path::VARCHAR, fs.path::VARCHAR, list_sort(s.evidence)::VARCHAR, list_sort(fs.evidence)::VARCHAR
 ),
 single_bidder AS (
   SELECT 'single_bidder_award', 'medium', 'contract', c.contract_award_id, cp.project_id,
@@ -172,6 +274,66 @@ single_bidder AS (
     [c.source_system || ':' || c.source_file || ':' || c.source_record_id]
   FROM contracts c LEFT JOIN contract_project cp USING (contract_award_id)
   WHERE c.number_of_tenders = 1
+),
+-- every party controlling a bidder, the bidder itself included: one chain per pair, the
+-- shortest (ties: ownership with the larger share, then text)
+bidder_control AS (
+  SELECT DISTINCT ON (process_id, party, bidder_id) * FROM (
+    SELECT b.process_id, b.bidder_id, b.bidder_name, b.ev AS bidder_ev, b.bidder_id AS party,
+      b.bidder_name AS party_name, b.bidder_id AS path_text, []::VARCHAR[] AS evidence, 0 AS depth,
+      100::DECIMAL(18,6) AS smin, 100::DECIMAL(18,6) AS smax
+    FROM bidders b
+    UNION ALL
+    SELECT b.process_id, b.bidder_id, b.bidder_name, b.ev, ch.node, ch.node_name, ch.path_text,
+      ch.evidence, ch.depth, ch.smin, ch.smax
+    FROM bidders b JOIN share_chain ch ON ch.start_id = b.bidder_id
+  )
+  ORDER BY process_id, party, bidder_id, depth, smax DESC NULLS LAST, smin DESC NULLS LAST,
+    path_text, evidence::VARCHAR
+),
+tender_awards AS (
+  SELECT process_id, sum(value_eur) AS value_eur, min(project_id) AS project_id,
+    any_value(title ORDER BY title) AS title
+  FROM (SELECT DISTINCT c.process_id, c.award_id, c.value_eur, c.title, cp.project_id
+        FROM contracts c LEFT JOIN contract_project cp USING (contract_award_id))
+  GROUP BY process_id
+),
+common_bidders AS (
+  SELECT 'common_controller_bidders', 'high', 'tender', bc.process_id, any_value(ta.project_id),
+    bc.party, any_value(bc.party_name), any_value(ta.value_eur),
+    coalesce(any_value(bc.party_name), bc.party) || ' controls ' || count(*) || ' bidders of '
+      || bc.process_id || coalesce(' (' || any_value(ta.title) || ')', '') || ': '
+      || string_agg(coalesce(bc.bidder_name, bc.bidder_id) || CASE
+           WHEN bc.depth = 0 THEN ' (itself)'
+           WHEN bc.smin IS NULL AND bc.smax IS NULL THEN ' (controls it, share unknown)'
+           WHEN bc.smin IS NOT DISTINCT FROM bc.smax THEN ' (owns ' || ft_pct(bc.smin) || '%)'
+           ELSE ' (owns ' || coalesce(ft_pct(bc.smin), '?') || '-' || coalesce(ft_pct(bc.smax), '?') || '%)'
+         END, ', ' ORDER BY bc.bidder_id),
+    string_agg(bc.path_text, ' | ' ORDER BY bc.bidder_id),
+    list_sort(list_distinct(flatten(list(bc.evidence || [bc.bidder_ev]))))
+  FROM bidder_control bc LEFT JOIN tender_awards ta USING (process_id)
+  GROUP BY bc.process_id, bc.party
+  HAVING count(*) >= 2
+),
+registered_after AS (
+  SELECT 'supplier_registered_after_tender',
+    CASE WHEN f.founding_date > c.award_date THEN 'high' ELSE 'medium' END, 'contract',
+    c.contract_award_id, cp.project_id, c.supplier_id, c.supplier_name, c.value_eur,
+    'Supplier ' || coalesce(c.supplier_name, c.supplier_id) || ' of ' || c.process_id
+      || ' was registered on ' || f.founding_date || ', after the tender date '
+      || coalesce(td.tender_date, c.award_date) || ' (' || coalesce(td.tender_date_basis, 'award date')
+      || ')' || CASE WHEN f.founding_date > c.award_date THEN ' and after the award date '
+                     WHEN td.tender_date IS NOT NULL THEN '; awarded on ' ELSE '' END
+      || CASE WHEN td.tender_date IS NOT NULL OR f.founding_date > c.award_date
+              THEN coalesce(c.award_date::VARCHAR, '(no award date)') ELSE '' END,
+    c.buyer_id || ' -> ' || c.supplier_id,
+    list_sort(list_filter([f.ev, td.ev, c.source_system || ':' || c.source_file || ':' || c.source_record_id],
+                          lambda x: x IS NOT NULL))
+  FROM contracts c
+  JOIN founded f ON f.org_id = c.supplier_id
+  LEFT JOIN tender_dates td ON td.process_id = c.process_id AND c.source_system = 'ocds'
+  LEFT JOIN contract_project cp ON cp.contract_award_id = c.contract_award_id
+  WHERE f.founding_date > coalesce(td.tender_date, c.award_date)
 ),
 regrant AS (
   SELECT 'regranting_double_count', 'low', 'organisation', i.to_org_id, NULL,
@@ -192,13 +354,23 @@ SELECT flag_type || ':' || subject_id || ':' || coalesce(related_party_id, '') A
 FROM (
   SELECT * FROM related
   UNION ALL SELECT * FROM winner_funder
+  UNION ALL SELECT * FROM common_bidders
   UNION ALL SELECT * FROM single_bidder
+  UNION ALL SELECT * FROM registered_after
   UNION ALL SELECT * FROM regrant
 )
 """
 
 
+# a percentage as text without trailing zeros: 25.0000 -> '25', 12.5 -> '12.5'
+_PCT_MACRO = (
+    "CREATE OR REPLACE TEMP MACRO ft_pct(x) AS "
+    "rtrim(rtrim(CAST(CAST(x AS DECIMAL(18,4)) AS VARCHAR), '0'), '.')"
+)
+
+
 def build_red_flags(con: duckdb.DuckDBPyConnection) -> int:
+    con.execute(_PCT_MACRO)
     return rebuild_table(con, RED_FLAGS, RED_FLAGS_SQL)
 
 
@@ -213,6 +385,9 @@ def build_red_flags(con: duckdb.DuckDBPyConnection) -> int:
         INT_ORG_IDENTITY.asset_key,
         MONEY_FLOWS.asset_key,
         stg_governance.STG_PROJECTS.asset_key,
+        stg_ocds.STG_PARTIES.asset_key,
+        stg_ocds.STG_TENDERS.asset_key,
+        *(spec.asset_key for m in _founding_modules() for spec in m.FOUNDING_DEPS),
     ],
 )
 def red_flags(duckdb: DuckDBResource) -> dg.MaterializeResult:

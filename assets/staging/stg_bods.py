@@ -143,7 +143,8 @@ STG_ENTITIES = TableSpec(
         Column("other_identifiers", "VARCHAR[]", "Identifiers without an org-id scheme, as 'schemeName: id' (OpenCorporates, register URLs...)."),
         Column("org_ref", "VARCHAR", "Canonical organisation reference: GB-COH first, other org-id scheme, LEI, else FTNAME- name id, else BODS-ENTITY-<chain_id>.", False),
         Column("org_ref_basis", "VARCHAR", "GB-COH | org-id | LEI | name | statement.", False),
-        Column("founding_date", "DATE", "foundingDate."),
+        Column("founding_date", "DATE", "foundingDate (0.4 recordDetails.foundingDate, 0.1-0.3 foundingDate) as a calendar date; NULL when absent or not a full date (then see founding_date_published). Read by marts.red_flags (supplier registered after the tender)."),
+        Column("founding_date_published", "VARCHAR", "foundingDate exactly as published (a year alone or an unparseable date stays here only, listed by a warning check)."),
         Column("dissolution_date", "DATE", "dissolutionDate."),
         Column("is_component", "BOOLEAN", "isComponent."),
         Column("statement_date", "DATE", "statementDate of the current version."),
@@ -549,6 +550,7 @@ def build_stg_bods_entities(con: duckdb.DuckDBPyConnection) -> int:
                 AND ft_name_org_id(e._name) IS NOT NULL THEN 'name'
            ELSE 'statement' END AS org_ref_basis,
       ft_parse_date(json_extract_string(e._details, '$.foundingDate')) AS founding_date,
+      nullif(trim(json_extract_string(e._details, '$.foundingDate')), '') AS founding_date_published,
       ft_parse_date(json_extract_string(e._details, '$.dissolutionDate')) AS dissolution_date,
       e.is_component, {_COMMON_OUT}
     FROM e LEFT JOIN ids i ON i.statement_id = e.statement_id
@@ -915,6 +917,14 @@ OWNERSHIP_COLUMNS = (
     "direct_or_indirect", "start_date", "end_date", "source_system", "source_file",
     "source_record_id",
 )  # fmt: skip
+# founding dates of entities (read by marts.red_flags: suppliers registered after the tender)
+FOUNDING_DEPS = (STG_ENTITIES,)
+FOUNDING_SQL = f"""
+SELECT org_ref, founding_date, source_system, source_file, statement_id AS source_record_id
+FROM {STG_ENTITIES.qualified}
+WHERE founding_date IS NOT NULL
+"""
+
 OWNERSHIP_SQL = f"""
 SELECT subject_org_ref, subject_name, interested_party_ref AS controller_ref,
   interested_party_name AS controller_name, interested_party_kind AS controller_kind,
