@@ -19,8 +19,8 @@ def guide_queries() -> list[str]:
     return re.findall(r"```sql\n(.*?)```", section, re.S)
 
 
-def test_guide_has_ten_queries() -> None:
-    assert len(guide_queries()) == 10
+def test_guide_has_twelve_queries() -> None:
+    assert len(guide_queries()) == 12
 
 
 def test_every_guide_query_answers_on_the_demo(fundtrace_env: dict[str, Path]) -> None:
@@ -32,3 +32,11 @@ def test_every_guide_query_answers_on_the_demo(fundtrace_env: dict[str, Path]) -
     assert empty == [], f"guide queries without an answer on the demo: {empty}"
     # question 1: the board member behind the street-lighting supplier is named
     assert any(row[1] == "Simon Achterberg" for row in answers[0])
+    # questions 11 and 12: the demo's shared owner of competing bidders, the late-registered winner
+    assert {(row[0], row[1]) for row in answers[10]} == {
+        ("ocds-hbt999-DATA-2023-001", "Tidewater Group B.V."),
+        ("ocds-hbt999-DATA-2024-002", "Tidewater Group B.V."),
+    }
+    assert [(row[1], row[2]) for row in answers[11]] == [
+        ("Quaymark Charging Ltd", "Harbourton City Council")
+    ]
