@@ -128,6 +128,33 @@ COLUMN_LINEAGE: dict[str, dict[str, list[tuple[str, str]]]] = {
         "share_max": [(_EDGES, "share_max")],
         "evidence": _EVIDENCE,
     },
+    # flags of every kind in one table: a column lists the sources of all the kinds
+    "marts.red_flags": {
+        "subject_id": [
+            (_AWARDS, "contract_award_id"),
+            (_AWARDS, "process_id"),
+            (_MONEY, "to_org_id"),
+        ],
+        "project_id": [(_PROJECTS, "project_id")],
+        "related_party_id": [
+            (_EDGES, "controller_id"),
+            (_IDENTITY, "org_id"),
+            (_MONEY, "from_org_id"),
+        ],
+        "related_party_name": [
+            (_EDGES, "controller_name"),
+            (_AWARDS, "supplier_name"),
+            (_MONEY, "from_name"),
+        ],
+        "amount_eur": [(_AWARDS, "value_eur"), (_MONEY, "amount_eur")],
+        "evidence": [
+            *_EVIDENCE,
+            (_AWARDS, "source_system"),
+            (_AWARDS, "source_file"),
+            (_AWARDS, "source_record_id"),
+            (_MONEY, "flow_id"),
+        ],
+    },
 }
 
 
