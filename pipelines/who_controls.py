@@ -268,8 +268,9 @@ def who_controls(
             return EXIT_NO_MATCH
         shown = match.subjects[:MAX_SUBJECTS]
         note = {"id": "by id", "name": "by name", "fuzzy": "by fuzzy name match"}[match.how]
+        count = len(match.subjects)
         print(
-            f"{len(match.subjects)} match(es) for {query!r} ({note}) in {marts_db}\n", file=stdout
+            f"{count} {'match' if count == 1 else 'matches'} for {query!r} ({note})\n", file=stdout
         )
         printer = _Printer(con, stdout, evidence)
         for subject in shown:
