@@ -133,7 +133,7 @@ def publish_marts(
 @dg.asset(
     key=dg.AssetKey(["marts", "published_marts"]),
     group_name="marts",
-    kinds={"duckdb", "file"},
+    kinds={"duckdb", "file", "parquet", "csv"},
     description="The published marts file ($FUNDTRACE_MARTS_DB, default "
     "data/marts/fundtrace.duckdb): schema `marts` copied from the build database and swapped "
     "in atomically after a successful run, plus each mart as Parquet (and CSV when small) in "
