@@ -1,9 +1,16 @@
 """Build settings and skipping of unchanged work below raw (no timing assertions)."""
 
+import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import dagster as dg
+import duckdb
 import pytest
+from dagster_duckdb import DuckDBResource
 
+from assets.common import fingerprint
+from assets.common.fingerprint import SKIPPED, skip_unchanged
 from pipelines.resources import DEFAULT_DUCKDB_MEMORY_LIMIT, duckdb_config_from_env
 
 
@@ -16,13 +23,228 @@ def test_build_connections_have_a_memory_limit_and_spill_next_to_the_build_db(
     monkeypatch.delenv("FUNDTRACE_DUCKDB_MEMORY_LIMIT", raising=False)
     from pipelines.definitions import build_definitions
 
-    resource = build_definitions().resources["duckdb"]
-    config = dict(resource.connection_config)  # type: ignore[attr-defined]
+    resources = build_definitions().resources or {}
+    resource = resources["duckdb"]
+    assert isinstance(resource, DuckDBResource)
+    config = dict(resource.connection_config or {})
     assert config["memory_limit"] == DEFAULT_DUCKDB_MEMORY_LIMIT == "1GB"
     assert Path(config["temp_directory"]) == build_db.with_name("fundtrace.duckdb.tmp")
-    with resource.get_connection() as con:  # type: ignore[attr-defined]
+    with resource.get_connection() as con:
         limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
     assert limit.replace(" ", "") in {"953.6MiB", "1.0GB", "1GB"}
 
     monkeypatch.setenv("FUNDTRACE_DUCKDB_MEMORY_LIMIT", "3GB")
     assert duckdb_config_from_env(build_db)["memory_limit"] == "3GB"
+
+
+# ------------------------------------------------------------------ skipping unchanged work
+
+BUILDS: list[str] = []
+
+
+def _raw_rows(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, int]]) -> None:
+    """A raw-like table (with provenance columns) holding `rows`, one file."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+    con.execute(
+        "CREATE OR REPLACE TABLE raw.t (name VARCHAR, amount INTEGER, source_file VARCHAR, "
+        "file_sha256 VARCHAR, loaded_at TIMESTAMP)"
+    )
+    sha = str(hash(tuple(rows)))
+    for name, amount in rows:
+        con.execute(
+            "INSERT INTO raw.t VALUES (?, ?, 'f.csv', ?, TIMESTAMP '2026-01-01')",
+            [name, amount, sha],
+        )
+
+
+@dg.asset(key=["staging", "s"], deps=[dg.AssetKey(["raw", "t"])])
+@skip_unchanged
+def staged(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    BUILDS.append("staging.s")
+    with duckdb.get_connection() as con:
+        con.execute("CREATE SCHEMA IF NOT EXISTS staging")
+        con.execute(
+            "CREATE OR REPLACE TABLE staging.s AS "
+            "SELECT name, amount * 2 AS amount FROM raw.t ORDER BY name"
+        )
+        n = con.execute("SELECT count(*) FROM staging.s").fetchall()[0][0]
+    return dg.MaterializeResult(metadata={"dagster/row_count": n, "note": "built"})
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(["marts", "total"], deps=[dg.AssetKey(["staging", "s"])]),
+        dg.AssetSpec(["marts", "names"], deps=[dg.AssetKey(["staging", "s"])]),
+    ]
+)
+@skip_unchanged
+def marts_pair(duckdb: DuckDBResource) -> Iterator[dg.MaterializeResult]:
+    BUILDS.append("marts")
+    with duckdb.get_connection() as con:
+        con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+        con.execute(
+            "CREATE OR REPLACE TABLE marts.total AS SELECT sum(amount) AS total FROM staging.s"
+        )
+        con.execute("CREATE OR REPLACE TABLE marts.names AS SELECT name FROM staging.s")
+    yield dg.MaterializeResult(asset_key=["marts", "total"])
+    yield dg.MaterializeResult(asset_key=["marts", "names"])
+
+
+def _materialize(db: Path) -> dict[str, dict[str, object]]:
+    result = dg.materialize(
+        [staged, marts_pair], resources={"duckdb": DuckDBResource(database=str(db))}
+    )
+    assert result.success
+    return {
+        e.asset_key.to_user_string(): {k: v.value for k, v in e.metadata.items()}
+        for e in (
+            m.step_materialization_data.materialization
+            for m in result.get_asset_materialization_events()
+        )
+    }
+
+
+def _total(db: Path) -> int:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute("SELECT total FROM marts.total").fetchall()[0][0]
+
+
+def test_unchanged_inputs_are_not_rebuilt_and_changed_inputs_are(tmp_path: Path) -> None:
+    db = tmp_path / "build.duckdb"
+    with duckdb.connect(str(db)) as con:
+        _raw_rows(con, [("a", 1), ("b", 2)])
+    BUILDS.clear()
+    _materialize(db)
+    assert BUILDS == ["staging.s", "marts"]
+    assert _total(db) == 6
+
+    # same input: nothing rebuilt, but every asset materializes with its row count and
+    # the metadata of its last build
+    BUILDS.clear()
+    meta = _materialize(db)
+    assert BUILDS == []
+    assert meta["staging/s"]["dagster/row_count"] == 2
+    assert meta["staging/s"]["note"] == "built"
+    assert SKIPPED in meta["staging/s"] and SKIPPED in meta["marts/total"]
+    assert meta["marts/names"]["dagster/row_count"] == 2
+
+    # a changed raw file: both layers rebuilt, and the marts hold the new figures
+    with duckdb.connect(str(db)) as con:
+        _raw_rows(con, [("a", 1), ("b", 2), ("c", 10)])
+    BUILDS.clear()
+    meta = _materialize(db)
+    assert BUILDS == ["staging.s", "marts"]
+    assert SKIPPED not in meta["staging/s"]
+    assert _total(db) == 26
+
+
+def test_a_table_changed_behind_the_pipeline_or_new_code_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "build.duckdb"
+    with duckdb.connect(str(db)) as con:
+        _raw_rows(con, [("a", 1)])
+    _materialize(db)
+
+    with duckdb.connect(str(db)) as con:  # rows lost outside a build: the count gives it away
+        con.execute("DELETE FROM marts.names")
+    BUILDS.clear()
+    _materialize(db)
+    assert BUILDS == ["marts"]
+
+    with duckdb.connect(str(db)) as con:  # a dropped table is rebuilt; from the same
+        con.execute("DROP TABLE staging.s")  # inputs, so what reads it stays current
+    BUILDS.clear()
+    _materialize(db)
+    assert BUILDS == ["staging.s"]
+
+    monkeypatch.setattr(fingerprint, "code_version", lambda: "other code")
+    BUILDS.clear()
+    _materialize(db)
+    assert BUILDS == ["staging.s", "marts"]
+
+
+def test_a_failed_build_is_never_taken_as_current(tmp_path: Path) -> None:
+    db = tmp_path / "build.duckdb"
+    with duckdb.connect(str(db)) as con:
+        _raw_rows(con, [("a", 1)])
+    _materialize(db)
+    with duckdb.connect(str(db)) as con:
+        _raw_rows(con, [("a", 5)])
+        fp = fingerprint.input_fingerprint(con, ["staging.s"], ["raw.t"])
+        stored = con.execute(
+            f"SELECT fingerprint FROM {fingerprint.FINGERPRINTS} WHERE asset_key = 'staging.s'"
+        ).fetchall()
+    assert stored and stored[0][0] != fp  # the new input gives a new fingerprint
+    with duckdb.connect(str(db)) as con:
+        assert fingerprint.unchanged(con, ["staging.s"], fp) is None
+        fingerprint.forget(con, ["staging.s"])
+        assert fingerprint.unchanged(con, ["staging.s"], stored[0][0]) is None
+
+
+def test_content_fingerprint_of_tables_nobody_fingerprinted(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA raw")
+    con.execute("CREATE TABLE raw.plain AS SELECT range AS x FROM range(3)")
+    first = fingerprint.content_fingerprint(con, "raw.plain")
+    assert first == fingerprint.content_fingerprint(con, "raw.plain")
+    con.execute("UPDATE raw.plain SET x = 7 WHERE x = 2")
+    assert fingerprint.content_fingerprint(con, "raw.plain") != first
+    assert fingerprint.content_fingerprint(con, "raw.missing") == "absent"
+
+
+def test_a_gx_check_on_an_unchanged_table_re_emits_its_result_and_still_blocks(
+    tmp_path: Path,
+) -> None:
+    from pipelines.quality import build_gx_asset_checks
+
+    suites = tmp_path / "expectations"
+    suites.mkdir()
+    (suites / "staging__s.json").write_text(
+        json.dumps(
+            {
+                "name": "staging__s",
+                "expectations": [
+                    {
+                        "type": "expect_column_values_to_be_between",
+                        "kwargs": {"column": "amount", "min_value": 0, "max_value": 10},
+                        "severity": "critical",
+                    }
+                ],
+            }
+        )
+    )
+    checks = build_gx_asset_checks(suites)
+    db = tmp_path / "build.duckdb"
+
+    def run() -> tuple[bool, Mapping[str, object], list[str]]:
+        BUILDS.clear()
+        result = dg.materialize(
+            [staged, marts_pair, *checks],
+            resources={"duckdb": DuckDBResource(database=str(db))},
+            raise_on_error=False,
+        )
+        evaluations = [
+            e.asset_check_evaluation_data
+            for e in result.all_events
+            if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ]
+        assert len(evaluations) == 1 and evaluations[0] is not None
+        meta = {k: v.value for k, v in evaluations[0].metadata.items()}
+        return evaluations[0].passed, meta, list(BUILDS)
+
+    with duckdb.connect(str(db)) as con:
+        _raw_rows(con, [("a", 1), ("b", 2)])
+    passed, meta, builds = run()
+    assert passed and SKIPPED not in meta and builds == ["staging.s", "marts"]
+    passed, meta, builds = run()  # nothing changed: the stored result, nothing rebuilt
+    assert passed and SKIPPED in meta and meta["evaluated"] == 1 and builds == []
+
+    with duckdb.connect(str(db)) as con:  # 2 x 20 = 40 breaks the critical expectation
+        _raw_rows(con, [("a", 1), ("b", 20)])
+    passed, meta, builds = run()
+    assert not passed and SKIPPED not in meta and builds == ["staging.s"]  # marts blocked
+    passed, meta, builds = run()  # same bad data: still failing, still blocking
+    assert not passed and SKIPPED in meta and meta["failed_critical"] == 1
+    assert builds == []
+    assert _total(db) == 6  # the marts kept the last good build

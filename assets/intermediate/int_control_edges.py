@@ -18,6 +18,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from assets.common.fingerprint import skip_unchanged
 from assets.common.sql import install_macros
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
 from assets.intermediate.int_org_identity import INT_ORG_IDENTITY
@@ -187,6 +188,7 @@ def _deps() -> list[dg.AssetKey]:
     description=INT_CONTROL_EDGES.doc,
     deps=_deps(),
 )
+@skip_unchanged
 def int_control_edges(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         build_int_control_edges(con)

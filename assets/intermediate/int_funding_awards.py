@@ -9,6 +9,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from assets.common.fingerprint import skip_unchanged
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
 from assets.staging import (
@@ -97,6 +98,7 @@ def build_int_funding_awards(con: duckdb.DuckDBPyConnection) -> int:
         stg_cordis.STG_PROJECTS.asset_key,
     ],
 )
+@skip_unchanged
 def int_funding_awards(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         build_int_funding_awards(con)

@@ -4,6 +4,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from assets.common.fingerprint import skip_unchanged
 from assets.common.levels import funder_levels_sql
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE
 from assets.common.sql import install_macros
@@ -13,6 +14,7 @@ from assets.intermediate.int_procurement_awards import (
     INT_PROCUREMENT_AWARDS,
     contract_project_links_sql,
 )
+from assets.raw.reference import FUNDERS, ORGID_PREFIXES
 from assets.staging import stg_governance
 
 INT_MONEY_FLOWS = TableSpec(
@@ -175,6 +177,8 @@ def build_int_money_flows(con: duckdb.DuckDBPyConnection) -> int:
         *(s.asset_key for s in stg_governance.PROJECT_LINKS_DEPS),
     ],
 )
+# buyers' funding levels read the reference tables directly
+@skip_unchanged(extra_tables=(FUNDERS.qualified, ORGID_PREFIXES.qualified))
 def int_money_flows(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         build_int_money_flows(con)

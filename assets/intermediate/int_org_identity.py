@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
+from assets.common.fingerprint import skip_unchanged
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
 from assets.intermediate.int_org_matches import (
     INT_ORG_MATCHES,
@@ -209,6 +210,7 @@ def build_int_org_identity(con: duckdb.DuckDBPyConnection) -> int:
     description=INT_ORG_IDENTITY.doc,
     deps=[INT_ORG_MENTIONS.asset_key, INT_ORG_MATCHES.asset_key, ORGID_PREFIXES.asset_key],
 )
+@skip_unchanged
 def int_org_identity(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         build_int_org_identity(con)

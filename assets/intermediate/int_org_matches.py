@@ -51,7 +51,8 @@ from dagster_duckdb import DuckDBResource
 from rapidfuzz import fuzz
 
 from assets.common import eu_vat, unicode_names
-from assets.common.files import detect_encoding
+from assets.common.files import detect_encoding, sha256_file
+from assets.common.fingerprint import skip_unchanged
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
 from assets.intermediate.int_money_flows import INT_MONEY_FLOWS
 from assets.raw.reference import ORGID_PREFIXES
@@ -1265,6 +1266,7 @@ MENTION_DEPS: list[dg.AssetKey] = [
     description=INT_ORG_MENTIONS.doc,
     deps=MENTION_DEPS,
 )
+@skip_unchanged
 def int_org_mentions(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
@@ -1276,6 +1278,11 @@ def int_org_mentions(
         )
 
 
+def _overrides_version(fundtrace: FundtraceSettings, **_: object) -> str:
+    path = overrides_path(fundtrace.raw_path)
+    return sha256_file(path) if path.is_file() else "absent"
+
+
 @dg.asset(
     key=INT_ORG_MATCHES.asset_key,
     group_name="intermediate",
@@ -1283,6 +1290,7 @@ def int_org_mentions(
     description=INT_ORG_MATCHES.doc,
     deps=[INT_ORG_MENTIONS.asset_key, ORGID_PREFIXES.asset_key],
 )
+@skip_unchanged(extra=_overrides_version)
 def int_org_matches(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource, fundtrace: FundtraceSettings
 ) -> dg.MaterializeResult:

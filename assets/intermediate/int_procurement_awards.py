@@ -9,6 +9,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from assets.common.fingerprint import skip_unchanged
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
 from assets.staging import stg_ocds, stg_ted_awards
@@ -75,6 +76,7 @@ def build_int_procurement_awards(con: duckdb.DuckDBPyConnection) -> int:
     description=INT_PROCUREMENT_AWARDS.doc,
     deps=[spec.asset_key for m in PROCUREMENT_SOURCES for spec in m.CONTRACTS_DEPS],
 )
+@skip_unchanged
 def int_procurement_awards(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         build_int_procurement_awards(con)

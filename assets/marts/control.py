@@ -12,6 +12,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from assets.common.fingerprint import skip_unchanged
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
 from assets.intermediate.int_control_edges import INT_CONTROL_EDGES, SHARE_TYPE
 from assets.intermediate.int_org_identity import INT_ORG_IDENTITY
@@ -259,6 +260,7 @@ def build_funding_stream_control(con: duckdb.DuckDBPyConnection) -> int:
     description=ULTIMATE_CONTROLLERS.doc,
     deps=[INT_CONTROL_EDGES.asset_key],
 )
+@skip_unchanged
 def ultimate_controllers(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         build_ultimate_controllers(con)
@@ -277,6 +279,7 @@ def ultimate_controllers(duckdb: DuckDBResource) -> dg.MaterializeResult:
         INT_ORG_IDENTITY.asset_key,
     ],
 )
+@skip_unchanged
 def project_control(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         build_project_control(con)
@@ -290,6 +293,7 @@ def project_control(duckdb: DuckDBResource) -> dg.MaterializeResult:
     description=FUNDING_STREAM_CONTROL.doc,
     deps=[INT_CONTROL_EDGES.asset_key, FUNDING_STREAMS.asset_key],
 )
+@skip_unchanged
 def funding_stream_control(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         build_funding_stream_control(con)

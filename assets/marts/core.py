@@ -7,6 +7,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from assets.common.fingerprint import skip_unchanged
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
 from assets.intermediate.int_money_flows import INT_MONEY_FLOWS
@@ -184,6 +185,7 @@ _PREVIEW_ROWS = 10
     description=MONEY_FLOWS.doc,
     deps=[INT_MONEY_FLOWS.asset_key, INT_ORG_IDENTITY.asset_key],
 )
+@skip_unchanged
 def money_flows(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         build_money_flows(con)
@@ -197,6 +199,7 @@ def money_flows(duckdb: DuckDBResource) -> dg.MaterializeResult:
     description=FUNDING_STREAMS.doc,
     deps=[MONEY_FLOWS.asset_key, INT_MONEY_FLOWS.asset_key, INT_ORG_IDENTITY.asset_key],
 )
+@skip_unchanged
 def funding_streams(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         build_funding_streams(con)
@@ -210,6 +213,7 @@ def funding_streams(duckdb: DuckDBResource) -> dg.MaterializeResult:
     description=ORGANISATIONS.doc,
     deps=[INT_ORG_IDENTITY.asset_key, MONEY_FLOWS.asset_key],
 )
+@skip_unchanged
 def organisations(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         build_organisations(con)

@@ -10,8 +10,9 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from assets.common.fingerprint import skip_unchanged
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
-from assets.raw.ingest import FILE_MANIFEST
+from assets.raw.ingest import FILE_MANIFEST, QUARANTINE
 from assets.staging import (
     stg_360giving_grants,
     stg_bods,
@@ -155,6 +156,15 @@ def build_data_quality(con: duckdb.DuckDBPyConnection) -> int:
     kinds={"duckdb", "sql", "great_expectations"},
     description=DATA_QUALITY.doc,
     deps=[src.staging.asset_key for src in SOURCES] + [src.raw.asset_key for src in SOURCES],
+)
+# reads the shared manifest, quarantine and GX results besides its deps
+@skip_unchanged(
+    extra_tables=(
+        FILE_MANIFEST.qualified,
+        QUARANTINE.qualified,
+        STG_QUARANTINE.qualified,
+        GX_RESULTS_TABLE,
+    )
 )
 def data_quality(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:

@@ -20,6 +20,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from assets.common.fingerprint import skip_unchanged
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
 from assets.intermediate.int_control_edges import PARTNERSHIP_NODES_SQL
@@ -126,6 +127,7 @@ def build_procurement_contracts(con: duckdb.DuckDBPyConnection) -> int:
         INT_MONEY_FLOWS.asset_key,
     ],
 )
+@skip_unchanged
 def procurement_contracts(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         build_procurement_contracts(con)

@@ -4,6 +4,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from assets.common.fingerprint import skip_unchanged
 from assets.common.levels import funder_levels_sql
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE, to_eur_sql
 from assets.common.sql import install_macros
@@ -178,6 +179,7 @@ def build_stg_360giving_grants(con: duckdb.DuckDBPyConnection) -> tuple[int, int
     deps=[RAW_GRANTS.asset_key, ECB_RATES.asset_key, FUNDERS.asset_key, ORGID_PREFIXES.asset_key],
     tags={"source_system": SOURCE_SYSTEM},
 )
+@skip_unchanged
 def stg_360giving_grants(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:

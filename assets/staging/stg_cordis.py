@@ -22,6 +22,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from assets.common import eu_vat
+from assets.common.fingerprint import skip_unchanged
 from assets.common.levels import funder_levels_sql
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE, to_eur_sql
 from assets.common.sql import install_macros
@@ -357,6 +358,7 @@ _REF_DEPS = [ECB_RATES.asset_key, FUNDERS.asset_key, ORGID_PREFIXES.asset_key]
     deps=[RAW_PROJECTS.asset_key, *_REF_DEPS],
     tags={"source_system": SOURCE_SYSTEM},
 )
+@skip_unchanged
 def stg_cordis_projects(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
@@ -377,6 +379,7 @@ def stg_cordis_projects(
     deps=[RAW_ORGANISATIONS.asset_key, STG_PROJECTS.asset_key, *_REF_DEPS],
     tags={"source_system": SOURCE_SYSTEM},
 )
+@skip_unchanged
 def stg_cordis_participations(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:

@@ -23,6 +23,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from assets.common.fingerprint import skip_unchanged
 from assets.common.levels import funder_levels_sql
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE, to_eur_sql
 from assets.common.sql import install_macros
@@ -280,6 +281,7 @@ def build_stg_council_spend_payments(con: duckdb.DuckDBPyConnection) -> tuple[in
     ],
     tags={"source_system": SOURCE_SYSTEM},
 )
+@skip_unchanged
 def stg_council_spend_payments(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:

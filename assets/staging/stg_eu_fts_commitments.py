@@ -27,6 +27,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from assets.common import eu_vat
+from assets.common.fingerprint import skip_unchanged
 from assets.common.levels import funder_levels_sql
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE, to_eur_sql
 from assets.common.sql import install_macros
@@ -271,6 +272,7 @@ def build_stg_eu_fts_commitments(con: duckdb.DuckDBPyConnection) -> tuple[int, i
     ],
     tags={"source_system": SOURCE_SYSTEM},
 )
+@skip_unchanged
 def stg_eu_fts_commitments(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:

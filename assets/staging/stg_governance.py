@@ -34,6 +34,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from assets.common.fingerprint import skip_unchanged
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE, to_eur_sql
 from assets.common.sql import install_macros
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
@@ -479,6 +480,7 @@ _TAGS = {"source_system": SOURCE_SYSTEM}
     deps=[RAW_PARTNERSHIPS.asset_key],
     tags=_TAGS,
 )
+@skip_unchanged
 def stg_governance_partnerships(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
@@ -495,6 +497,7 @@ def stg_governance_partnerships(
     deps=[RAW_MEMBERS.asset_key, RAW_PARTNERSHIPS.asset_key, STG_PARTNERSHIPS.asset_key],
     tags=_TAGS,
 )
+@skip_unchanged
 def stg_governance_members(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
@@ -516,6 +519,7 @@ def stg_governance_members(
     ],
     tags=_TAGS,
 )
+@skip_unchanged
 def stg_governance_projects(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
@@ -532,6 +536,7 @@ def stg_governance_projects(
     deps=[RAW_ASSETS.asset_key, RAW_PROJECTS.asset_key, STG_PROJECTS.asset_key],
     tags=_TAGS,
 )
+@skip_unchanged
 def stg_governance_assets(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:

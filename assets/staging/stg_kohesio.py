@@ -47,6 +47,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from assets.common.fingerprint import skip_unchanged
 from assets.common.levels import funder_levels_sql
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE, to_eur_sql
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
@@ -431,6 +432,7 @@ def build_stg_kohesio(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     deps=[RAW_KOHESIO.asset_key, ECB_RATES.asset_key, FUNDERS.asset_key, ORGID_PREFIXES.asset_key],
     tags={"source_system": SOURCE_SYSTEM},
 )
+@skip_unchanged
 def stg_kohesio(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         staged, quarantined = build_stg_kohesio(con)

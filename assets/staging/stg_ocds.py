@@ -77,6 +77,7 @@ from ocdsmerge.exceptions import OCDSMergeError, OCDSMergeWarning
 from ocdsmerge.merge import CompiledRelease
 from ocdsmerge.rules import get_merge_rules
 
+from assets.common.fingerprint import skip_unchanged
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE, to_eur_sql
 from assets.common.tables import Column, TableSpec, create_table, materialize_result, rebuild_table
 from assets.common.unicode_names import install_macros as install_shared_macros
@@ -1258,6 +1259,7 @@ def _asset(spec: TableSpec, deps: list[TableSpec]) -> Any:
 
 
 @_asset(STG_HISTORY, [RAW_RELEASES])
+@skip_unchanged
 def stg_ocds_release_history(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
@@ -1268,6 +1270,7 @@ def stg_ocds_release_history(
 
 
 @_asset(STG_RELEASES, [STG_HISTORY, RAW_RELEASES])
+@skip_unchanged
 def stg_ocds_releases(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
@@ -1280,6 +1283,7 @@ def stg_ocds_releases(
 
 
 @_asset(STG_PARTIES, [STG_RELEASES])
+@skip_unchanged
 def stg_ocds_parties(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         build_stg_ocds_parties(con)
@@ -1287,6 +1291,7 @@ def stg_ocds_parties(duckdb: DuckDBResource) -> dg.MaterializeResult:
 
 
 @_asset(STG_TENDERS, [STG_RELEASES])
+@skip_unchanged
 def stg_ocds_tenders(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         build_stg_ocds_tenders(con)
@@ -1294,6 +1299,7 @@ def stg_ocds_tenders(duckdb: DuckDBResource) -> dg.MaterializeResult:
 
 
 @_asset(STG_AWARDS, [STG_RELEASES, STG_HISTORY, ECB_RATES])
+@skip_unchanged
 def stg_ocds_awards(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
@@ -1307,6 +1313,7 @@ def stg_ocds_awards(
 
 
 @_asset(STG_AWARD_SUPPLIERS, [STG_AWARDS, STG_RELEASES])
+@skip_unchanged
 def stg_ocds_award_suppliers(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         build_stg_ocds_award_suppliers(con)
@@ -1314,6 +1321,7 @@ def stg_ocds_award_suppliers(duckdb: DuckDBResource) -> dg.MaterializeResult:
 
 
 @_asset(STG_CONTRACTS, [STG_RELEASES, STG_HISTORY, ECB_RATES])
+@skip_unchanged
 def stg_ocds_contracts(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         build_stg_ocds_contracts(con)
@@ -1321,6 +1329,7 @@ def stg_ocds_contracts(duckdb: DuckDBResource) -> dg.MaterializeResult:
 
 
 @_asset(STG_BIDS, [STG_RELEASES])
+@skip_unchanged
 def stg_ocds_bids(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         build_stg_ocds_bids(con)

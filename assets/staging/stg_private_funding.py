@@ -25,6 +25,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from assets.common.fingerprint import skip_unchanged
 from assets.common.levels import funder_levels_sql
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE, to_eur_sql
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
@@ -193,6 +194,7 @@ def build_stg_private_funding(con: duckdb.DuckDBPyConnection) -> tuple[int, int]
     deps=[RAW_PRIVATE.asset_key, ECB_RATES.asset_key, FUNDERS.asset_key, ORGID_PREFIXES.asset_key],
     tags={"source_system": SOURCE_SYSTEM},
 )
+@skip_unchanged
 def stg_private_funding(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:

@@ -37,6 +37,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from assets.common import country_alpha3, html_text
+from assets.common.fingerprint import skip_unchanged
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE, to_eur_sql
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
 from assets.common.unicode_names import install_macros as install_name_macros
@@ -460,6 +461,7 @@ def build_stg_ted(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int]]:
         for spec in (STG_TED_NOTICES, STG_TED_AWARDS)
     ],
 )
+@skip_unchanged
 def stg_ted(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> Iterator[dg.MaterializeResult]:

@@ -1,0 +1,315 @@
+"""Skip unchanged work below raw: an asset whose inputs did not change is not rebuilt.
+
+An asset's *fingerprint* is a SHA-256 over the code of the `assets` package, the asset's
+keys, the fingerprints of the tables it depends on (its Dagster deps, plus any `extra_tables`
+it reads without declaring) and any `extra` input (a file outside the database). It is stored
+with the asset's tables in `quality.build_fingerprints` after a successful build. When the
+next run computes the same fingerprint, every table of the asset still exists and holds the
+row count stored with it, the asset returns the metadata of its last build marked
+`fundtrace/skipped` instead of rebuilding. Every asset still materializes, so lineage, row
+counts and checks in the Dagster UI stay complete.
+
+The fingerprint of an input table is the one stored by the asset that built it. A table whose
+builder does not take part (the raw layer, which skips unchanged files itself, or an asset not
+decorated yet) is fingerprinted by content: per source file (`source_file`, `file_sha256`,
+`loaded_at`, rows) when it has the provenance columns, else by a hash of every row. Either way
+equal fingerprints mean equal inputs, so a skipped table is what a rebuild would write (builds
+are deterministic: same input, same rows).
+
+The code version is the whole `assets` package: SQL is shared across modules (macros, AWARDS_SQL
+of each source), so any code change rebuilds everything below raw once, deliberately.
+"""
+
+import datetime as dt
+import functools
+import hashlib
+import inspect
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+ASSETS_DIR = Path(__file__).resolve().parents[1]
+FINGERPRINTS = "quality.build_fingerprints"
+SKIPPED = "fundtrace/skipped"
+_PROVENANCE = {"source_file", "file_sha256", "loaded_at"}
+
+
+@functools.cache
+def code_version() -> str:
+    """SHA-256 of every Python file of the `assets` package (names and contents)."""
+    digest = hashlib.sha256()
+    for path in sorted(ASSETS_DIR.rglob("*.py")):
+        digest.update(path.relative_to(ASSETS_DIR).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def table_name(key: dg.AssetKey) -> str:
+    return ".".join(key.path)
+
+
+def ensure_fingerprint_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS quality")
+    con.execute(
+        f"""CREATE TABLE IF NOT EXISTS {FINGERPRINTS} (
+          asset_key VARCHAR NOT NULL, fingerprint VARCHAR NOT NULL, row_count BIGINT,
+          metadata VARCHAR, built_at TIMESTAMP NOT NULL)"""
+    )
+    con.execute(
+        f"COMMENT ON TABLE {FINGERPRINTS} IS 'Grain: one asset (or asset check) as last built. "
+        "The fingerprint of its inputs and code when it was built; an equal fingerprint on the "
+        "next run skips the rebuild.'"
+    )
+
+
+def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str] | None:
+    schema, _, name = table.partition(".")
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_catalog = "
+        "current_database() AND table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+        [schema, name],
+    ).fetchall()
+    return [r[0] for r in rows] or None
+
+
+def content_fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """Fingerprint of a table nobody stored one for: per source file when it has provenance
+    columns (cheap: raw tables change a whole file at a time), else every row."""
+    columns = _table_columns(con, table)
+    if columns is None:
+        return "absent"
+    if set(columns) >= _PROVENANCE:
+        rows = con.execute(
+            f"SELECT source_file, file_sha256, CAST(max(loaded_at) AS VARCHAR), count(*) "
+            f"FROM {table} GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+        payload = json.dumps(rows, default=str)
+    else:
+        rows = con.execute(f"SELECT count(*), sum(hash(t)) FROM {table} AS t").fetchall()
+        payload = json.dumps([columns, *rows], default=str)
+    return "content:" + hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _stored(
+    con: duckdb.DuckDBPyConnection, keys: Iterable[str]
+) -> dict[str, tuple[str, int | None, str | None]]:
+    keys = list(keys)
+    if not keys or _table_columns(con, FINGERPRINTS) is None:
+        return {}
+    rows = con.execute(
+        f"SELECT asset_key, fingerprint, row_count, metadata FROM {FINGERPRINTS} "
+        "WHERE list_contains(?, asset_key)",
+        [keys],
+    ).fetchall()
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def input_fingerprint(
+    con: duckdb.DuckDBPyConnection,
+    own_keys: Sequence[str],
+    inputs: Iterable[str],
+    extra: str = "",
+) -> str:
+    """Fingerprint of what `own_keys` would be built from (see module doc)."""
+    inputs = sorted(set(inputs))
+    stored = _stored(con, inputs)
+    parts: dict[str, Any] = {"code": code_version(), "assets": sorted(own_keys), "extra": extra}
+    for table in inputs:
+        hit = stored.get(table)
+        exists = _table_columns(con, table) is not None
+        parts[table] = hit[0] if hit and exists else content_fingerprint(con, table)
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _row_count(con: duckdb.DuckDBPyConnection, table: str) -> int | None:
+    if _table_columns(con, table) is None:
+        return None
+    return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+
+
+def unchanged(
+    con: duckdb.DuckDBPyConnection, keys: Sequence[str], fingerprint: str
+) -> dict[str, tuple[int, str | None]] | None:
+    """{key: (row_count, stored metadata)} when every table of `keys` was built from
+    `fingerprint` and still holds its rows; None when anything must be rebuilt."""
+    stored = _stored(con, keys)
+    found: dict[str, tuple[int, str | None]] = {}
+    for key in keys:
+        hit = stored.get(key)
+        if hit is None or hit[0] != fingerprint:
+            return None
+        rows = _row_count(con, key)
+        if rows is None or rows != hit[1]:
+            return None
+        found[key] = (rows, hit[2])
+    return found
+
+
+def unchanged_payload(con: duckdb.DuckDBPyConnection, key: str, fingerprint: str) -> str | None:
+    """The stored metadata of `key` (an entry without a table, e.g. a check) when it was
+    recorded with `fingerprint`; else None, and the stale entry is dropped."""
+    hit = _stored(con, [key]).get(key)
+    if hit is not None and hit[0] == fingerprint and hit[2] is not None:
+        return hit[2]
+    if hit is not None:
+        forget(con, [key])
+    return None
+
+
+def forget(con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> None:
+    """Drop stored fingerprints before a rebuild, so a failed build is never taken as current."""
+    ensure_fingerprint_table(con)
+    con.execute(f"DELETE FROM {FINGERPRINTS} WHERE list_contains(?, asset_key)", [list(keys)])
+
+
+def remember(
+    con: duckdb.DuckDBPyConnection,
+    key: str,
+    fingerprint: str,
+    row_count: int | None,
+    metadata: str | None = None,
+) -> None:
+    ensure_fingerprint_table(con)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM {FINGERPRINTS} WHERE asset_key = ?", [key])
+        con.execute(
+            f"INSERT INTO {FINGERPRINTS} VALUES (?, ?, ?, ?, ?)",
+            [key, fingerprint, row_count, metadata, now],
+        )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+# --------------------------------------------------------------------------- Dagster wiring
+
+
+def _upstream(assets_def: dg.AssetsDefinition, keys: Sequence[dg.AssetKey]) -> set[str]:
+    own = set(assets_def.keys)
+    deps = {dep.asset_key for spec in assets_def.specs if spec.key in keys for dep in spec.deps}
+    return {table_name(k) for k in deps - own}
+
+
+def _skipped_results(
+    found: Mapping[str, tuple[int, str | None]], keys: Sequence[dg.AssetKey], fingerprint: str
+) -> list[dg.MaterializeResult]:
+    results = []
+    for key in keys:
+        rows, stored = found[table_name(key)]
+        metadata: dict[str, Any] = dict(dg.deserialize_value(stored, dict)) if stored else {}
+        metadata["dagster/row_count"] = rows
+        metadata[SKIPPED] = "inputs unchanged since the last build: not rebuilt"
+        results.append(
+            dg.MaterializeResult(
+                asset_key=key, metadata=metadata, data_version=dg.DataVersion(fingerprint[:16])
+            )
+        )
+    return results
+
+
+def _resource(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> DuckDBResource:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, DuckDBResource):
+            return value
+    raise TypeError("skip_unchanged needs an asset with a DuckDBResource parameter")
+
+
+def skip_unchanged(
+    fn: Callable[..., Any] | None = None,
+    *,
+    extra_tables: Sequence[str] = (),
+    extra: Callable[..., str] | None = None,
+) -> Any:
+    """Decorate an asset function (under `@dg.asset` / `@dg.multi_asset`) whose tables are
+    `layer.table` of its asset keys so that it is skipped when its inputs are unchanged.
+
+    `extra_tables`: tables the asset reads without a Dagster dep (shared tables such as
+    `staging.stg_quarantine`). `extra(**resources)`: a string for inputs outside the database,
+    e.g. a file's hash.
+    """
+    if fn is None:
+        return functools.partial(skip_unchanged, extra_tables=extra_tables, extra=extra)
+    func = fn
+
+    def plan(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        context = dg.AssetExecutionContext.get()
+        keys = sorted(context.selected_asset_keys, key=lambda k: k.to_user_string())
+        names = [table_name(k) for k in keys]
+        inputs = _upstream(context.assets_def, keys) | set(extra_tables)
+        resource = _resource(args, kwargs)
+        extra_value = extra(**kwargs) if extra else ""
+        with resource.get_connection() as con:
+            fingerprint = input_fingerprint(con, names, inputs, extra_value)
+            found = unchanged(con, names, fingerprint)
+            if found is None:
+                forget(con, names)
+        if found is not None:
+            context.log.info(f"{', '.join(names)}: inputs unchanged, not rebuilt")
+            return keys, names, fingerprint, resource, _skipped_results(found, keys, fingerprint)
+        return keys, names, fingerprint, resource, None
+
+    def record(
+        resource: DuckDBResource,
+        keys: Sequence[dg.AssetKey],
+        fingerprint: str,
+        results: Sequence[Any],
+    ) -> list[Any]:
+        by_key = {}
+        out = []
+        for result in results:
+            if isinstance(result, dg.MaterializeResult):
+                key = result.asset_key or keys[0]
+                by_key[key] = result
+                if result.data_version is None:  # equal inputs, equal data version
+                    result = dg.MaterializeResult(
+                        asset_key=result.asset_key,
+                        metadata=result.metadata,
+                        check_results=result.check_results,
+                        data_version=dg.DataVersion(fingerprint[:16]),
+                        tags=result.tags,
+                    )
+            out.append(result)
+        with resource.get_connection() as con:
+            for key in keys:
+                result = by_key.get(key)
+                metadata = dict(result.metadata or {}) if result else {}
+                metadata.pop("dagster/row_count", None)
+                remember(
+                    con,
+                    table_name(key),
+                    fingerprint,
+                    _row_count(con, table_name(key)),
+                    dg.serialize_value(metadata),
+                )
+        return out
+
+    if inspect.isgeneratorfunction(func):
+
+        @functools.wraps(func)
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            keys, _, fingerprint, resource, skipped = plan(args, kwargs)
+            if skipped is not None:
+                yield from skipped
+                return
+            results = list(func(*args, **kwargs))
+            yield from record(resource, keys, fingerprint, results)
+
+        return gen_wrapper
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        keys, _, fingerprint, resource, skipped = plan(args, kwargs)
+        if skipped is not None:
+            return skipped[0] if len(skipped) == 1 else tuple(skipped)
+        result = func(*args, **kwargs)
+        return record(resource, keys, fingerprint, [result])[0]
+
+    return wrapper
