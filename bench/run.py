@@ -18,7 +18,8 @@
    `os.wait4` figures (the whole run: DuckDB, Python, Dagster).
 5. A table is printed and the same figures written to `bench/results/<date>-scale<S>.json`
    with the commit, machine and load average ($BENCH_DUCKDB_CONFIG, a JSON object of DuckDB
-   settings added to the resource, marks an experiment and suffixes the file name).
+   settings added to the resource, marks an experiment and suffixes the file name;
+   $BENCH_TAG adds its own suffix so a later run of the day keeps the earlier file).
 
 Performance is judged from these files, never by timed assertions in tests."""
 
@@ -749,6 +750,8 @@ def bench(
     if results_dir is not None:
         results_dir.mkdir(parents=True, exist_ok=True)
         suffix = "" if seed == DEFAULT_SEED else f"-seed{seed}"
+        if tag := os.environ.get("BENCH_TAG", "").strip():  # keeps earlier results of the day
+            suffix += f"-{tag}"
         if os.environ.get("BENCH_DUCKDB_CONFIG"):  # an experiment never overwrites a baseline
             config = json.loads(os.environ["BENCH_DUCKDB_CONFIG"])
             suffix += "-" + "-".join(f"{k}={v}".replace(" ", "") for k, v in sorted(config.items()))
