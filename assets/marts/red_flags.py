@@ -63,31 +63,9 @@ _EDGES = INT_CONTROL_EDGES.qualified
 _CONTRACTS = INT_PROCUREMENT_AWARDS.qualified
 _IDENTITY = INT_ORG_IDENTITY.qualified
 
-# parties controlling a node: the node itself and everyone up its ownership/control chains
-_CONTROL_CHAIN = f"""
-WITH RECURSIVE ctrl AS (
-  SELECT controlled_id, controller_id, controller_name,
-         source_system || ':' || source_file || ':' || source_record_id AS ev
-  FROM {_EDGES}
-  WHERE control_basis IN ('ownership', 'voting_rights', 'board_appointment',
-                          'senior_managing_official', 'other_influence')
-    AND (valid_to IS NULL OR valid_to >= current_date)
-),
-up AS (
-  SELECT controlled_id AS start_id, controller_id AS node, controller_name AS node_name,
-         [controlled_id, controller_id] AS path, [ev] AS evidence, 1 AS depth
-  FROM ctrl
-  UNION ALL
-  SELECT u.start_id, c.controller_id, c.controller_name, list_append(u.path, c.controller_id),
-         list_append(u.evidence, c.ev), u.depth + 1
-  FROM up u JOIN ctrl c ON c.controlled_id = u.node
-  WHERE NOT list_contains(u.path, c.controller_id) AND u.depth < 20
-)
-SELECT start_id, node, node_name, path, evidence FROM up
-"""
-
-# the same walk, carrying each link's basis and share and the share multiplied along the chain
-# (NULL as soon as a link is not an ownership share or its share is unknown)
+# parties controlling a node: everyone up its current ownership/control chains, with each
+# link's basis and share and the share multiplied along the chain (NULL as soon as a link is
+# not an ownership share or its share is unknown); walked once, read by every flag
 _SHARE_CHAIN = f"""
 WITH RECURSIVE ctrl AS (
   SELECT controlled_id, controller_id, controller_name,
@@ -166,8 +144,8 @@ def _founding_modules() -> list:
 
 
 RED_FLAGS_SQL = f"""
-WITH chain AS ({_CONTROL_CHAIN}),
-share_chain AS ({_SHARE_CHAIN}),
+WITH share_chain AS ({_SHARE_CHAIN}),
+chain AS (SELECT start_id, node, node_name, path, evidence FROM share_chain),
 bidders AS ({_BIDDERS}),
 tender_dates AS ({_TENDER_DATES}),
 founded AS ({_founding_sql()}),
