@@ -276,10 +276,12 @@ tender_awards AS (
         FROM contracts c LEFT JOIN contract_project cp USING (contract_award_id))
   GROUP BY process_id
 ),
+-- one row per tender x controller of two or more bidders; min() keeps a name spelt
+-- differently by two sources stable between runs
 common_bidders AS (
   SELECT 'common_controller_bidders', 'high', 'tender', bc.process_id, any_value(ta.project_id),
-    bc.party, any_value(bc.party_name), any_value(ta.value_eur),
-    coalesce(any_value(bc.party_name), bc.party) || ' controls ' || count(*) || ' bidders of '
+    bc.party, min(bc.party_name), any_value(ta.value_eur),
+    coalesce(min(bc.party_name), bc.party) || ' controls ' || count(*) || ' bidders of '
       || bc.process_id || coalesce(' (' || any_value(ta.title) || ')', '') || ': '
       || string_agg(coalesce(bc.bidder_name, bc.bidder_id) || CASE
            WHEN bc.depth = 0 THEN ' (itself)'
