@@ -271,7 +271,7 @@ bidder_control AS (
 ),
 tender_awards AS (
   SELECT process_id, sum(value_eur) AS value_eur, min(project_id) AS project_id,
-    any_value(title ORDER BY title) AS title
+    min(title) AS title
   FROM (SELECT DISTINCT c.process_id, c.award_id, c.value_eur, c.title, cp.project_id
         FROM contracts c LEFT JOIN contract_project cp USING (contract_award_id))
   GROUP BY process_id
@@ -317,9 +317,9 @@ registered_after AS (
 ),
 regrant AS (
   SELECT 'regranting_double_count', 'low', 'organisation', i.to_org_id, NULL,
-    i.from_org_id, any_value(i.from_name), sum(DISTINCT o.amount_eur),
-    any_value(i.to_name) || ' received ' || count(DISTINCT i.flow_id) || ' flow(s) from '
-      || any_value(i.from_name) || ' and granted ' || count(DISTINCT o.flow_id)
+    i.from_org_id, min(i.from_name), sum(DISTINCT o.amount_eur),
+    min(i.to_name) || ' received ' || count(DISTINCT i.flow_id) || ' flow(s) from '
+      || min(i.from_name) || ' and granted ' || count(DISTINCT o.flow_id)
       || ' flow(s) onward: adding both levels may count regranted money twice',
     i.from_org_id || ' -> ' || i.to_org_id || ' -> (' || count(DISTINCT o.to_org_id) || ' recipients)',
     list_sort(list_distinct(list(i.flow_id) || list(o.flow_id)))
