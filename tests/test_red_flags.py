@@ -258,3 +258,24 @@ def test_earliest_founding_date_of_one_organisation_wins(con) -> None:
     )  # fmt: skip
     insert(con, INT_ORG_IDENTITY, org_ref="gb-coh-x-other", org_id="GB-COH-X")
     assert flags(con, "supplier_registered_after_tender") == []
+
+
+def flow(con: duckdb.DuckDBPyConnection, flow_id: str, src: str, dst: str, eur: float, day: int) -> None:  # fmt: skip
+    insert(
+        con, MONEY_FLOWS, flow_id=flow_id, flow_type="grant", from_org_id=src, from_name=src,
+        to_org_id=dst, to_name=dst, amount_eur=eur, flow_date=dt.date(2024, 1, day),
+        source_system="threesixty_giving", source_file="grants/t.json", source_record_id=flow_id,
+    )  # fmt: skip
+
+
+def test_regranting_counts_each_onward_flow_once_even_with_equal_amounts(con) -> None:
+    # two inbound grants pair with each onward grant; two onward grants share one amount
+    flow(con, "in1", "FUNDER", "MID", 900, 1)
+    flow(con, "in2", "FUNDER", "MID", 100, 2)
+    flow(con, "out1", "MID", "R1", 250, 10)
+    flow(con, "out2", "MID", "R2", 250, 11)
+    flow(con, "out3", "MID", "R3", 40, 12)
+    [row] = flags(con, "regranting_double_count")
+    assert row["subject_id"] == "MID"
+    assert float(row["amount_eur"]) == 540
+    assert "(3 recipients)" in row["path"]

@@ -317,7 +317,9 @@ registered_after AS (
 ),
 regrant AS (
   SELECT 'regranting_double_count', 'low', 'organisation', i.to_org_id, NULL,
-    i.from_org_id, min(i.from_name), sum(DISTINCT o.amount_eur),
+    i.from_org_id, min(i.from_name),
+    -- each onward flow once, however many inbound flows it pairs with
+    list_sum(list_transform(list_distinct(list(struct_pack(id := o.flow_id, eur := o.amount_eur))), lambda x: x.eur)),
     min(i.to_name) || ' received ' || count(DISTINCT i.flow_id) || ' flow(s) from '
       || min(i.from_name) || ' and granted ' || count(DISTINCT o.flow_id)
       || ' flow(s) onward: adding both levels may count regranted money twice',
