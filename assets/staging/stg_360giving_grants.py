@@ -77,13 +77,15 @@ SELECT r.*,
 FROM {RAW_GRANTS.qualified} r
 """
 
-_RANKED_SQL = """
+# One wide temporary copy of the raw rows, not three: the checks are computed inside the
+# ranking query and the EUR conversion is a view (read twice, cheap next to a 1M-row copy).
+_RANKED_SQL = f"""
 SELECT c.*,
   CASE WHEN c._reason IS NULL THEN row_number() OVER (
     PARTITION BY c._reason IS NULL, c._grant_id ORDER BY c.source_file, c.source_row) END AS _rank,
   first_value(c.source_file || ' ' || c.source_locator) OVER (
     PARTITION BY c._reason IS NULL, c._grant_id ORDER BY c.source_file, c.source_row) AS _first_seen
-FROM _stg_360_checked c
+FROM ({_CHECKED_SQL}) c
 """
 
 _RECIPIENT_SQL = """
@@ -117,14 +119,13 @@ END
 def build_stg_360giving_grants(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     """Rebuild the staging table and this source's quarantine rows. Returns (staged, quarantined)."""
     install_macros(con)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _stg_360_checked AS {_CHECKED_SQL}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _stg_360_ranked AS {_RANKED_SQL}")
     good = """
       SELECT *, _amount AS amount_original, _currency AS currency_original,
              _award_date AS fx_on
       FROM _stg_360_ranked WHERE _reason IS NULL AND _rank = 1"""
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _stg_360_money AS {to_eur_sql(good, ECB_RATES.qualified)}"
+        f"CREATE OR REPLACE TEMP VIEW _stg_360_money AS {to_eur_sql(good, ECB_RATES.qualified)}"
     )
     quarantined = replace_quarantine(
         con,
@@ -165,9 +166,7 @@ def build_stg_360giving_grants(con: duckdb.DuckDBPyConnection) -> tuple[int, int
     FROM money m LEFT JOIN levels l ON l.org_ref = m._funder_ref
     """
     staged = rebuild_table(con, STG_GRANTS, select)
-    con.execute(
-        "DROP TABLE _stg_360_checked; DROP TABLE _stg_360_ranked; DROP TABLE _stg_360_money"
-    )
+    con.execute("DROP VIEW _stg_360_money; DROP TABLE _stg_360_ranked")
     return staged, quarantined
 
 
