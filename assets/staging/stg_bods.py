@@ -58,6 +58,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from assets.common.fingerprint import skip_unchanged
 from assets.common.sql import install_macros
 from assets.common.tables import Column, TableSpec, create_table, materialize_result, rebuild_table
 from assets.raw.bods import RAW_BODS, SOURCE_SYSTEM
@@ -842,6 +843,7 @@ def _result(
     deps=[RAW_BODS.asset_key],
     tags=_TAGS,
 )
+@skip_unchanged
 def stg_bods_statements(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
@@ -858,6 +860,7 @@ def stg_bods_statements(
     deps=[RAW_BODS.asset_key, STG_STATEMENTS.asset_key],
     tags=_TAGS,
 )
+@skip_unchanged
 def stg_bods_entities(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
@@ -873,6 +876,7 @@ def stg_bods_entities(
     deps=[RAW_BODS.asset_key, STG_STATEMENTS.asset_key],
     tags=_TAGS,
 )
+@skip_unchanged
 def stg_bods_persons(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
@@ -893,6 +897,7 @@ def stg_bods_persons(
     ],
     tags=_TAGS,
 )
+@skip_unchanged
 def stg_bods_relationships(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
