@@ -248,3 +248,17 @@ def test_a_gx_check_on_an_unchanged_table_re_emits_its_result_and_still_blocks(
     assert not passed and SKIPPED in meta and meta["failed_critical"] == 1
     assert builds == []
     assert _total(db) == 6  # the marts kept the last good build
+
+
+def test_when_a_check_ran_is_not_an_input_change() -> None:
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA quality")
+    con.execute(
+        "CREATE TABLE quality.gx_results AS SELECT 's' AS suite, true AS success, "
+        "TIMESTAMP '2026-01-01' AS checked_at"
+    )
+    first = fingerprint.content_fingerprint(con, "quality.gx_results")
+    con.execute("UPDATE quality.gx_results SET checked_at = TIMESTAMP '2026-01-02'")
+    assert fingerprint.content_fingerprint(con, "quality.gx_results") == first
+    con.execute("UPDATE quality.gx_results SET success = false")
+    assert fingerprint.content_fingerprint(con, "quality.gx_results") != first
