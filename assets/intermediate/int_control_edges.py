@@ -21,7 +21,7 @@ from dagster_duckdb import DuckDBResource
 from assets.common.fingerprint import skip_unchanged
 from assets.common.sql import install_macros
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
-from assets.intermediate.int_org_identity import INT_ORG_IDENTITY
+from assets.intermediate.int_org_identity import INT_ORG_IDENTITY, canonical_org_id_sql
 from assets.staging import stg_governance
 
 SHARE_TYPE = "DECIMAL(9,4)"
@@ -74,8 +74,6 @@ _MEMBERS = stg_governance.STG_MEMBERS.qualified
 _PARTNERSHIPS = stg_governance.STG_PARTNERSHIPS.qualified
 _IDENTITY = INT_ORG_IDENTITY.qualified
 
-# canonical id of an organisation reference (itself when identity does not know it)
-_CANON = "coalesce((SELECT i.org_id FROM " + _IDENTITY + " i WHERE i.org_ref = {ref}), {ref})"
 
 PARTNERSHIP_NODES_SQL = f"""
 -- a company partnership is the organisation published under exactly its name
@@ -105,7 +103,7 @@ WITH nodes AS ({PARTNERSHIP_NODES_SQL})
 SELECT
   m.source_system || ':' || m.source_file || ':' || m.source_row || ':' || m.role AS edge_id,
   CASE WHEN m.member_type = 'person' THEN m.member_ref
-       ELSE {_CANON.format(ref="m.member_ref")} END AS controller_id,
+       ELSE {canonical_org_id_sql("m.member_ref")} END AS controller_id,
   m.member_name AS controller_name,
   CASE WHEN m.member_type = 'person' THEN 'person' ELSE 'organisation' END AS controller_kind,
   n.node_id AS controlled_id, n.name AS controlled_name, m.partnership_id,
@@ -120,7 +118,7 @@ FROM {_MEMBERS} m JOIN nodes n USING (partnership_id)
 UNION ALL
 SELECT
   p.source_system || ':' || p.source_file || ':' || p.source_row || ':accountable_to',
-  {_CANON.format(ref="p.accountable_to_ref")}, p.accountable_to_name, 'organisation',
+  {canonical_org_id_sql("p.accountable_to_ref")}, p.accountable_to_name, 'organisation',
   n.node_id, n.name, p.partnership_id, 'accountable_body', false, NULL, NULL, false, false,
   p.start_date, p.end_date, p.source_system, p.source_file, CAST(p.source_row AS VARCHAR)
 FROM {_PARTNERSHIPS} p JOIN nodes n USING (partnership_id)
@@ -145,9 +143,9 @@ def _bods_edges(module: object) -> str:
     SELECT
       o.source_system || ':' || o.source_file || ':' || o.source_record_id || ':' || o.interest_type,
       CASE WHEN o.controller_kind = 'person' THEN o.controller_ref
-           ELSE {_CANON.format(ref="o.controller_ref")} END,
+           ELSE {canonical_org_id_sql("o.controller_ref")} END,
       o.controller_name, CASE WHEN o.controller_kind = 'person' THEN 'person' ELSE 'organisation' END,
-      {_CANON.format(ref="o.subject_org_ref")}, o.subject_name, NULL,
+      {canonical_org_id_sql("o.subject_org_ref")}, o.subject_name, NULL,
       -- indirect rows restate chains whose direct links are present: walking both double-counts
       {_BODS_BASIS},
       o.interest_type = 'shareholding' AND coalesce(o.direct_or_indirect, '') <> 'indirect',

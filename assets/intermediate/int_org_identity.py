@@ -58,6 +58,11 @@ INT_ORG_IDENTITY = TableSpec(
 )  # fmt: skip
 
 
+def canonical_org_id_sql(ref: str) -> str:
+    """SQL for the canonical id of the organisation reference `ref` (itself when unknown)."""
+    return f"coalesce((SELECT i.org_id FROM {INT_ORG_IDENTITY.qualified} i WHERE i.org_ref = {ref}), {ref})"
+
+
 def cluster_links(
     refs: dict[str, int], pairs: list[tuple[str, str, str, float | None, str, int]]
 ) -> list[tuple[str, str, str | None, str | None, str | None, float | None]]:

@@ -25,7 +25,7 @@ from assets.common.money import AMOUNT_TYPE, RATE_TYPE
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
 from assets.intermediate.int_control_edges import PARTNERSHIP_NODES_SQL
 from assets.intermediate.int_money_flows import INT_MONEY_FLOWS
-from assets.intermediate.int_org_identity import INT_ORG_IDENTITY
+from assets.intermediate.int_org_identity import INT_ORG_IDENTITY, canonical_org_id_sql
 from assets.intermediate.int_procurement_awards import (
     INT_PROCUREMENT_AWARDS,
     contract_project_links_sql,
@@ -70,13 +70,11 @@ PROCUREMENT_CONTRACTS = TableSpec(
     order_by=("contract_award_id",),
 )  # fmt: skip
 
-_IDENTITY = INT_ORG_IDENTITY.qualified
-_CANON = f"coalesce((SELECT i.org_id FROM {_IDENTITY} i WHERE i.org_ref = {{ref}}), {{ref}})"
 
 LINKED_CONTRACTS_SQL = f"""
 WITH c AS (
-  SELECT p.*, {_CANON.format(ref="p.buyer_org_ref")} AS buyer_id,
-         {_CANON.format(ref="p.supplier_org_ref")} AS supplier_id
+  SELECT p.*, {canonical_org_id_sql("p.buyer_org_ref")} AS buyer_id,
+         {canonical_org_id_sql("p.supplier_org_ref")} AS supplier_id
   FROM {INT_PROCUREMENT_AWARDS.qualified} p
 ),
 projects AS (SELECT project_id, partnership_id FROM {stg_governance.STG_PROJECTS.qualified}),

@@ -26,7 +26,7 @@ from dagster_duckdb import DuckDBResource
 from assets.common.money import AMOUNT_TYPE
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
 from assets.intermediate.int_control_edges import INT_CONTROL_EDGES, ownership_modules
-from assets.intermediate.int_org_identity import INT_ORG_IDENTITY
+from assets.intermediate.int_org_identity import INT_ORG_IDENTITY, canonical_org_id_sql
 from assets.intermediate.int_procurement_awards import (
     INT_PROCUREMENT_AWARDS,
     contract_project_links_sql,
@@ -61,7 +61,6 @@ RED_FLAGS = TableSpec(
 
 _EDGES = INT_CONTROL_EDGES.qualified
 _CONTRACTS = INT_PROCUREMENT_AWARDS.qualified
-_IDENTITY = INT_ORG_IDENTITY.qualified
 
 # parties controlling a node: everyone up its current ownership/control chains, with each
 # link's basis and share and the share multiplied along the chain (NULL as soon as a link is
@@ -98,12 +97,11 @@ up AS (
 SELECT start_id, node, node_name, path, path_text, evidence, depth, smin, smax FROM up
 """
 
-_CANON = f"coalesce((SELECT i.org_id FROM {_IDENTITY} i WHERE i.org_ref = {{ref}}), {{ref}})"
 
 # bidders of a tender: OCDS parties with role tenderer (inline tender.tenderers carry it too)
 _BIDDERS = f"""
 SELECT DISTINCT ON (b.ocid, bidder_id)
-  b.ocid AS process_id, {_CANON.format(ref="b.party_org_ref")} AS bidder_id,
+  b.ocid AS process_id, {canonical_org_id_sql("b.party_org_ref")} AS bidder_id,
   b.party_name AS bidder_name,
   b.source_system || ':' || b.source_file || ':' || b.ocid || '/parties/' || b.party_key AS ev
 FROM {stg_ocds.STG_PARTIES.qualified} b
@@ -131,7 +129,7 @@ def _founding_sql() -> str:
         return "SELECT NULL::VARCHAR AS org_id, NULL::DATE AS founding_date, NULL::VARCHAR AS ev WHERE false"
     union = " UNION ALL ".join(f"SELECT * FROM ({q})" for q in parts)
     return f"""
-    SELECT {_CANON.format(ref="f.org_ref")} AS org_id, min(f.founding_date) AS founding_date,
+    SELECT {canonical_org_id_sql("f.org_ref")} AS org_id, min(f.founding_date) AS founding_date,
       arg_min(f.source_system || ':' || f.source_file || ':' || f.source_record_id,
               (f.founding_date, f.source_file, f.source_record_id)) AS ev
     FROM ({union}) f WHERE f.founding_date IS NOT NULL
@@ -150,8 +148,8 @@ bidders AS ({_BIDDERS}),
 tender_dates AS ({_TENDER_DATES}),
 founded AS ({_founding_sql()}),
 contracts AS (
-  SELECT c.*, {_CANON.format(ref="c.supplier_org_ref")} AS supplier_id,
-         {_CANON.format(ref="c.buyer_org_ref")} AS buyer_id
+  SELECT c.*, {canonical_org_id_sql("c.supplier_org_ref")} AS supplier_id,
+         {canonical_org_id_sql("c.buyer_org_ref")} AS buyer_id
   FROM {_CONTRACTS} c
 ),
 contract_project AS ({contract_project_links_sql()}),
