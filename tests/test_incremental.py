@@ -262,3 +262,16 @@ def test_when_a_check_ran_is_not_an_input_change() -> None:
     assert fingerprint.content_fingerprint(con, "quality.gx_results") == first
     con.execute("UPDATE quality.gx_results SET success = false")
     assert fingerprint.content_fingerprint(con, "quality.gx_results") != first
+
+
+def test_an_asset_reading_some_rows_only_sees_those_rows_change() -> None:
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA quality")
+    con.execute("CREATE TABLE quality.gx_results (suite VARCHAR, success BOOLEAN)")
+    con.execute("INSERT INTO quality.gx_results VALUES ('staging__a', true), ('marts__b', true)")
+    staging_only = "quality.gx_results WHERE starts_with(suite, 'staging__')"
+    first = fingerprint.input_fingerprint(con, ["marts.x"], [staging_only])
+    con.execute("UPDATE quality.gx_results SET success = false WHERE suite = 'marts__b'")
+    assert fingerprint.input_fingerprint(con, ["marts.x"], [staging_only]) == first
+    con.execute("UPDATE quality.gx_results SET success = false WHERE suite = 'staging__a'")
+    assert fingerprint.input_fingerprint(con, ["marts.x"], [staging_only]) != first

@@ -80,21 +80,24 @@ def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str] | No
     return [r[0] for r in rows] or None
 
 
-def content_fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> str:
+def content_fingerprint(con: duckdb.DuckDBPyConnection, name: str) -> str:
     """Fingerprint of a table nobody stored one for: per source file when it has provenance
-    columns (cheap: raw tables change a whole file at a time), else every row."""
+    columns (cheap: raw tables change a whole file at a time), else every row. `name` may
+    be `"layer.table WHERE condition"` for an asset that reads only those rows."""
+    table, _, condition = name.partition(" WHERE ")
+    where = f" WHERE {condition}" if condition else ""
     columns = _table_columns(con, table)
     if columns is None:
         return "absent"
     if set(columns) >= _PROVENANCE:
         rows = con.execute(
             f"SELECT source_file, file_sha256, CAST(max(loaded_at) AS VARCHAR), count(*) "
-            f"FROM {table} GROUP BY ALL ORDER BY ALL"
+            f"FROM {table}{where} GROUP BY ALL ORDER BY ALL"
         ).fetchall()
         payload = json.dumps(rows, default=str)
     else:
         kept = ", ".join(f'"{c}"' for c in columns if c not in _VOLATILE)
-        rows = con.execute(f"SELECT count(*), sum(hash({kept})) FROM {table}").fetchall()
+        rows = con.execute(f"SELECT count(*), sum(hash({kept})) FROM {table}{where}").fetchall()
         payload = json.dumps([columns, *rows], default=str)
     return "content:" + hashlib.sha256(payload.encode()).hexdigest()
 
@@ -123,10 +126,10 @@ def input_fingerprint(
     inputs = sorted(set(inputs))
     stored = _stored(con, inputs)
     parts: dict[str, Any] = {"code": code_version(), "assets": sorted(own_keys), "extra": extra}
-    for table in inputs:
-        hit = stored.get(table)
-        exists = _table_columns(con, table) is not None
-        parts[table] = hit[0] if hit and exists else content_fingerprint(con, table)
+    for name in inputs:
+        hit = stored.get(name)
+        exists = _table_columns(con, name.partition(" WHERE ")[0]) is not None
+        parts[name] = hit[0] if hit and exists else content_fingerprint(con, name)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
