@@ -19,6 +19,8 @@ from decimal import Decimal, InvalidOperation
 import currency_converter
 import duckdb
 
+from assets.common.tables import scalar_int
+
 # Amounts are DECIMAL(18,4): exact sums up to 10^14; anything larger is treated as absurd.
 AMOUNT_TYPE = "DECIMAL(18,4)"
 RATE_TYPE = "DECIMAL(18,6)"
@@ -114,8 +116,7 @@ def load_ecb_rates(con: duckdb.DuckDBPyConnection, table: str) -> int:
         ORDER BY 1, 2"""
     )
     con.unregister("_ecb_rates_arrow")
-    row = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0]
-    return int(row[0]) if row else 0
+    return scalar_int(con, f"SELECT count(*) FROM {table}")
 
 
 def to_eur_sql(source: str, rates_table: str) -> str:

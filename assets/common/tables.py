@@ -116,9 +116,18 @@ def rebuild_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, select_sql: s
     return row_count(con, spec)
 
 
+def scalar_int(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object] = ()) -> int:
+    """First value of a one-row query as an int (0 for no row or NULL).
+
+    The one place counts are read: fetchall, because DuckDB 2.0 leaves a fetchone() result
+    open, which breaks a later register() or transaction on the same connection.
+    """
+    rows = con.execute(sql, list(params)).fetchall()
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+
 def row_count(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> int:
-    row = con.execute(f"SELECT count(*) FROM {spec.qualified}").fetchall()[0]
-    return int(row[0]) if row else 0
+    return scalar_int(con, f"SELECT count(*) FROM {spec.qualified}")
 
 
 def check_columns_match(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:

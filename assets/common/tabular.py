@@ -30,7 +30,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from assets.common.tables import sql_literal
+from assets.common.tables import scalar_int, sql_literal
 from assets.raw.ingest import FileContext, Reject
 
 BATCH_ROWS = 50_000
@@ -221,7 +221,7 @@ def _csv_with_duckdb(
     probe = con.cursor()
     try:
         probe.execute(f"SELECT count(*) FROM {read}", [str(path)]).fetchall()
-        if probe.execute("SELECT count(*) FROM _tab_rejects").fetchall()[0][0]:
+        if scalar_int(probe, "SELECT count(*) FROM _tab_rejects"):
             return None
     except duckdb.Error:
         return None
@@ -229,9 +229,7 @@ def _csv_with_duckdb(
         probe.close()
     con.execute("DROP TABLE IF EXISTS _tab_rejects; DROP TABLE IF EXISTS _tab_scans")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _tab_file AS SELECT * FROM {read}", [str(path)])
-    # fetchall: an open result would make the fallback's con.register() fail
-    bad = con.execute("SELECT count(*) FROM _tab_rejects").fetchall()
-    if bad[0][0]:
+    if scalar_int(con, "SELECT count(*) FROM _tab_rejects"):
         con.execute("DROP TABLE _tab_file")
         return None
     cols = sorted(header.mapping)
@@ -245,9 +243,9 @@ def _csv_with_duckdb(
         "FROM (SELECT *, rowid - min(rowid) OVER () + 1 AS _n FROM _tab_file) "
         f"WHERE NOT ({all_empty})"
     )
-    row = con.execute(f"SELECT count(*) FROM _tab_file WHERE NOT ({all_empty})").fetchall()[0]
+    rows = scalar_int(con, f"SELECT count(*) FROM _tab_file WHERE NOT ({all_empty})")
     con.execute("DROP TABLE _tab_file")
-    return int(row[0]) if row else 0
+    return rows
 
 
 def _csv_with_python(

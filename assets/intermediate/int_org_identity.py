@@ -222,6 +222,6 @@ def int_org_identity(duckdb: DuckDBResource) -> dg.MaterializeResult:
         merged = con.execute(
             f"SELECT count(*) FILTER (WHERE org_ref <> org_id), count(DISTINCT org_id) "
             f"FROM {INT_ORG_IDENTITY.qualified}"
-        ).fetchone()
-        extra = {"refs_merged": merged[0], "organisations": merged[1]} if merged else {}
+        ).fetchall()
+        extra = {"refs_merged": merged[0][0], "organisations": merged[0][1]} if merged else {}
         return materialize_result(con, INT_ORG_IDENTITY, extra)

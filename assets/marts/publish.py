@@ -22,7 +22,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from assets.common.tables import TableSpec, sql_literal
+from assets.common.tables import TableSpec, scalar_int, sql_literal
 from assets.marts.control import FUNDING_STREAM_CONTROL, PROJECT_CONTROL, ULTIMATE_CONTROLLERS
 from assets.marts.core import FUNDING_STREAMS, MONEY_FLOWS, ORGANISATIONS
 from assets.marts.data_quality import DATA_QUALITY
@@ -111,8 +111,9 @@ def publish_marts(
                 )
                 for stmt in spec.comment_statements(catalog=_ALIAS):
                     con.execute(stmt)
-                row = con.execute(f"SELECT count(*) FROM {_ALIAS}.{spec.qualified}").fetchall()[0]
-                counts[spec.name] = int(row[0]) if row else 0
+                counts[spec.name] = scalar_int(
+                    con, f"SELECT count(*) FROM {_ALIAS}.{spec.qualified}"
+                )
             con.execute(f"CHECKPOINT {_ALIAS}")
             if tmp_export is not None:
                 # exported from the file being published, so both always hold the same rows

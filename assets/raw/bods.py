@@ -43,7 +43,7 @@ import ijson
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
-from assets.common.tables import Column, TableSpec, materialize_result
+from assets.common.tables import Column, TableSpec, materialize_result, scalar_int
 from assets.raw.ingest import (
     PROVENANCE_COLUMNS,
     FileContext,
@@ -418,16 +418,13 @@ def parse_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> 
     w.flush()
     if path.name.lower().endswith(".gz"):
         fmt += ".gz"
-    private = con.execute(
+    private = scalar_int(
+        con,
         f"SELECT count(*) FROM {RAW_BODS.qualified} WHERE source_file = ? "
         "AND private_fields_removed IS NOT NULL",
         [ctx.source_file],
-    ).fetchone()
-    note = (
-        f"personal fields removed from {private[0]} statements before storage"
-        if private and private[0]
-        else None
     )
+    note = f"personal fields removed from {private} statements before storage" if private else None
     return ParseResult(w.written, fmt, "utf-8", w.rejects, note)
 
 

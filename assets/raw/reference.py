@@ -15,7 +15,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from assets.common.money import RATE_TYPE, load_ecb_rates
-from assets.common.tables import Column, TableSpec, create_table, materialize_result
+from assets.common.tables import Column, TableSpec, create_table, materialize_result, row_count
 from pipelines.resources import FundtraceSettings
 
 SHIPPED_DIR = Path(__file__).parent / "reference_data"
@@ -117,8 +117,7 @@ def load_reference_csv(
         con.execute(f"DELETE FROM {spec.qualified} WHERE {key} IN (SELECT {key} FROM _ref)")
         con.execute(f"INSERT INTO {spec.qualified} SELECT * FROM _ref")
     con.execute(f"UPDATE {spec.qualified} SET level = lower(level)")
-    row = con.execute(f"SELECT count(*) FROM {spec.qualified}").fetchall()[0]
-    return int(row[0]) if row else 0
+    return row_count(con, spec)
 
 
 @dg.asset(

@@ -27,7 +27,7 @@ import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from assets.common.files import detect_encoding, transcode_to_utf8
-from assets.common.tables import Column, TableSpec, materialize_result
+from assets.common.tables import Column, TableSpec, materialize_result, scalar_int
 from assets.raw.ingest import (
     PROVENANCE_COLUMNS,
     FileContext,
@@ -327,9 +327,9 @@ def _csv_with_duckdb(
         f"FROM (SELECT *, rowid - min(rowid) OVER () + 1 AS _n FROM _csv_file) "
         f"WHERE NOT ({all_empty})"
     )
-    row = con.execute(f"SELECT count(*) FROM _csv_file WHERE NOT ({all_empty})").fetchall()[0]
+    rows = scalar_int(con, f"SELECT count(*) FROM _csv_file WHERE NOT ({all_empty})")
     con.execute("DROP TABLE _csv_file")
-    return (int(row[0]) if row else 0), []
+    return rows, []
 
 
 def _csv_with_python(

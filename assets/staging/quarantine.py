@@ -2,7 +2,7 @@
 
 import duckdb
 
-from assets.common.tables import Column, TableSpec, create_table
+from assets.common.tables import Column, TableSpec, create_table, scalar_int
 
 STG_QUARANTINE = TableSpec(
     schema="staging",
@@ -41,8 +41,8 @@ def replace_quarantine(
         "ORDER BY source_file, source_row",
         [source_system, staging_table],
     )
-    row = con.execute(
+    return scalar_int(
+        con,
         f"SELECT count(*) FROM {STG_QUARANTINE.qualified} WHERE staging_table = ?",
         [staging_table],
-    ).fetchall()[0]
-    return int(row[0]) if row else 0
+    )
