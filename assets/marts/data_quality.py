@@ -150,6 +150,13 @@ def build_data_quality(con: duckdb.DuckDBPyConnection) -> int:
     return rebuild_table(con, DATA_QUALITY, " UNION ALL ".join(parts))
 
 
+# Reads the shared manifest, quarantines and GX results besides its deps: only the rows of
+# its SOURCES, because other staging tables and the later layers' checks write theirs after
+# this asset was built, which would make every next run look changed.
+_STAGED = ", ".join(f"'{src.staging.name}'" for src in SOURCES)
+_SUITES = ", ".join(f"'{src.staging.schema}__{src.staging.name}'" for src in SOURCES)
+
+
 @dg.asset(
     key=DATA_QUALITY.asset_key,
     group_name="marts",
@@ -157,15 +164,12 @@ def build_data_quality(con: duckdb.DuckDBPyConnection) -> int:
     description=DATA_QUALITY.doc,
     deps=[src.staging.asset_key for src in SOURCES] + [src.raw.asset_key for src in SOURCES],
 )
-# reads the shared manifest, quarantine and GX results besides its deps
 @skip_unchanged(
     extra_tables=(
         FILE_MANIFEST.qualified,
         QUARANTINE.qualified,
-        STG_QUARANTINE.qualified,
-        # only the staging suites: checks of later layers write their results after this
-        # asset was built, which would make every next run look changed
-        f"{GX_RESULTS_TABLE} WHERE starts_with(suite, 'staging__')",
+        f"{STG_QUARANTINE.qualified} WHERE staging_table IN ({_STAGED})",
+        f"{GX_RESULTS_TABLE} WHERE suite IN ({_SUITES})",
     )
 )
 def data_quality(duckdb: DuckDBResource) -> dg.MaterializeResult:
