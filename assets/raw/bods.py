@@ -43,14 +43,14 @@ import ijson
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
-from assets.common.tables import Column, TableSpec, materialize_result, scalar_int
+from assets.common.tables import Column, TableSpec, scalar_int
 from assets.raw.ingest import (
     PROVENANCE_COLUMNS,
     FileContext,
     FileRejected,
     ParseResult,
     Reject,
-    ingest_folder,
+    ingest_single_table,
 )
 from pipelines.resources import FundtraceSettings
 
@@ -439,7 +439,7 @@ def raw_bods_statements(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource, fundtrace: FundtraceSettings
 ) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        report = ingest_folder(
+        return ingest_single_table(
             con,
             source_system=SOURCE_SYSTEM,
             raw_dir=fundtrace.raw_path,
@@ -450,9 +450,3 @@ def raw_bods_statements(
             parser_version=PARSER_VERSION,
             log=context.log.info,
         )
-        context.log.info(
-            f"{SOURCE_SYSTEM}: {report.files_seen} files, {report.files_parsed} parsed, "
-            f"{report.files_unchanged} unchanged, {report.files_removed} removed, "
-            f"{report.files_failed} failed"
-        )
-        return materialize_result(con, RAW_BODS, report.as_metadata())

@@ -42,7 +42,7 @@ from assets.raw.ingest import (
     FileRejected,
     ParseResult,
     Reject,
-    ingest_folder,
+    ingest_single_table,
 )
 from pipelines.resources import FundtraceSettings
 
@@ -616,7 +616,7 @@ def raw_council_spend(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource, fundtrace: FundtraceSettings
 ) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        report = ingest_folder(
+        return ingest_single_table(
             con,
             source_system=SOURCE_SYSTEM,
             raw_dir=fundtrace.raw_path,
@@ -627,12 +627,6 @@ def raw_council_spend(
             parser_version=PARSER_VERSION,
             log=context.log.info,
         )
-        context.log.info(
-            f"{SOURCE_SYSTEM}: {report.files_seen} files, {report.files_parsed} parsed, "
-            f"{report.files_unchanged} unchanged, {report.files_removed} removed, "
-            f"{report.files_failed} failed"
-        )
-        return materialize_result(con, RAW_SPEND, report.as_metadata())
 
 
 @dg.asset(

@@ -252,9 +252,5 @@ def raw_eu_fts_commitments(
 ) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         report = ingest_fts(con, fundtrace.raw_path, log=context.log.info)
-        context.log.info(
-            f"{SOURCE_SYSTEM}: {report.files_seen} files, {report.files_parsed} parsed, "
-            f"{report.files_unchanged} unchanged, {report.files_removed} removed, "
-            f"{report.files_failed} failed"
-        )
+        context.log.info(report.summary())
         return materialize_result(con, RAW_COMMITMENTS, report.as_metadata())

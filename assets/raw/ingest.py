@@ -20,11 +20,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import dagster as dg
 import duckdb
 
 from assets.common.files import list_source_files, list_unsupported_files, sha256_file
-from assets.common.tables import Column, TableSpec, create_table
+from assets.common.tables import Column, TableSpec, create_table, materialize_result
 
 PROVENANCE_COLUMNS = (
     Column("source_system", "VARCHAR", "Source system the record came from, e.g. 360giving.", False),
@@ -151,6 +153,14 @@ class IngestReport:
             "files_failed": self.files_failed,
             "rows_quarantined_in_parsed_files": self.rows_quarantined,
         }
+
+    def summary(self) -> str:
+        """One progress line for the run log."""
+        return (
+            f"{self.source_system}: {self.files_seen} files, {self.files_parsed} parsed, "
+            f"{self.files_unchanged} unchanged, {self.files_removed} removed, "
+            f"{self.files_failed} failed"
+        )
 
 
 def ensure_ingest_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -323,3 +333,16 @@ def _ingest_one(
 
 def record_json(record: object) -> str:
     return json.dumps(record, ensure_ascii=False, default=str)
+
+
+def ingest_single_table(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    raw_table: TableSpec,
+    log: Callable[[str], None],
+    **ingest_args: Any,
+) -> dg.MaterializeResult:
+    """The body of a one-table raw asset: ingest the folder, log the summary, report the table."""
+    report = ingest_folder(con, raw_table=raw_table, log=log, **ingest_args)
+    log(report.summary())
+    return materialize_result(con, raw_table, report.as_metadata())

@@ -29,14 +29,14 @@ import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from assets.common.files import detect_encoding, transcode_to_utf8
-from assets.common.tables import Column, TableSpec, materialize_result
+from assets.common.tables import Column, TableSpec
 from assets.raw.ingest import (
     PROVENANCE_COLUMNS,
     FileContext,
     FileRejected,
     ParseResult,
     Reject,
-    ingest_folder,
+    ingest_single_table,
 )
 from pipelines.resources import FundtraceSettings
 
@@ -288,7 +288,7 @@ def raw_private_funding(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource, fundtrace: FundtraceSettings
 ) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        report = ingest_folder(
+        return ingest_single_table(
             con,
             source_system=SOURCE_SYSTEM,
             raw_dir=fundtrace.raw_path,
@@ -299,9 +299,3 @@ def raw_private_funding(
             parser_version=PARSER_VERSION,
             log=context.log.info,
         )
-        context.log.info(
-            f"{SOURCE_SYSTEM}: {report.files_seen} files, {report.files_parsed} parsed, "
-            f"{report.files_unchanged} unchanged, {report.files_removed} removed, "
-            f"{report.files_failed} failed"
-        )
-        return materialize_result(con, RAW_PRIVATE, report.as_metadata())

@@ -990,11 +990,7 @@ def raw_ted(
 ) -> Iterator[dg.MaterializeResult]:
     with duckdb.get_connection() as con:
         report = ingest_ted(con, fundtrace.raw_path, log=context.log.info)
-        context.log.info(
-            f"{SOURCE_SYSTEM}: {report.files_seen} files, {report.files_parsed} parsed, "
-            f"{report.files_unchanged} unchanged, {report.files_removed} removed, "
-            f"{report.files_failed} failed"
-        )
+        context.log.info(report.summary())
         for spec in RAW_TABLES:
             result = materialize_result(con, spec, report.as_metadata())
             yield dg.MaterializeResult(asset_key=spec.asset_key, metadata=result.metadata)
