@@ -28,12 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from assets.common.tables import scalar_int, sql_literal
-from assets.raw.ingest import FileContext, Reject
+from assets.raw.ingest import FileContext, Reject, RowWriter
 
-BATCH_ROWS = 50_000
 HEADER_SCAN_ROWS = 30
 CSV_DELIMITERS = (";", ",", "\t", "|")
 # CORDIS objectives run to several thousand characters; the csv default (128 KiB) is too tight
@@ -371,50 +369,6 @@ def load_sheet(
         writer.add(row, n, f"sheet '{header.sheet}' row {header.index + 1 + n}")
     writer.flush()
     return writer.written
-
-
-# ---------------------------------------------------------------------------------- writer
-
-
-class RowWriter:
-    """Buffers text rows and appends them to a raw table (with provenance) in Arrow batches."""
-
-    def __init__(
-        self, con: duckdb.DuckDBPyConnection, ctx: FileContext, table: str, columns: Iterable[str]
-    ):
-        self.con, self.ctx, self.table = con, ctx, table
-        self.columns = list(dict.fromkeys(columns))
-        self.buffer: dict[str, list[Any]] = {c: [] for c in [*self.columns, "_row", "_loc"]}
-        self.written = 0
-
-    def add(self, row: Mapping[str, str | None], source_row: int, locator: str) -> None:
-        for c in self.columns:
-            self.buffer[c].append(row.get(c))
-        self.buffer["_row"].append(source_row)
-        self.buffer["_loc"].append(locator)
-        if len(self.buffer["_row"]) >= BATCH_ROWS:
-            self.flush()
-
-    def flush(self) -> None:
-        n = len(self.buffer["_row"])
-        if not n:
-            return
-        arrow = pa.table(
-            {
-                c: pa.array(v, type=pa.int64() if c == "_row" else pa.string())
-                for c, v in self.buffer.items()
-            }
-        )
-        self.con.register("_tab_batch", arrow)
-        names = ", ".join(self.columns)
-        self.con.execute(
-            f"INSERT INTO {self.table} ({names}, source_system, source_file, file_sha256, "
-            f"loaded_at, source_row, source_locator) "
-            f"SELECT {names}, {self.ctx.provenance_sql()}, _row, _loc FROM _tab_batch"
-        )
-        self.con.unregister("_tab_batch")
-        self.written += n
-        self.buffer = {c: [] for c in self.buffer}
 
 
 def describe_titles(titles: Sequence[str], limit: int = 40) -> str:

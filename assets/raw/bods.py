@@ -40,7 +40,6 @@ from typing import IO, Any
 import dagster as dg
 import duckdb
 import ijson
-import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from assets.common.tables import Column, TableSpec, scalar_int
@@ -50,6 +49,7 @@ from assets.raw.ingest import (
     FileRejected,
     ParseResult,
     Reject,
+    RowWriter,
     ingest_single_table,
 )
 from pipelines.resources import FundtraceSettings
@@ -63,7 +63,6 @@ SUFFIXES = (
 JSON_LINES_SUFFIXES = (".jsonl", ".jl", ".ndjson")
 PARSER_VERSION = "bods-1"
 BATCH_ROWS = 5_000
-BATCH_BYTES = 16 << 20  # flush at ~16 MB of statement text: memory stays flat
 
 # Dropped from person (and untyped) statements before storage: the marts keep names and roles.
 PERSON_PRIVATE_FIELDS = (
@@ -226,10 +225,7 @@ class _Writer:
     """Buffers statement rows and appends them to the raw table through Arrow batches."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, ctx: FileContext):
-        self.con, self.ctx = con, ctx
-        self.buffer: dict[str, list[Any]] = {c: [] for c in [*RAW_FIELDS, "_row", "_loc"]}
-        self.bytes = 0
-        self.written = 0
+        self.out = RowWriter(con, ctx, RAW_BODS.qualified, RAW_FIELDS, batch_rows=BATCH_ROWS)
         self.seen = 0  # statements and rejects: the next source_row is seen + 1
         self.rejects: list[Reject] = []
 
@@ -249,35 +245,14 @@ class _Writer:
             )
             return
         row = statement_row(value)
-        for c in RAW_FIELDS:
-            self.buffer[c].append(row[c])
-        self.buffer["_row"].append(self.next_row())
-        self.buffer["_loc"].append(locator)
-        self.bytes += len(row["statement_json"] or "")
-        if len(self.buffer["_row"]) >= BATCH_ROWS or self.bytes >= BATCH_BYTES:
-            self.flush()
+        self.out.add(row, self.next_row(), locator, size=len(row["statement_json"] or ""))
 
     def flush(self) -> None:
-        n = len(self.buffer["_row"])
-        if not n:
-            return
-        arrow = pa.table(
-            {
-                c: pa.array(v, type=pa.int64() if c == "_row" else pa.string())
-                for c, v in self.buffer.items()
-            }
-        )
-        self.buffer = {c: [] for c in self.buffer}
-        self.bytes = 0
-        self.con.register("_bods_batch", arrow)
-        self.con.execute(
-            f"INSERT INTO {RAW_BODS.qualified} ({', '.join(RAW_FIELDS)}, source_system, "
-            "source_file, file_sha256, loaded_at, source_row, source_locator) "
-            f"SELECT {', '.join(RAW_FIELDS)}, {self.ctx.provenance_sql()}, _row, _loc "
-            "FROM _bods_batch"
-        )
-        self.con.unregister("_bods_batch")
-        self.written += n
+        self.out.flush()
+
+    @property
+    def written(self) -> int:
+        return self.out.written
 
 
 # --------------------------------------------------------------------------- reading

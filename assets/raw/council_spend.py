@@ -27,11 +27,9 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import duckdb
-import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from assets.common.files import detect_encoding, sha256_file, transcode_to_utf8
@@ -42,6 +40,7 @@ from assets.raw.ingest import (
     FileRejected,
     ParseResult,
     Reject,
+    RowWriter,
     ingest_single_table,
 )
 from pipelines.resources import FundtraceSettings
@@ -51,7 +50,6 @@ FOLDER = "council_spend"
 SUFFIXES = (".csv",)
 PARSER_VERSION = "council_spend-1"
 COUNCILS_FILE = "councils.csv"
-BATCH_ROWS = 50_000
 HEADER_SCAN_RECORDS = 20
 _CSV_DIALECT = "delim = ',', quote = '\"', escape = '\"', parallel = false"
 
@@ -336,44 +334,6 @@ def find_header(path: Path, source_file: str) -> tuple[HeaderMap, int, int]:
     raise FileRejected(layout_error(source_file, first[0], first[1]), f"line {first[1]}")
 
 
-class _Writer:
-    """Buffers mapped rows and appends them to the raw table through Arrow batches."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, ctx: FileContext):
-        self.con, self.ctx = con, ctx
-        self.buffer: dict[str, list[Any]] = {c: [] for c in [*FIELD_NAMES, "_row", "_loc"]}
-        self.written = 0
-
-    def add(self, row: dict[str, str | None], source_row: int, locator: str) -> None:
-        for c in FIELD_NAMES:
-            self.buffer[c].append(row.get(c))
-        self.buffer["_row"].append(source_row)
-        self.buffer["_loc"].append(locator)
-        if len(self.buffer["_row"]) >= BATCH_ROWS:
-            self.flush()
-
-    def flush(self) -> None:
-        n = len(self.buffer["_row"])
-        if not n:
-            return
-        arrow = pa.table(
-            {
-                c: pa.array(v, type=pa.int64() if c == "_row" else pa.string())
-                for c, v in self.buffer.items()
-            }
-        )
-        self.con.register("_council_spend_batch", arrow)
-        self.con.execute(
-            f"INSERT INTO {RAW_SPEND.qualified} ({', '.join(FIELD_NAMES)}, source_system, "
-            "source_file, file_sha256, loaded_at, source_row, source_locator) "
-            f"SELECT {', '.join(FIELD_NAMES)}, {self.ctx.provenance_sql()}, _row, _loc "
-            "FROM _council_spend_batch"
-        )
-        self.con.unregister("_council_spend_batch")
-        self.written += n
-        self.buffer = {c: [] for c in self.buffer}
-
-
 def _duckdb_reads_exactly(con: duckdb.DuckDBPyConnection, path: Path, columns: str) -> bool:
     """Whether DuckDB reads every line of `path` with these columns. Tried on a cursor (its own
     transaction): a failed read_csv would otherwise abort the file's ingest transaction."""
@@ -423,7 +383,7 @@ def _read_with_duckdb(
 def _read_with_python(
     con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext, hm: HeaderMap, skip: int
 ) -> tuple[int, list[Reject]]:
-    writer = _Writer(con, ctx)
+    writer = RowWriter(con, ctx, RAW_SPEND.qualified, FIELD_NAMES)
     rejects: list[Reject] = []
     width = len(hm.titles)
     n = 0

@@ -41,11 +41,9 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import duckdb
-import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from assets.common.files import detect_encoding, transcode_to_utf8
@@ -56,6 +54,7 @@ from assets.raw.ingest import (
     FileRejected,
     ParseResult,
     Reject,
+    RowWriter,
     ingest_single_table,
 )
 from pipelines.resources import FundtraceSettings
@@ -64,7 +63,6 @@ SOURCE_SYSTEM = "eu_kohesio"
 FOLDER = "eu_kohesio"
 SUFFIXES = (".csv", ".tsv")
 PARSER_VERSION = "eu_kohesio-1"
-BATCH_ROWS = 50_000
 
 OPERATIONS = "operations"
 BENEFICIARIES = "beneficiaries"
@@ -316,46 +314,6 @@ def split_export_line(line: str, delim: str) -> ExportRow | str:
 # ---------------------------------------------------------------- writer
 
 
-class _Writer:
-    """Buffers rows and appends them to the raw table through Arrow batches."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, ctx: FileContext, layout: str):
-        self.con, self.ctx, self.layout = con, ctx, layout
-        self.columns = [*FIELD_NAMES, "parse_note"]
-        self.buffer: dict[str, list[Any]] = {c: [] for c in [*self.columns, "_row", "_loc"]}
-        self.written = 0
-
-    def add(self, row: dict[str, str | None], source_row: int, locator: str) -> None:
-        for c in self.columns:
-            self.buffer[c].append(row.get(c))
-        self.buffer["_row"].append(source_row)
-        self.buffer["_loc"].append(locator)
-        if len(self.buffer["_row"]) >= BATCH_ROWS:
-            self.flush()
-
-    def flush(self) -> None:
-        n = len(self.buffer["_row"])
-        if not n:
-            return
-        arrow = pa.table(
-            {
-                c: pa.array(v, type=pa.int64() if c == "_row" else pa.string())
-                for c, v in self.buffer.items()
-            }
-        )
-        self.con.register("_kohesio_batch", arrow)
-        self.con.execute(
-            f"INSERT INTO {RAW_KOHESIO.qualified} (layout, {', '.join(self.columns)}, "
-            "source_system, source_file, file_sha256, loaded_at, source_row, source_locator) "
-            f"SELECT ?, {', '.join(self.columns)}, {self.ctx.provenance_sql()}, _row, _loc "
-            "FROM _kohesio_batch",
-            [self.layout],
-        )
-        self.con.unregister("_kohesio_batch")
-        self.written += n
-        self.buffer = {c: [] for c in self.buffer}
-
-
 # ---------------------------------------------------------------- parsing
 
 
@@ -365,7 +323,7 @@ def _lines(fh: Iterable[str]) -> Iterator[str]:
 
 
 def _read_export(
-    lines: Iterator[tuple[int, str]], delim: str, writer: _Writer, rejects: list[Reject]
+    lines: Iterator[tuple[int, str]], delim: str, writer: RowWriter, rejects: list[Reject]
 ) -> None:
     n = 0
     for lineno, line in lines:
@@ -386,7 +344,7 @@ def _read_csv(
     delim: str,
     titles: list[str],
     mapping: dict[int, str],
-    writer: _Writer,
+    writer: RowWriter,
     rejects: list[Reject],
 ) -> None:
     consumed: list[int] = []  # line numbers handed to the csv reader, in order
@@ -455,7 +413,13 @@ def _parse_utf8(
         data: Iterator[tuple[int, str]] = (
             itertools.chain([(first[0], glued)], numbered) if glued is not None else numbered
         )
-        writer = _Writer(con, ctx, layout)
+        writer = RowWriter(
+            con,
+            ctx,
+            RAW_KOHESIO.qualified,
+            [*FIELD_NAMES, "parse_note"],
+            constants={"layout": layout},
+        )
         rejects: list[Reject] = []
         literal = [t.strip() for t in titles] == list(EXPORT_TITLES)
         if literal:

@@ -35,7 +35,6 @@ from typing import Any
 
 import dagster as dg
 import duckdb
-import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from assets.common.files import detect_encoding
@@ -48,6 +47,7 @@ from assets.raw.ingest import (
     IngestReport,
     ParseResult,
     Reject,
+    RowWriter,
     ingest_folder,
 )
 from pipelines.resources import FundtraceSettings
@@ -232,44 +232,6 @@ def _ignored_columns(titles: list[str], mapping: dict[int, str]) -> list[str]:
     return [t.strip() for i, t in enumerate(titles) if i not in mapping and t and t.strip()]
 
 
-class _Writer:
-    """Appends text rows of one table kind to its raw table in Arrow batches."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, ctx: FileContext, kind: TableKind):
-        self.con, self.ctx, self.kind = con, ctx, kind
-        self.buffer: dict[str, list[Any]] = {c: [] for c in [*kind.columns, "_row", "_loc"]}
-        self.written = 0
-
-    def add(self, row: dict[str, str | None], source_row: int, locator: str) -> None:
-        for c in self.kind.columns:
-            self.buffer[c].append(row.get(c))
-        self.buffer["_row"].append(source_row)
-        self.buffer["_loc"].append(locator)
-        if len(self.buffer["_row"]) >= BATCH_ROWS:
-            self.flush()
-
-    def flush(self) -> None:
-        n = len(self.buffer["_row"])
-        if not n:
-            return
-        arrow = pa.table(
-            {
-                c: pa.array(v, type=pa.int64() if c == "_row" else pa.string())
-                for c, v in self.buffer.items()
-            }
-        )
-        cols = ", ".join(self.kind.columns)
-        self.con.register("_governance_batch", arrow)
-        self.con.execute(
-            f"INSERT INTO {self.kind.spec.qualified} ({cols}, source_system, source_file, "
-            "file_sha256, loaded_at, source_row, source_locator) "
-            f"SELECT {cols}, {self.ctx.provenance_sql()}, _row, _loc FROM _governance_batch"
-        )
-        self.con.unregister("_governance_batch")
-        self.written += n
-        self.buffer = {c: [] for c in self.buffer}
-
-
 def _clear_file(con: duckdb.DuckDBPyConnection, source_file: str) -> None:
     # the shared ingest only clears one raw table; a file may feed all four
     for spec in RAW_SPECS:
@@ -328,7 +290,7 @@ def parse_csv(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> P
     if not any(t.strip() for t in titles):
         raise FileRejected(f"{ctx.source_file}: no header row", locator="line 1")
     mapping = map_header(kind, titles, ctx.source_file)
-    writer = _Writer(con, ctx, kind)
+    writer = RowWriter(con, ctx, kind.spec.qualified, kind.columns, batch_rows=BATCH_ROWS)
     rejects: list[Reject] = []
     n = 0
     for n, (line, rec) in enumerate(records, start=1):
@@ -442,7 +404,7 @@ def _read_sheet(
             return 0, []
         map_header(kind, first[1], f"{ctx.source_file} sheet '{name}'")  # raises, naming columns
     mapping = map_header(kind, titles, f"{ctx.source_file} sheet '{name}'")
-    writer = _Writer(con, ctx, kind)
+    writer = RowWriter(con, ctx, kind.spec.qualified, kind.columns, batch_rows=BATCH_ROWS)
     for excel_row, cells in enumerate(rows, start=header_row + 1):
         values = [cell_text(c.value, getattr(c, "number_format", None)) for c in cells]
         if not any(values):

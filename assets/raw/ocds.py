@@ -46,7 +46,6 @@ from typing import IO, Any
 import dagster as dg
 import duckdb
 import ijson
-import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from assets.common.files import detect_encoding, transcode_to_utf8
@@ -57,6 +56,7 @@ from assets.raw.ingest import (
     FileRejected,
     ParseResult,
     Reject,
+    RowWriter,
     ingest_single_table,
 )
 from pipelines.resources import FundtraceSettings
@@ -70,7 +70,6 @@ SUFFIXES = (
 JSON_LINES_SUFFIXES = (".jsonl", ".jl", ".ndjson")
 PARSER_VERSION = "ocds-1"
 BATCH_ROWS = 5_000
-BATCH_BYTES = 16 << 20  # flush a batch of release texts at ~16 MB: memory stays flat
 SNIFF_BYTES = 1 << 20  # a JSON Lines file shows a newline within its first MiB
 _CHUNK = 1 << 20
 
@@ -199,10 +198,9 @@ class _Writer:
     """Buffers release rows and appends them to the raw table through Arrow batches."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, ctx: FileContext):
-        self.con, self.ctx = con, ctx
-        self.buffer: dict[str, list[Any]] = {c: [] for c in [*RELEASE_FIELDS, "_row", "_loc"]}
-        self.bytes = 0
-        self.written = 0
+        self.out = RowWriter(
+            con, ctx, RAW_RELEASES.qualified, RELEASE_FIELDS, batch_rows=BATCH_ROWS
+        )
         self.seen = 0  # releases and rejects: the next source_row is seen + 1
         self.rejects: list[Reject] = []
 
@@ -244,37 +242,14 @@ class _Writer:
             "content_hash": content_hash(release),
             "release_json": text,
         }
-        for c in RELEASE_FIELDS:
-            self.buffer[c].append(row[c])
-        self.buffer["_row"].append(self.next_row())
-        self.buffer["_loc"].append(locator)
-        self.bytes += len(text)
-        if len(self.buffer["_row"]) >= BATCH_ROWS or self.bytes >= BATCH_BYTES:
-            self.flush()
+        self.out.add(row, self.next_row(), locator, size=len(text))
 
     def flush(self) -> None:
-        n = len(self.buffer["_row"])
-        if not n:
-            return
-        _ocds_batch = pa.table(
-            {
-                c: pa.array(v, type=pa.int64() if c == "_row" else pa.string())
-                for c, v in self.buffer.items()
-            }
-        )
-        self.buffer = {c: [] for c in self.buffer}
-        self.bytes = 0
-        # a replacement scan of the local variable, not con.register(): inside the ingest
-        # transaction every registered Arrow table stays alive until COMMIT (measured: memory
-        # grew with the file, 1.2 GB for a 310 MB package; flat this way)
-        self.con.execute(
-            f"INSERT INTO {RAW_RELEASES.qualified} ({', '.join(RELEASE_FIELDS)}, source_system, "
-            "source_file, file_sha256, loaded_at, source_row, source_locator) "
-            f"SELECT {', '.join(RELEASE_FIELDS)}, {self.ctx.provenance_sql()}, _row, _loc "
-            "FROM _ocds_batch"
-        )
-        del _ocds_batch
-        self.written += n
+        self.out.flush()
+
+    @property
+    def written(self) -> int:
+        return self.out.written
 
 
 # --------------------------------------------------------------------------- in-memory values

@@ -25,7 +25,6 @@ from typing import Any
 
 import dagster as dg
 import duckdb
-import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from assets.common.files import detect_encoding, transcode_to_utf8
@@ -36,6 +35,7 @@ from assets.raw.ingest import (
     FileRejected,
     ParseResult,
     Reject,
+    RowWriter,
     ingest_single_table,
 )
 from pipelines.resources import FundtraceSettings
@@ -44,7 +44,6 @@ SOURCE_SYSTEM = "private"
 FOLDER = "private"
 SUFFIXES = (".csv", ".xlsx")
 PARSER_VERSION = "private-1"
-BATCH_ROWS = 50_000
 DELIMITERS = (",", ";", "\t")
 
 FIELDS: dict[str, str] = {
@@ -129,42 +128,6 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-class _Writer:
-    def __init__(self, con: duckdb.DuckDBPyConnection, ctx: FileContext):
-        self.con, self.ctx = con, ctx
-        self.buffer: dict[str, list[Any]] = {c: [] for c in [*FIELD_NAMES, "_row", "_loc"]}
-        self.written = 0
-
-    def add(self, row: dict[str, str | None], source_row: int, locator: str) -> None:
-        for c in FIELD_NAMES:
-            self.buffer[c].append(row.get(c))
-        self.buffer["_row"].append(source_row)
-        self.buffer["_loc"].append(locator)
-        if len(self.buffer["_row"]) >= BATCH_ROWS:
-            self.flush()
-
-    def flush(self) -> None:
-        n = len(self.buffer["_row"])
-        if not n:
-            return
-        arrow = pa.table(
-            {
-                c: pa.array(v, type=pa.int64() if c == "_row" else pa.string())
-                for c, v in self.buffer.items()
-            }
-        )
-        self.con.register("_private_batch", arrow)
-        self.con.execute(
-            f"INSERT INTO {RAW_PRIVATE.qualified} ({', '.join(FIELD_NAMES)}, source_system, "
-            "source_file, file_sha256, loaded_at, source_row, source_locator) "
-            f"SELECT {', '.join(FIELD_NAMES)}, {self.ctx.provenance_sql()}, _row, _loc "
-            "FROM _private_batch"
-        )
-        self.con.unregister("_private_batch")
-        self.written += n
-        self.buffer = {c: [] for c in self.buffer}
-
-
 def _sniff(line: str) -> str:
     counts = {d: line.count(d) for d in DELIMITERS}
     best = max(DELIMITERS, key=lambda d: (counts[d], d == ","))
@@ -186,7 +149,7 @@ def parse_csv(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> P
                 titles.pop()
             mapping = map_titles(titles)
             ignored = check_template(titles, mapping, ctx.source_file)
-            writer = _Writer(con, ctx)
+            writer = RowWriter(con, ctx, RAW_PRIVATE.qualified, FIELD_NAMES)
             rejects: list[Reject] = []
             n = 0
             for rec in _records(reader):
@@ -250,7 +213,7 @@ def parse_xlsx(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> 
         if "instrument" not in mapping.values() or "amount" not in mapping.values():
             continue
         ignored = check_template(titles, mapping, ctx.source_file)
-        writer = _Writer(con, ctx)
+        writer = RowWriter(con, ctx, RAW_PRIVATE.qualified, FIELD_NAMES)
         n = 0
         for sheet_row, rec in enumerate(rows[1:], start=2):
             values = [_text(v) for v in rec]

@@ -42,7 +42,6 @@ from typing import Any
 
 import dagster as dg
 import duckdb
-import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 from lxml import etree  # pyright: ignore[reportAttributeAccessIssue]  (no stubs)
 
@@ -54,6 +53,7 @@ from assets.raw.ingest import (
     FileRejected,
     IngestReport,
     ParseResult,
+    RowWriter,
     ingest_folder,
 )
 from pipelines.resources import FundtraceSettings
@@ -892,21 +892,10 @@ def _insert(
     rows: list[tuple[dict[str, str | None], int, str]],
     ctx: FileContext,
 ) -> None:
-    if not rows:
-        return
-    data: dict[str, list[Any]] = {n: [r[0].get(n) for r in rows] for n in names}
-    data["_row"] = [r[1] for r in rows]
-    data["_loc"] = [r[2] for r in rows]
-    arrow = pa.table(
-        {k: pa.array(v, type=pa.int64() if k == "_row" else pa.string()) for k, v in data.items()}
-    )
-    con.register("_ted_batch", arrow)
-    con.execute(
-        f"INSERT INTO {spec.qualified} ({', '.join(names)}, source_system, source_file, "
-        "file_sha256, loaded_at, source_row, source_locator) "
-        f"SELECT {', '.join(names)}, {ctx.provenance_sql()}, _row, _loc FROM _ted_batch"
-    )
-    con.unregister("_ted_batch")
+    writer = RowWriter(con, ctx, spec.qualified, names)
+    for row, source_row, locator in rows:
+        writer.add(row, source_row, locator)
+    writer.flush()
 
 
 def forget_file(con: duckdb.DuckDBPyConnection, source_file: str) -> None:

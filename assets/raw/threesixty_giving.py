@@ -23,7 +23,6 @@ from typing import Any
 import dagster as dg
 import duckdb
 import ijson
-import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from assets.common.files import detect_encoding, transcode_to_utf8
@@ -34,6 +33,7 @@ from assets.raw.ingest import (
     FileRejected,
     ParseResult,
     Reject,
+    RowWriter,
     ingest_single_table,
     record_json,
 )
@@ -43,7 +43,6 @@ SOURCE_SYSTEM = "360giving"
 FOLDER = "360giving"
 SUFFIXES = (".json", ".csv", ".xlsx")
 PARSER_VERSION = "360giving-2"
-BATCH_ROWS = 50_000
 HEADER_SEARCH_ROWS = 10  # spreadsheet header rows sit at most this far down
 
 # canonical column -> (flattened CSV/XLSX title, JSON path in a grant object)
@@ -172,45 +171,6 @@ def flatten_grant(grant: dict[str, Any]) -> dict[str, str | None]:
     return out
 
 
-class _Writer:
-    """Buffers canonical rows and appends them to the raw table through Arrow batches."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, ctx: FileContext):
-        self.con, self.ctx = con, ctx
-        self.columns = [*FIELD_NAMES, "org_counts"]
-        self.buffer: dict[str, list[Any]] = {c: [] for c in [*self.columns, "_row", "_loc"]}
-        self.written = 0
-
-    def add(self, row: dict[str, str | None], source_row: int, locator: str) -> None:
-        for c in self.columns:
-            self.buffer[c].append(row.get(c))
-        self.buffer["_row"].append(source_row)
-        self.buffer["_loc"].append(locator)
-        if len(self.buffer["_row"]) >= BATCH_ROWS:
-            self.flush()
-
-    def flush(self) -> None:
-        n = len(self.buffer["_row"])
-        if not n:
-            return
-        arrow = pa.table(
-            {
-                c: pa.array(v, type=pa.int64() if c == "_row" else pa.string())
-                for c, v in self.buffer.items()
-            }
-        )
-        self.con.register("_grants_batch", arrow)
-        self.con.execute(
-            f"INSERT INTO {RAW_GRANTS.qualified} ({', '.join(self.columns)}, source_system, "
-            "source_file, file_sha256, loaded_at, source_row, source_locator) "
-            f"SELECT {', '.join(self.columns)}, {self.ctx.provenance_sql()}, _row, _loc "
-            "FROM _grants_batch"
-        )
-        self.con.unregister("_grants_batch")
-        self.written += n
-        self.buffer = {c: [] for c in self.buffer}
-
-
 # ---------------------------------------------------------------- JSON
 
 
@@ -230,7 +190,7 @@ def _has_grants_key(path: Path) -> bool:
 
 
 def parse_json(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
-    writer = _Writer(con, ctx)
+    writer = RowWriter(con, ctx, RAW_GRANTS.qualified, [*FIELD_NAMES, "org_counts"])
     rejects: list[Reject] = []
     index = -1
     try:
@@ -339,7 +299,7 @@ def _csv_with_python(
     titles: list[str],
     mapping: dict[int, str],
 ) -> tuple[int, list[Reject]]:
-    writer = _Writer(con, ctx)
+    writer = RowWriter(con, ctx, RAW_GRANTS.qualified, [*FIELD_NAMES, "org_counts"])
     rejects: list[Reject] = []
     with path.open(encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh)
@@ -393,7 +353,7 @@ def parse_xlsx(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> 
         titles = [_text(v) or "" for v in rows[header_at]]
         mapping = map_titles(titles)
         _require(mapping, titles)
-        writer = _Writer(con, ctx)
+        writer = RowWriter(con, ctx, RAW_GRANTS.qualified, [*FIELD_NAMES, "org_counts"])
         for n, rec in enumerate(rows[header_at + 1 :], start=1):
             values = [_text(v) for v in rec]
             if not any(values):
