@@ -275,3 +275,73 @@ def test_an_asset_reading_some_rows_only_sees_those_rows_change() -> None:
     assert fingerprint.input_fingerprint(con, ["marts.x"], [staging_only]) == first
     con.execute("UPDATE quality.gx_results SET success = false WHERE suite = 'staging__a'")
     assert fingerprint.input_fingerprint(con, ["marts.x"], [staging_only]) != first
+
+
+# ------------------------------------------------------------- assets that write files
+
+
+def _publish(db: Path, marts_file: Path) -> dict[str, dict[str, object]]:
+    from assets.marts.publish import published_marts
+    from assets.marts.report import report_html
+    from pipelines.resources import FundtraceSettings
+
+    result = dg.materialize(
+        [published_marts, report_html],
+        resources={
+            "duckdb": DuckDBResource(database=str(db)),
+            "fundtrace": FundtraceSettings(raw_dir=str(db.parent), marts_db=str(marts_file)),
+        },
+    )
+    assert result.success
+    return {
+        e.asset_key.to_user_string(): {k: v.value for k, v in e.metadata.items()}
+        for e in (
+            m.step_materialization_data.materialization
+            for m in result.get_asset_materialization_events()
+        )
+    }
+
+
+def test_published_marts_and_report_are_rewritten_only_when_a_mart_or_the_file_changed(
+    tmp_path: Path,
+) -> None:
+    from assets.common.tables import create_table, ensure_schemas
+    from assets.marts.publish import PUBLISHED_MARTS, export_dir_for
+    from assets.marts.red_flags import RED_FLAGS
+
+    db, marts_file = tmp_path / "build.duckdb", tmp_path / "out" / "fundtrace.duckdb"
+    report = marts_file.with_name("report.html")
+    with duckdb.connect(str(db)) as con:
+        ensure_schemas(con)
+        for spec in PUBLISHED_MARTS:
+            create_table(con, spec, replace=True)
+
+    first = _publish(db, marts_file)
+    assert not any(SKIPPED in m for m in first.values())
+    states = (marts_file.stat().st_mtime_ns, report.stat().st_mtime_ns)
+
+    again = _publish(db, marts_file)
+    assert SKIPPED in again["marts/published_marts"] and SKIPPED in again["marts/report_html"]
+    assert again["marts/published_marts"]["rows/red_flags"] == 0  # metadata of the last build
+    assert (marts_file.stat().st_mtime_ns, report.stat().st_mtime_ns) == states
+
+    # a mart changed: both are rebuilt and the new row is published
+    with duckdb.connect(str(db)) as con:
+        required = [c for c in RED_FLAGS.columns if not c.nullable]
+        values = ["['x']" if c.type.endswith("[]") else "'x'" for c in required]
+        con.execute(
+            f"INSERT INTO {RED_FLAGS.qualified} ({', '.join(c.name for c in required)}) "
+            f"VALUES ({', '.join(values)})"
+        )
+    changed = _publish(db, marts_file)
+    assert not any(SKIPPED in m for m in changed.values())
+    assert changed["marts/published_marts"]["rows/red_flags"] == 1
+    with duckdb.connect(str(marts_file), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM marts.red_flags").fetchall() == [(1,)]
+
+    # the published file or an export removed behind the pipeline: published again
+    for victim in (marts_file, export_dir_for(marts_file) / "red_flags.parquet", report):
+        victim.unlink()
+        rebuilt = _publish(db, marts_file)
+        assert victim.exists()
+        assert SKIPPED not in rebuilt["marts/report_html"]

@@ -196,6 +196,43 @@ def remember(
         raise
 
 
+def file_state(path: Path) -> str:
+    """Name, size and modification time of a file (or 'absent'): cheap, and changes whenever
+    the file is rewritten or replaced."""
+    if not path.exists():
+        return f"{path.name}:absent"
+    st = path.stat()
+    return f"{path.name}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def skipped_file_output(
+    con: duckdb.DuckDBPyConnection, key: str, fingerprint: str, outputs: Sequence[Path]
+) -> dict[str, Any] | None:
+    """For an asset that writes files outside the database: the metadata of its last build when
+    it was built from `fingerprint` and its `outputs` are still as it left them; else None (and
+    the stale entry is dropped, so a failed rebuild is never taken as current)."""
+    stored = unchanged_payload(con, key, fingerprint)
+    if stored is not None:
+        metadata = dict(dg.deserialize_value(stored, dict))
+        if metadata.get("fundtrace/outputs") == [file_state(p) for p in outputs]:
+            metadata[SKIPPED] = "inputs unchanged since the last build: not rebuilt"
+            return metadata
+        forget(con, [key])
+    return None
+
+
+def remember_file_output(
+    con: duckdb.DuckDBPyConnection,
+    key: str,
+    fingerprint: str,
+    outputs: Sequence[Path],
+    metadata: Mapping[str, Any],
+) -> None:
+    """Store the fingerprint of a file-writing asset with the state of the files it wrote."""
+    stored = {**metadata, "fundtrace/outputs": [file_state(p) for p in outputs]}
+    remember(con, key, fingerprint, None, dg.serialize_value(stored))
+
+
 # --------------------------------------------------------------------------- Dagster wiring
 
 

@@ -22,6 +22,12 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from assets.common.fingerprint import (
+    input_fingerprint,
+    remember_file_output,
+    skipped_file_output,
+    table_name,
+)
 from assets.common.tables import TableSpec, scalar_int, sql_literal
 from assets.marts.control import FUNDING_STREAM_CONTROL, PROJECT_CONTROL, ULTIMATE_CONTROLLERS
 from assets.marts.core import FUNDING_STREAMS, MONEY_FLOWS, ORGANISATIONS
@@ -146,12 +152,20 @@ def published_marts(
 ) -> dg.MaterializeResult:
     target = fundtrace.marts_path
     export_dir = export_dir_for(target)
+    key = "marts.published_marts"
     with duckdb.get_connection() as con:
+        # unchanged marts and an untouched published file: nothing to copy again
+        fingerprint = input_fingerprint(
+            con, [key], [table_name(s.asset_key) for s in PUBLISHED_MARTS], str(target)
+        )
+        skipped = skipped_file_output(con, key, fingerprint, [target, export_dir])
+        if skipped is not None:
+            context.log.info(f"{target}: marts unchanged since it was published, not rewritten")
+            return dg.MaterializeResult(metadata=skipped)
         counts = publish_marts(con, target, export_dir=export_dir)
-    context.log.info(f"published {target} and exports in {export_dir}: {counts}")
-    exports = sorted(p.name for p in export_dir.iterdir())
-    return dg.MaterializeResult(
-        metadata={
+        context.log.info(f"published {target} and exports in {export_dir}: {counts}")
+        exports = sorted(p.name for p in export_dir.iterdir())
+        metadata = {
             "path": dg.MetadataValue.path(str(target)),
             "bytes": target.stat().st_size,
             "export_dir": dg.MetadataValue.path(str(export_dir)),
@@ -159,4 +173,5 @@ def published_marts(
             "csv_max_rows": CSV_MAX_ROWS,
             **{f"rows/{name}": n for name, n in counts.items()},
         }
-    )
+        remember_file_output(con, key, fingerprint, [target, export_dir], metadata)
+    return dg.MaterializeResult(metadata=metadata)

@@ -23,6 +23,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from assets.common.fingerprint import skip_unchanged
 from assets.common.money import AMOUNT_TYPE
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
 from assets.intermediate.int_control_edges import INT_CONTROL_EDGES, ownership_modules
@@ -370,6 +371,7 @@ def build_red_flags(con: duckdb.DuckDBPyConnection) -> int:
         *(spec.asset_key for m in _founding_modules() for spec in m.FOUNDING_DEPS),
     ],
 )
+@skip_unchanged
 def red_flags(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         build_red_flags(con)

@@ -25,7 +25,14 @@ import dagster as dg
 import duckdb
 import plotly.graph_objects as go
 import plotly.io as pio
+from dagster_duckdb import DuckDBResource
 
+from assets.common.fingerprint import (
+    code_version,
+    file_state,
+    remember_file_output,
+    skipped_file_output,
+)
 from assets.marts import publish
 from pipelines.resources import FundtraceSettings
 
@@ -908,12 +915,23 @@ def render_report(
     deps=[publish.published_marts.key],
 )
 def report_html(
-    context: dg.AssetExecutionContext, fundtrace: FundtraceSettings
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource, fundtrace: FundtraceSettings
 ) -> dg.MaterializeResult:
-    target = report_path(fundtrace.marts_path)
-    sizes = render_report(fundtrace.marts_path, target)
-    context.log.info(f"report written to {target} ({sizes['bytes']:,} bytes)")
-    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(target)), **sizes})
+    marts = fundtrace.marts_path
+    target = report_path(marts)
+    key = "marts.report_html"
+    # the published file is only rewritten when a mart changed (see published_marts)
+    fingerprint = f"{code_version()}|{file_state(marts)}"
+    with duckdb.get_connection() as con:
+        skipped = skipped_file_output(con, key, fingerprint, [target])
+        if skipped is not None:
+            context.log.info(f"{target}: published marts unchanged, report not re-rendered")
+            return dg.MaterializeResult(metadata=skipped)
+        sizes = render_report(marts, target)
+        context.log.info(f"report written to {target} ({sizes['bytes']:,} bytes)")
+        metadata = {"path": dg.MetadataValue.path(str(target)), **sizes}
+        remember_file_output(con, key, fingerprint, [target], metadata)
+    return dg.MaterializeResult(metadata=metadata)
 
 
 def main(argv: list[str] | None = None) -> int:
