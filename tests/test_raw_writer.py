@@ -51,3 +51,27 @@ def test_large_records_flush_by_bytes() -> None:
     assert w.written == 2  # 120 bytes buffered: over the limit
     w.flush()  # nothing left: no empty insert
     assert con.execute("SELECT count(*) FROM t").fetchall() == [(2,)]
+
+
+def test_reads_cleanly_probes_outside_the_ingest_transaction(tmp_path: Path) -> None:
+    from assets.raw.ingest import reads_cleanly
+
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    good.write_text("a,b\n1,2\n3,4\n")
+    bad.write_text("a,b\n1,2\n3,4,5,6\n")
+    read = (
+        "SELECT count(*) FROM read_csv(?, header = true, columns = {'a': 'VARCHAR', "
+        "'b': 'VARCHAR'}, ignore_errors = true, store_rejects = true, rejects_table = '_r')"
+    )
+    db = tmp_path / "t.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE t (x INTEGER)")
+    con.execute("BEGIN TRANSACTION")
+    con.execute("INSERT INTO t VALUES (1)")
+    assert reads_cleanly(con, read, [str(good)], rejects_table="_r")
+    assert not reads_cleanly(con, read, [str(bad)], rejects_table="_r")
+    assert not reads_cleanly(con, "SELECT * FROM read_csv(?)", [str(tmp_path / "missing.csv")])
+    # the failed probes left the caller's transaction usable
+    con.execute("INSERT INTO t VALUES (2)")
+    con.execute("COMMIT")
+    assert con.execute("SELECT sum(x) FROM t").fetchall() == [(3,)]

@@ -30,7 +30,7 @@ from typing import Any
 import duckdb
 
 from assets.common.tables import scalar_int, sql_literal
-from assets.raw.ingest import FileContext, Reject, RowWriter
+from assets.raw.ingest import FileContext, Reject, RowWriter, reads_cleanly
 
 HEADER_SCAN_ROWS = 30
 CSV_DELIMITERS = (";", ",", "\t", "|")
@@ -203,11 +203,8 @@ def _csv_with_duckdb(
     header: Header,
     constants: Mapping[str, str | None],
 ) -> int | None:
-    """Fast path; None when DuckDB rejected lines (exact numbering needs the Python reader).
-
-    The file is first scanned on a separate cursor: the caller's connection is inside the
-    ingest transaction, where any DuckDB error (e.g. the dialect sniffer giving up on a small
-    file with one bad row) would abort the transaction and leave no way to fall back."""
+    """Fast path; None when DuckDB rejected lines (exact numbering needs the Python reader)
+    or cannot read the file (e.g. the dialect sniffer giving up on a small file)."""
     width = len(header.titles)
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
     read = (
@@ -216,15 +213,8 @@ def _csv_with_duckdb(
         "escape = '\"', comment = '', ignore_errors = true, store_rejects = true, "
         "rejects_table = '_tab_rejects', rejects_scan = '_tab_scans', parallel = false)"
     )
-    probe = con.cursor()
-    try:
-        probe.execute(f"SELECT count(*) FROM {read}", [str(path)]).fetchall()
-        if scalar_int(probe, "SELECT count(*) FROM _tab_rejects"):
-            return None
-    except duckdb.Error:
+    if not reads_cleanly(con, f"SELECT count(*) FROM {read}", [str(path)], "_tab_rejects"):
         return None
-    finally:
-        probe.close()
     con.execute("DROP TABLE IF EXISTS _tab_rejects; DROP TABLE IF EXISTS _tab_scans")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _tab_file AS SELECT * FROM {read}", [str(path)])
     if scalar_int(con, "SELECT count(*) FROM _tab_rejects"):

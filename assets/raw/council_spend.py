@@ -42,6 +42,7 @@ from assets.raw.ingest import (
     Reject,
     RowWriter,
     ingest_single_table,
+    reads_cleanly,
 )
 from pipelines.resources import FundtraceSettings
 
@@ -335,22 +336,15 @@ def find_header(path: Path, source_file: str) -> tuple[HeaderMap, int, int]:
 
 
 def _duckdb_reads_exactly(con: duckdb.DuckDBPyConnection, path: Path, columns: str) -> bool:
-    """Whether DuckDB reads every line of `path` with these columns. Tried on a cursor (its own
-    transaction): a failed read_csv would otherwise abort the file's ingest transaction."""
-    cur = con.cursor()
-    try:
-        cur.execute(
-            f"SELECT count(*) FROM read_csv(?, header = true, columns = {columns}, {_CSV_DIALECT}, "
-            "ignore_errors = true, store_rejects = true, rejects_table = '_cs_rejects', "
-            "rejects_scan = '_cs_scans')",
-            [str(path)],
-        ).fetchall()
-        bad = cur.execute("SELECT count(*) FROM _cs_rejects").fetchall()
-        return not bad[0][0]
-    except duckdb.Error:
-        return False
-    finally:
-        cur.close()
+    """Whether DuckDB reads every line of `path` with these columns."""
+    return reads_cleanly(
+        con,
+        f"SELECT count(*) FROM read_csv(?, header = true, columns = {columns}, {_CSV_DIALECT}, "
+        "ignore_errors = true, store_rejects = true, rejects_table = '_cs_rejects', "
+        "rejects_scan = '_cs_scans')",
+        [str(path)],
+        rejects_table="_cs_rejects",
+    )
 
 
 def _read_with_duckdb(

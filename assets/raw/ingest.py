@@ -27,7 +27,7 @@ import duckdb
 import pyarrow as pa
 
 from assets.common.files import list_source_files, list_unsupported_files, sha256_file
-from assets.common.tables import Column, TableSpec, create_table, materialize_result
+from assets.common.tables import Column, TableSpec, create_table, materialize_result, scalar_int
 
 PROVENANCE_COLUMNS = (
     Column("source_system", "VARCHAR", "Source system the record came from, e.g. 360giving.", False),
@@ -413,3 +413,23 @@ class RowWriter:
         )
         del _raw_batch
         self.written += n
+
+
+def reads_cleanly(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    params: Sequence[object] = (),
+    rejects_table: str | None = None,
+) -> bool:
+    """Whether DuckDB runs `query` without an error (and, given `rejects_table`, rejects no
+    line): the test a parser makes before its DuckDB fast path. It runs on a separate cursor
+    because the caller is inside the file's ingest transaction, where any DuckDB error would
+    abort the transaction and leave no way to fall back to the Python reader."""
+    cur = con.cursor()
+    try:
+        cur.execute(query, list(params)).fetchall()
+        return not (rejects_table and scalar_int(cur, f"SELECT count(*) FROM {rejects_table}"))
+    except duckdb.Error:
+        return False
+    finally:
+        cur.close()

@@ -35,6 +35,7 @@ from assets.raw.ingest import (
     Reject,
     RowWriter,
     ingest_single_table,
+    reads_cleanly,
     record_json,
 )
 from pipelines.resources import FundtraceSettings
@@ -254,14 +255,9 @@ def _csv_with_duckdb(
 ) -> tuple[int, list[Reject] | None]:
     """Fast path. Returns (rows, []) or (0, None) when DuckDB cannot read the file exactly
     (rejected lines, or a dialect its sniffer refuses): the Python reader takes over."""
-    # DuckDB's sniffer refuses some real files (mixed CRLF/LF); an error inside the ingest
-    # transaction would abort it, so sniff on a separate cursor first
-    try:
-        con.cursor().execute(
-            "SELECT * FROM sniff_csv(?, delim = ',', quote = '\"', escape = '\"', header = true)",
-            [str(path)],
-        ).fetchall()
-    except duckdb.Error:
+    # DuckDB's sniffer refuses some real files (mixed CRLF/LF)
+    sniff = "SELECT * FROM sniff_csv(?, delim = ',', quote = '\"', escape = '\"', header = true)"
+    if not reads_cleanly(con, sniff, [str(path)]):
         return 0, None
     names = [f"c{i}" for i in range(len(titles))]
     columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
