@@ -45,7 +45,6 @@ from assets.common.tabular import (
     synonym_index,
 )
 from assets.raw.ingest import (
-    FILE_MANIFEST,
     PROVENANCE_COLUMNS,
     FileContext,
     FileRejected,
@@ -258,23 +257,6 @@ def forget_file(con: duckdb.DuckDBPyConnection, source_file: str) -> None:
         con.execute(f"DELETE FROM {spec.qualified} WHERE source_file = ?", [source_file])
 
 
-def drop_stale_rows(con: duckdb.DuckDBPyConnection) -> None:
-    """Keep only rows of files whose latest manifest entry loaded (ingest_folder only clears
-    the raw table it is given; this source writes two)."""
-    for spec in RAW_TABLES:
-        create_table(con, spec, replace=False)
-        con.execute(
-            f"""DELETE FROM {spec.qualified} t WHERE NOT EXISTS (
-              SELECT 1 FROM (
-                SELECT source_file, arg_max(file_sha256, ingested_at) AS sha,
-                       arg_max(status, ingested_at) AS status
-                FROM {FILE_MANIFEST.qualified} WHERE source_system = ? GROUP BY source_file
-              ) m WHERE m.source_file = t.source_file AND m.sha = t.file_sha256
-                  AND m.status <> 'failed')""",
-            [SOURCE_SYSTEM],
-        )
-
-
 def _parse_csv(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
     encoding = detect_encoding(path)
     readable = path if encoding == "utf-8" else transcode_to_utf8(path, encoding)
@@ -355,9 +337,7 @@ def ingest_cordis(
     force: bool = False,
 ) -> IngestReport:
     """Ingest every file of the eu_cordis folder into the two raw tables."""
-    for spec in RAW_TABLES:
-        create_table(con, spec, replace=False)
-    report = ingest_folder(
+    return ingest_folder(
         con,
         source_system=SOURCE_SYSTEM,
         raw_dir=raw_dir,
@@ -368,9 +348,8 @@ def ingest_cordis(
         parser_version=PARSER_VERSION,
         log=log,
         force=force,
+        also_tables=[RAW_ORGANISATIONS],
     )
-    drop_stale_rows(con)
-    return report
 
 
 @dg.multi_asset(

@@ -38,9 +38,8 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from assets.common.files import detect_encoding
-from assets.common.tables import Column, TableSpec, create_table, materialize_result
+from assets.common.tables import Column, TableSpec, materialize_result
 from assets.raw.ingest import (
-    FILE_MANIFEST,
     PROVENANCE_COLUMNS,
     FileContext,
     FileRejected,
@@ -425,30 +424,11 @@ def parse_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> 
     raise FileRejected(f"unsupported file type {suffix}")
 
 
-def sync_with_manifest(con: duckdb.DuckDBPyConnection) -> None:
-    """Keep only rows of each file's latest successful ingest in all four raw tables.
-
-    `ingest_folder` forgets deleted files in the one table it is given; this extends that to
-    every register table (and drops rows of a file whose latest version failed).
-    """
-    for spec in RAW_SPECS:
-        con.execute(
-            f"""DELETE FROM {spec.qualified}
-                WHERE source_file || '|' || file_sha256 NOT IN (
-                  SELECT source_file || '|' || arg_max(file_sha256, ingested_at)
-                  FROM {FILE_MANIFEST.qualified} WHERE source_system = ?
-                  GROUP BY source_file HAVING arg_max(status, ingested_at) <> 'failed')""",
-            [SOURCE_SYSTEM],
-        )
-
-
 def ingest_governance(
     con: duckdb.DuckDBPyConnection, raw_dir: Path, log: Any = print, force: bool = False
 ) -> IngestReport:
     """Ingest every register file under `raw_dir/governance` into the four raw tables."""
-    for spec in RAW_SPECS:
-        create_table(con, spec, replace=False)
-    report = ingest_folder(
+    return ingest_folder(
         con,
         source_system=SOURCE_SYSTEM,
         raw_dir=raw_dir,
@@ -459,9 +439,8 @@ def ingest_governance(
         parser_version=PARSER_VERSION,
         log=log,
         force=force,
+        also_tables=[spec for spec in RAW_SPECS if spec is not RAW_PARTNERSHIPS],
     )
-    sync_with_manifest(con)
-    return report
 
 
 @dg.multi_asset(

@@ -187,10 +187,16 @@ def ingest_folder(
     parser_version: str,
     log: Callable[[str], None] = print,
     force: bool = False,
+    also_tables: Sequence[TableSpec] = (),
 ) -> IngestReport:
-    """Bring `raw_table` in line with the files under `raw_dir/folder` (see module doc)."""
+    """Bring `raw_table` in line with the files under `raw_dir/folder` (see module doc).
+
+    `also_tables`: further raw tables the parser writes (e.g. notices beside awards); a file's
+    rows are replaced, rolled back and forgotten in all of them together."""
     ensure_ingest_tables(con)
-    create_table(con, raw_table, replace=False)
+    tables = (raw_table, *also_tables)
+    for spec in tables:
+        create_table(con, spec, replace=False)
     report = IngestReport(source_system)
     src_dir = raw_dir / folder
     files = list_source_files(src_dir, suffixes)
@@ -206,7 +212,7 @@ def ingest_folder(
         ).fetchall()
     }
     for gone in sorted(set(known) - set(present)):
-        _forget_file(con, raw_table, source_system, gone)
+        _forget_file(con, tables, source_system, gone)
         report.files_removed += 1
         log(f"{source_system}: {gone} is gone from the raw folder; its rows were removed")
 
@@ -218,7 +224,7 @@ def ingest_folder(
         ctx = FileContext(
             source_system, path, rel, sha, dt.datetime.now(dt.UTC).replace(tzinfo=None)
         )
-        _ingest_one(con, raw_table, parser, parser_version, ctx, report, log)
+        _ingest_one(con, tables, parser, parser_version, ctx, report, log)
 
     for extra in list_unsupported_files(src_dir, suffixes):
         msg = (
@@ -231,9 +237,10 @@ def ingest_folder(
 
 
 def _forget_file(
-    con: duckdb.DuckDBPyConnection, raw_table: TableSpec, source_system: str, rel: str
+    con: duckdb.DuckDBPyConnection, tables: Sequence[TableSpec], source_system: str, rel: str
 ) -> None:
-    con.execute(f"DELETE FROM {raw_table.qualified} WHERE source_file = ?", [rel])
+    for spec in tables:
+        con.execute(f"DELETE FROM {spec.qualified} WHERE source_file = ?", [rel])
     for spec in (QUARANTINE, FILE_MANIFEST):
         con.execute(
             f"DELETE FROM {spec.qualified} WHERE source_system = ? AND source_file = ?",
@@ -243,7 +250,7 @@ def _forget_file(
 
 def _ingest_one(
     con: duckdb.DuckDBPyConnection,
-    raw_table: TableSpec,
+    tables: Sequence[TableSpec],
     parser: Parser,
     parser_version: str,
     ctx: FileContext,
@@ -255,7 +262,7 @@ def _ingest_one(
     seen = 0
     con.execute("BEGIN TRANSACTION")
     try:
-        _forget_file(con, raw_table, ctx.source_system, ctx.source_file)
+        _forget_file(con, tables, ctx.source_system, ctx.source_file)
         if size == 0:
             raise FileRejected("file is empty (0 bytes)")
         result = parser(con, ctx.path, ctx)
@@ -271,7 +278,7 @@ def _ingest_one(
     except Exception as exc:  # any parser failure isolates the file, never the run
         con.execute("ROLLBACK")
         # the rollback restored the previous version's rows: they no longer match the file
-        _forget_file(con, raw_table, ctx.source_system, ctx.source_file)
+        _forget_file(con, tables, ctx.source_system, ctx.source_file)
         if isinstance(exc, FileRejected):
             reason, locator, seen = exc.reason, exc.locator, exc.rows_seen
         else:

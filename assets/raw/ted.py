@@ -47,7 +47,6 @@ from lxml import etree  # pyright: ignore[reportAttributeAccessIssue]  (no stubs
 
 from assets.common.tables import Column, TableSpec, create_table, materialize_result
 from assets.raw.ingest import (
-    FILE_MANIFEST,
     PROVENANCE_COLUMNS,
     FileContext,
     FileRejected,
@@ -925,27 +924,11 @@ def parse_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> 
     return ParseResult(max(len(parsed.awards), 1), "xml", parsed.encoding, [], message)
 
 
-def sync_with_manifest(con: duckdb.DuckDBPyConnection) -> None:
-    """Keep, in both raw tables, only rows of each file's latest ingest that did not fail
-    (`ingest_folder` clears only the one table it is given)."""
-    for spec in RAW_TABLES:
-        con.execute(
-            f"""DELETE FROM {spec.qualified}
-                WHERE source_file || '|' || file_sha256 NOT IN (
-                  SELECT source_file || '|' || arg_max(file_sha256, ingested_at)
-                  FROM {FILE_MANIFEST.qualified} WHERE source_system = ?
-                  GROUP BY source_file HAVING arg_max(status, ingested_at) <> 'failed')""",
-            [SOURCE_SYSTEM],
-        )
-
-
 def ingest_ted(
     con: duckdb.DuckDBPyConnection, raw_dir: Path, log: Any = print, force: bool = False
 ) -> IngestReport:
     """Ingest every notice under `raw_dir/ted` into the two raw tables."""
-    for spec in RAW_TABLES:
-        create_table(con, spec, replace=False)
-    report = ingest_folder(
+    return ingest_folder(
         con,
         source_system=SOURCE_SYSTEM,
         raw_dir=raw_dir,
@@ -956,9 +939,8 @@ def ingest_ted(
         parser_version=PARSER_VERSION,
         log=log,
         force=force,
+        also_tables=[RAW_NOTICES],
     )
-    sync_with_manifest(con)
-    return report
 
 
 @dg.multi_asset(
