@@ -19,6 +19,8 @@ from typing import TextIO
 import duckdb
 from rapidfuzz import fuzz, process, utils
 
+from assets.marts.published import MartsNotFoundError, open_published_marts
+
 MAX_SUBJECTS = 10
 FUZZY_CUTOFF = (
     75.0  # token_sort_ratio: typos ("Lumenwav Sytems": 83) pass, a shared "Holdings" (54) does not
@@ -244,15 +246,11 @@ def who_controls(
     # looked up per call, so redirected streams (pytest's capsys) are honoured
     stdout: TextIO = out if out is not None else sys.stdout
     stderr: TextIO = err if err is not None else sys.stderr
-    if not marts_db.is_file():
-        print(
-            f"no published marts at {marts_db}: run `make run` first "
-            "(or point FUNDTRACE_MARTS_DB at a published marts file)",
-            file=stderr,
-        )
-        return EXIT_NO_MARTS
     try:
-        con = duckdb.connect(str(marts_db), read_only=True)
+        con = open_published_marts(marts_db)
+    except MartsNotFoundError as exc:
+        print(exc, file=stderr)
+        return EXIT_NO_MARTS
     except duckdb.Error as exc:
         print(f"cannot open {marts_db} read-only: {exc}", file=stderr)
         return EXIT_NO_MARTS

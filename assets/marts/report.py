@@ -33,7 +33,10 @@ from assets.common.fingerprint import (
     remember_file_output,
     skipped_file_output,
 )
+from assets.common.tables import scalar_int
 from assets.marts import publish
+from assets.marts.published import MartsNotFoundError as MartsNotFoundError  # re-exported
+from assets.marts.published import open_published_marts
 from pipelines.resources import FundtraceSettings
 
 REPORT_NAME = "report.html"
@@ -81,10 +84,6 @@ _BASIS_ORDER = (
 _SEVERITY_ORDER = ("high", "medium", "low")
 
 
-class MartsNotFoundError(FileNotFoundError):
-    """The published marts file to render from does not exist."""
-
-
 def report_path(marts_db: Path) -> Path:
     """Where the report lives: next to the published marts file."""
     return marts_db.with_name(REPORT_NAME)
@@ -99,11 +98,6 @@ def _rows(
     cur = con.execute(sql, params if isinstance(params, dict) else list(params))
     names = [d[0] for d in cur.description or ()]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-
-
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
-    rows = con.execute(sql).fetchall()
-    return rows[0][0] if rows else None
 
 
 def _order_case(column: str, values: Sequence[str]) -> str:
@@ -548,7 +542,7 @@ def _grouped_control_table(
 
 def _streams_section(con: duckdb.DuckDBPyConnection) -> str:
     rows = _streams(con)
-    total = int(_scalar(con, "SELECT count(*) FROM marts.funding_streams") or 0)
+    total = scalar_int(con, "SELECT count(*) FROM marts.funding_streams")
 
     def head(r: dict) -> str:
         programme = r.get("programme") or "(no named programme)"
@@ -571,7 +565,7 @@ def _streams_section(con: duckdb.DuckDBPyConnection) -> str:
 
 def _projects_section(con: duckdb.DuckDBPyConnection) -> str:
     rows = _projects(con)
-    total = int(_scalar(con, "SELECT count(DISTINCT project_id) FROM marts.project_control") or 0)
+    total = scalar_int(con, "SELECT count(DISTINCT project_id) FROM marts.project_control")
 
     def head(r: dict) -> str:
         return (
@@ -595,7 +589,7 @@ def _projects_section(con: duckdb.DuckDBPyConnection) -> str:
 
 def _owners_section(con: duckdb.DuckDBPyConnection) -> str:
     rows = _owners(con)
-    total = int(_scalar(con, "SELECT count(*) FROM marts.ultimate_controllers") or 0)
+    total = scalar_int(con, "SELECT count(*) FROM marts.ultimate_controllers")
     if not rows:
         return "<p>No ownership chains recorded.</p>"
     body = [
@@ -729,9 +723,7 @@ def _quality_section(con: duckdb.DuckDBPyConnection) -> str:
         ]
         for r in summary
     ]
-    total_issues = int(
-        _scalar(con, "SELECT count(*) FROM marts.data_quality WHERE status <> 'ok'") or 0
-    )
+    total_issues = scalar_int(con, "SELECT count(*) FROM marts.data_quality WHERE status <> 'ok'")
     issue_rows = [
         [
             _e(r["source_system"]),
@@ -835,21 +827,13 @@ def render_report(
 ) -> dict[str, int]:
     """Write the report for the published marts file `marts_db` to `out` (replaced atomically)
     and return sizes. Reads the marts read-only; raises MartsNotFoundError when absent."""
-    marts_db = Path(marts_db)
-    if not marts_db.is_file():
-        raise MartsNotFoundError(
-            f"no published marts file at {marts_db}: build it first with `make run` "
-            "(or set FUNDTRACE_MARTS_DB to an existing marts file)"
-        )
-    con = duckdb.connect(str(marts_db), read_only=True)
+    con = open_published_marts(Path(marts_db))
     try:
         counts = {
-            t: int(_scalar(con, f"SELECT count(*) FROM marts.{t}") or 0)
+            t: scalar_int(con, f"SELECT count(*) FROM marts.{t}")
             for t in ("money_flows", "funding_streams", "project_control", "red_flags")
         }
-        projects = int(
-            _scalar(con, "SELECT count(DISTINCT project_id) FROM marts.project_control") or 0
-        )
+        projects = scalar_int(con, "SELECT count(DISTINCT project_id) FROM marts.project_control")
         sections = [
             ("flows", "Money flows", _sankey_section(con, sankey_max_orgs)),
             ("streams", "Who controls each funding stream", _streams_section(con)),
