@@ -33,6 +33,8 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from assets.common.tables import scalar_int, table_columns
+
 ASSETS_DIR = Path(__file__).resolve().parents[1]
 FINGERPRINTS = "quality.build_fingerprints"
 SKIPPED = "fundtrace/skipped"
@@ -70,23 +72,13 @@ def ensure_fingerprint_table(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str] | None:
-    schema, _, name = table.partition(".")
-    rows = con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_catalog = "
-        "current_database() AND table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-        [schema, name],
-    ).fetchall()
-    return [r[0] for r in rows] or None
-
-
 def content_fingerprint(con: duckdb.DuckDBPyConnection, name: str) -> str:
     """Fingerprint of a table nobody stored one for: per source file when it has provenance
     columns (cheap: raw tables change a whole file at a time), else every row. `name` may
     be `"layer.table WHERE condition"` for an asset that reads only those rows."""
     table, _, condition = name.partition(" WHERE ")
     where = f" WHERE {condition}" if condition else ""
-    columns = _table_columns(con, table)
+    columns = table_columns(con, table)
     if columns is None:
         return "absent"
     if set(columns) >= _PROVENANCE:
@@ -106,7 +98,7 @@ def _stored(
     con: duckdb.DuckDBPyConnection, keys: Iterable[str]
 ) -> dict[str, tuple[str, int | None, str | None]]:
     keys = list(keys)
-    if not keys or _table_columns(con, FINGERPRINTS) is None:
+    if not keys or table_columns(con, FINGERPRINTS) is None:
         return {}
     rows = con.execute(
         f"SELECT asset_key, fingerprint, row_count, metadata FROM {FINGERPRINTS} "
@@ -128,15 +120,15 @@ def input_fingerprint(
     parts: dict[str, Any] = {"code": code_version(), "assets": sorted(own_keys), "extra": extra}
     for name in inputs:
         hit = stored.get(name)
-        exists = _table_columns(con, name.partition(" WHERE ")[0]) is not None
+        exists = table_columns(con, name.partition(" WHERE ")[0]) is not None
         parts[name] = hit[0] if hit and exists else content_fingerprint(con, name)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 def _row_count(con: duckdb.DuckDBPyConnection, table: str) -> int | None:
-    if _table_columns(con, table) is None:
+    if table_columns(con, table) is None:
         return None
-    return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+    return scalar_int(con, f"SELECT count(*) FROM {table}")
 
 
 def unchanged(

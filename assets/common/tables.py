@@ -130,16 +130,20 @@ def row_count(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> int:
     return scalar_int(con, f"SELECT count(*) FROM {spec.qualified}")
 
 
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str] | None:
+    """Column names of `schema.table` in the connection's own database; None when absent."""
+    schema, _, name = table.partition(".")
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_catalog = "
+        "current_database() AND table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+        [schema, name],
+    ).fetchall()
+    return [r[0] for r in rows] or None
+
+
 def check_columns_match(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
     """Fail loudly when the table in the database no longer matches its spec."""
-    actual = [
-        r[0]
-        for r in con.execute(
-            "SELECT column_name FROM information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-            [spec.schema, spec.name],
-        ).fetchall()
-    ]
+    actual = table_columns(con, spec.qualified) or []
     if actual != spec.column_names:
         raise RuntimeError(
             f"{spec.qualified}: columns {actual} differ from its TableSpec {spec.column_names}"
