@@ -1,11 +1,6 @@
-"""Entity resolution: every organisation mention, and every candidate match decided.
+"""Entity resolution, step 2: every candidate match decided.
 
-`intermediate.int_org_mentions` collects each organisation reference published by any staged
-source (money flows, CORDIS participants, FTS beneficiaries, governance members, accountable
-bodies, partnerships, asset owners, and when present OCDS parties, TED buyers/winners and BODS
-entities) with its name, country and the secondary identifiers published next to it (VAT
-number, PIC, company number, additional identifiers).
-
+The input is `intermediate.int_org_mentions` (assets/intermediate/int_org_mentions.py).
 `intermediate.int_org_matches` holds every decision taken on a candidate pair, accepted or
 rejected, in the order it was taken. Methods, strongest first:
 
@@ -50,23 +45,30 @@ import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 from rapidfuzz import fuzz
 
-from assets.common import eu_vat, unicode_names
 from assets.common.files import detect_encoding, sha256_file
 from assets.common.fingerprint import skip_unchanged
-from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
-from assets.intermediate.int_money_flows import INT_MONEY_FLOWS
-from assets.raw.reference import ORGID_PREFIXES
-from assets.staging import (
-    stg_360giving_grants,
-    stg_bods,
-    stg_cordis,
-    stg_eu_fts_commitments,
-    stg_governance,
-    stg_kohesio,
-    stg_ocds,
-    stg_private_funding,
-    stg_ted_awards,
+from assets.common.tables import (
+    Column,
+    TableSpec,
+    materialize_result,
+    rebuild_table,
+    table_columns,
 )
+
+# mentions live in their own module; re-exported for callers of this one
+from assets.intermediate.int_org_mentions import (
+    INT_ORG_MENTIONS as INT_ORG_MENTIONS,
+)
+from assets.intermediate.int_org_mentions import (
+    build_int_org_mentions as build_int_org_mentions,
+)
+from assets.intermediate.int_org_mentions import (
+    install_macros as install_macros,
+)
+from assets.intermediate.int_org_mentions import (
+    int_org_mentions as int_org_mentions,
+)
+from assets.raw.reference import ORGID_PREFIXES
 from pipelines.resources import FundtraceSettings
 
 
@@ -114,29 +116,6 @@ NAME_METHODS = ("exact_name", "fuzzy_name")
 # id, 4 FTNAME-, 9 redacted); the canonical id of a cluster is its strongest member.
 RANK_REGISTRY, RANK_NEVER = 0, 9
 
-INT_ORG_MENTIONS = TableSpec(
-    schema="intermediate",
-    name="int_org_mentions",
-    grain="one distinct way an organisation reference is published: reference x name x "
-    "country x secondary identifiers x role x source table",
-    description="Every organisation reference published by any staged source, with the name, "
-    "country and secondary identifiers (VAT, PIC, company number...) published next to it and "
-    "the files it comes from: the input of entity resolution.",
-    columns=(
-        Column("org_ref", "VARCHAR", "Organisation reference as used in staging/intermediate tables.", False),
-        Column("name", "VARCHAR", "Name published with it (spaces tidied)."),
-        Column("name_key", "VARCHAR", "Normalised name used for matching (ft_match_key: no case, punctuation, accents, HTML entities or legal forms)."),
-        Column("country", "VARCHAR", "ISO 3166-1 alpha-2 country published with it."),
-        Column("kind", "VARCHAR", "organisation | person | individual | redacted | partnership (a non-company partnership).", False),
-        Column("identifiers", "VARCHAR[]", "Secondary identifiers published with it, normalised: org-ids (GB-COH-..., XI-PIC-...), VAT:<vat>, REG:<country>:<registration no.>.", False),
-        Column("role", "VARCHAR", "Role in the source: funder, recipient, controller, participant, beneficiary, member, accountable_body, partnership, asset_owner, party, buyer, supplier, entity.", False),
-        Column("source_system", "VARCHAR", "Source system.", False),
-        Column("source_table", "VARCHAR", "Staging or intermediate table it was read from.", False),
-        Column("source_files", "VARCHAR[]", "Files (relative to FUNDTRACE_RAW_DIR) it was published in.", False),
-        Column("records", "BIGINT", "Number of source records behind this row.", False),
-    ),
-    order_by=("org_ref", "source_table", "role", "name", "country", "kind", "identifiers"),
-)  # fmt: skip
 
 INT_ORG_MATCHES = TableSpec(
     schema="intermediate",
@@ -161,318 +140,6 @@ INT_ORG_MATCHES = TableSpec(
     ),
     order_by=("step",),
 )  # fmt: skip
-
-MACROS = r"""
-CREATE OR REPLACE TEMP MACRO ft_match_unescape(x) AS regexp_replace(
-  replace(replace(replace(replace(replace(replace(CAST(x AS VARCHAR),
-    '&amp;', '&'), '&quot;', '"'), '&#39;', ''''), '&apos;', ''''), '&lt;', '<'), '&gt;', '>'),
-  '&#?[A-Za-z0-9]+;', ' ', 'g');
--- the name key used for matching: ft_name_key without accents, HTML entities and possessive
--- apostrophes (People's = Peoples); names in other scripts fall back to the Unicode-aware key
-CREATE OR REPLACE TEMP MACRO ft_match_key(x) AS coalesce(
-  ft_name_key(strip_accents(
-    regexp_replace(ft_match_unescape(x), '([A-Za-z])[''\x{2019}`]([Ss])\b', '\1\2', 'g'))),
-  ft_name_key_unicode(ft_match_unescape(x)));
-CREATE OR REPLACE TEMP MACRO ft_ref_rank(r) AS CASE
-  WHEN starts_with(r, 'FT-REDACTED-') THEN 9
-  WHEN starts_with(r, 'FTNAME-') THEN 4
-  WHEN starts_with(r, 'XI-PIC-') THEN 1
-  WHEN starts_with(r, '360G-') THEN 2
-  WHEN regexp_full_match(r, '[A-Z]{2}-[A-Z0-9]+-\S+') THEN 0
-  ELSE 3 END;
--- scheme of an identifier-bearing reference (two different ids of one scheme are two
--- organisations); name-based and redacted references have none
-CREATE OR REPLACE TEMP MACRO ft_ref_scheme(r) AS CASE
-  WHEN starts_with(r, 'FTNAME-') OR starts_with(r, 'FT-REDACTED-') THEN NULL
-  WHEN starts_with(r, 'PARTNERSHIP:') THEN 'PARTNERSHIP'
-  ELSE nullif(regexp_extract(r, '^([A-Z0-9]+-[A-Z0-9]+)-', 1), '') END;
--- an override names a reference as the analyst copied it: org-ids are normalised
-CREATE OR REPLACE TEMP MACRO ft_override_ref(x) AS CASE
-  WHEN nullif(trim(CAST(x AS VARCHAR)), '') IS NULL THEN NULL
-  WHEN regexp_matches(upper(trim(x)), '^(FTNAME-|FT-REDACTED-|PARTNERSHIP:)') THEN upper(trim(x))
-  ELSE coalesce(ft_org_id(x), upper(trim(x))) END;
-"""
-
-
-def install_macros(con: duckdb.DuckDBPyConnection) -> None:
-    """Shared macros, VAT/country macros and the matching macros above."""
-    unicode_names.install_macros(con)
-    eu_vat.install_macros(con)
-    con.execute(MACROS)
-
-
-# --------------------------------------------------------------------------- mentions
-
-_NO_IDS = "CAST([] AS VARCHAR[])"
-
-
-def _ids(*exprs: str) -> str:
-    """A list of normalised secondary identifiers, NULLs (placeholders) left out."""
-    items = ", ".join(f"CAST({e} AS VARCHAR)" for e in exprs)
-    return f"list_filter([{items}], lambda x: x IS NOT NULL)"
-
-
-def _vat(expr: str) -> str:
-    # re-normalised: an empty or placeholder VAT number (already NULL in staging) never links
-    return f"'VAT:' || {expr}"
-
-
-@dataclass(frozen=True)
-class MentionSource:
-    """One staged table that publishes organisations, read only when it exists with `columns`.
-
-    `sql` selects org_ref, name, country, kind, identifiers, role, source_system,
-    source_table, source_file.
-    """
-
-    table: str
-    columns: tuple[str, ...]
-    sql: str
-
-
-def _tail(role: str, table: str, from_sql: str | None = None) -> str:
-    return (
-        f"'{role}' AS role, source_system, '{table}' AS source_table, source_file "
-        f"FROM {from_sql or table}"
-    )
-
-
-_FLOWS = INT_MONEY_FLOWS.qualified
-_G = stg_360giving_grants.STG_GRANTS.qualified
-_CORDIS = stg_cordis.STG_PARTICIPATIONS.qualified
-_FTS = stg_eu_fts_commitments.STG_COMMITMENTS.qualified
-_KOH = stg_kohesio.STG_KOHESIO.qualified
-_PRV = stg_private_funding.STG_PRIVATE.qualified
-_MEM = stg_governance.STG_MEMBERS.qualified
-_PART = stg_governance.STG_PARTNERSHIPS.qualified
-_AST = stg_governance.STG_ASSETS.qualified
-_OCDS_PARTIES = stg_ocds.STG_PARTIES.qualified
-_TED_NOTICES = stg_ted_awards.STG_TED_NOTICES.qualified
-_TED_AWARDS = stg_ted_awards.STG_TED_AWARDS.qualified
-_PIC = "ft_org_id('XI-PIC-' || organisation_pic)"
-# FTS registration numbers link the lines of one beneficiary across years
-_FTS_REG = (
-    "CASE WHEN NOT ft_is_placeholder_id(regexp_replace(upper(coalesce(registration_number, '')),"
-    " '[^A-Z0-9]', '', 'g')) THEN 'REG:' || coalesce(beneficiary_country_code, '?') || ':' || "
-    "regexp_replace(upper(registration_number), '[^A-Z0-9]', '', 'g') END"
-)
-_OCDS_ID = (
-    "CASE WHEN identifier_scheme IS NOT NULL AND identifier_id IS NOT NULL THEN ft_org_id("
-    "CASE WHEN starts_with(upper(identifier_id), upper(identifier_scheme) || '-') "
-    "THEN identifier_id ELSE identifier_scheme || '-' || identifier_id END) END"
-)
-
-_BODS = stg_bods.STG_ENTITIES.qualified
-_BODS_IDS = (
-    "(SELECT *, unnest(CASE WHEN len(identifiers) > 0 THEN identifiers ELSE [NULL] END) "
-    f"AS bods_id FROM {_BODS}) AS e"
-)
-_OCDS_ADDITIONAL = (
-    f"(SELECT *, unnest(additionalidentifiers) AS additional_id FROM {_OCDS_PARTIES}) AS p"
-)
-
-MENTION_SOURCES: tuple[MentionSource, ...] = (
-    MentionSource(
-        _FLOWS,
-        ("from_org_ref", "to_org_ref", "to_kind", "controller_org_ref"),
-        f"""
-        SELECT from_org_ref AS org_ref, from_name AS name, NULL AS country,
-          'organisation' AS kind, {_NO_IDS} AS identifiers, {_tail("funder", _FLOWS)}
-        UNION ALL
-        SELECT to_org_ref, to_name, NULL, to_kind, {_NO_IDS}, {_tail("recipient", _FLOWS)}
-        UNION ALL
-        SELECT controller_org_ref, controller_name, NULL, 'organisation', {_NO_IDS},
-          {_tail("controller", _FLOWS)}
-        """,
-    ),
-    MentionSource(
-        _G,
-        ("recipient_org_ref", "recipient_published_id", "recipient_kind"),
-        f"""
-        SELECT recipient_org_ref, recipient_name, NULL, recipient_kind,
-          {_ids("ft_org_id(recipient_published_id)")}, {_tail("recipient", _G)}
-        """,
-    ),
-    MentionSource(
-        _CORDIS,
-        ("recipient_org_ref", "vat_number", "organisation_pic", "country_iso"),
-        f"""
-        SELECT recipient_org_ref, recipient_name, country_iso, 'organisation',
-          {_ids(_vat("ft_vat_number(vat_number, country_iso)"), _PIC)},
-          {_tail("participant", _CORDIS)}
-        """,
-    ),
-    MentionSource(
-        _FTS,
-        ("recipient_org_ref", "vat_number", "registration_number", "beneficiary_country_code"),
-        f"""
-        SELECT recipient_org_ref, recipient_name, beneficiary_country_code, recipient_kind,
-          {_ids(_vat("ft_vat_number(vat_number, beneficiary_country_code)"), _FTS_REG)},
-          {_tail("beneficiary", _FTS)}
-        """,
-    ),
-    MentionSource(
-        _KOH,
-        ("recipient_org_ref", "beneficiary_name", "country", "cofinancing_funder_ref"),
-        # the national co-financing pseudo-funder belongs to the beneficiary's country
-        f"""
-        SELECT recipient_org_ref, beneficiary_name, ft_country_code(country), 'organisation',
-          {_NO_IDS}, {_tail("beneficiary", _KOH)}
-        UNION ALL
-        SELECT cofinancing_funder_ref, cofinancing_funder_name,
-          CASE WHEN cofinancing_funder_ref <> coalesce(managing_authority_ref, '')
-               THEN ft_country_code(country) END,
-          'organisation', {_NO_IDS}, {_tail("funder", _KOH)}
-        """,
-    ),
-    MentionSource(
-        _PRV,
-        ("funder_org_ref", "funder_published_id", "recipient_org_ref", "recipient_published_id"),
-        f"""
-        SELECT funder_org_ref, funder_name, NULL, 'organisation',
-          {_ids("ft_org_id(funder_published_id)")}, {_tail("funder", _PRV)}
-        UNION ALL
-        SELECT recipient_org_ref, recipient_name, NULL, 'organisation',
-          {_ids("ft_org_id(recipient_published_id)")}, {_tail("recipient", _PRV)}
-        """,
-    ),
-    MentionSource(
-        _MEM,
-        ("member_ref", "member_name", "member_type"),
-        f"""
-        SELECT member_ref, member_name, NULL,
-          CASE WHEN member_type = 'person' THEN 'person' ELSE 'organisation' END,
-          {_NO_IDS}, {_tail("member", _MEM)}
-        """,
-    ),
-    MentionSource(
-        _PART,
-        ("partnership_id", "name", "legal_form", "accountable_to_ref", "accountable_to_name"),
-        # a partnership company is an organisation; an MoU, consortium or programme is not
-        f"""
-        SELECT accountable_to_ref, accountable_to_name, NULL, 'organisation', {_NO_IDS},
-          {_tail("accountable_body", _PART)}
-        UNION ALL
-        SELECT 'PARTNERSHIP:' || partnership_id, name, country,
-          CASE WHEN legal_form = 'company' THEN 'organisation' ELSE 'partnership' END,
-          {_NO_IDS}, {_tail("partnership", _PART)}
-        """,
-    ),
-    MentionSource(
-        _AST,
-        ("owner_ref", "owner_name"),
-        f"""
-        SELECT owner_ref, owner_name, NULL, 'organisation', {_NO_IDS},
-          {_tail("asset_owner", _AST)}
-        """,
-    ),
-    # procurement and ownership sources
-    MentionSource(
-        _OCDS_PARTIES,
-        (
-            "party_org_ref",
-            "party_name",
-            "address_country",
-            "identifier_scheme",
-            "identifier_id",
-            "additionalidentifiers",
-            "source_system",
-            "source_file",
-        ),
-        f"""
-        SELECT party_org_ref, party_name, address_country, 'organisation', {_ids(_OCDS_ID)},
-          {_tail("party", _OCDS_PARTIES)}
-        UNION ALL
-        SELECT party_org_ref, party_name, address_country, 'organisation',
-          {_ids("ft_org_id(additional_id)")},
-          {_tail("party", _OCDS_PARTIES, _OCDS_ADDITIONAL)}
-        """,
-    ),
-    MentionSource(
-        _TED_NOTICES,
-        ("buyer_org_ref", "buyer_name", "buyer_country", "source_system", "source_file"),
-        f"""
-        SELECT buyer_org_ref, buyer_name, buyer_country, 'organisation', {_NO_IDS},
-          {_tail("buyer", _TED_NOTICES)}
-        """,
-    ),
-    MentionSource(
-        _TED_AWARDS,
-        ("supplier_org_ref", "supplier_name", "supplier_country", "source_system", "source_file"),
-        f"""
-        SELECT supplier_org_ref, supplier_name, supplier_country, 'organisation', {_NO_IDS},
-          {_tail("supplier", _TED_AWARDS)}
-        """,
-    ),
-    MentionSource(
-        _BODS,
-        ("org_ref", "entity_name", "jurisdiction_code", "identifiers"),
-        # every org-id a BODS entity publishes (one row each, so each is normalised)
-        f"""
-        SELECT org_ref, entity_name, jurisdiction_code, 'organisation',
-          {_ids("ft_org_id(bods_id)")}, {_tail("entity", _BODS, _BODS_IDS)}
-        """,
-    ),
-)
-
-
-def _table_columns(con: duckdb.DuckDBPyConnection, qualified: str) -> dict[str, str]:
-    schema, name = qualified.split(".", 1)
-    return {
-        r[0]: r[1]
-        for r in con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ?",
-            [schema, name],
-        ).fetchall()
-    }
-
-
-def mention_parts(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[str], list[str]]:
-    """SELECTs of the sources present, the tables used, and the tables skipped (with why)."""
-    parts: list[str] = []
-    used: list[str] = []
-    skipped: list[str] = []
-    for src in MENTION_SOURCES:
-        cols = _table_columns(con, src.table)
-        missing = [c for c in src.columns if c not in cols]
-        if not cols:
-            skipped.append(f"{src.table} (not built)")
-        elif missing:
-            skipped.append(f"{src.table} (lacks {', '.join(missing)})")
-        else:
-            parts.append(src.sql)
-            used.append(src.table)
-    return parts, used, skipped
-
-
-def build_int_org_mentions(con: duckdb.DuckDBPyConnection) -> tuple[int, list[str], list[str]]:
-    install_macros(con)
-    parts, used, skipped = mention_parts(con)
-    if not parts:
-        parts = [
-            "SELECT NULL::VARCHAR AS org_ref, NULL::VARCHAR AS name, NULL::VARCHAR AS country, "
-            "'organisation' AS kind, CAST([] AS VARCHAR[]) AS identifiers, '' AS role, "
-            "'' AS source_system, '' AS source_table, '' AS source_file WHERE false"
-        ]
-    union = " UNION ALL ".join(f"({p})" for p in parts)
-    sql = f"""
-    WITH m AS (
-      SELECT trim(org_ref) AS org_ref, ft_clean_name(name) AS name,
-        ft_country_code(country) AS country, coalesce(kind, 'organisation') AS kind,
-        list_sort(list_distinct(list_filter(identifiers, lambda x: x <> trim(org_ref)))) AS identifiers,
-        role, source_system, source_table, list_sort(list(DISTINCT source_file)) AS source_files,
-        count(*) AS records
-      FROM ({union}) AS u
-      WHERE nullif(trim(org_ref), '') IS NOT NULL
-      GROUP BY ALL
-    ),
-    -- each distinct name normalised once
-    keys AS (SELECT name, ft_match_key(name) AS name_key FROM (SELECT DISTINCT name FROM m))
-    SELECT m.*, k.name_key FROM m LEFT JOIN keys k USING (name)
-    """
-    return rebuild_table(con, INT_ORG_MENTIONS, sql), used, skipped
-
 
 # --------------------------------------------------------------------------- overrides
 
@@ -723,7 +390,7 @@ class Matcher:
     def _load_refs(self) -> dict[str, RefInfo]:
         prefixes = (
             f"SELECT prefix, country FROM {ORGID_PREFIXES.qualified} WHERE country IS NOT NULL"
-            if _table_columns(self.con, ORGID_PREFIXES.qualified)
+            if table_columns(self.con, ORGID_PREFIXES.qualified)
             else "SELECT NULL::VARCHAR AS prefix, NULL::VARCHAR AS country WHERE false"
         )
         rows = self.con.execute(
@@ -1238,44 +905,6 @@ def overrides_path(raw_dir: Path) -> Path:
             if p.is_file() and p.name.lower() == OVERRIDES_FILE.name:
                 return p
     return raw_dir / OVERRIDES_FILE
-
-
-# Staging tables read whenever they exist (a missing one is skipped and named in the
-# asset's metadata), so the job builds them first.
-MENTION_DEPS: list[dg.AssetKey] = [
-    INT_MONEY_FLOWS.asset_key,
-    stg_360giving_grants.STG_GRANTS.asset_key,
-    stg_cordis.STG_PARTICIPATIONS.asset_key,
-    stg_eu_fts_commitments.STG_COMMITMENTS.asset_key,
-    stg_kohesio.STG_KOHESIO.asset_key,
-    stg_private_funding.STG_PRIVATE.asset_key,
-    stg_governance.STG_MEMBERS.asset_key,
-    stg_governance.STG_PARTNERSHIPS.asset_key,
-    stg_governance.STG_ASSETS.asset_key,
-    stg_ted_awards.STG_TED_NOTICES.asset_key,
-    stg_ted_awards.STG_TED_AWARDS.asset_key,
-    stg_bods.STG_ENTITIES.asset_key,
-    stg_ocds.STG_PARTIES.asset_key,
-]
-
-
-@dg.asset(
-    key=INT_ORG_MENTIONS.asset_key,
-    group_name="intermediate",
-    kinds={"duckdb", "sql"},
-    description=INT_ORG_MENTIONS.doc,
-    deps=MENTION_DEPS,
-)
-@skip_unchanged
-def int_org_mentions(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource
-) -> dg.MaterializeResult:
-    with duckdb.get_connection() as con:
-        _, used, skipped = build_int_org_mentions(con)
-        context.log.info(f"organisation mentions from {', '.join(used)}; skipped {skipped}")
-        return materialize_result(
-            con, INT_ORG_MENTIONS, {"sources_used": used, "sources_skipped": skipped}
-        )
 
 
 def _overrides_version(fundtrace: FundtraceSettings, **_: object) -> str:
