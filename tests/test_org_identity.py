@@ -345,7 +345,7 @@ def test_bods_entity_identifiers_link_to_the_company() -> None:
           "jurisdiction_code": "GB",
           "identifiers": ["XI-LEI-HBT0000000000000004", "GB-COH-09990004"]}],
     )  # fmt: skip
-    _, used, _ = build_int_org_mentions(con)
+    used = build_int_org_mentions(con).used
     assert "staging.stg_bods_entities" in used
     got = _resolve(con)
     # both are registered ids: alphabetical order picks the canonical one
@@ -355,7 +355,8 @@ def test_bods_entity_identifiers_link_to_the_company() -> None:
 def test_missing_optional_sources_are_skipped_and_present_ones_read() -> None:
     con = _con()
     _flow(con, "GB-COH-09990003", "Lumenwave Systems Ltd")
-    _, used, skipped = build_int_org_mentions(con)
+    built = build_int_org_mentions(con)
+    used, skipped = built.used, built.skipped
     assert used == ["intermediate.int_money_flows"]
     assert "staging.stg_ted_awards (not built)" in skipped
     supplier = _name_ref("Lumenwave Systems")
@@ -366,7 +367,8 @@ def test_missing_optional_sources_are_skipped_and_present_ones_read() -> None:
           "supplier_country": "GB"}],
     )  # fmt: skip
     _table(con, "staging.stg_ted_notices", [{"buyer_org_ref": "GB-LAE-HBT"}])  # lacks columns
-    _, used, skipped = build_int_org_mentions(con)
+    built = build_int_org_mentions(con)
+    used, skipped = built.used, built.skipped
     assert "staging.stg_ted_awards" in used
     assert any(s.startswith("staging.stg_ted_notices (lacks buyer_name") for s in skipped)
     got = _resolve(con)
