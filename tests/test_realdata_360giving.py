@@ -325,7 +325,7 @@ def test_whole_grantnav_folder_quarantines_shared_ids_as_duplicates(tmp_path: Pa
         all_ids.update(g["id"] for g in _grants_array(p) or [])
 
     con = build(tmp_path, everything)  # README.md, funders.jl, data.json are there too
-    staged, quarantined = build_stg_360giving_grants(con)
+    staged, quarantined, _ = build_stg_360giving_grants(con)
 
     # files that are not grant packages fail on their own; the rest load
     statuses = dict(
@@ -378,7 +378,7 @@ def test_time_staging_on_largest_file(tmp_path: Path) -> None:
     n_file, _ = file_truth(largest)
     con = build(tmp_path, [largest])
     started = time.perf_counter()
-    staged, quarantined = build_stg_360giving_grants(con)
+    staged, quarantined, _ = build_stg_360giving_grants(con)
     elapsed = time.perf_counter() - started
     print(
         f"\nstaging build (no GX) on {largest.name} "

@@ -12,6 +12,7 @@ from assets.common.tables import Column, TableSpec, materialize_result, rebuild_
 from assets.raw.ingest import PROVENANCE_COLUMNS
 from assets.raw.reference import ECB_RATES, FUNDERS, ORGID_PREFIXES
 from assets.raw.threesixty_giving import RAW_GRANTS, SOURCE_SYSTEM
+from assets.staging.per_file import FileCacheRefresh, refresh_file_cache
 from assets.staging.quarantine import STG_QUARANTINE, replace_quarantine
 from assets.staging.registry import StagingPair
 
@@ -51,8 +52,10 @@ STG_GRANTS = TableSpec(
     order_by=("grant_id",),
 )  # fmt: skip
 
-# Everything a row needs, with the first failed rule as `reject_reason`.
-_CHECKED_SQL = f"""
+
+# Everything a row needs, with the first failed rule as `_reason`.
+def _checked_sql(source: str) -> str:
+    return f"""
 SELECT r.*,
   nullif(trim(r.identifier), '') AS _grant_id,
   ft_parse_amount(r.amount_awarded) AS _amount,
@@ -74,19 +77,9 @@ SELECT r.*,
                   ft_org_id(r.recipient_ind_identifier)) IS NULL
       THEN 'no usable recipient identifier or name'
   END AS _reason
-FROM {RAW_GRANTS.qualified} r
+FROM {source} r
 """
 
-# One wide temporary copy of the raw rows, not three: the checks are computed inside the
-# ranking query and the EUR conversion is a view (read twice, cheap next to a 1M-row copy).
-_RANKED_SQL = f"""
-SELECT c.*,
-  CASE WHEN c._reason IS NULL THEN row_number() OVER (
-    PARTITION BY c._reason IS NULL, c._grant_id ORDER BY c.source_file, c.source_row) END AS _rank,
-  first_value(c.source_file || ' ' || c.source_locator) OVER (
-    PARTITION BY c._reason IS NULL, c._grant_id ORDER BY c.source_file, c.source_row) AS _first_seen
-FROM ({_CHECKED_SQL}) c
-"""
 
 _RECIPIENT_SQL = """
 CASE
@@ -116,34 +109,26 @@ END
 """
 
 
-def build_stg_360giving_grants(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-    """Rebuild the staging table and this source's quarantine rows. Returns (staged, quarantined)."""
-    install_macros(con)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _stg_360_ranked AS {_RANKED_SQL}")
+# Per raw row, before de-duplication (kept per file: see assets/staging/per_file.py).
+GRANT_ROWS = "staging.stg_360giving_grant_rows"
+GRANT_ROWS_GRAIN = (
+    "Grain: one raw 360Giving row, checked and typed, before de-duplication across files. "
+    "Internal file cache of staging.stg_360giving_grants (only rows with _reason NULL can "
+    "be staged; the first copy of a grant_id wins)."
+)
+
+
+def grant_rows_sql(source: str) -> str:
+    """Checked, typed and converted rows of `source` (raw rows): the per-row work."""
+    # the checks run once: the CTE is read three times (money, levels, rejected rows)
     good = """
       SELECT *, _amount AS amount_original, _currency AS currency_original,
              _award_date AS fx_on
-      FROM _stg_360_ranked WHERE _reason IS NULL AND _rank = 1"""
-    con.execute(
-        f"CREATE OR REPLACE TEMP VIEW _stg_360_money AS {to_eur_sql(good, ECB_RATES.qualified)}"
-    )
-    quarantined = replace_quarantine(
-        con,
-        SOURCE_SYSTEM,
-        STG_GRANTS.name,
-        """SELECT source_file, file_sha256, source_row, source_locator, _grant_id AS record_id,
-             coalesce(_reason, 'duplicate Identifier ' || _grant_id || ': kept the first copy, '
-                      || _first_seen) AS reason
-           FROM _stg_360_ranked WHERE _reason IS NOT NULL OR _rank > 1
-           UNION ALL
-           SELECT source_file, file_sha256, source_row, source_locator, _grant_id,
-             'cannot convert to EUR: ' || fx_note || ' (' || currency_original || ' on '
-             || CAST(fx_on AS VARCHAR) || ')'
-           FROM _stg_360_money WHERE fx_note IS NOT NULL""",
-    )
-    levels = funder_levels_sql("SELECT _funder_ref AS org_ref FROM _stg_360_ranked")
-    select = f"""
-    WITH money AS (SELECT * FROM _stg_360_money WHERE fx_note IS NULL),
+      FROM checked WHERE _reason IS NULL"""
+    levels = funder_levels_sql("SELECT _funder_ref AS org_ref FROM checked")
+    return f"""
+    WITH checked AS MATERIALIZED ({_checked_sql(source)}),
+         money AS ({to_eur_sql(good, ECB_RATES.qualified)}),
          levels AS ({levels})
     SELECT
       m._grant_id AS grant_id, ft_clean_name(m.title) AS title, m.description,
@@ -162,12 +147,64 @@ def build_stg_360giving_grants(con: duckdb.DuckDBPyConnection) -> tuple[int, int
       m.beneficiary_location_name AS beneficiary_location,
       upper(m.beneficiary_location_country_code) AS beneficiary_country,
       l.funding_level, l.funding_level_basis,
-      m.source_system, m.source_file, m.source_row, m.source_locator, m.file_sha256, m.loaded_at
+      m.source_system, m.source_file, m.source_row, m.source_locator, m.file_sha256, m.loaded_at,
+      CAST(NULL AS VARCHAR) AS _reason, m.fx_note, m.fx_on
     FROM money m LEFT JOIN levels l ON l.org_ref = m._funder_ref
+    UNION ALL BY NAME
+    SELECT _grant_id AS grant_id, source_system, source_file, source_row, source_locator,
+      file_sha256, loaded_at, _reason
+    FROM checked WHERE _reason IS NOT NULL
     """
-    staged = rebuild_table(con, STG_GRANTS, select)
-    con.execute("DROP VIEW _stg_360_money; DROP TABLE _stg_360_ranked")
-    return staged, quarantined
+
+
+def build_stg_360giving_grants(
+    con: duckdb.DuckDBPyConnection,
+) -> tuple[int, int, FileCacheRefresh]:
+    """Rebuild the staging table and this source's quarantine rows from the per-file cache.
+
+    Returns (staged, quarantined, what the cache refresh did).
+    """
+    install_macros(con)
+    refresh = refresh_file_cache(
+        con,
+        cache=GRANT_ROWS,
+        raw=RAW_GRANTS.qualified,
+        rows_sql=grant_rows_sql,
+        context_inputs=(ECB_RATES.qualified, FUNDERS.qualified, ORGID_PREFIXES.qualified),
+        grain=GRANT_ROWS_GRAIN,
+    )
+    # the first copy of an Identifier across files wins; only the narrow ranking is copied
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _stg_360_ranked AS
+        SELECT rowid AS _rid,
+          CASE WHEN _reason IS NULL THEN row_number() OVER (
+            PARTITION BY _reason IS NULL, grant_id ORDER BY source_file, source_row) END AS _rank,
+          first_value(source_file || ' ' || source_locator) OVER (
+            PARTITION BY _reason IS NULL, grant_id ORDER BY source_file, source_row) AS _first_seen
+        FROM {GRANT_ROWS}
+        """
+    )
+    ranked = f"SELECT g.*, r._rank, r._first_seen FROM {GRANT_ROWS} g JOIN _stg_360_ranked r ON r._rid = g.rowid"
+    quarantined = replace_quarantine(
+        con,
+        SOURCE_SYSTEM,
+        STG_GRANTS.name,
+        f"""SELECT source_file, file_sha256, source_row, source_locator, grant_id AS record_id,
+             coalesce(_reason, 'duplicate Identifier ' || grant_id || ': kept the first copy, '
+                      || _first_seen) AS reason
+           FROM ({ranked}) WHERE _reason IS NOT NULL OR _rank > 1
+           UNION ALL
+           SELECT source_file, file_sha256, source_row, source_locator, grant_id,
+             'cannot convert to EUR: ' || fx_note || ' (' || currency_original || ' on '
+             || CAST(fx_on AS VARCHAR) || ')'
+           FROM ({ranked}) WHERE _rank = 1 AND fx_note IS NOT NULL""",
+    )
+    staged = rebuild_table(
+        con, STG_GRANTS, f"SELECT * FROM ({ranked}) WHERE _rank = 1 AND fx_note IS NULL"
+    )
+    con.execute("DROP TABLE _stg_360_ranked")
+    return staged, quarantined, refresh
 
 
 @dg.asset(
@@ -183,12 +220,16 @@ def stg_360giving_grants(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        staged, quarantined = build_stg_360giving_grants(con)
+        staged, quarantined, refresh = build_stg_360giving_grants(con)
         context.log.info(
             f"{STG_GRANTS.qualified}: {staged} grants staged, {quarantined} quarantined "
-            f"(see {STG_QUARANTINE.qualified})"
+            f"(see {STG_QUARANTINE.qualified}); raw files: {refresh.summary()}"
         )
-        return materialize_result(con, STG_GRANTS, {"rows_quarantined": quarantined})
+        return materialize_result(
+            con,
+            STG_GRANTS,
+            {"rows_quarantined": quarantined, "raw_files_derived": refresh.summary()},
+        )
 
 
 STAGING_PAIRS = (StagingPair(SOURCE_SYSTEM, RAW_GRANTS, STG_GRANTS),)
