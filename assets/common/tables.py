@@ -133,10 +133,12 @@ def row_count(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> int:
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str] | None:
     """Column names of `schema.table` in the connection's own database; None when absent."""
     schema, _, name = table.partition(".")
+    # literals, not parameters: a prepared catalog query costs ~10 ms, this one ~2 ms, and
+    # every skipped asset asks several times
     rows = con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_catalog = "
-        "current_database() AND table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-        [schema, name],
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+        f"AND schema_name = {sql_literal(schema)} AND table_name = {sql_literal(name)} "
+        "ORDER BY column_index"
     ).fetchall()
     return [r[0] for r in rows] or None
 
