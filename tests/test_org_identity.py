@@ -44,7 +44,12 @@ def _con() -> duckdb.DuckDBPyConnection:
 
 
 def _flow(
-    con: duckdb.DuckDBPyConnection, to_ref: str, to_name: str | None, to_kind: str = "organisation"
+    con: duckdb.DuckDBPyConnection,
+    to_ref: str,
+    to_name: str | None,
+    to_kind: str = "organisation",
+    source_system: str = "test",
+    source_file: str = "test/flows.csv",
 ) -> None:
     n = con.execute(f"SELECT count(*) FROM {INT_MONEY_FLOWS.qualified}").fetchone()[0]  # type: ignore[index]
     con.execute(
@@ -53,8 +58,8 @@ def _flow(
         "funding_level, controller_org_ref, controller_name, control_basis, source_system, "
         "source_file, source_row, source_record_id) VALUES (?, 'grant', 'GB-LAE-HBT', "
         "'Harbourton City Council', ?, ?, ?, DATE '2024-01-01', 1, 'GBP', 'local', "
-        "'GB-LAE-HBT', 'Harbourton City Council', 'funder', 'test', 'test/flows.csv', ?, ?)",
-        [f"t:{n}", to_ref, to_name, to_kind, n, str(n)],
+        "'GB-LAE-HBT', 'Harbourton City Council', 'funder', ?, ?, ?, ?)",
+        [f"t:{n}", to_ref, to_name, to_kind, source_system, source_file, n, str(n)],
     )
 
 
@@ -406,6 +411,32 @@ def test_fuzzy_two_close_candidates_merge_nothing() -> None:
     assert got[typo] == (typo, "name")
     rows = [m for m in _matches(con) if m[2] == "fuzzy_name"]
     assert len(rows) == 2 and all(not m[3] and "ambiguous" in m[4] for m in rows)
+
+
+def test_name_evidence_names_the_sorted_files_and_systems_of_both_names() -> None:
+    # the files and systems are fetched after matching, for the rows written only
+    exact = _name_ref("Quayside Lantern Works")
+    typo = _name_ref("Quayside Lantern Wroks")
+    con = _con()
+    org = "organisation"
+    _flow(con, "GB-COH-09990005", "Quayside Lantern Works Ltd", org, "zeta", "test/z.csv")
+    for system, file in ("beta", "e"), ("alpha", "a"), ("beta", "d"), ("beta", "b"), ("alpha", "c"):
+        _flow(con, exact, "Quayside Lantern Works", org, system, f"test/{file}.csv")
+    _flow(con, exact, "Quayside Lantern Works", org, "alpha", "test/a.csv")
+    _flow(con, typo, "Quayside Lantern Wroks", org, "gamma", "test/f.csv")
+    _resolve(con)
+    rows = con.execute(
+        "SELECT ref_a, method, evidence, source_systems FROM intermediate.int_org_matches "
+        "WHERE method IN ('exact_name', 'fuzzy_name') ORDER BY step"
+    ).fetchall()
+    assert rows == [
+        (exact, "exact_name", 'normalised name "quayside lantern works" (country GB): '
+         '"Quayside Lantern Works" (test/a.csv, test/b.csv, test/c.csv +2 more) = '
+         '"Quayside Lantern Works Ltd" (test/z.csv)', ["alpha", "beta", "zeta"]),
+        (typo, "fuzzy_name", 'token_sort_ratio 95.45 of "quayside lantern wroks" ("Quayside '
+         'Lantern Wroks", test/f.csv) and "quayside lantern works" ("Quayside Lantern Works '
+         'Ltd", test/z.csv); next best cluster 0', ["gamma", "zeta"]),
+    ]  # fmt: skip
 
 
 def test_fuzzy_never_merges_two_registered_ids() -> None:
