@@ -8,6 +8,7 @@
   one build database.
 - `FUNDTRACE_DUCKDB_MEMORY_LIMIT` (default `1GB`): DuckDB's memory limit on every connection
   to the build database; beyond it DuckDB spills to `<build db>.tmp/`.
+- `FUNDTRACE_WORKERS` (default 2, at most the CPU count): worker processes for the OCDS steps.
 
 Relative values are resolved against the current directory; defaults against the repository.
 """
@@ -52,6 +53,17 @@ def duckdb_config_from_env(build_db: Path) -> dict[str, str]:
         "memory_limit": limit or DEFAULT_DUCKDB_MEMORY_LIMIT,
         "temp_directory": str(build_db.with_name(build_db.name + ".tmp")),
     }
+
+
+def workers_from_env() -> int:
+    """`FUNDTRACE_WORKERS` (default: 2, or 1 on a one-core machine): processes for the steps
+    that parallelise (OCDS parsing and merging); 1 runs them in-process."""
+    value = os.environ.get("FUNDTRACE_WORKERS", "").strip()
+    if not value:
+        return min(2, os.cpu_count() or 1)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"FUNDTRACE_WORKERS must be a whole number >= 1, not {value!r}")
+    return int(value)
 
 
 class FundtraceSettings(dg.ConfigurableResource):

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ProcessPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -1136,3 +1137,133 @@ def test_bare_record_without_ocid_key_and_only_linked_releases(con, raw) -> None
     )  # fmt: skip
     assert "1 linked release(s)" in manifest(con)["record.json"][4]
     assert one(con, f"SELECT award_value_amount FROM {STG_AWARDS.qualified}") == Decimal("7")
+
+
+# --------------------------------------------------------------------------- worker processes
+
+
+class _CountingPool(ProcessPoolExecutor):
+    """A real process pool that counts its tasks: proves the parallel path ran."""
+
+    submitted = 0
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        type(self).submitted += 1
+        return super().submit(*args, **kwargs)
+
+
+def _mixed_folder(raw: Path) -> None:
+    """Good and bad files of every kind, with ocids spread over files and 1-4 releases each."""
+
+    def process(n: int, k: int) -> dict[str, Any]:
+        return rel(f"r{n}-{k}", f"2024-0{k + 1}-01T00:00:00Z", ("tender",) if k == 0 else ("award",),
+                   ocid=f"ocds-abc123-{n:04d}", tender={"id": f"T{n}", "title": f"Tender &amp; {n}"},
+                   buyer={"id": "B", "name": "Buyer"}, parties=[{"id": "B", "roles": ["buyer"]}],
+                   awards=[award(f"A{n}", 100 * n + k)] if k else [])  # fmt: skip
+
+    for f in range(3):
+        write(
+            raw,
+            f"p{f}.json",
+            package(*(process(n, k) for n in range(f, 12, 3) for k in range(n % 4 + 1))),
+        )
+    lines = [json.dumps(process(n, 4)) for n in range(12)] + [
+        "42",
+        json.dumps(package(process(99, 0))),
+    ]
+    write(raw, "q.jsonl", "\n".join(lines) + "\n")
+    write(raw, "r.json.gz", package(process(0, 5), "not a release", rel("x", ocid=None)))
+    text = json.dumps(package(process(1, 6), process(2, 6)))
+    write(raw, "s_truncated.json", text[: len(text) - 30])
+    write(raw, "t_not_array.json", {"releases": {"ocid": OCID}})
+    write(raw, "u_empty.json", b"")
+    # an ocid whose releases cannot merge (a string, then an object, at /tender)
+    write(raw, "v_conflict.json", package(
+        rel("c1", tender="none", ocid="ocds-abc123-conflict"),
+        rel("c2", "2024-05-01T00:00:00Z", tender={"id": "T"}, ocid="ocds-abc123-conflict"),
+    ))  # fmt: skip
+
+
+def _snapshot(con: duckdb.DuckDBPyConnection, *tables: str) -> list[list[tuple[Any, ...]]]:
+    """Every row of the tables, without the wall-clock columns, in stored order."""
+    clock = {"loaded_at", "parse_seconds", "ingested_at", "quarantined_at"}
+    out = []
+    for table in tables:
+        schema, name = table.split(".")
+        cols = [c for (c,) in rows(con, "SELECT column_name FROM information_schema.columns "
+                                   "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                                   schema, name) if c not in clock]  # fmt: skip
+        out.append(rows(con, f"SELECT {', '.join(cols)} FROM {table}"))
+    return out
+
+
+def test_parallel_ingest_equals_the_in_process_ingest(
+    tmp_path: Path, template_db: Path, raw: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _mixed_folder(raw)
+    monkeypatch.setattr(ocds, "ProcessPoolExecutor", _CountingPool)
+    monkeypatch.setattr(_CountingPool, "submitted", 0)
+    tables = (RAW_RELEASES.qualified, FILE_MANIFEST.qualified, QUARANTINE.qualified)
+    snaps = []
+    for workers in (1, 2):
+        db = tmp_path / f"w{workers}.duckdb"
+        shutil.copy(template_db, db)
+        with duckdb.connect(str(db)) as c:
+            report = ocds.ingest_releases(c, raw, lambda _m: None, workers)
+            snaps.append((report.files_failed, _snapshot(c, *tables)))
+    assert _CountingPool.submitted == 9  # every file went to a worker
+    assert snaps[1] == snaps[0]
+    failed, (raw_rows, manifest_rows, quarantine_rows) = snaps[0]
+    assert (failed, len(raw_rows)) == (3, 30 + 13 + 2 + 2)  # truncated, not an array, empty
+    assert {r[1]: r[7] for r in manifest_rows}["ocds/s_truncated.json"] == "failed"
+    assert ("ocds/q.jsonl", "line 13: $") in {(r[1], r[4]) for r in quarantine_rows}
+
+
+def test_parallel_compile_equals_the_in_process_compile(
+    con, raw, tmp_path: Path, template_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _mixed_folder(raw)
+    other = tmp_path / "other.duckdb"
+    shutil.copy(template_db, other)
+    monkeypatch.setattr(stg_ocds, "COMPILE_BATCH_OCIDS", 2)  # several chunks: the pool is used
+    monkeypatch.setattr(stg_ocds, "ProcessPoolExecutor", _CountingPool)
+    monkeypatch.setattr(_CountingPool, "submitted", 0)
+    snaps = []
+    with duckdb.connect(str(other)) as c2:
+        for c, workers in ((con, 1), (c2, 2)):
+            ingest(c, raw)
+            stg_ocds.build_stg_ocds_release_history(c)
+            counts = stg_ocds.build_stg_ocds_releases(c, workers=workers)
+            snaps.append((counts, _snapshot(c, STG_RELEASES.qualified, STG_QUARANTINE.qualified)))
+    assert _CountingPool.submitted >= 7
+    assert snaps[1] == snaps[0]
+    (staged, quarantined), (compiled, quarantine) = snaps[0]
+    assert (staged, quarantined) == (13, 2)  # ocds-abc123-0000..0011 and 0099 staged
+    assert [r[0] for r in compiled] == sorted(r[0] for r in compiled)
+    assert (
+        sum("cannot merge the releases of ocds-abc123-conflict" in r[-1] for r in quarantine) == 2
+    )
+    # releases of one ocid come from several files: p*.json, q.jsonl, r.json.gz
+    assert {r[0]: r[4] for r in compiled}["ocds-abc123-0000"] == 3
+
+
+def test_workers_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.resources import workers_from_env
+
+    monkeypatch.delenv("FUNDTRACE_WORKERS", raising=False)
+    assert workers_from_env() == min(2, os.cpu_count() or 1)
+    monkeypatch.setenv("FUNDTRACE_WORKERS", "1")
+    assert workers_from_env() == 1
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("FUNDTRACE_WORKERS", bad)
+        with pytest.raises(ValueError, match="FUNDTRACE_WORKERS"):
+            workers_from_env()
+
+
+def test_tag_cache_keeps_types_apart() -> None:
+    assert ocds.normalise_tag(["1"]) == '["1"]'
+    assert ocds.normalise_tag([1]) == '["1"]' and ocds.normalise_tag([True]) == '["true"]'
+    assert ocds.normalise_tag("award") == ocds.normalise_tag(["award"]) == '["award"]'
+    body = rel("r1")
+    assert ocds.content_hash({**body, "packageInfo": {"uri": "x"}}) == ocds.content_hash(body)
+    assert ocds.content_hash(body, ocds.canonical_json(body)) == ocds.content_hash(body)

@@ -188,11 +188,14 @@ def ingest_folder(
     log: Callable[[str], None] = print,
     force: bool = False,
     also_tables: Sequence[TableSpec] = (),
+    prefetch: Callable[[Sequence[Path]], None] | None = None,
 ) -> IngestReport:
     """Bring `raw_table` in line with the files under `raw_dir/folder` (see module doc).
 
     `also_tables`: further raw tables the parser writes (e.g. notices beside awards); a file's
-    rows are replaced, rolled back and forgotten in all of them together."""
+    rows are replaced, rolled back and forgotten in all of them together.
+    `prefetch`: told the files the parser will be called for, in order, before the first
+    call (a parser working ahead in other processes); the files still load one by one."""
     ensure_ingest_tables(con)
     tables = (raw_table, *also_tables)
     for spec in tables:
@@ -216,11 +219,16 @@ def ingest_folder(
         report.files_removed += 1
         log(f"{source_system}: {gone} is gone from the raw folder; its rows were removed")
 
+    todo: list[tuple[str, Path, str]] = []
     for rel, path in present.items():
         sha = sha256_file(path)
         if not force and known.get(rel) == (sha, parser_version):
             report.files_unchanged += 1
             continue
+        todo.append((rel, path, sha))
+    if prefetch is not None:
+        prefetch([path for _, path, _ in todo])
+    for rel, path, sha in todo:
         ctx = FileContext(
             source_system, path, rel, sha, dt.datetime.now(dt.UTC).replace(tzinfo=None)
         )
@@ -407,19 +415,26 @@ class RowWriter:
         )
         self.buffer = {c: [] for c in self.buffer}
         self.bytes = 0
+        self.insert_arrow(_raw_batch)
+        del _raw_batch
+
+    def insert_arrow(self, _raw_batch: pa.Table | pa.RecordBatchReader) -> int:
+        """Append rows already in Arrow form (the writer's columns, `_row`, `_loc`): e.g. a
+        stream a parser wrote in another process. Returns the rows written."""
         names = ", ".join([*self.constants, *self.columns])
         values = ", ".join(["?" for _ in self.constants] + self.columns)
         # a replacement scan of the local variable, not con.register(): inside the ingest
         # transaction every registered Arrow table stays alive until COMMIT (measured on OCDS:
         # memory grew with the file, 1.2 GB for a 310 MB package; flat this way)
-        self.con.execute(
+        result = self.con.execute(
             f"INSERT INTO {self.table} ({names}, source_system, source_file, file_sha256, "
             f"loaded_at, source_row, source_locator) "
             f"SELECT {values}, {self.ctx.provenance_sql()}, _row, _loc FROM _raw_batch",
             list(self.constants.values()),
-        )
-        del _raw_batch
+        ).fetchone()
+        n = int(result[0]) if result else 0
         self.written += n
+        return n
 
 
 def reads_cleanly(

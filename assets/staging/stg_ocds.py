@@ -29,6 +29,8 @@ Merge rules (documented once, here):
   an ocid only when no release of that ocid is present in any file; otherwise it is kept in the
   history as `superseded_compiled_release` and not merged.
 - A release without `ocid` cannot be merged: it is quarantined (`staging.stg_quarantine`).
+- The merge runs in $FUNDTRACE_WORKERS processes (chunks of whole ocids, results taken in
+  chunk order), or in-process with 1 worker or a single chunk: the output is the same.
 
 Money: award and contract values are converted to EUR with the shared `to_eur_sql` (ECB rate
 of the last fixing on or before the date). The date is the award `date`, else the earliest
@@ -62,9 +64,13 @@ award value (not split), as the canonical table documents.
 
 import contextlib
 import html
+import itertools
 import json
+import multiprocessing
 import warnings
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -86,12 +92,13 @@ from assets.raw.ocds import RAW_RELEASES, SOURCE_SYSTEM
 from assets.raw.reference import ECB_RATES
 from assets.staging.quarantine import STG_QUARANTINE, replace_quarantine
 from assets.staging.registry import StagingPair
+from pipelines.resources import workers_from_env
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "raw" / "ocds_schema" / "release-schema.json"
 SCHEMA_VERSION = "1.1.5"
 COMPILE_BATCH_OCIDS = 2_000
 READ_BATCH_ROWS = 2_000
-COMPILE_BATCH_BYTES = 16 << 20
+COMPILE_BATCH_BYTES = 8 << 20  # of release JSON per chunk of ocids
 
 MERGE_ROLES = ("merged", "identical_copy", "superseded_compiled_release")
 
@@ -579,10 +586,12 @@ def compile_ocid(
     return compiled, sources, notes
 
 
-def _iter_ocid_groups(
-    con: duckdb.DuckDBPyConnection,
-) -> Iterator[tuple[str, list[tuple[int, dict[str, Any]]], str]]:
-    """(ocid, [(merge_order, release)], compiled_from) in ocid order, streamed from DuckDB."""
+# (ocid, [(merge_order, release JSON text)] in merge order, compiled_from)
+Group = tuple[str, list[tuple[int, str]], str]
+
+
+def _iter_ocid_groups(con: duckdb.DuckDBPyConnection) -> Iterator[Group]:
+    """The merged releases of each ocid, in ocid order, streamed from DuckDB."""
     cur = con.cursor()
     try:
         reader = cur.sql(
@@ -595,7 +604,7 @@ def _iter_ocid_groups(
             ORDER BY h.ocid, h.merge_order"""
         ).to_arrow_reader(READ_BATCH_ROWS)
         ocid: str | None = None
-        group: list[tuple[int, dict[str, Any]]] = []
+        group: list[tuple[int, str]] = []
         compiled_only = True
         for batch in reader:
             cols = batch.to_pydict()
@@ -610,12 +619,26 @@ def _iter_ocid_groups(
                     if ocid is not None:
                         yield ocid, group, "compiledRelease" if compiled_only else "releases"
                     ocid, group, compiled_only = o, [], True
-                group.append((int(order), json.loads(text)))
+                group.append((int(order), text))
                 compiled_only = compiled_only and bool(from_compiled)
         if ocid is not None:
             yield ocid, group, "compiledRelease" if compiled_only else "releases"
     finally:
         cur.close()
+
+
+def _iter_chunks(con: duckdb.DuckDBPyConnection) -> Iterator[list[Group]]:
+    """Whole ocids, a bounded number (and size) at a time."""
+    chunk: list[Group] = []
+    size = 0
+    for group in _iter_ocid_groups(con):
+        chunk.append(group)
+        size += sum(len(text) for _, text in group[1])
+        if len(chunk) >= COMPILE_BATCH_OCIDS or size >= COMPILE_BATCH_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
 
 
 # headline fields picked from each compiled release in Python (already parsed there), so SQL
@@ -710,7 +733,52 @@ def _as_list_any(value: Any) -> list[Any]:
     return [] if value is None else [value]
 
 
-def _compile_all(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+def compile_groups(groups: list[Group]) -> tuple[pa.Table, list[tuple[str, str]]]:
+    """Compile a chunk of ocids: their _ocds_compiled rows, and (ocid, error) for the ocids
+    that failed to merge. Runs in a worker process (arguments and result are pickled)."""
+    rows: dict[str, list[Any]] = {f.name: [] for f in _COMPILED_SCHEMA}
+    failures: list[tuple[str, str]] = []
+    for ocid, texts, compiled_from in groups:
+        releases = [(order, json.loads(text)) for order, text in texts]
+        try:
+            compiled, sources, notes = compile_ocid(ocid, releases)
+        except OCDSMergeError as exc:
+            failures.append((ocid, f"{type(exc).__name__}: {exc}"))
+            continue
+        rows["ocid"].append(ocid)
+        rows["compiled_release"].append(json.dumps(compiled, ensure_ascii=False))
+        rows["merge_sources"].append(json.dumps(sources))
+        rows["merge_warnings"].append(notes or None)
+        rows["compiled_from"].append(compiled_from)
+        for key, value in pick_head(compiled).items():
+            rows[key].append(value)
+    return pa.table(rows, schema=_COMPILED_SCHEMA), failures
+
+
+def _compile_chunks(
+    chunks: Iterator[list[Group]], workers: int
+) -> Iterator[tuple[pa.Table, list[tuple[str, str]]]]:
+    """compile_groups of each chunk, in chunk order. With workers > 1 and more than one chunk,
+    in that many spawned processes (never fork: the parent holds a DuckDB connection)."""
+    head = list(itertools.islice(chunks, 2 if workers > 1 else 1))
+    if len(head) < 2:  # one process: small inputs do not pay for starting workers
+        for chunk in itertools.chain(head, chunks):
+            yield compile_groups(chunk)
+        return
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        pending = deque(pool.submit(compile_groups, c) for c in head)
+        for chunk in chunks:
+            pending.append(pool.submit(compile_groups, chunk))
+            if len(pending) >= 2 * workers:  # bounded memory: results are taken in order
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _compile_all(con: duckdb.DuckDBPyConnection, workers: int) -> list[tuple[str, str]]:
     """Fill TEMP table _ocds_compiled; returns (ocid, error) for ocids that failed to merge."""
     columns = ", ".join(
         f"{f.name} {'VARCHAR[]' if pa.types.is_list(f.type) else 'VARCHAR'}"
@@ -718,44 +786,20 @@ def _compile_all(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE _ocds_compiled ({columns})")
     failures: list[tuple[str, str]] = []
-    rows: dict[str, list[Any]] = {f.name: [] for f in _COMPILED_SCHEMA}
-    size = 0
-
-    def flush() -> None:
-        nonlocal rows, size
-        if not rows["ocid"]:
-            return
-        _ocds_compiled_batch = pa.table(rows, schema=_COMPILED_SCHEMA)  # replacement scan
+    for _ocds_compiled_batch, failed in _compile_chunks(_iter_chunks(con), workers):
         con.execute("INSERT INTO _ocds_compiled SELECT * FROM _ocds_compiled_batch")
-        del _ocds_compiled_batch
-        rows = {f.name: [] for f in _COMPILED_SCHEMA}
-        size = 0
-
-    for ocid, group, compiled_from in _iter_ocid_groups(con):
-        try:
-            compiled, sources, notes = compile_ocid(ocid, group)
-        except OCDSMergeError as exc:
-            failures.append((ocid, f"{type(exc).__name__}: {exc}"))
-            continue
-        text = json.dumps(compiled, ensure_ascii=False)
-        rows["ocid"].append(ocid)
-        rows["compiled_release"].append(text)
-        rows["merge_sources"].append(json.dumps(sources))
-        rows["merge_warnings"].append(notes or None)
-        rows["compiled_from"].append(compiled_from)
-        for key, value in pick_head(compiled).items():
-            rows[key].append(value)
-        size += len(text)
-        if len(rows["ocid"]) >= COMPILE_BATCH_OCIDS or size >= COMPILE_BATCH_BYTES:
-            flush()
-    flush()
+        failures.extend(failed)
     return failures
 
 
-def build_stg_ocds_releases(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-    """Compile every ocid and rebuild stg_ocds_releases. Returns (ocids, ocids quarantined)."""
+def build_stg_ocds_releases(
+    con: duckdb.DuckDBPyConnection, workers: int | None = None
+) -> tuple[int, int]:
+    """Compile every ocid and rebuild stg_ocds_releases. Returns (ocids, ocids quarantined).
+
+    `workers`: processes that compile (default $FUNDTRACE_WORKERS); 1 compiles in-process."""
     install_ocds_sql(con)
-    failures = _compile_all(con)
+    failures = _compile_all(con, workers_from_env() if workers is None else workers)
     con.execute("CREATE OR REPLACE TEMP TABLE _ocds_failed (ocid VARCHAR, error VARCHAR)")
     if failures:
         con.executemany("INSERT INTO _ocds_failed VALUES (?, ?)", failures)
