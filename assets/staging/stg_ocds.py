@@ -65,23 +65,16 @@ award value (not split), as the canonical table documents.
 import contextlib
 import html
 import itertools
-import json
 import multiprocessing
-import warnings
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import duckdb
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
-from ocdsmerge.exceptions import OCDSMergeError, OCDSMergeWarning
-from ocdsmerge.merge import CompiledRelease
-from ocdsmerge.rules import get_merge_rules
 
 from assets.common.fingerprint import skip_unchanged
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE, to_eur_sql
@@ -90,11 +83,20 @@ from assets.common.unicode_names import install_macros as install_shared_macros
 from assets.raw.ingest import PROVENANCE_COLUMNS
 from assets.raw.ocds import RAW_RELEASES, SOURCE_SYSTEM
 from assets.raw.reference import ECB_RATES
+from assets.staging.ocds_compile import (
+    COMPILED_SCHEMA,
+    Group,
+    compile_groups,
+)
+
+# the merge itself lives in ocds_compile (light to import in worker processes); re-exported
+from assets.staging.ocds_compile import SCHEMA_PATH as SCHEMA_PATH
+from assets.staging.ocds_compile import compile_ocid as compile_ocid
+from assets.staging.ocds_compile import merge_rules as merge_rules
 from assets.staging.quarantine import STG_QUARANTINE, replace_quarantine
 from assets.staging.registry import StagingPair
 from pipelines.resources import workers_from_env
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "raw" / "ocds_schema" / "release-schema.json"
 SCHEMA_VERSION = "1.1.5"
 COMPILE_BATCH_OCIDS = 2_000
 READ_BATCH_ROWS = 2_000
@@ -175,12 +177,6 @@ def install_ocds_sql(con: duckdb.DuckDBPyConnection) -> None:
         con.remove_function("ocds_unescape")
     con.create_function("ocds_unescape", _unescape, ["VARCHAR"], "VARCHAR")  # type: ignore[arg-type]
     con.execute(_MACROS)
-
-
-@lru_cache(maxsize=1)
-def merge_rules() -> dict[tuple[str, ...], str]:
-    """ocdsmerge rules derived from the shipped release schema (local file only)."""
-    return get_merge_rules(str(SCHEMA_PATH))
 
 
 # --------------------------------------------------------------------------- table specs
@@ -549,47 +545,6 @@ def build_stg_ocds_release_history(con: duckdb.DuckDBPyConnection) -> tuple[int,
 # --------------------------------------------------------------------------- compile
 
 
-def _as_list(value: Any) -> list[Any]:
-    if isinstance(value, list):
-        return value
-    return [value] if isinstance(value, dict) else []
-
-
-def compile_ocid(
-    ocid: str, releases: list[tuple[int, dict[str, Any]]]
-) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-    """Merge one ocid's releases, given in merge order as (merge_order, release).
-
-    Returns the compiled release, the merge sources (per award/contract id: first and last
-    merge order carrying it and its index in the last one) and ocdsmerge's warnings.
-    """
-    merged = CompiledRelease(merge_rules=merge_rules())
-    sources: dict[str, dict[str, list[Any]]] = {"awards": {}, "contracts": {}}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", OCDSMergeWarning)
-        for order, release in releases:
-            if not release.get("ocid"):
-                release = {**release, "ocid": ocid}
-            merged.append(release)
-            for key, seen in sources.items():
-                for index, obj in enumerate(_as_list(release.get(key))):
-                    if not isinstance(obj, dict) or obj.get("id") is None:
-                        continue
-                    ident = str(obj["id"])
-                    first = seen[ident][0] if ident in seen else order
-                    seen[ident] = [first, order, index if isinstance(release[key], list) else None]
-    compiled = merged.asdict()
-    if compiled.get("date") is None:  # every release undated
-        compiled.pop("date", None)
-        compiled["id"] = ocid
-    notes = sorted({str(w.message) for w in caught})
-    return compiled, sources, notes
-
-
-# (ocid, [(merge_order, release JSON text)] in merge order, compiled_from)
-Group = tuple[str, list[tuple[int, str]], str]
-
-
 def _iter_ocid_groups(con: duckdb.DuckDBPyConnection) -> Iterator[Group]:
     """The merged releases of each ocid, in ocid order, streamed from DuckDB."""
     cur = con.cursor()
@@ -641,120 +596,6 @@ def _iter_chunks(con: duckdb.DuckDBPyConnection) -> Iterator[list[Group]]:
         yield chunk
 
 
-# headline fields picked from each compiled release in Python (already parsed there), so SQL
-# never re-parses or joins the wide JSON; organisations are passed as JSON for the org-id macros
-_HEAD_FIELDS = (
-    "date", "initiationtype", "language", "buyer_id", "buyer_name", "tender_id", "tender_title",
-    "tender_status", "planning_budget_projectid", "planning_budget_project",
-    "planning_budget_amount_amount", "planning_budget_amount_currency",
-    "planning_budget_description", "buyer_json", "buyer_party_json", "procuring_json",
-)  # fmt: skip
-_COMPILED_SCHEMA = pa.schema(
-    [
-        ("ocid", pa.string()),
-        ("compiled_release", pa.string()),
-        ("merge_sources", pa.string()),
-        ("merge_warnings", pa.list_(pa.string())),
-        ("compiled_from", pa.string()),
-        *((name, pa.string()) for name in _HEAD_FIELDS),
-        ("breakdown_ids", pa.list_(pa.string())),
-        ("breakdown_names", pa.list_(pa.string())),
-    ]
-)
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, (dict, list)):
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _org_name(org: dict[str, Any]) -> str | None:
-    return _text(org.get("name")) or _text(_dict(org.get("identifier")).get("legalName"))
-
-
-def pick_head(compiled: dict[str, Any]) -> dict[str, Any]:
-    """Headline fields of a compiled release (raw text; SQL types and cleans them)."""
-    parties = [p for p in _as_list(compiled.get("parties")) if isinstance(p, dict)]
-    by_id: dict[str, dict[str, Any]] = {}
-    for party in parties:
-        if party.get("id") is not None:
-            by_id.setdefault(str(party["id"]), party)
-
-    def resolve(ref: Any) -> dict[str, Any] | None:
-        if not isinstance(ref, dict):
-            return None
-        return by_id.get(str(ref["id"]), ref) if ref.get("id") is not None else ref
-
-    def as_json(obj: dict[str, Any] | None) -> str | None:
-        return None if obj is None else json.dumps(obj, ensure_ascii=False)
-
-    buyer = _dict(compiled.get("buyer"))
-    tender = _dict(compiled.get("tender"))
-    budget = _dict(_dict(compiled.get("planning")).get("budget"))
-    roles_buyer = next(
-        (p for p in parties if "buyer" in [str(r) for r in _as_list_any(p.get("roles"))]), None
-    )
-    breakdown = [_dict(b) for b in _as_list(budget.get("budgetBreakdown"))]
-    sources = [_dict(b.get("sourceParty")) for b in breakdown]
-    return {
-        "date": _text(compiled.get("date")),
-        "initiationtype": _text(compiled.get("initiationType")),
-        "language": _text(compiled.get("language")),
-        "buyer_id": _text(buyer.get("id")),
-        "buyer_name": _text(buyer.get("name")),
-        "tender_id": _text(tender.get("id")),
-        "tender_title": _text(tender.get("title")),
-        "tender_status": _text(tender.get("status")),
-        "planning_budget_projectid": _text(budget.get("projectID")),
-        "planning_budget_project": _text(budget.get("project")),
-        "planning_budget_amount_amount": _text(_dict(budget.get("amount")).get("amount")),
-        "planning_budget_amount_currency": _text(_dict(budget.get("amount")).get("currency")),
-        "planning_budget_description": _text(budget.get("description")),
-        "buyer_json": as_json(resolve(compiled.get("buyer"))),
-        "buyer_party_json": as_json(roles_buyer),
-        "procuring_json": as_json(resolve(tender.get("procuringEntity"))),
-        "breakdown_ids": [_text(sp.get("id")) for sp in sources],
-        "breakdown_names": [
-            _text(sp.get("name")) or _org_name(resolve(sp) or {}) for sp in sources
-        ],
-    }
-
-
-def _as_list_any(value: Any) -> list[Any]:
-    if isinstance(value, list):
-        return value
-    return [] if value is None else [value]
-
-
-def compile_groups(groups: list[Group]) -> tuple[pa.Table, list[tuple[str, str]]]:
-    """Compile a chunk of ocids: their _ocds_compiled rows, and (ocid, error) for the ocids
-    that failed to merge. Runs in a worker process (arguments and result are pickled)."""
-    rows: dict[str, list[Any]] = {f.name: [] for f in _COMPILED_SCHEMA}
-    failures: list[tuple[str, str]] = []
-    for ocid, texts, compiled_from in groups:
-        releases = [(order, json.loads(text)) for order, text in texts]
-        try:
-            compiled, sources, notes = compile_ocid(ocid, releases)
-        except OCDSMergeError as exc:
-            failures.append((ocid, f"{type(exc).__name__}: {exc}"))
-            continue
-        rows["ocid"].append(ocid)
-        rows["compiled_release"].append(json.dumps(compiled, ensure_ascii=False))
-        rows["merge_sources"].append(json.dumps(sources))
-        rows["merge_warnings"].append(notes or None)
-        rows["compiled_from"].append(compiled_from)
-        for key, value in pick_head(compiled).items():
-            rows[key].append(value)
-    return pa.table(rows, schema=_COMPILED_SCHEMA), failures
-
-
 def _compile_chunks(
     chunks: Iterator[list[Group]], workers: int
 ) -> Iterator[tuple[pa.Table, list[tuple[str, str]]]]:
@@ -782,7 +623,7 @@ def _compile_all(con: duckdb.DuckDBPyConnection, workers: int) -> list[tuple[str
     """Fill TEMP table _ocds_compiled; returns (ocid, error) for ocids that failed to merge."""
     columns = ", ".join(
         f"{f.name} {'VARCHAR[]' if pa.types.is_list(f.type) else 'VARCHAR'}"
-        for f in _COMPILED_SCHEMA
+        for f in COMPILED_SCHEMA
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE _ocds_compiled ({columns})")
     failures: list[tuple[str, str]] = []
