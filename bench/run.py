@@ -226,8 +226,10 @@ def run_build() -> dict[str, Any]:
         sampler.stop()
     steps = steps_from_events(entries)
     for s in steps:
-        s["peak_rss_mib"] = sampler.peak_mib(s.pop("_window", None))
+        window = s.pop("_window", None)
+        s["peak_rss_mib"] = sampler.peak_mib(window) if window else None
     return {
+        "tree_peak_rss_mib": sampler.peak_mib(),
         "success": result.success,
         "run_id": result.run_id,
         "duckdb_experiment": json.loads(os.environ.get("BENCH_DUCKDB_CONFIG") or "null"),
@@ -239,7 +241,9 @@ def run_build() -> dict[str, Any]:
 
 
 class RssSampler:
-    """Samples this process's resident memory every 50 ms, to attribute the peak to a step."""
+    """Samples the resident memory of this process *and its descendants* every 50 ms (worker
+    processes, e.g. the OCDS parse/merge pool, count towards the run's memory), to attribute
+    the peak to a step and to give the run's peak as a sum over the process tree."""
 
     def __init__(self, interval: float = 0.05):
         import threading
@@ -250,11 +254,25 @@ class RssSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._page = os.sysconf("SC_PAGE_SIZE")
 
+    def _tree_rss(self) -> int:
+        total, todo = 0, [os.getpid()]
+        while todo:
+            pid = todo.pop()
+            try:
+                with open(f"/proc/{pid}/statm") as fh:
+                    total += int(fh.read().split()[1]) * self._page
+                for task in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{task}/children") as fh:
+                        todo.extend(int(c) for c in fh.read().split())
+            except (OSError, ValueError):  # a worker that just exited
+                if pid == os.getpid():
+                    raise
+        return total
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                with open("/proc/self/statm") as fh:
-                    rss = int(fh.read().split()[1]) * self._page
+                rss = self._tree_rss()
             except OSError:  # not Linux: no per-step figure
                 return
             self.samples.append((time.time(), rss))
@@ -267,10 +285,8 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
 
-    def peak_mib(self, window: tuple[float, float] | None) -> float | None:
-        if window is None:
-            return None
-        inside = [rss for t, rss in self.samples if window[0] <= t <= window[1]]
+    def peak_mib(self, window: tuple[float, float] | None = None) -> float | None:
+        inside = [rss for t, rss in self.samples if window is None or window[0] <= t <= window[1]]
         return round(max(inside) / 2**20, 1) if inside else None
 
 
@@ -420,7 +436,11 @@ def run_child(
         raise RuntimeError(f"benchmark child {args[0]} failed (exit {proc.returncode}):\n{tail}")
     data = json.loads(out_path.read_text())
     data["wall_seconds"] = round(wall, 3)
-    data["peak_rss_mib"] = round(usage.ru_maxrss / 1024, 1)  # Linux: KiB
+    # ru_maxrss is the largest single process; the sampled sum over the process tree also
+    # counts worker processes running at the same time
+    data["peak_rss_mib"] = max(
+        round(usage.ru_maxrss / 1024, 1), data.pop("tree_peak_rss_mib", None) or 0
+    )
     # CPU seconds barely move when other work shares the machine; wall seconds do
     data["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 2)
     data["exit_code"] = proc.returncode

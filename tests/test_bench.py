@@ -4,6 +4,9 @@ asks for. Nothing here asserts a duration: performance is read from bench/result
 
 import hashlib
 import json
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -393,3 +396,20 @@ def test_report_of_a_full_build_only_leaves_the_incremental_ratios_empty(tmp_pat
     assert report["ratios"]["no_change_over_full"] is None
     assert report["targets"]["one_file_within_20pct"] is None
     assert "not measured" in runner.format_table(report)
+
+
+def test_rss_sampler_counts_worker_processes() -> None:
+    sampler = runner.RssSampler()
+    alone = sampler._tree_rss()
+    # a child holding ~200 MB: the tree's memory must include it
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; b = bytearray(200 * 2**20); time.sleep(30)"]
+    )
+    try:
+        deadline = time.time() + 20
+        while sampler._tree_rss() < alone + 150 * 2**20:
+            assert time.time() < deadline, "the child's memory was never counted"
+            time.sleep(0.1)
+    finally:
+        child.kill()
+        child.wait()
