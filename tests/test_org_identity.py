@@ -790,3 +790,19 @@ def test_expectation_suite_passes_and_catches_broken_identities(tmp_path: Path) 
     assert any("int_money_flows is resolved" in (d or "") for d in failed)
     assert "Every merge is an accepted decision recorded in intermediate.int_org_matches" in failed
     con.close()
+
+
+def test_identity_suite_names_a_flow_reference_left_unresolved() -> None:
+    from pipelines.quality import EXPECTATIONS_DIR, load_suite, run_suite
+
+    con = _con()
+    _flow(con, "GB-COH-09990003", "Lumenwave Systems Ltd")
+    _flow(con, _name_ref("Lumenwave Systems"), "LUMENWAVE SYSTEMS LIMITED")
+    _resolve(con)
+    suite = load_suite(EXPECTATIONS_DIR / "intermediate__int_org_identity.json")
+    assert run_suite(con, "intermediate", "int_org_identity", suite).passed
+    con.execute("DELETE FROM intermediate.int_org_identity WHERE org_ref = 'GB-LAE-HBT'")
+    outcome = run_suite(con, "intermediate", "int_org_identity", suite)
+    flows = [e for e in outcome.critical_failures if "int_money_flows" in str(e.kwargs)]
+    assert flows and flows[0].unexpected_count == 4  # payer and controller of both flows
+    assert any("GB-LAE-HBT" in s for s in flows[0].unexpected_sample)
