@@ -255,18 +255,28 @@ class RssSampler:
         self._page = os.sysconf("SC_PAGE_SIZE")
 
     def _tree_rss(self) -> int:
+        """RSS of this process plus its descendants; only this process's own figure is
+        required (a worker or thread that exits while it is read is skipped)."""
         total, todo = 0, [os.getpid()]
         while todo:
             pid = todo.pop()
             try:
                 with open(f"/proc/{pid}/statm") as fh:
                     total += int(fh.read().split()[1]) * self._page
-                for task in os.listdir(f"/proc/{pid}/task"):
-                    with open(f"/proc/{pid}/task/{task}/children") as fh:
-                        todo.extend(int(c) for c in fh.read().split())
-            except (OSError, ValueError):  # a worker that just exited
+            except (OSError, ValueError):
                 if pid == os.getpid():
                     raise
+                continue
+            try:
+                tasks = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for task in tasks:
+                try:
+                    with open(f"/proc/{pid}/task/{task}/children") as fh:
+                        todo.extend(int(c) for c in fh.read().split())
+                except (OSError, ValueError):
+                    continue
         return total
 
     def _run(self) -> None:
