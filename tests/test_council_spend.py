@@ -29,6 +29,7 @@ from assets.raw import reference
 from assets.raw.ingest import FILE_MANIFEST, QUARANTINE, ingest_folder
 from assets.raw.reference import ECB_RATES, FUNDERS, ORGID_PREFIXES, SHIPPED_DIR, load_reference_csv
 from assets.staging import stg_council_spend_payments as stg
+from assets.staging.per_file import FileCacheRefresh
 from assets.staging.quarantine import STG_QUARANTINE
 from pipelines.quality import EXPECTATIONS_DIR, load_suite, run_suite
 from pipelines.resources import FundtraceSettings
@@ -91,8 +92,8 @@ def write(raw_dir: Path, name: str, header: list[str], rows: list[list[str]], **
     return f"council_spend/{name}"
 
 
-def run(con: duckdb.DuckDBPyConnection, raw_dir: Path) -> tuple[int, int]:
-    """Ingest the folder, load councils.csv and build staging: (staged, quarantined)."""
+def run_all(con: duckdb.DuckDBPyConnection, raw_dir: Path) -> tuple[int, int, FileCacheRefresh]:
+    """Ingest the folder, load councils.csv and build staging: (staged, quarantined, refresh)."""
     ingest_folder(
         con,
         source_system=cs.SOURCE_SYSTEM,
@@ -106,6 +107,12 @@ def run(con: duckdb.DuckDBPyConnection, raw_dir: Path) -> tuple[int, int]:
     )
     cs.load_councils(con, raw_dir)
     return stg.build_stg_council_spend_payments(con)
+
+
+def run(con: duckdb.DuckDBPyConnection, raw_dir: Path) -> tuple[int, int]:
+    """Ingest the folder, load councils.csv and build staging: (staged, quarantined)."""
+    staged, quarantined, _ = run_all(con, raw_dir)
+    return staged, quarantined
 
 
 def staged(con: duckdb.DuckDBPyConnection, cols: str, where: str = "TRUE") -> list[tuple]:
@@ -719,3 +726,26 @@ def test_gx_suite_passes_on_the_demo_and_flags_a_file_loaded_twice(con, raw_dir:
     (warning,) = outcome.warning_failures
     assert "count(DISTINCT source_file) > 1" in warning.kwargs["unexpected_rows_query"]
     assert warning.unexpected_count == 1
+
+
+def test_a_new_spend_file_is_staged_alone_and_matches_a_full_build(con, raw_dir: Path) -> None:
+    header = ["Body Name", "Supplier", "Amount", "Date"]
+    write(raw_dir, "jan.csv", header, [["Harbourton City Council", "A Ltd", "1", "01/01/2024"]])
+    write(raw_dir, "feb.csv", header, [["Harbourton City Council", "B Ltd", "x", "01/02/2024"]])
+    assert run(con, raw_dir) == (1, 1)
+    write(raw_dir, "mar.csv", header, [
+        ["Harbourton City Council", "C Ltd", "3", "01/03/2024"],
+        ["Nobody Knows Council", "D Ltd", "4", "01/03/2024"],
+    ])  # fmt: skip
+    staged_n, quarantined_n, refresh = run_all(con, raw_dir)
+    assert (staged_n, quarantined_n) == (2, 2)
+    assert (refresh.full, refresh.derived, refresh.kept) == (False, ["council_spend/mar.csv"], 2)
+
+    def both() -> tuple[list[tuple], list[tuple]]:
+        return staged(con, "* EXCLUDE (loaded_at)"), quarantine(con)
+
+    incremental = both()
+    assert [r[0] for r in staged(con, "supplier_name")] == ["A Ltd", "C Ltd"]
+    con.execute(f"DROP TABLE {stg.PAYMENT_ROWS}")  # from scratch: the same rows
+    assert stg.build_stg_council_spend_payments(con)[2].full
+    assert both() == incremental

@@ -76,6 +76,7 @@ def refresh_file_cache(
     must keep the raw `source_file` column.
     """
     _ensure_state(con)
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {cache.partition('.')[0]}")
     context = input_fingerprint(con, [cache], context_inputs)
     now = {
         f: s

@@ -38,6 +38,7 @@ from assets.raw.council_spend import (
 )
 from assets.raw.ingest import PROVENANCE_COLUMNS
 from assets.raw.reference import ECB_RATES, FUNDERS, ORGID_PREFIXES
+from assets.staging.per_file import FileCacheRefresh, refresh_file_cache
 from assets.staging.quarantine import STG_QUARANTINE, replace_quarantine
 from assets.staging.registry import StagingPair
 
@@ -133,13 +134,15 @@ def _body_key(col: str) -> str:
     return BODY_KEY_SQL.format(col=col)
 
 
-# file name below the source folder, and its base name, for glob matching
-_FILE_SQL = f"""
+def _file_sql(source: str) -> str:
+    """Council of each file of `source` by councils.csv file globs (the file name below the
+    source folder, or its base name)."""
+    return f"""
 SELECT f.source_file,
   arg_min(c.council_org_id, c.source_row) AS org_id,
   arg_min(c.council_name, c.source_row) AS name,
   arg_min(c.match, c.source_row) AS pattern
-FROM (SELECT DISTINCT source_file FROM {RAW_SPEND.qualified}) f
+FROM (SELECT DISTINCT source_file FROM {source}) f
 JOIN {RAW_COUNCILS.qualified} c
   ON c.match_kind = 'file'
  AND (lower(regexp_extract(f.source_file, '[^/]+$')) GLOB lower(c.match)
@@ -147,13 +150,17 @@ JOIN {RAW_COUNCILS.qualified} c
 GROUP BY f.source_file
 """
 
-_CHECKED_SQL = f"""
+
+def _checked_sql(source: str) -> str:
+    """Every raw row of `source` parsed, with the first failed rule as `_reason`."""
+    by_file = _file_sql(source)
+    return f"""
 WITH by_name AS (
   SELECT {_body_key("match")} AS k, arg_min(council_org_id, source_row) AS org_id,
          arg_min(council_name, source_row) AS name
   FROM {RAW_COUNCILS.qualified} WHERE match_kind = 'name' GROUP BY 1
 ),
-by_file AS ({_FILE_SQL}),
+by_file AS ({by_file}),
 parsed AS (
   SELECT r.*,
     ft_parse_amount(r.amount) AS _amount,
@@ -172,7 +179,7 @@ parsed AS (
       WHEN f.org_id IS NOT NULL THEN 'councils.csv file glob ''' || f.pattern || ''''
       ELSE 'body column org-id'
     END AS _payer_basis
-  FROM {RAW_SPEND.qualified} r
+  FROM {source} r
   LEFT JOIN by_name n ON n.k = {_body_key("r.body_name")}
   LEFT JOIN by_file f ON f.source_file = r.source_file
 ),
@@ -199,6 +206,7 @@ SELECT *,
 FROM refs
 """
 
+
 _RECIPIENT_SQL = f"""
 CASE WHEN _redacted THEN '{REDACTED_PREFIX}' || _payer_ref
      WHEN _company_number IS NOT NULL THEN 'GB-COH-' || _company_number
@@ -214,33 +222,26 @@ CASE WHEN _redacted THEN 'redacted'
 """
 
 
-def build_stg_council_spend_payments(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-    """Rebuild the staging table and this source's quarantine rows. Returns (staged, quarantined)."""
-    install_council_spend_macros(con)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _stg_cs_checked AS {_CHECKED_SQL}")
+# Per raw row (kept per file: see assets/staging/per_file.py).
+PAYMENT_ROWS = "staging.stg_council_spend_payment_rows"
+PAYMENT_ROWS_GRAIN = (
+    "Grain: one raw council spend row, checked, typed and converted to EUR. Internal file "
+    "cache of staging.stg_council_spend_payments (rows with _reason, fx_note or no EUR "
+    "amount are quarantined, the rest staged)."
+)
+
+
+def payment_rows_sql(source: str) -> str:
+    """Checked, typed and converted rows of `source` (raw rows): all of staging's work."""
     good = f"""
       SELECT *, _amount AS amount_original, '{CURRENCY}' AS currency_original, _date AS fx_on
-      FROM _stg_cs_checked WHERE _reason IS NULL"""
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _stg_cs_money AS {to_eur_sql(good, ECB_RATES.qualified)}"
-    )
-    quarantined = replace_quarantine(
-        con,
-        SOURCE_SYSTEM,
-        STG_PAYMENTS.name,
-        """SELECT source_file, file_sha256, source_row, source_locator,
-             transaction_id AS record_id, _reason AS reason
-           FROM _stg_cs_checked WHERE _reason IS NOT NULL
-           UNION ALL
-           SELECT source_file, file_sha256, source_row, source_locator,
-             transaction_id, 'no ECB rate for the payment date: ' || fx_note
-           FROM _stg_cs_money WHERE fx_note IS NOT NULL OR amount_eur IS NULL""",
-    )
-    levels = funder_levels_sql(
-        "SELECT _payer_ref AS org_ref FROM _stg_cs_checked WHERE _reason IS NULL"
-    )
-    select = f"""
-    WITH levels AS ({levels})
+      FROM checked WHERE _reason IS NULL"""
+    levels = funder_levels_sql("SELECT _payer_ref AS org_ref FROM checked WHERE _reason IS NULL")
+    # the checks run once: the CTE is read three times (money, levels, rejected rows)
+    return f"""
+    WITH checked AS MATERIALIZED ({_checked_sql(source)}),
+         money AS ({to_eur_sql(good, ECB_RATES.qualified)}),
+         levels AS ({levels})
     SELECT
       m.source_file || '#' || m.source_row AS payment_id, m.transaction_id,
       m._payer_ref AS council_org_ref,
@@ -258,13 +259,57 @@ def build_stg_council_spend_payments(con: duckdb.DuckDBPyConnection) -> tuple[in
       ft_clean_name(m.capital_or_revenue) AS capital_or_revenue,
       m.amount_original < 0 AS is_credit,
       l.funding_level, l.funding_level_basis,
-      m.source_system, m.source_file, m.source_row, m.source_locator, m.file_sha256, m.loaded_at
-    FROM _stg_cs_money m LEFT JOIN levels l ON l.org_ref = m._payer_ref
-    WHERE m.fx_note IS NULL AND m.amount_eur IS NOT NULL
+      m.source_system, m.source_file, m.source_row, m.source_locator, m.file_sha256, m.loaded_at,
+      CAST(NULL AS VARCHAR) AS _reason, m.fx_note
+    FROM money m LEFT JOIN levels l ON l.org_ref = m._payer_ref
+    UNION ALL BY NAME
+    SELECT transaction_id, source_system, source_file, source_row, source_locator, file_sha256,
+      loaded_at, _reason
+    FROM checked WHERE _reason IS NOT NULL
     """
-    staged = rebuild_table(con, STG_PAYMENTS, select)
-    con.execute("DROP TABLE _stg_cs_checked; DROP TABLE _stg_cs_money")
-    return staged, quarantined
+
+
+def build_stg_council_spend_payments(
+    con: duckdb.DuckDBPyConnection,
+) -> tuple[int, int, FileCacheRefresh]:
+    """Rebuild the staging table and this source's quarantine rows from the per-file cache.
+
+    Returns (staged, quarantined, what the cache refresh did).
+    """
+    install_council_spend_macros(con)
+    refresh = refresh_file_cache(
+        con,
+        cache=PAYMENT_ROWS,
+        raw=RAW_SPEND.qualified,
+        rows_sql=payment_rows_sql,
+        context_inputs=(
+            RAW_COUNCILS.qualified,
+            ECB_RATES.qualified,
+            FUNDERS.qualified,
+            ORGID_PREFIXES.qualified,
+        ),
+        grain=PAYMENT_ROWS_GRAIN,
+    )
+    quarantined = replace_quarantine(
+        con,
+        SOURCE_SYSTEM,
+        STG_PAYMENTS.name,
+        f"""SELECT source_file, file_sha256, source_row, source_locator,
+             transaction_id AS record_id, _reason AS reason
+           FROM {PAYMENT_ROWS} WHERE _reason IS NOT NULL
+           UNION ALL
+           SELECT source_file, file_sha256, source_row, source_locator,
+             transaction_id, 'no ECB rate for the payment date: ' || fx_note
+           FROM {PAYMENT_ROWS}
+           WHERE _reason IS NULL AND (fx_note IS NOT NULL OR amount_eur IS NULL)""",
+    )
+    staged = rebuild_table(
+        con,
+        STG_PAYMENTS,
+        f"SELECT * FROM {PAYMENT_ROWS} "
+        "WHERE _reason IS NULL AND fx_note IS NULL AND amount_eur IS NOT NULL",
+    )
+    return staged, quarantined, refresh
 
 
 @dg.asset(
@@ -286,12 +331,16 @@ def stg_council_spend_payments(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        staged, quarantined = build_stg_council_spend_payments(con)
+        staged, quarantined, refresh = build_stg_council_spend_payments(con)
         context.log.info(
             f"{STG_PAYMENTS.qualified}: {staged} payments staged, {quarantined} quarantined "
-            f"(see {STG_QUARANTINE.qualified})"
+            f"(see {STG_QUARANTINE.qualified}); raw files: {refresh.summary()}"
         )
-        return materialize_result(con, STG_PAYMENTS, {"rows_quarantined": quarantined})
+        return materialize_result(
+            con,
+            STG_PAYMENTS,
+            {"rows_quarantined": quarantined, "raw_files_derived": refresh.summary()},
+        )
 
 
 STAGING_PAIRS = (StagingPair(SOURCE_SYSTEM, RAW_SPEND, STG_PAYMENTS),)
