@@ -11,7 +11,8 @@ from dagster_duckdb import DuckDBResource
 
 from assets.common.fingerprint import skip_unchanged
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE
-from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
+from assets.common.slices import Slice, SliceRefresh, refresh_slices
+from assets.common.tables import Column, TableSpec, materialize_result
 from assets.staging import (
     stg_360giving_grants,
     stg_cordis,
@@ -83,9 +84,20 @@ NOT coalesce(source_system = 'eu_fts' AND project_ref IN (
 """
 
 
-def build_int_funding_awards(con: duckdb.DuckDBPyConnection) -> int:
-    union = " UNION ALL ".join(f"SELECT * FROM ({m.AWARDS_SQL})" for m in FUNDING_SOURCES)
-    return rebuild_table(con, INT_FUNDING_AWARDS, f"SELECT * FROM ({union}) WHERE {DEDUP_SQL}")
+def award_slices() -> list[Slice]:
+    """One slice per funding source: a new file of one source rebuilds that source's awards."""
+    return [
+        Slice(
+            key=m.SOURCE_SYSTEM,
+            where=f"source_system = '{m.SOURCE_SYSTEM}'",
+            sql=f"SELECT * FROM ({m.AWARDS_SQL}) WHERE {DEDUP_SQL}",
+        )
+        for m in FUNDING_SOURCES
+    ]
+
+
+def build_int_funding_awards(con: duckdb.DuckDBPyConnection) -> SliceRefresh:
+    return refresh_slices(con, INT_FUNDING_AWARDS, award_slices())
 
 
 @dg.asset(
@@ -101,5 +113,5 @@ def build_int_funding_awards(con: duckdb.DuckDBPyConnection) -> int:
 @skip_unchanged
 def int_funding_awards(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        build_int_funding_awards(con)
-        return materialize_result(con, INT_FUNDING_AWARDS)
+        refresh = build_int_funding_awards(con)
+        return materialize_result(con, INT_FUNDING_AWARDS, {"slices": refresh.summary()})

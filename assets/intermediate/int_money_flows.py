@@ -7,9 +7,10 @@ from dagster_duckdb import DuckDBResource
 from assets.common.fingerprint import skip_unchanged
 from assets.common.levels import funder_levels_sql
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE
+from assets.common.slices import Slice, SliceRefresh, refresh_slices, tables_in
 from assets.common.sql import install_macros
-from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
-from assets.intermediate.int_funding_awards import INT_FUNDING_AWARDS
+from assets.common.tables import Column, TableSpec, materialize_result
+from assets.intermediate.int_funding_awards import FUNDING_SOURCES, INT_FUNDING_AWARDS
 from assets.intermediate.int_procurement_awards import (
     INT_PROCUREMENT_AWARDS,
     contract_project_links_sql,
@@ -59,19 +60,22 @@ _KINDS_SQL = " UNION ALL ".join(
     f"SELECT '{src}' AS source_system, '{kind}' AS link_kind" for src, kind in LINK_KINDS.items()
 )
 
-FLOWS_FROM_FUNDING = f"""
+
+def flows_from_funding(awards: str = INT_FUNDING_AWARDS.qualified) -> str:
+    """Funding awards of `awards` (the table, or a subquery of some of its rows) as flows."""
+    return f"""
 WITH links AS ({stg_governance.PROJECT_LINKS_SQL}),
 kinds AS ({_KINDS_SQL}),
 by_external_id AS (
   SELECT a.award_id, min(l.project_id) AS project_id, min(l.link_kind) || ' id' AS basis
-  FROM {INT_FUNDING_AWARDS.qualified} a
+  FROM {awards} a
   JOIN kinds k ON k.source_system = a.source_system
   JOIN links l ON l.link_kind = k.link_kind AND l.link_value = a.project_ref
   GROUP BY a.award_id
 ),
 by_project_id AS (
   SELECT a.award_id, p.project_id, 'project id' AS basis
-  FROM {INT_FUNDING_AWARDS.qualified} a
+  FROM {awards} a
   JOIN {stg_governance.STG_PROJECTS.qualified} p ON p.project_id = upper(trim(a.project_ref))
 )
 SELECT a.award_id AS flow_id, a.award_type AS flow_type,
@@ -83,10 +87,13 @@ SELECT a.award_id AS flow_id, a.award_type AS flow_type,
   coalesce(x.project_id, p.project_id) AS project_id,
   coalesce(x.basis, p.basis) AS project_link_basis,
   a.source_system, a.source_file, a.source_row, a.source_record_id
-FROM {INT_FUNDING_AWARDS.qualified} a
+FROM {awards} a
 LEFT JOIN by_external_id x USING (award_id)
 LEFT JOIN by_project_id p USING (award_id)
 """
+
+
+FLOWS_FROM_FUNDING = flows_from_funding()
 
 # Contract awards become buyer -> supplier flows unless payments between the same buyer and
 # supplier are already in the data (council spend): then the payments carry that money and the
@@ -157,13 +164,41 @@ WHERE c.value_eur IS NOT NULL AND c.award_date IS NOT NULL
 """
 
 
-def build_int_money_flows(con: duckdb.DuckDBPyConnection) -> int:
-    install_macros(con)
-    return rebuild_table(
-        con,
-        INT_MONEY_FLOWS,
-        f"SELECT * FROM ({FLOWS_FROM_FUNDING}) UNION ALL SELECT * FROM ({FLOWS_FROM_CONTRACTS})",
+_AWARDS = INT_FUNDING_AWARDS.qualified
+_CONTRACTS = "flow_type = 'contract_award'"
+
+
+def flow_slices() -> list[Slice]:
+    """One slice per funding source and one for contracts: a new 360Giving file rebuilds the
+    360Giving flows, not the other million."""
+    slices = []
+    for m in FUNDING_SOURCES:
+        rows = f"source_system = '{m.SOURCE_SYSTEM}'"
+        sql = flows_from_funding(f"(SELECT * FROM {_AWARDS} WHERE {rows})")
+        slices.append(
+            Slice(
+                key=f"funding:{m.SOURCE_SYSTEM}",
+                where=f"{rows} AND NOT {_CONTRACTS}",
+                sql=sql,
+                inputs=(*(t for t in tables_in(sql) if t != _AWARDS), f"{_AWARDS} WHERE {rows}"),
+            )
+        )
+    # contracts read the payments (to leave out awards already paid), not every award
+    payments = f"{_AWARDS} WHERE award_type = 'payment'"
+    slices.append(
+        Slice(
+            key="contracts",
+            where=_CONTRACTS,
+            sql=FLOWS_FROM_CONTRACTS,
+            inputs=(*(t for t in tables_in(FLOWS_FROM_CONTRACTS) if t != _AWARDS), payments),
+        )
     )
+    return slices
+
+
+def build_int_money_flows(con: duckdb.DuckDBPyConnection) -> SliceRefresh:
+    install_macros(con)
+    return refresh_slices(con, INT_MONEY_FLOWS, flow_slices())
 
 
 @dg.asset(
@@ -181,5 +216,5 @@ def build_int_money_flows(con: duckdb.DuckDBPyConnection) -> int:
 @skip_unchanged(extra_tables=(FUNDERS.qualified, ORGID_PREFIXES.qualified))
 def int_money_flows(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        build_int_money_flows(con)
-        return materialize_result(con, INT_MONEY_FLOWS)
+        refresh = build_int_money_flows(con)
+        return materialize_result(con, INT_MONEY_FLOWS, {"slices": refresh.summary()})
