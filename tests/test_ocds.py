@@ -1203,6 +1203,7 @@ def test_parallel_ingest_equals_the_in_process_ingest(
     _mixed_folder(raw)
     monkeypatch.setattr(ocds, "ProcessPoolExecutor", _CountingPool)
     monkeypatch.setattr(_CountingPool, "submitted", 0)
+    monkeypatch.setattr(ocds, "PARALLEL_MIN_BYTES", 0)  # tiny files: workers all the same
     tables = (RAW_RELEASES.qualified, FILE_MANIFEST.qualified, QUARANTINE.qualified)
     snaps = []
     for workers in (1, 2):
@@ -1213,10 +1214,24 @@ def test_parallel_ingest_equals_the_in_process_ingest(
             snaps.append((report.files_failed, _snapshot(c, *tables)))
     assert _CountingPool.submitted == 9  # every file went to a worker
     assert snaps[1] == snaps[0]
+
     failed, (raw_rows, manifest_rows, quarantine_rows) = snaps[0]
     assert (failed, len(raw_rows)) == (3, 30 + 13 + 2 + 2)  # truncated, not an array, empty
     assert {r[1]: r[7] for r in manifest_rows}["ocds/s_truncated.json"] == "failed"
     assert ("ocds/q.jsonl", "line 13: $") in {(r[1], r[4]) for r in quarantine_rows}
+
+
+def test_a_small_ocds_folder_is_parsed_without_workers(
+    tmp_path: Path, template_db: Path, raw: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _mixed_folder(raw)
+    monkeypatch.setattr(ocds, "ProcessPoolExecutor", _CountingPool)
+    monkeypatch.setattr(_CountingPool, "submitted", 0)
+    shutil.copy(template_db, tmp_path / "w.duckdb")
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as c:
+        report = ocds.ingest_releases(c, raw, lambda _m: None, 2)
+    assert (report.files_seen, report.files_failed, report.rows_loaded) == (9, 3, 47)
+    assert _CountingPool.submitted == 0  # a few KB: spawning workers would cost more
 
 
 def test_parallel_compile_equals_the_in_process_compile(

@@ -761,6 +761,10 @@ def parse_to_spool(path: Path, spool: Path) -> _Spooled:
         out.close()
 
 
+# below this many bytes to parse, the files are parsed in the build process
+PARALLEL_MIN_BYTES = 32 * 2**20
+
+
 class ParallelParser:
     """parse_file with the parsing done ahead in worker processes, a few files at a time;
     the parent only inserts each file's rows, in the ingest's order and transactions.
@@ -785,7 +789,9 @@ class ParallelParser:
 
     def prefetch(self, paths: Sequence[Path]) -> None:
         self.queue = list(paths)
-        if len(self.queue) > 1:  # one file gains nothing from a worker
+        # one file, or a few MB, gains nothing from workers that take ~1 s each to start
+        size = sum(p.stat().st_size for p in self.queue if p.is_file())
+        if len(self.queue) > 1 and size >= PARALLEL_MIN_BYTES:
             # spawn, never fork: the parent holds a DuckDB connection
             self.pool = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn")
