@@ -114,8 +114,11 @@ JOIN {INT_ORG_IDENTITY.qualified} co ON co.org_ref = f.controller_org_ref
 """
 
 _STREAMS_SELECT = f"""
-SELECT m.stream_id, m.from_org_id AS funder_org_id, any_value(m.from_name) AS funder_name,
-  any_value(f.programme) AS programme,
+SELECT m.stream_id, m.from_org_id AS funder_org_id,
+  -- the name and programme on the stream's first flow: not any_value, whose pick follows
+  -- the join's row order (int_money_flows is maintained by slice, not in flow_id order)
+  arg_min(m.from_name, m.flow_id) FILTER (WHERE m.from_name IS NOT NULL) AS funder_name,
+  arg_min(f.programme, m.flow_id) FILTER (WHERE f.programme IS NOT NULL) AS programme,
   -- one funder has one level; mode() is deterministic for equal values
   mode(m.funding_level) AS funding_level,
   count(*) AS awards, count(DISTINCT m.to_org_id) AS recipients,
