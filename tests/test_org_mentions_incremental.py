@@ -7,6 +7,7 @@ kept when it should have been redone (or lost) fails here.
 import duckdb
 import pytest
 
+from assets.common import fingerprint
 from assets.common.tables import create_table, ensure_schemas
 from assets.intermediate import int_org_mentions as mentions_module
 from assets.intermediate.int_money_flows import INT_MONEY_FLOWS
@@ -145,7 +146,7 @@ def test_mentions_edited_behind_the_pipeline_are_rebuilt() -> None:
 def test_new_code_rebuilds_every_slice(monkeypatch: pytest.MonkeyPatch) -> None:
     con = _con()
     build_int_org_mentions(con)
-    monkeypatch.setattr(mentions_module, "code_version", lambda: "another version")
+    monkeypatch.setattr(fingerprint, "code_version", lambda: "another version")
     built = build_int_org_mentions(con)
     assert built.kept == 0 and len(built.rebuilt) == 4
 

@@ -15,13 +15,14 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from assets.common import eu_vat, unicode_names
-from assets.common.fingerprint import code_version, skip_unchanged
+from assets.common.fingerprint import skip_unchanged
+from assets.common.slices import SLICE_STATE, Slice, refresh_slices
 from assets.common.tables import (
     Column,
     TableSpec,
-    create_table,
     materialize_result,
     row_count,
+    sql_literal,
     table_columns,
 )
 from assets.intermediate.int_money_flows import INT_MONEY_FLOWS
@@ -339,8 +340,8 @@ _EMPTY_PART = (
     "'' AS source_system, '' AS source_table, '' AS source_file WHERE false"
 )
 
-# What each slice (source table x source system) of the mentions was built from.
-SLICES = "quality.int_org_mentions_slices"
+# Slice state is the shared one (assets/common/slices.py).
+SLICES = SLICE_STATE
 
 
 def mentions_sql(parts: Sequence[str]) -> str:
@@ -376,112 +377,49 @@ class MentionsBuild:
     kept: int  # slices whose rows were kept as they were
 
 
-def _input_slices(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, tuple[int, str]]:
-    """source_system -> (rows, content hash) of a source table."""
-    return {
-        system: (int(n), str(h))
-        for system, n, h in con.execute(
-            f"SELECT source_system, count(*), sum(hash(t))::VARCHAR FROM {table} AS t GROUP BY 1"
-        ).fetchall()
-    }
-
-
-def _stored_slices(con: duckdb.DuckDBPyConnection, code: str) -> dict[tuple[str, str], tuple]:
-    """(table, system) -> (input rows, input hash) of the slices still as stored.
-
-    A slice whose code version differs, or whose rows in the mentions table are not the
-    number stored (edited or lost behind the pipeline), counts as absent: it is rebuilt.
-    """
-    if table_columns(con, INT_ORG_MENTIONS.qualified) != [c.name for c in INT_ORG_MENTIONS.columns]:
-        return {}
-    rows = con.execute(
-        f"""
-        WITH have AS (SELECT source_table, source_system, count(*) AS n
-                      FROM {INT_ORG_MENTIONS.qualified} GROUP BY ALL)
-        SELECT s.source_table, s.source_system, s.input_rows, s.input_hash
-        FROM {SLICES} s LEFT JOIN have h USING (source_table, source_system)
-        WHERE s.code_version = ? AND coalesce(h.n, 0) = s.mention_rows
-        """,
-        [code],
-    ).fetchall()
-    return {(t, s): (n, h) for t, s, n, h in rows}
+def mention_slices(con: duckdb.DuckDBPyConnection, used: Sequence[str]) -> list[Slice]:
+    """One slice per source table x source system present, fingerprinted on those rows."""
+    slices = []
+    for src in MENTION_SOURCES:
+        if src.table not in used:
+            continue
+        systems = [
+            r[0]
+            for r in con.execute(
+                f"SELECT DISTINCT source_system FROM {src.table} "
+                "WHERE source_system IS NOT NULL ORDER BY 1"
+            ).fetchall()
+        ]
+        for system in systems:
+            rows = f"source_system = {sql_literal(system)}"
+            slices.append(
+                Slice(
+                    key=f"{src.table}:{system}",
+                    where=f"source_table = {sql_literal(src.table)} AND {rows}",
+                    sql=mentions_sql([f"SELECT * FROM ({src.sql}) AS p WHERE {rows}"]),
+                    inputs=(f"{src.table} WHERE {rows}",),
+                )
+            )
+    return slices
 
 
 def build_int_org_mentions(con: duckdb.DuckDBPyConnection) -> MentionsBuild:
     """Write the mentions of every source present, redoing only the slices that changed.
 
-    A slice is one source table x source system. Its input is fingerprinted by content (row
-    count and the sum of the rows' hashes) and the code version; an unchanged slice keeps
-    its rows. A new 360Giving file so re-derives the 360Giving slices only, not the 1M+
-    other flows. Slices of a source no longer present are removed.
+    A slice is one source table x source system (assets/common/slices.py): grouping keeps
+    both, so one slice's rows never depend on another's. A new 360Giving file so re-derives
+    the 360Giving slices only, not the 1M+ other flows. Slices of a source no longer present
+    are removed.
     """
     install_macros(con)
     _, used, skipped = mention_parts(con)
-    code = code_version()
-    con.execute("CREATE SCHEMA IF NOT EXISTS quality")
-    con.execute(
-        f"""CREATE TABLE IF NOT EXISTS {SLICES} (source_table VARCHAR, source_system VARCHAR,
-            input_rows BIGINT, input_hash VARCHAR, mention_rows BIGINT, code_version VARCHAR)"""
-    )
-    stored = _stored_slices(con, code)
-
-    current: dict[tuple[str, str], tuple[int, str]] = {}
-    todo: list[str] = []
-    for src in MENTION_SOURCES:
-        if src.table not in used:
-            continue
-        changed = []
-        for system, state in _input_slices(con, src.table).items():
-            current[(src.table, system)] = state
-            if stored.get((src.table, system)) != state:
-                changed.append(system)
-        if changed:
-            systems = ", ".join("'" + s.replace("'", "''") + "'" for s in sorted(changed))
-            todo.append(f"SELECT * FROM ({src.sql}) AS p WHERE source_system IN ({systems})")
-    stale = sorted(
-        {k for k in stored if stored[k] != current.get(k)} | {k for k in current if k not in stored}
-    )
-    con.execute("BEGIN")
-    try:
-        if not stored:  # nothing to keep: a fresh table, in spec order as rebuild_table writes
-            create_table(con, INT_ORG_MENTIONS, replace=True)
-        for table, system in (k for k in stale if k in stored):
-            con.execute(
-                f"DELETE FROM {INT_ORG_MENTIONS.qualified} "
-                "WHERE source_table = ? AND source_system = ?",
-                [table, system],
-            )
-        if todo:
-            order = ", ".join(INT_ORG_MENTIONS.order_by)
-            con.execute(
-                f"INSERT INTO {INT_ORG_MENTIONS.qualified} ({INT_ORG_MENTIONS.select_list()}) "
-                f"SELECT {INT_ORG_MENTIONS.select_list()} FROM ({mentions_sql(todo)}) AS q "
-                f"ORDER BY {order}"
-            )
-        con.execute(f"DELETE FROM {SLICES}")
-        if current:
-            con.executemany(
-                f"INSERT INTO {SLICES} VALUES (?, ?, ?, ?, 0, ?)",
-                [[t, s, n, h, code] for (t, s), (n, h) in sorted(current.items())],
-            )
-        con.execute(
-            f"""
-            UPDATE {SLICES} AS s SET mention_rows = h.n
-            FROM (SELECT source_table, source_system, count(*) AS n
-                  FROM {INT_ORG_MENTIONS.qualified} GROUP BY ALL) AS h
-            WHERE h.source_table = s.source_table AND h.source_system = s.source_system
-            """
-        )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    refresh = refresh_slices(con, INT_ORG_MENTIONS, mention_slices(con, used))
     return MentionsBuild(
         rows=row_count(con, INT_ORG_MENTIONS),
         used=used,
         skipped=skipped,
-        rebuilt=[f"{t}:{s}" for t, s in stale if (t, s) in current],
-        kept=len(current) - sum(1 for k in stale if k in current),
+        rebuilt=refresh.rebuilt,
+        kept=len(refresh.kept),
     )
 
 
