@@ -38,7 +38,6 @@ package, a 0-byte file (reported by the shared ingest). Record-level rejects: an
 """
 
 import codecs
-import contextlib
 import gzip
 import hashlib
 import json
@@ -84,7 +83,6 @@ PARSER_VERSION = "ocds-1"
 BATCH_ROWS = 5_000
 SNIFF_BYTES = 1 << 20  # a JSON Lines file shows a newline within its first MiB
 _CHUNK = 1 << 20
-CHECKPOINT_THRESHOLD = "256MB"
 
 RELEASE_FIELDS = (
     "ocid",
@@ -850,22 +848,6 @@ def ingest_releases(
         return ingest_folder(con, parser=parser, prefetch=parser.prefetch, **args)
 
 
-@contextlib.contextmanager
-def fewer_checkpoints(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """A higher checkpoint_threshold while the files load, then one checkpoint.
-
-    Each file commits on its own; at DuckDB's 16 MiB threshold every ~20 MB file triggered a
-    checkpoint that rewrote the table's growing last row group (~7 s of 27 at scale 1)."""
-    old = con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
-    con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
-    try:
-        yield
-        con.execute("CHECKPOINT")
-    finally:
-        if old is not None:
-            con.execute(f"SET checkpoint_threshold = '{old[0]}'")
-
-
 @dg.asset(
     key=RAW_RELEASES.asset_key,
     group_name="raw",
@@ -877,7 +859,6 @@ def raw_ocds_releases(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource, fundtrace: FundtraceSettings
 ) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        with fewer_checkpoints(con):
-            report = ingest_releases(con, fundtrace.raw_path, context.log.info, workers_from_env())
+        report = ingest_releases(con, fundtrace.raw_path, context.log.info, workers_from_env())
         context.log.info(report.summary())
         return materialize_result(con, RAW_RELEASES, report.as_metadata())
