@@ -316,10 +316,11 @@ MENTION_SOURCES: tuple[MentionSource, ...] = (
 )
 
 
-def mention_parts(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[str], list[str]]:
-    """SELECTs of the sources present, the tables used, and the tables skipped (with why)."""
-    parts: list[str] = []
-    used: list[str] = []
+def mention_sources(
+    con: duckdb.DuckDBPyConnection,
+) -> tuple[list[MentionSource], list[str]]:
+    """The sources present with the columns they need, and the tables skipped (with why)."""
+    used: list[MentionSource] = []
     skipped: list[str] = []
     for src in MENTION_SOURCES:
         cols = table_columns(con, src.table) or []
@@ -329,9 +330,8 @@ def mention_parts(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[str],
         elif missing:
             skipped.append(f"{src.table} (lacks {', '.join(missing)})")
         else:
-            parts.append(src.sql)
-            used.append(src.table)
-    return parts, used, skipped
+            used.append(src)
+    return used, skipped
 
 
 _EMPTY_PART = (
@@ -377,12 +377,10 @@ class MentionsBuild:
     kept: int  # slices whose rows were kept as they were
 
 
-def mention_slices(con: duckdb.DuckDBPyConnection, used: Sequence[str]) -> list[Slice]:
+def mention_slices(con: duckdb.DuckDBPyConnection, sources: Sequence[MentionSource]) -> list[Slice]:
     """One slice per source table x source system present, fingerprinted on those rows."""
     slices = []
-    for src in MENTION_SOURCES:
-        if src.table not in used:
-            continue
+    for src in sources:
         systems = [
             r[0]
             for r in con.execute(
@@ -412,11 +410,11 @@ def build_int_org_mentions(con: duckdb.DuckDBPyConnection) -> MentionsBuild:
     are removed.
     """
     install_macros(con)
-    _, used, skipped = mention_parts(con)
-    refresh = refresh_slices(con, INT_ORG_MENTIONS, mention_slices(con, used))
+    sources, skipped = mention_sources(con)
+    refresh = refresh_slices(con, INT_ORG_MENTIONS, mention_slices(con, sources))
     return MentionsBuild(
         rows=row_count(con, INT_ORG_MENTIONS),
-        used=used,
+        used=[src.table for src in sources],
         skipped=skipped,
         rebuilt=refresh.rebuilt,
         kept=len(refresh.kept),
