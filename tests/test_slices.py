@@ -104,3 +104,11 @@ def test_slices_that_do_not_partition_the_table_fail_and_change_nothing() -> Non
         refresh_slices(con, TARGET, overlapping)
     assert _rows(con) == before
     assert con.execute(f"SELECT * FROM {SLICE_STATE} ORDER BY ALL").fetchall() == state
+
+
+def test_no_slices_at_all_leave_an_empty_table() -> None:
+    con = _con()
+    refresh_slices(con, TARGET, _slices())
+    assert refresh_slices(con, TARGET, []).kept == []
+    assert _rows(con) == []
+    assert refresh_slices(con, TARGET, []).rebuilt == []  # and again, on an empty state

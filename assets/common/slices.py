@@ -130,10 +130,11 @@ def refresh_slices(
                 "predicates must partition the table"
             )
         con.execute(f"DELETE FROM {SLICE_STATE} WHERE table_name = ?", [spec.qualified])
-        con.executemany(
-            f"INSERT INTO {SLICE_STATE} VALUES (?, ?, ?, ?)",
-            [[spec.qualified, s.key, fingerprints[s.key], counts[s.key]] for s in slices],
-        )
+        if slices:  # no source present: an empty table, nothing to remember
+            con.executemany(
+                f"INSERT INTO {SLICE_STATE} VALUES (?, ?, ?, ?)",
+                [[spec.qualified, s.key, fingerprints[s.key], counts[s.key]] for s in slices],
+            )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
