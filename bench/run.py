@@ -306,18 +306,18 @@ def _apply_duckdb_experiment() -> None:
     extra = os.environ.get("BENCH_DUCKDB_CONFIG")
     if not extra:
         return
-    from dagster_duckdb import DuckDBResource
-
     import pipelines.definitions as definitions
+    from pipelines.resources import BuildDatabase, duckdb_config_from_env
 
     config = json.loads(extra)
 
-    def with_experiment(**kwargs: Any) -> DuckDBResource:
+    def with_experiment(build_db: Path) -> BuildDatabase:
         # on top of the settings definitions.py gives (memory limit, temp directory)
-        kwargs["connection_config"] = {**(kwargs.get("connection_config") or {}), **config}
-        return DuckDBResource(**kwargs)
+        return BuildDatabase(
+            database=str(build_db), connection_config={**duckdb_config_from_env(build_db), **config}
+        )
 
-    definitions.DuckDBResource = with_experiment  # type: ignore[misc,assignment]
+    definitions.build_database = with_experiment  # type: ignore[misc,assignment]
 
 
 def steps_from_events(entries: Sequence[Any]) -> list[dict[str, Any]]:

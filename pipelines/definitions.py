@@ -8,7 +8,6 @@ checks. Runs use the in-process executor: the multiprocess default costs ~1.5 s 
 from pathlib import Path
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from assets.intermediate import (
     int_control_edges,
@@ -46,8 +45,8 @@ from assets.staging import (
 from pipelines.jobs import fundtrace_all, nightly
 from pipelines.quality import EXPECTATIONS_DIR, build_gx_asset_checks
 from pipelines.resources import (
+    build_database,
     build_db_from_env,
-    duckdb_config_from_env,
     marts_db_from_env,
     settings_from_env,
 )
@@ -110,9 +109,7 @@ def build_definitions(expectations_dir: Path = EXPECTATIONS_DIR) -> dg.Definitio
         schedules=[nightly],
         sensors=[raw_files_sensor, run_failure_notifier],
         resources={
-            "duckdb": DuckDBResource(
-                database=str(build_db), connection_config=duckdb_config_from_env(build_db)
-            ),
+            "duckdb": build_database(build_db),
             "fundtrace": settings_from_env(),
         },
         executor=dg.in_process_executor,

@@ -10,6 +10,10 @@
   to the build database; beyond it DuckDB spills to `<build db>.tmp/`.
 - `FUNDTRACE_WORKERS` (default 2, at most the CPU count): worker processes for the OCDS steps.
 
+`BuildDatabase` is the `duckdb` resource: a `DuckDBResource` that holds the build database
+open for the whole run, so the many short connections of a run do not each reload the catalog
+and checkpoint on close.
+
 Relative values are resolved against the current directory; defaults against the repository.
 """
 
@@ -19,6 +23,9 @@ import os
 from pathlib import Path
 
 import dagster as dg
+import duckdb
+from dagster_duckdb import DuckDBResource
+from pydantic import PrivateAttr
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,3 +93,33 @@ class FundtraceSettings(dg.ConfigurableResource):
 
 def settings_from_env() -> FundtraceSettings:
     return FundtraceSettings(raw_dir=str(raw_dir_from_env()), marts_db=str(marts_db_from_env()))
+
+
+class BuildDatabase(DuckDBResource):
+    """`DuckDBResource` for the build database that keeps one connection open from the start
+    of a run to its end.
+
+    DuckDB shares one database instance between the connections of a process, so each
+    `get_connection()` of a step then attaches to the open instance (~0.4 ms) instead of
+    opening the file (~45 ms at scale 1, three times per skipped step), and closing it no
+    longer checkpoints: DuckDB checkpoints when its WAL reaches `checkpoint_threshold`, and
+    once when the run ends. With the in-process executor this spans the run; under another
+    executor it spans each step process.
+    """
+
+    _held: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # the same settings as get_connection(): DuckDB refuses a second connection to an
+        # open database with different ones
+        config = {"custom_user_agent": "dagster", **self.connection_config}
+        self._held = duckdb.connect(self.database, config=config)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = None
+
+
+def build_database(build_db: Path) -> BuildDatabase:
+    return BuildDatabase(database=str(build_db), connection_config=duckdb_config_from_env(build_db))
