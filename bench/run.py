@@ -1,6 +1,6 @@
 """`make bench`: generate (cached), measure the DuckDB read floor, then time three builds.
 
-    python -m bench.run [--scale S] [--seed N] [--runs full,no_change,one_file]
+    python -m bench.run [--scale S] [--seed N] [--runs full,no_change,one_file,one_file_job]
     (scale default: $BENCH_SCALE or 0.01)
 
 1. The synthetic raw folder for (scale, seed, generator version, wired sources) comes from
@@ -10,9 +10,12 @@
 3. **Floor** (median of three): in a child process, DuckDB alone reads every raw file into a
    table of one fresh database file (`read_csv` with the dialect given; JSON packages
    streamed with ijson to JSON Lines and read with `read_json`; JSON Lines read directly).
-4. Three builds, each `fundtrace_all` executed in process exactly as `make run` does, each in
-   its own child process: (1) full build, (2) no-change re-run, (3) one new small 360Giving
-   CSV added. Per step (asset or check) wall time comes from the Dagster event log
+4. Four builds, each `fundtrace_all` executed in process as `make run` does, each in its own
+   child process: (1) full build, (2) no-change re-run, (3) one new small 360Giving CSV added,
+   running what the `fundtrace_raw_files` sensor launches for it (the raw assets of that
+   folder and everything downstream, with their checks), (4) the same new file from the same
+   state (build database and marts restored), running the whole job as the nightly schedule
+   and `make run` do. Per step (asset or check) wall time comes from the Dagster event log
    (first STEP_START -> STEP_SUCCESS), rows from `dagster/row_count`, the step's peak RSS
    from sampling /proc every 50 ms; the run's peak RSS and CPU seconds are the child's
    `os.wait4` figures (the whole run: DuckDB, Python, Dagster).
@@ -46,7 +49,7 @@ RESULTS_DIR = BENCH_DIR / "results"
 DEFAULT_SCALE = 0.01
 DEFAULT_SEED = 42
 SCHEMA = "fundtrace-bench/1"
-RUNS = ("full", "no_change", "one_file")
+RUNS = ("full", "no_change", "one_file", "one_file_job")
 FLOOR_REPEATS = 3  # the floor is short and noisy: median of three
 TARGETS = {
     "build_over_floor": 3.0,
@@ -195,8 +198,9 @@ def _json_items(fh: Any, path: Path, prefixes: tuple[str, ...], ijson: Any) -> A
 # ------------------------------------------------------------------------- child: build
 
 
-def run_build() -> dict[str, Any]:
+def run_build(folders: Sequence[str] = ()) -> dict[str, Any]:
     """Execute `fundtrace_all` in process as `make run` does; timings from the event log.
+    With `folders`, only what the raw-files sensor launches when those source folders change.
 
     Paths come from the environment (FUNDTRACE_RAW_DIR, FUNDTRACE_MARTS_DB, FUNDTRACE_BUILD_DB,
     DAGSTER_HOME), exactly like `python -m pipelines.cli run`."""
@@ -205,10 +209,16 @@ def run_build() -> dict[str, Any]:
 
     from pipelines.definitions import build_definitions
     from pipelines.jobs import ALL_ASSETS_JOB_NAME
+    from pipelines.sensors import run_selection
 
     _apply_duckdb_experiment()
     defs = build_definitions()
     job = defs.resolve_job_def(ALL_ASSETS_JOB_NAME)
+    selection = None
+    if folders:
+        selection, unread = run_selection(defs.resolve_asset_graph(), set(folders))
+        if unread or not selection:
+            raise ValueError(f"no asset reads the folder(s) {sorted(unread)}")
     t1 = time.perf_counter()
     started_utc = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     sampler = RssSampler()
@@ -217,6 +227,7 @@ def run_build() -> dict[str, Any]:
         with dg.DagsterInstance.get() as instance:
             result = job.execute_in_process(
                 instance=instance,
+                asset_selection=selection,
                 raise_on_error=False,
                 run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
             )
@@ -513,10 +524,12 @@ def summarize(
         "execute_over_floor": _ratio(full["execute_seconds"], floor_s),
         "no_change_over_full": over_full("no_change", "wall_seconds"),
         "one_file_over_full": over_full("one_file", "wall_seconds"),
+        "one_file_job_over_full": over_full("one_file_job", "wall_seconds"),
         # the same on CPU seconds: barely moved by other work sharing the machine
         "cpu_build_over_floor": _ratio(full["cpu_seconds"], floor["cpu_seconds"]),
         "cpu_no_change_over_full": over_full("no_change", "cpu_seconds"),
         "cpu_one_file_over_full": over_full("one_file", "cpu_seconds"),
+        "cpu_one_file_job_over_full": over_full("one_file_job", "cpu_seconds"),
     }
     peak = max(r["peak_rss_mib"] for r in runs.values())
 
@@ -531,6 +544,9 @@ def summarize(
         ),
         "one_file_within_20pct": within(
             ratios["one_file_over_full"], TARGETS["one_file_over_full"]
+        ),
+        "one_file_job_within_20pct": within(
+            ratios["one_file_job_over_full"], TARGETS["one_file_over_full"]
         ),
     }
     for run in runs.values():
@@ -605,7 +621,8 @@ def format_table(report: dict[str, Any]) -> str:
         f"{data['total_rows']:,} records in {data['files']} files ({data['bytes'] / 1e6:,.0f} MB)"
     )
     head = (
-        f"{'step':60} {'kind':5} {'full s':>8} {'nochg s':>8} {'1file s':>8} {'rows':>10} "
+        f"{'step':60} {'kind':5} {'full s':>8} {'nochg s':>8} {'1file s':>8} {'1f job':>8} "
+        f"{'rows':>10} "
         f"{'peak MiB':>8}"
     )
     lines += [head, "-" * len(head)]
@@ -619,7 +636,8 @@ def format_table(report: dict[str, Any]) -> str:
         rss = "" if s["rss"] is None else f"{s['rss']:8.0f}"
         lines.append(
             f"{key[:60]:60} {s['kind']:5} {cell(s.get('full')):>8} {cell(s.get('no_change')):>8} "
-            f"{cell(s.get('one_file')):>8} {rows:>10} {rss:>8}{mark}"
+            f"{cell(s.get('one_file')):>8} {cell(s.get('one_file_job')):>8} {rows:>10} "
+            f"{rss:>8}{mark}"
         )
     lines.append("-" * len(head))
     for label, field in (
@@ -654,6 +672,8 @@ def format_table(report: dict[str, Any]) -> str:
          "no_change_within_10pct"),
         ("one-file / full", "one_file_over_full", "cpu_one_file_over_full", "0.20",
          "one_file_within_20pct"),
+        ("  (whole job)", "one_file_job_over_full", "cpu_one_file_job_over_full", "0.20",
+         "one_file_job_within_20pct"),
     ):  # fmt: skip
         if ratios[key] is None:
             lines.append(f"{label:18} not measured (--runs)")
@@ -772,16 +792,26 @@ def bench(
     floor["all_seconds"] = [f["seconds"] for f in floors]
     log(f"floor: {floor['seconds']:.2f}s (runs: {floor['all_seconds']})")
     measured: dict[str, dict[str, Any]] = {}
+    before_one_file = work / "before_one_file"
     for name in runs:
+        args = ["_build"]
         if name == "one_file":
+            folders = set()
             for extra in manifest["extra"]:
                 rel = Path(extra["path"]).relative_to(gen.EXTRA_DIR)
                 (raw / rel).parent.mkdir(parents=True, exist_ok=True)
                 os.link(raw_cache / extra["path"], raw / rel)
+                folders.add(rel.parts[0])
+            args += ["--folders", ",".join(sorted(folders))]
+            if "one_file_job" in runs:  # the whole-job run starts from the same state
+                for part in ("build", "marts"):
+                    shutil.copytree(work / part, before_one_file / part)
+        if name == "one_file_job":
+            for part in ("build", "marts"):
+                shutil.rmtree(work / part)
+                (before_one_file / part).rename(work / part)
         log(f"{name}: building ...")
-        measured[name] = run_child(
-            ["_build"], env, work / f"{name}.log", work / f"{name}.json", cwd=code
-        )
+        measured[name] = run_child(args, env, work / f"{name}.log", work / f"{name}.json", cwd=code)
         log(f"{name}: {measured[name]['wall_seconds']:.2f}s, success={measured[name]['success']}")
     date = dt.datetime.now(dt.UTC).date().isoformat()
     report = summarize(
@@ -832,11 +862,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--runs",
         default=",".join(RUNS),
-        help="comma-separated subset of full,no_change,one_file (full always runs first)",
+        help="comma-separated subset of full,no_change,one_file,one_file_job (full always runs "
+        "first; one_file_job needs one_file)",
     )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    runs = [r for r in RUNS if r == "full" or r in args.runs.split(",")]
+    asked = set(args.runs.split(","))
+    if "one_file_job" in asked:
+        asked.add("one_file")
+    runs = [r for r in RUNS if r == "full" or r in asked]
     report = bench(
         args.scale,
         args.seed,
@@ -852,12 +886,13 @@ def _child(argv: list[str]) -> int:
     parser.add_argument("kind", choices=("_floor", "_build"))
     parser.add_argument("--raw", type=Path)
     parser.add_argument("--db", type=Path)
+    parser.add_argument("--folders", default="", help="_build: only what these folders launch")
     parser.add_argument("--result", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.kind == "_floor":
         data = measure_floor(args.raw, args.db, args.db.parent / "floor_tmp")
     else:
-        data = run_build()
+        data = run_build([f for f in args.folders.split(",") if f])
     args.result.write_text(json.dumps(data, indent=1))
     return 0
 

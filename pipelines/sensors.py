@@ -15,11 +15,15 @@ import json
 import os
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from pipelines.jobs import fundtrace_all
 from pipelines.resources import raw_dir_from_env
+
+if TYPE_CHECKING:
+    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 
 WEBHOOK_ENV = "FUNDTRACE_ALERT_WEBHOOK_URL"
 
@@ -58,6 +62,22 @@ def raw_keys_for_folders(
     return sorted(keys, key=lambda k: k.to_user_string()), unmatched
 
 
+def run_selection(graph: "BaseAssetGraph", folders: set[str]) -> tuple[list[dg.AssetKey], set[str]]:
+    """What a change in the source `folders` launches: their raw assets and everything
+    downstream (sorted keys; checks of these assets run with them), and the folders no asset
+    reads. The benchmark's one-new-file run uses the same selection."""
+    raw_specs = [
+        graph.get(key).to_asset_spec()  # type: ignore[attr-defined]
+        for key in graph.get_all_asset_keys()
+        if key.path[0] == "raw"
+    ]
+    keys, unmatched = raw_keys_for_folders(folders, raw_specs)
+    if not keys:
+        return [], unmatched
+    selected = dg.AssetSelection.assets(*keys).downstream().resolve(graph)
+    return sorted(selected, key=lambda k: k.to_user_string()), unmatched
+
+
 @dg.sensor(
     name="fundtrace_raw_files",
     job=fundtrace_all,
@@ -78,30 +98,23 @@ def raw_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
     if not folders:
         return dg.SkipReason(f"no change in {raw_dir}")
     assert context.repository_def is not None
-    graph = context.repository_def.asset_graph
-    raw_specs = [
-        graph.get(key).to_asset_spec()  # type: ignore[attr-defined]
-        for key in graph.get_all_asset_keys()
-        if key.path[0] == "raw"
-    ]
-    keys, unmatched = raw_keys_for_folders(folders, raw_specs)
+    selection, unmatched = run_selection(context.repository_def.asset_graph, folders)
     if unmatched:
         context.log.warning(f"no asset reads folder(s) {sorted(unmatched)}; ignoring them")
-    if not keys:
+    if not selection:
         return dg.SensorResult(
             skip_reason=f"changes only in unread folders {sorted(folders)}",
             cursor=json.dumps(after),
         )
-    selection = dg.AssetSelection.assets(*keys).downstream()
     run_key = hashlib.sha256(json.dumps(after, sort_keys=True).encode()).hexdigest()[:16]
     context.log.info(
-        f"changed folders {sorted(folders)} -> {len(keys)} raw asset(s) and downstream"
+        f"changed folders {sorted(folders)} -> {len(selection)} assets (raw and downstream)"
     )
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
                 run_key=run_key,
-                asset_selection=list(selection.resolve(graph)),
+                asset_selection=selection,
                 tags={
                     "fundtrace/trigger": "raw_files",
                     "fundtrace/folders": ",".join(sorted(folders)),

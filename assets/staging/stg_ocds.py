@@ -62,7 +62,6 @@ source party is an EU fund (an EU org-id `XI-`/`XM-`, or an EU fund's name), NUL
 award value (not split), as the canonical table documents.
 """
 
-import contextlib
 import html
 import itertools
 import multiprocessing
@@ -173,9 +172,13 @@ def _unescape(text: str) -> str:
 def install_ocds_sql(con: duckdb.DuckDBPyConnection) -> None:
     """Shared macros, the HTML-unescape function and the OCDS macros above."""
     install_shared_macros(con)
-    with contextlib.suppress(duckdb.InvalidInputException, duckdb.CatalogException):
-        con.remove_function("ocds_unescape")
-    con.create_function("ocds_unescape", _unescape, ["VARCHAR"], "VARCHAR")  # type: ignore[arg-type]
+    # Python functions live in the database instance, not the connection: while the build
+    # database is held open for a run, an earlier step's connection may have registered it
+    registered = con.execute(
+        "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'ocds_unescape'"
+    ).fetchall()[0][0]
+    if not registered:
+        con.create_function("ocds_unescape", _unescape, ["VARCHAR"], "VARCHAR")  # type: ignore[arg-type]
     con.execute(_MACROS)
 
 
