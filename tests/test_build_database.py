@@ -56,13 +56,15 @@ def test_released_when_a_step_fails(tmp_path: Path) -> None:
             con.execute("CREATE TABLE kept AS SELECT 1 AS x")
         raise RuntimeError("boom")
 
-    result = dg.materialize([broken], resources={"duckdb": build_database(db)}, raise_on_error=False)
+    result = dg.materialize(
+        [broken], resources={"duckdb": build_database(db)}, raise_on_error=False
+    )
     assert not result.success
     assert _other_config_connects(db)
 
 
 def test_definitions_use_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FUNDTRACE_MARTS_DB", str(tmp_path / "marts.duckdb"))
-    resource = build_definitions().resources["duckdb"]
+    resource = (build_definitions().resources or {})["duckdb"]
     assert isinstance(resource, BuildDatabase)
-    assert resource.connection_config["memory_limit"]
+    assert (resource.connection_config or {}).get("memory_limit")
