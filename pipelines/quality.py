@@ -49,11 +49,14 @@ database (see :func:`write_gx_results`) so marts can report them. Great Expectat
 lazily (it takes seconds); importing this module stays cheap for Dagster definitions.
 """
 
+import contextlib
 import copy
 import hashlib
 import json
 import math
 import os
+import sys
+import threading
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -327,11 +330,49 @@ class _DuckDBDialect(str):
 
 
 def _import_gx() -> Any:
+    if _warm_up is not None:
+        _warm_up.join()
     with warnings.catch_warnings():
-        # GX 1.24 imports the deprecated sre_constants module; not ours to fix.
+        # GX 1.24 imports the deprecated sre_* modules; not ours to fix.
         warnings.simplefilter("ignore", DeprecationWarning)
         import great_expectations as gx
     return gx
+
+
+_warm_up: threading.Thread | None = None
+
+
+def _import_gx_modules() -> None:
+    import duckdb_engine  # noqa: F401
+    import great_expectations  # noqa: F401
+    from great_expectations.core import ExpectationSuite  # noqa: F401
+    from great_expectations.execution_engine import sqlalchemy_execution_engine  # noqa: F401
+
+
+def warm_up_gx_when_data_changes() -> None:
+    """Import Great Expectations in a background thread once an asset of this process
+    rebuilds (`fingerprint.DATA_CHANGED`), so the first check that validates does not wait
+    ~2 s for it; a run where nothing changed never imports it. Idempotent."""
+    from assets.common.fingerprint import DATA_CHANGED
+
+    global _warm_up
+    if _warm_up is not None or "great_expectations" in sys.modules:
+        return
+    with warnings.catch_warnings():
+        # the deprecated stdlib shims GX imports warn once, on first import: take that here,
+        # where the filter can be set (warning filters are not thread-safe)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import sre_compile  # noqa: F401
+        import sre_constants  # noqa: F401
+        import sre_parse  # noqa: F401
+
+    def run() -> None:
+        DATA_CHANGED.wait()
+        with contextlib.suppress(Exception):  # the check imports it again and reports errors
+            _import_gx_modules()
+
+    _warm_up = threading.Thread(target=run, name="gx-warm-up", daemon=True)
+    _warm_up.start()
 
 
 def ensure_gx_duckdb_patch() -> None:
@@ -1008,6 +1049,7 @@ def build_gx_asset_checks(
     expectations_dir: Path = EXPECTATIONS_DIR,
 ) -> list[dg.AssetChecksDefinition]:
     """One blocking ``gx_<table>`` asset check per suite file in ``expectations_dir``."""
+    warm_up_gx_when_data_changes()
     return [_build_check(path) for path in suite_files(expectations_dir)]
 
 

@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -654,3 +655,33 @@ def test_dagster_errored_suite_fails_the_check_step_and_blocks(tmp_path: Path) -
         ("staging/t", "expect_column_values_to_not_be_null", "critical", False, True, None),
         ("staging/t", "expect_column_values_to_not_be_null", "critical", True, False, 0),
     ]
+
+
+def test_gx_is_imported_ahead_only_once_data_changes() -> None:
+    """Fresh interpreter: loading the checks does not import GX; a rebuild signal imports it in
+    the background, with no warning escaping the thread."""
+    script = textwrap.dedent(
+        """
+        import sys, warnings
+        warnings.simplefilter("error")
+        from assets.common.fingerprint import DATA_CHANGED
+        from pipelines import quality
+        quality.build_gx_asset_checks()
+        assert "great_expectations" not in sys.modules, "imported before any change"
+        assert quality._warm_up is not None and quality._warm_up.is_alive()
+        DATA_CHANGED.set()
+        quality._warm_up.join(timeout=120)
+        assert "great_expectations" in sys.modules
+        assert quality._import_gx().__name__ == "great_expectations"
+        print("ok")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("ok")

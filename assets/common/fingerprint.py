@@ -25,6 +25,7 @@ import functools
 import hashlib
 import inspect
 import json
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,10 @@ ASSETS_DIR = Path(__file__).resolve().parents[1]
 FINGERPRINTS = "quality.build_fingerprints"
 SKIPPED = "fundtrace/skipped"
 _PROVENANCE = {"source_file", "file_sha256", "loaded_at"}
+# Set once something in this process rebuilds or re-reads changed input: work only a changing
+# run needs can start early (pipelines/quality.py imports Great Expectations ahead, ~2 s)
+DATA_CHANGED = threading.Event()
+
 # when a check last ran, not what it found: a re-validation that finds the same must not
 # look like new input (data_quality reads GX results, and its own check rewrites them)
 _VOLATILE = {"checked_at"}
@@ -286,6 +291,7 @@ def skip_unchanged(
             fingerprint = input_fingerprint(con, names, inputs, extra_value)
             found = unchanged(con, names, fingerprint)
             if found is None:
+                DATA_CHANGED.set()
                 forget(con, names)
         if found is not None:
             context.log.info(f"{', '.join(names)}: inputs unchanged, not rebuilt")
