@@ -8,7 +8,13 @@ import pytest
 
 from assets.common.tables import Column, TableSpec, create_table
 from assets.marts import publish
-from assets.marts.publish import CSV_MAX_ROWS, PUBLISHED_MARTS, export_dir_for, publish_marts
+from assets.marts.publish import (
+    CSV_MAX_ROWS,
+    MANIFEST_NAME,
+    PUBLISHED_MARTS,
+    export_dir_for,
+    publish_marts,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,7 +78,8 @@ def test_csv_only_up_to_the_row_threshold(tmp_path: Path, monkeypatch: pytest.Mo
         publish_marts(con, target, [TINY], export_dir=export_dir_for(target))
         con.close()
         files = sorted(p.name for p in export_dir_for(target).iterdir())
-        assert files == (["tiny.csv", "tiny.parquet"] if csv_expected else ["tiny.parquet"])
+        expected = ["tiny.csv", "tiny.parquet"] if csv_expected else ["tiny.parquet"]
+        assert files == [MANIFEST_NAME, *expected]
 
 
 def test_failed_publish_keeps_the_previous_export(tmp_path: Path) -> None:

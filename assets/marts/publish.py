@@ -6,29 +6,44 @@ step, so a reader sees the complete old file (its open handle keeps the old inod
 the complete new one, never a half-written table. This asset runs only when every mart and
 every blocking check upstream succeeded, so a failed run leaves the previous marts in place.
 
+The copy keeps the row order of the build tables without sorting again: every mart is written
+by `rebuild_table` in its `order_by` order, and DuckDB keeps insertion order for a plain scan
+(`preserve_insertion_order`, on by default). All tables are copied in one transaction, so
+their data is written to the new file once, at the commit.
+
 The same step writes each mart as Parquet (and CSV when it is small) into an `export` folder
 next to the marts file, for BI tools and spreadsheets. The folder is written under a temporary
 name and swapped in after the marts file, so it always matches the published marts and a
-failed build leaves the previous export in place.
+failed build leaves the previous export in place. A hidden manifest in the folder records,
+per mart, the build it was exported from (its entry in `quality.build_fingerprints`: the
+fingerprint and when it was built) and the size of each file. A mart whose entry is still the
+same was not rebuilt since, so the table is the one exported last time: its files are
+hard-linked from the previous export instead of written again (the fingerprint covers the code,
+this module included, so a change to how exports are written rewrites them all). Anything
+missing or different (no fingerprint, another row count, a file missing or of another size) is
+written afresh.
 """
 
+import json
 import os
 import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
 from assets.common.fingerprint import (
+    FINGERPRINTS,
     input_fingerprint,
     remember_file_output,
     skipped_file_output,
     table_name,
 )
-from assets.common.tables import TableSpec, scalar_int, sql_literal
+from assets.common.tables import TableSpec, sql_literal, table_columns
 from assets.marts.control import FUNDING_STREAM_CONTROL, PROJECT_CONTROL, ULTIMATE_CONTROLLERS
 from assets.marts.core import FUNDING_STREAMS, MONEY_FLOWS, ORGANISATIONS
 from assets.marts.data_quality import DATA_QUALITY
@@ -52,6 +67,8 @@ _ALIAS = "published"
 # Marts up to this many rows are also exported as CSV (spreadsheet users); all get Parquet.
 CSV_MAX_ROWS = 100_000
 EXPORT_DIR_NAME = "export"
+# hidden, so the folder lists only the exports
+MANIFEST_NAME = ".manifest.json"
 
 
 def export_dir_for(marts_db: Path) -> Path:
@@ -59,18 +76,85 @@ def export_dir_for(marts_db: Path) -> Path:
     return marts_db.parent / EXPORT_DIR_NAME
 
 
+def _builds(con: duckdb.DuckDBPyConnection, specs: Sequence[TableSpec]) -> dict[str, list[Any]]:
+    """{mart name: [fingerprint, built at, row count]} as stored when each mart was built."""
+    if table_columns(con, FINGERPRINTS) is None:
+        return {}
+    by_key = {s.qualified: s.name for s in specs}
+    rows = con.execute(
+        f"SELECT asset_key, fingerprint, CAST(built_at AS VARCHAR), row_count FROM {FINGERPRINTS} "
+        "WHERE list_contains(?, asset_key)",
+        [list(by_key)],
+    ).fetchall()
+    return {by_key[key]: [fingerprint, built, rows] for key, fingerprint, built, rows in rows}
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _reuse(previous: Path, recorded: dict[str, int], names: list[str], out: Path) -> bool:
+    """Link `names` from `previous` into `out` when each is there at its recorded size."""
+    try:
+        if sorted(recorded) != sorted(names) or any(
+            (previous / name).stat().st_size != recorded[name] for name in names
+        ):
+            return False
+    except OSError:
+        return False
+    for name in names:
+        try:
+            os.link(previous / name, out / name)
+        except OSError:  # a file system without hard links
+            shutil.copyfile(previous / name, out / name)
+    return True
+
+
 def _write_exports(
-    con: duckdb.DuckDBPyConnection, specs: Sequence[TableSpec], counts: dict[str, int], out: Path
+    con: duckdb.DuckDBPyConnection,
+    specs: Sequence[TableSpec],
+    counts: dict[str, int],
+    builds: dict[str, list[Any]],
+    out: Path,
+    previous: Path,
 ) -> None:
-    """COPY each published table (catalog `_ALIAS`) to `out`: Parquet always, CSV if small."""
+    """COPY each published table (catalog `_ALIAS`) to `out`: Parquet always, CSV if small;
+    the files of a mart built by the same build as in `previous` are reused (module doc)."""
     out.mkdir(parents=True)
+    before = _read_manifest(previous)
+    manifest: dict[str, Any] = {}
     for spec in specs:
-        source = f"(SELECT * FROM {_ALIAS}.{spec.qualified})"
-        target = sql_literal(str(out / f"{spec.name}.parquet"))
-        con.execute(f"COPY {source} TO {target} (FORMAT parquet, COMPRESSION zstd)")
+        names = [f"{spec.name}.parquet"]
         if counts[spec.name] <= CSV_MAX_ROWS:
-            target = sql_literal(str(out / f"{spec.name}.csv"))
-            con.execute(f"COPY {source} TO {target} (FORMAT csv, HEADER true)")
+            names.append(f"{spec.name}.csv")
+        # the stored row count also catches a table changed behind the pipeline
+        build = builds.get(spec.name)
+        if build is not None and build[2] != counts[spec.name]:
+            build = None
+        last = before.get(spec.name)
+        if (
+            build is None
+            or not isinstance(last, dict)
+            or last.get("build") != build
+            or not _reuse(previous, last.get("files", {}), names, out)
+        ):
+            source = f"(SELECT * FROM {_ALIAS}.{spec.qualified})"
+            for name in names:
+                options = (
+                    "FORMAT csv, HEADER true"
+                    if name.endswith(".csv")
+                    else "FORMAT parquet, COMPRESSION zstd"
+                )
+                con.execute(f"COPY {source} TO {sql_literal(str(out / name))} ({options})")
+        manifest[spec.name] = {
+            "build": build,
+            "files": {name: (out / name).stat().st_size for name in names},
+        }
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1))
 
 
 def _swap_dir(new: Path, target: Path) -> None:
@@ -108,22 +192,26 @@ def publish_marts(
     try:
         con.execute(f"ATTACH {sql_literal(str(tmp))} AS {_ALIAS}")
         try:
-            con.execute(f"CREATE SCHEMA {_ALIAS}.marts")
-            for spec in specs:
-                order = f" ORDER BY {', '.join(spec.order_by)}" if spec.order_by else ""
-                con.execute(
-                    f"CREATE TABLE {_ALIAS}.{spec.qualified} AS "
-                    f"SELECT {spec.select_list()} FROM {spec.qualified}{order}"
-                )
-                for stmt in spec.comment_statements(catalog=_ALIAS):
-                    con.execute(stmt)
-                counts[spec.name] = scalar_int(
-                    con, f"SELECT count(*) FROM {_ALIAS}.{spec.qualified}"
-                )
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f"CREATE SCHEMA {_ALIAS}.marts")
+                for spec in specs:
+                    # no ORDER BY: the build table is already in order (module doc)
+                    created = con.execute(
+                        f"CREATE TABLE {_ALIAS}.{spec.qualified} AS "
+                        f"SELECT {spec.select_list()} FROM {spec.qualified}"
+                    ).fetchall()
+                    counts[spec.name] = int(created[0][0])
+                    for stmt in spec.comment_statements(catalog=_ALIAS):
+                        con.execute(stmt)
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
             con.execute(f"CHECKPOINT {_ALIAS}")
-            if tmp_export is not None:
+            if tmp_export is not None and export_dir is not None:
                 # exported from the file being published, so both always hold the same rows
-                _write_exports(con, specs, counts, tmp_export)
+                _write_exports(con, specs, counts, _builds(con, specs), tmp_export, export_dir)
         finally:
             con.execute(f"DETACH {_ALIAS}")
         os.replace(tmp, target)
@@ -164,7 +252,7 @@ def published_marts(
             return dg.MaterializeResult(metadata=skipped)
         counts = publish_marts(con, target, export_dir=export_dir)
         context.log.info(f"published {target} and exports in {export_dir}: {counts}")
-        exports = sorted(p.name for p in export_dir.iterdir())
+        exports = sorted(p.name for p in export_dir.iterdir() if p.name != MANIFEST_NAME)
         metadata = {
             "path": dg.MetadataValue.path(str(target)),
             "bytes": target.stat().st_size,

@@ -1,0 +1,156 @@
+"""The publish step keeps the build order without sorting and reuses unchanged exports."""
+
+import re
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from assets.common import fingerprint
+from assets.common.tables import Column, TableSpec, create_table, sql_literal
+from assets.marts.publish import MANIFEST_NAME, PUBLISHED_MARTS, export_dir_for, publish_marts
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _spec(name: str) -> TableSpec:
+    return TableSpec(
+        schema="marts",
+        name=name,
+        grain="one test row",
+        description="A table for publish tests.",
+        columns=(Column("id", "INTEGER", "Row id.", False), Column("label", "VARCHAR", "Text.")),
+        order_by=("id",),
+    )
+
+
+STABLE, CHANGING = _spec("stable"), _spec("changing")
+SPECS = [STABLE, CHANGING]
+
+
+def _rebuild(con: duckdb.DuckDBPyConnection, spec: TableSpec, rows: int, fp: str) -> None:
+    """What a mart asset does: rebuild the table in order, then store its fingerprint."""
+    create_table(con, spec, replace=True)
+    con.execute(f"INSERT INTO {spec.qualified} SELECT i, 'row ' || i FROM range({rows}) t(i)")
+    fingerprint.remember(con, spec.qualified, fp, rows)
+
+
+def _inodes(export: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_ino for p in export.iterdir() if p.name != MANIFEST_NAME}
+
+
+def _same_exports(con: duckdb.DuckDBPyConnection, a: Path, b: Path) -> None:
+    """Both folders hold the same files with the same rows in the same order."""
+    names = sorted(p.name for p in a.iterdir() if p.name != MANIFEST_NAME)
+    assert names == sorted(p.name for p in b.iterdir() if p.name != MANIFEST_NAME)
+    for name in names:
+        if name.endswith(".csv"):
+            assert (a / name).read_bytes() == (b / name).read_bytes(), name
+            continue
+        rows = [
+            con.execute(f"SELECT * FROM read_parquet({sql_literal(str(folder / name))})").fetchall()
+            for folder in (a, b)
+        ]
+        assert rows[0] == rows[1], name
+
+
+def test_unchanged_mart_export_is_reused_and_a_changed_one_rewritten(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "fundtrace.duckdb"
+    export = export_dir_for(target)
+    con = duckdb.connect(str(tmp_path / "build.duckdb"))
+    _rebuild(con, STABLE, 5, "fp-stable")
+    _rebuild(con, CHANGING, 3, "fp-1")
+    publish_marts(con, target, SPECS, export_dir=export)
+    first = _inodes(export)
+
+    _rebuild(con, CHANGING, 4, "fp-2")
+    counts = publish_marts(con, target, SPECS, export_dir=export)
+    assert counts == {"stable": 5, "changing": 4}
+    second = _inodes(export)
+    # hard links to the files of the previous export: the same inodes
+    assert second["stable.parquet"] == first["stable.parquet"]
+    assert second["stable.csv"] == first["stable.csv"]
+    assert second["changing.parquet"] != first["changing.parquet"]
+    assert con.execute(f"SELECT count(*) FROM '{export / 'changing.parquet'}'").fetchall() == [(4,)]
+
+    # the same as a publish from scratch
+    fresh = tmp_path / "fresh" / "fundtrace.duckdb"
+    publish_marts(con, fresh, SPECS, export_dir=export_dir_for(fresh))
+    _same_exports(con, export, export_dir_for(fresh))
+    con.close()
+    assert sorted(p.name for p in target.parent.iterdir()) == ["export", "fundtrace.duckdb"]
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["no fingerprint", "rebuilt", "rows changed", "file changed", "no manifest"],
+)
+def test_export_is_rewritten_unless_the_build_is_the_one_exported(
+    tmp_path: Path, tamper: str
+) -> None:
+    target = tmp_path / "out" / "fundtrace.duckdb"
+    export = export_dir_for(target)
+    con = duckdb.connect(str(tmp_path / "build.duckdb"))
+    _rebuild(con, STABLE, 5, "fp-stable")
+    publish_marts(con, target, [STABLE], export_dir=export)
+    parquet = export / "stable.parquet"
+    before = parquet.stat().st_ino
+    if tamper == "no fingerprint":
+        fingerprint.forget(con, [STABLE.qualified])
+    elif tamper == "rebuilt":  # same inputs, built again: its rows may be ordered otherwise
+        _rebuild(con, STABLE, 5, "fp-stable")
+    elif tamper == "rows changed":  # written behind the pipeline, fingerprint left as it was
+        con.execute(f"INSERT INTO {STABLE.qualified} VALUES (99, 'late')")
+    elif tamper == "file changed":
+        parquet.write_bytes(b"not parquet")
+    else:
+        (export / MANIFEST_NAME).unlink()
+    publish_marts(con, target, [STABLE], export_dir=export)
+    assert parquet.stat().st_ino != before
+    rows = 6 if tamper == "rows changed" else 5
+    assert con.execute(f"SELECT count(*) FROM '{parquet}'").fetchall() == [(rows,)]
+    con.close()
+
+
+def test_publish_does_not_sort_so_every_mart_must_be_built_in_order() -> None:
+    """The published copy keeps the build table's row order; that order is `order_by` only
+    because every published mart is written by `rebuild_table`, and by nothing else."""
+    sources = {
+        path: path.read_text() for path in (REPO_ROOT / "assets").rglob("*.py") if path.is_file()
+    }
+    for spec in PUBLISHED_MARTS:
+        names = [
+            name
+            for path, text in sources.items()
+            if path.parent.name == "marts"
+            for name in re.findall(
+                rf"^(\w+) = TableSpec\(\s*schema=\"marts\",\s*name=\"{spec.name}\"", text, re.M
+            )
+        ]
+        assert len(names) == 1, spec.name
+        constant = names[0]
+        builders = [p for p, t in sources.items() if f"rebuild_table(con, {constant}," in t]
+        assert len(builders) == 1, f"{spec.name} is not built by rebuild_table"
+        writes = re.compile(
+            rf"(INSERT INTO|UPDATE|DELETE FROM|ALTER TABLE|CREATE (OR REPLACE )?TABLE)\s+"
+            rf"(\{{{constant}\.qualified\}}|marts\.{spec.name}\b)"
+        )
+        for path, text in sources.items():
+            assert not writes.search(text), f"{path} writes {spec.qualified} itself"
+
+
+@pytest.mark.e2e
+def test_published_marts_and_exports_are_in_order(demo_build: dict[str, Path]) -> None:
+    con = duckdb.connect(str(demo_build["marts"]), read_only=True)
+    for spec in PUBLISHED_MARTS:
+        key = ", ".join(spec.order_by)
+        # a row after its successor in `order_by` order: none
+        late = con.execute(
+            f"SELECT count(*) FROM (SELECT ({key}) AS k, lead(({key})) OVER (ORDER BY rowid) AS n "
+            f"FROM {spec.qualified}) WHERE k > n"
+        ).fetchall()
+        assert late == [(0,)], spec.name
+        parquet = sql_literal(str(demo_build["export"] / f"{spec.name}.parquet"))
+        published = con.execute(f"SELECT * FROM {spec.qualified} ORDER BY rowid").fetchall()
+        assert con.execute(f"SELECT * FROM read_parquet({parquet})").fetchall() == published
+    con.close()
