@@ -352,14 +352,23 @@ def mentions_sql(parts: Sequence[str]) -> str:
     """
     union = " UNION ALL ".join(f"({p})" for p in (_EMPTY_PART, *parts))
     return f"""
-    WITH m AS (
+    WITH published AS (
+      -- the same reference published the same way: counted once here, so the name and
+      -- country functions run per distinct spelling (~1 in 10 rows), not per record
+      SELECT org_ref, name, country, kind, identifiers, role, source_system, source_table,
+        list(DISTINCT source_file) AS files, count(*) AS n
+      FROM ({union}) AS u
+      WHERE nullif(trim(org_ref), '') IS NOT NULL
+      GROUP BY ALL
+    ),
+    m AS (
       SELECT trim(org_ref) AS org_ref, ft_clean_name(name) AS name,
         ft_country_code(country) AS country, coalesce(kind, 'organisation') AS kind,
         list_sort(list_distinct(list_filter(identifiers, lambda x: x <> trim(org_ref)))) AS identifiers,
-        role, source_system, source_table, list_sort(list(DISTINCT source_file)) AS source_files,
-        count(*) AS records
-      FROM ({union}) AS u
-      WHERE nullif(trim(org_ref), '') IS NOT NULL
+        role, source_system, source_table,
+        list_sort(list_distinct(flatten(list(files)))) AS source_files,
+        sum(n)::BIGINT AS records
+      FROM published
       GROUP BY ALL
     ),
     -- each distinct name normalised once
