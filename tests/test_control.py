@@ -105,3 +105,47 @@ def test_cycles_terminate_and_are_flagged() -> None:
     assert all(k[0] in {"A", "B", "S"} for k in got)
     s_rows = [v for k, v in got.items() if k[0] == "S"]
     assert s_rows and all(v[6] for v in s_rows)  # every chain from S runs into the loop
+
+
+def test_company_partnership_node_is_the_organisation_of_exactly_its_name() -> None:
+    from assets.common.sql import install_macros
+    from assets.intermediate.int_control_edges import PARTNERSHIP_NODES_SQL
+
+    con = duckdb.connect()
+    install_macros(con)
+    con.execute("CREATE SCHEMA intermediate; CREATE SCHEMA staging")
+    con.execute(
+        "CREATE TABLE intermediate.int_org_identity (org_ref VARCHAR, org_id VARCHAR, "
+        "name VARCHAR, names_seen VARCHAR[])"
+    )
+    con.execute(
+        """INSERT INTO intermediate.int_org_identity VALUES
+        ('GB-COH-1', 'GB-COH-1', 'Harbour Works Ltd', ['Harbour Works Ltd', 'HARBOUR WORKS']),
+        ('XI-PIC-9', 'XI-PIC-9', 'Harbour Works', NULL),          -- weak id: the strong one wins
+        ('XI-PIC-7', 'XI-PIC-7', 'Lone Pic Ltd', NULL),           -- only a weak id: taken
+        ('GB-COH-2', 'GB-COH-2', 'Twin Ltd', NULL),
+        ('GB-CHC-3', 'GB-CHC-3', 'Twin Limited', NULL),           -- two strong ids: no guess
+        ('FTNAME-X', 'FTNAME-X', 'Nameonly Ltd', NULL),           -- name-based ids never count
+        ('GB-COH-5', 'GB-COH-5', 'Board Trust', NULL)"""
+    )
+    con.execute(
+        "CREATE TABLE staging.stg_governance_partnerships "
+        "(partnership_id VARCHAR, name VARCHAR, legal_form VARCHAR)"
+    )
+    con.execute(
+        """INSERT INTO staging.stg_governance_partnerships VALUES
+        ('P1', 'Harbour Works Limited', 'company'), ('P2', 'Lone Pic', 'company'),
+        ('P3', 'Twin', 'company'), ('P4', 'Nameonly', 'company'),
+        ('P5', 'Board Trust', 'board'), ('P6', 'Nobody Ltd', 'company')"""
+    )
+    nodes = dict(
+        con.execute(f"SELECT partnership_id, node_id FROM ({PARTNERSHIP_NODES_SQL})").fetchall()
+    )
+    assert nodes == {
+        "P1": "GB-COH-1",
+        "P2": "XI-PIC-7",
+        "P3": "PARTNERSHIP:P3",
+        "P4": "PARTNERSHIP:P4",
+        "P5": "PARTNERSHIP:P5",
+        "P6": "PARTNERSHIP:P6",
+    }

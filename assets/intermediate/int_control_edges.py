@@ -77,19 +77,23 @@ _IDENTITY = INT_ORG_IDENTITY.qualified
 
 PARTNERSHIP_NODES_SQL = f"""
 -- a company partnership is the organisation published under exactly its name
-WITH names AS (
-  SELECT i.org_id, ft_name_key(unnest(coalesce(i.names_seen, [i.name]))) AS key
-  FROM {_IDENTITY} i
+WITH companies AS (
+  SELECT partnership_id, ft_name_key(name) AS key FROM {_PARTNERSHIPS} WHERE legal_form = 'company'
 ),
+spellings AS (
+  SELECT DISTINCT i.org_id, unnest(coalesce(i.names_seen, [i.name])) AS name
+  FROM {_IDENTITY} i WHERE NOT starts_with(i.org_id, 'FTNAME-')
+),
+-- the name key once per distinct spelling (~150k at scale 1), not per identity and name
+keys AS (SELECT name, ft_name_key(name) AS key FROM (SELECT DISTINCT name FROM spellings)),
 candidates AS (
   -- registry ids win over weak ones (EU PIC, self-assigned 360G ids); never guess between two
-  SELECT p.partnership_id,
-    count(DISTINCT n.org_id) FILTER (WHERE NOT regexp_matches(n.org_id, '^(XI-PIC|360G)-')) AS strong,
-    min(n.org_id) FILTER (WHERE NOT regexp_matches(n.org_id, '^(XI-PIC|360G)-')) AS strong_id,
-    count(DISTINCT n.org_id) AS n, min(n.org_id) AS any_id
-  FROM {_PARTNERSHIPS} p JOIN names n ON n.key = ft_name_key(p.name)
-  WHERE p.legal_form = 'company' AND NOT starts_with(n.org_id, 'FTNAME-')
-  GROUP BY p.partnership_id
+  SELECT c.partnership_id,
+    count(DISTINCT s.org_id) FILTER (WHERE NOT regexp_matches(s.org_id, '^(XI-PIC|360G)-')) AS strong,
+    min(s.org_id) FILTER (WHERE NOT regexp_matches(s.org_id, '^(XI-PIC|360G)-')) AS strong_id,
+    count(DISTINCT s.org_id) AS n, min(s.org_id) AS any_id
+  FROM companies c JOIN keys k ON k.key = c.key JOIN spellings s USING (name)
+  GROUP BY c.partnership_id
 )
 SELECT p.partnership_id, p.name,
   CASE WHEN c.strong = 1 THEN c.strong_id
