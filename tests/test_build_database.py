@@ -1,5 +1,6 @@
 """`BuildDatabase`: the build database stays open for the run and is released at its end."""
 
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -8,6 +9,8 @@ import pytest
 
 from pipelines.definitions import build_definitions
 from pipelines.resources import BuildDatabase, build_database
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _other_config_connects(db: Path) -> bool:
@@ -68,3 +71,14 @@ def test_definitions_use_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     resource = (build_definitions().resources or {})["duckdb"]
     assert isinstance(resource, BuildDatabase)
     assert (resource.connection_config or {}).get("memory_limit")
+
+
+def test_shipped_instance_config_runs_one_run_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a run holds the build database: a second run queues instead of failing on its lock
+    shutil.copyfile(REPO_ROOT / "pipelines" / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    with dg.DagsterInstance.get() as instance:
+        queue = instance.get_concurrency_config().run_queue_config
+        assert queue is not None and queue.max_concurrent_runs == 1
