@@ -34,10 +34,9 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from assets.common.tables import scalar_int, table_columns
+from assets.common.tables import Column, TableSpec, create_table, scalar_int, table_columns
 
 ASSETS_DIR = Path(__file__).resolve().parents[1]
-FINGERPRINTS = "quality.build_fingerprints"
 SKIPPED = "fundtrace/skipped"
 _PROVENANCE = {"source_file", "file_sha256", "loaded_at"}
 # Set once something in this process rebuilds or re-reads changed input: work only a changing
@@ -63,18 +62,27 @@ def table_name(key: dg.AssetKey) -> str:
     return ".".join(key.path)
 
 
+BUILD_FINGERPRINTS = TableSpec(
+    schema="quality",
+    name="build_fingerprints",
+    grain="one asset (or asset check) as last built",
+    description="The fingerprint of its inputs and code when it was built; an equal "
+    "fingerprint on the next run skips the rebuild (assets/common/fingerprint.py).",
+    columns=(
+        Column("asset_key", "VARCHAR", "Table (`layer.table`) or check the entry is for.", False),
+        Column("fingerprint", "VARCHAR", "SHA-256 of its inputs and the code.", False),
+        Column("row_count", "BIGINT", "Rows the table held after the build."),
+        Column("metadata", "VARCHAR", "Dagster metadata of that build (serialized)."),
+        Column("built_at", "TIMESTAMP", "When it was built (UTC).", False),
+    ),
+)  # fmt: skip
+
+
+FINGERPRINTS = BUILD_FINGERPRINTS.qualified
+
+
 def ensure_fingerprint_table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("CREATE SCHEMA IF NOT EXISTS quality")
-    con.execute(
-        f"""CREATE TABLE IF NOT EXISTS {FINGERPRINTS} (
-          asset_key VARCHAR NOT NULL, fingerprint VARCHAR NOT NULL, row_count BIGINT,
-          metadata VARCHAR, built_at TIMESTAMP NOT NULL)"""
-    )
-    con.execute(
-        f"COMMENT ON TABLE {FINGERPRINTS} IS 'Grain: one asset (or asset check) as last built. "
-        "The fingerprint of its inputs and code when it was built; an equal fingerprint on the "
-        "next run skips the rebuild.'"
-    )
+    create_table(con, BUILD_FINGERPRINTS, replace=False)
 
 
 def content_fingerprint(con: duckdb.DuckDBPyConnection, name: str) -> str:

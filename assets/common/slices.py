@@ -20,9 +20,22 @@ from dataclasses import dataclass, field
 import duckdb
 
 from assets.common.fingerprint import input_fingerprint
-from assets.common.tables import TableSpec, create_table, table_columns
+from assets.common.tables import Column, TableSpec, create_table, table_columns
 
-SLICE_STATE = "quality.table_slices"
+TABLE_SLICES = TableSpec(
+    schema="quality",
+    name="table_slices",
+    grain="one slice of a table built slice by slice",
+    description="The fingerprint of the slice's inputs and its row count when it was last "
+    "built (assets/common/slices.py).",
+    columns=(
+        Column("table_name", "VARCHAR", "Table (`layer.table`) the slice belongs to.", False),
+        Column("slice_key", "VARCHAR", "The slice's key within that table.", False),
+        Column("fingerprint", "VARCHAR", "SHA-256 of the slice's inputs, SQL and the code.", False),
+        Column("row_count", "BIGINT", "Rows of the slice after that build."),
+    ),
+)  # fmt: skip
+SLICE_STATE = TABLE_SLICES.qualified
 _TABLE_RE = re.compile(r"\b(?:raw|staging|intermediate|marts|quality)\.[a-z_0-9]+\b")
 
 
@@ -51,18 +64,6 @@ class SliceRefresh:
         return f"slices rebuilt: {', '.join(self.rebuilt) or 'none'}; kept: {len(self.kept)}"
 
 
-def _ensure_state(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("CREATE SCHEMA IF NOT EXISTS quality")
-    con.execute(
-        f"""CREATE TABLE IF NOT EXISTS {SLICE_STATE} (table_name VARCHAR NOT NULL,
-          slice_key VARCHAR NOT NULL, fingerprint VARCHAR NOT NULL, row_count BIGINT)"""
-    )
-    con.execute(
-        f"COMMENT ON TABLE {SLICE_STATE} IS 'Grain: one slice of a table built slice by "
-        "slice. The fingerprint of its inputs and its row count when it was last built.'"
-    )
-
-
 def _slice_counts(
     con: duckdb.DuckDBPyConnection, spec: TableSpec, slices: Sequence[Slice]
 ) -> tuple[dict[str, int], int]:
@@ -81,7 +82,7 @@ def refresh_slices(
     con: duckdb.DuckDBPyConnection, spec: TableSpec, slices: Sequence[Slice]
 ) -> SliceRefresh:
     """Bring `spec`'s table up to date, rebuilding only the slices whose inputs changed."""
-    _ensure_state(con)
+    create_table(con, TABLE_SLICES, replace=False)
     fingerprints = {
         s.key: input_fingerprint(
             con, [f"{spec.qualified}#{s.key}"], s.inputs or tables_in(s.sql), s.where + s.sql

@@ -25,9 +25,24 @@ from dataclasses import dataclass, field
 import duckdb
 
 from assets.common.fingerprint import input_fingerprint
-from assets.common.tables import table_columns
+from assets.common.tables import Column, TableSpec, create_table, table_columns
 
-FILE_STATE = "quality.staging_file_state"
+STAGING_FILE_STATE = TableSpec(
+    schema="quality",
+    name="staging_file_state",
+    grain="one raw file x staging file cache",
+    description="The state of the file and of the code/reference tables when its rows were "
+    "derived; a file whose state is unchanged keeps its cached rows "
+    "(assets/staging/per_file.py).",
+    columns=(
+        Column("cache_table", "VARCHAR", "The per-file cache (`staging.*_rows`).", False),
+        Column("source_file", "VARCHAR", "Raw file, relative to FUNDTRACE_RAW_DIR.", False),
+        Column("file_state", "VARCHAR", "The file's SHA-256, load time and row count in raw.", False),
+        Column("cached_rows", "BIGINT", "Rows of the file in the cache."),
+        Column("context", "VARCHAR", "Fingerprint of the code and the reference tables read.", False),
+    ),
+)  # fmt: skip
+FILE_STATE = STAGING_FILE_STATE.qualified
 
 
 @dataclass
@@ -47,20 +62,6 @@ class FileCacheRefresh:
         )
 
 
-def _ensure_state(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("CREATE SCHEMA IF NOT EXISTS quality")
-    con.execute(
-        f"""CREATE TABLE IF NOT EXISTS {FILE_STATE} (cache_table VARCHAR NOT NULL,
-          source_file VARCHAR NOT NULL, file_state VARCHAR NOT NULL, cached_rows BIGINT,
-          context VARCHAR NOT NULL)"""
-    )
-    con.execute(
-        f"COMMENT ON TABLE {FILE_STATE} IS 'Grain: one raw file x staging file cache. The "
-        "state of the file and of the code/reference tables when its rows were derived; a "
-        "file whose state is unchanged keeps its cached rows.'"
-    )
-
-
 def refresh_file_cache(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -75,7 +76,7 @@ def refresh_file_cache(
     `rows_sql` gets a parenthesised subquery of raw rows (use it where a table name goes) and
     must keep the raw `source_file` column.
     """
-    _ensure_state(con)
+    create_table(con, STAGING_FILE_STATE, replace=False)
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {cache.partition('.')[0]}")
     context = input_fingerprint(con, [cache], context_inputs)
     now = {
