@@ -54,6 +54,8 @@ stay. Persons: names, nationalities and person type only (birth dates and addres
 the database, see `assets/raw/bods.py`).
 """
 
+from typing import Any
+
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
@@ -819,6 +821,17 @@ def build_stg_bods(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int]]
 _TAGS = {"source_system": SOURCE_SYSTEM}
 
 
+def _asset(spec: TableSpec, deps: list[TableSpec]) -> Any:
+    return dg.asset(
+        key=spec.asset_key,
+        group_name="staging",
+        kinds={"duckdb", "sql"},
+        description=spec.doc,
+        deps=[d.asset_key for d in deps],
+        tags=_TAGS,
+    )
+
+
 def _result(
     context: dg.AssetExecutionContext,
     con: duckdb.DuckDBPyConnection,
@@ -835,14 +848,7 @@ def _result(
     return materialize_result(con, spec, extra)
 
 
-@dg.asset(
-    key=STG_STATEMENTS.asset_key,
-    group_name="staging",
-    kinds={"duckdb", "sql"},
-    description=STG_STATEMENTS.doc,
-    deps=[RAW_BODS.asset_key],
-    tags=_TAGS,
-)
+@_asset(STG_STATEMENTS, [RAW_BODS])
 @skip_unchanged
 def stg_bods_statements(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
@@ -852,14 +858,7 @@ def stg_bods_statements(
         return _result(context, con, STG_STATEMENTS, staged, quarantined)
 
 
-@dg.asset(
-    key=STG_ENTITIES.asset_key,
-    group_name="staging",
-    kinds={"duckdb", "sql"},
-    description=STG_ENTITIES.doc,
-    deps=[RAW_BODS.asset_key, STG_STATEMENTS.asset_key],
-    tags=_TAGS,
-)
+@_asset(STG_ENTITIES, [RAW_BODS, STG_STATEMENTS])
 @skip_unchanged
 def stg_bods_entities(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
@@ -868,14 +867,7 @@ def stg_bods_entities(
         return _result(context, con, STG_ENTITIES, build_stg_bods_entities(con))
 
 
-@dg.asset(
-    key=STG_PERSONS.asset_key,
-    group_name="staging",
-    kinds={"duckdb", "sql"},
-    description=STG_PERSONS.doc,
-    deps=[RAW_BODS.asset_key, STG_STATEMENTS.asset_key],
-    tags=_TAGS,
-)
+@_asset(STG_PERSONS, [RAW_BODS, STG_STATEMENTS])
 @skip_unchanged
 def stg_bods_persons(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
@@ -884,19 +876,7 @@ def stg_bods_persons(
         return _result(context, con, STG_PERSONS, build_stg_bods_persons(con))
 
 
-@dg.asset(
-    key=STG_RELATIONSHIPS.asset_key,
-    group_name="staging",
-    kinds={"duckdb", "sql"},
-    description=STG_RELATIONSHIPS.doc,
-    deps=[
-        RAW_BODS.asset_key,
-        STG_STATEMENTS.asset_key,
-        STG_ENTITIES.asset_key,
-        STG_PERSONS.asset_key,
-    ],
-    tags=_TAGS,
-)
+@_asset(STG_RELATIONSHIPS, [RAW_BODS, STG_STATEMENTS, STG_ENTITIES, STG_PERSONS])
 @skip_unchanged
 def stg_bods_relationships(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
