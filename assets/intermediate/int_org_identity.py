@@ -10,8 +10,16 @@ local register id before a name-based FTNAME- id; ties alphabetical, so reruns a
 `match_method` / `match_evidence` say how a reference joined its cluster: the accepted pair
 linking it to the member it was attached to (`matched_to`), on the path to the canonical
 reference; the canonical reference itself says what kind of id it is.
+
+A row depends only on its reference's mentions and on its link (the pair that attached it),
+so a build redoes only the references whose mentions hash (`quality.entity_resolution_refs`,
+see int_org_matches) or link changed, when the table is as last built with the same code and
+org-id prefixes (`quality.entity_resolution_state`); otherwise it rebuilds every row. The
+links are recomputed in full (union-find over the accepted pairs; singletons, most references,
+stay in SQL). Rows and state are written in one transaction.
 """
 
+import time
 from collections import defaultdict, deque
 
 import dagster as dg
@@ -19,13 +27,27 @@ import duckdb
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
-from assets.common.fingerprint import skip_unchanged
-from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
+from assets.common.fingerprint import input_fingerprint, skip_unchanged
+from assets.common.tables import (
+    Column,
+    TableSpec,
+    materialize_result,
+    rebuild_table,
+    scalar_int,
+)
 from assets.intermediate.int_org_matches import (
     INT_ORG_MATCHES,
     INT_ORG_MENTIONS,
+    BuildResult,
+    changed_refs,
+    ensure_state,
     install_macros,
     iter_match_rows,
+    ref_digests,
+    registered,
+    registered_table,
+    save_state,
+    stored_state,
 )
 
 # The two upstream assets are re-exported so that loading this module (pipelines/definitions.py
@@ -63,40 +85,45 @@ def canonical_org_id_sql(ref: str) -> str:
     return f"coalesce((SELECT i.org_id FROM {INT_ORG_IDENTITY.qualified} i WHERE i.org_ref = {ref}), {ref})"
 
 
+# (org_ref, org_id, method, evidence, matched_to, score)
+Link = tuple[str, str, str, str, str, float | None]
+
+
 def cluster_links(
     refs: dict[str, int], pairs: list[tuple[str, str, str, float | None, str, int]]
-) -> list[tuple[str, str, str | None, str | None, str | None, float | None]]:
-    """(org_ref, org_id, method, evidence, matched_to, score) for every reference.
+) -> list[Link]:
+    """(org_ref, org_id, method, evidence, matched_to, score) for every reference attached
+    to another, unordered; the others are their own canonical reference.
 
-    `refs` maps each reference to its rank (lower is stronger); `pairs` are the accepted
-    matches (ref_a, ref_b, method, score, evidence, step). Union-find gives the clusters; a
-    breadth-first walk from the canonical reference over the pairs, in decision order, gives
-    each member the pair that attached it.
+    `refs` maps each reference to its rank (lower is stronger), at least for those of the
+    pairs; `pairs` are the accepted matches (ref_a, ref_b, method, score, evidence, step).
+    Union-find over the references of the pairs gives the clusters; a breadth-first walk
+    from the canonical reference over the pairs, in decision order, gives each member the
+    pair that attached it. Singletons never enter Python: most references are.
     """
-    parent = {r: r for r in refs}
+    parent: dict[str, str] = {}
 
     def find(r: str) -> str:
-        while parent[r] != r:
-            parent[r] = parent[parent[r]]
-            r = parent[r]
+        while (p := parent[r]) != r:
+            parent[r] = parent[p]
+            r = parent[p]
         return r
 
     adjacency: dict[str, list[tuple[int, str, str, float | None, str]]] = defaultdict(list)
     for a, b, method, score, evidence, step in pairs:
-        if a not in parent or b not in parent:
+        if a not in refs or b not in refs:
             continue
+        parent.setdefault(a, a)
+        parent.setdefault(b, b)
         parent[find(a)] = find(b)
         adjacency[a].append((step, b, method, score, evidence))
         adjacency[b].append((step, a, method, score, evidence))
     members: dict[str, list[str]] = defaultdict(list)
-    for r in refs:
+    for r in parent:
         members[find(r)].append(r)
-    out = []
+    out: list[Link] = []
     for group in members.values():
         canonical = min(group, key=lambda r: (refs[r], r))
-        out.append((canonical, canonical, None, None, None, None))
-        if len(group) == 1:
-            continue
         seen = {canonical}
         queue = deque([canonical])
         while queue:
@@ -109,17 +136,20 @@ def cluster_links(
                 out.append(
                     (other, canonical, method, f"{method} with {node}: {evidence}", node, score)
                 )
-    return sorted(out)
+    return out
 
 
 def _links_table(con: duckdb.DuckDBPyConnection) -> pa.Table:
-    refs = {
-        r[0]: int(r[1])
-        for r in con.execute(
-            f"SELECT DISTINCT org_ref, ft_ref_rank(org_ref) FROM {INT_ORG_MENTIONS.qualified}"
-        ).fetchall()
-    }
-    links = cluster_links(refs, list(iter_match_rows(con)))
+    """cluster_links over the references mentioned (those of _ft_digests)."""
+    pairs = list(iter_match_rows(con))
+    with registered(con, "_ft_tmp", {"org_ref": sorted({r for p in pairs for r in p[:2]})}):
+        refs = dict(
+            con.execute(
+                "SELECT org_ref, ft_ref_rank(org_ref) FROM _ft_digests "
+                "SEMI JOIN _ft_tmp USING (org_ref)"
+            ).fetchall()
+        )
+    links = cluster_links(refs, pairs)
     cols = list(zip(*links, strict=True)) if links else [[] for _ in range(6)]
     return pa.table(
         {
@@ -133,8 +163,11 @@ def _links_table(con: duckdb.DuckDBPyConnection) -> pa.Table:
     )
 
 
-_SELECT = f"""
-WITH m AS (SELECT * FROM {INT_ORG_MENTIONS.qualified}),
+def _select(mentions: str) -> str:
+    """The identity rows of the references of `mentions` (a query of mention rows: all of
+    them, or those of the references to redo); a row depends on its own mentions only."""
+    return f"""
+WITH m AS ({mentions}),
 names AS (
   SELECT org_ref, name, sum(records) AS n FROM m WHERE name IS NOT NULL GROUP BY ALL
 ),
@@ -163,7 +196,7 @@ scheme AS (
   FROM refs r JOIN {ORGID_PREFIXES.qualified} p ON starts_with(r.org_ref || '-', p.prefix || '-')
   GROUP BY r.org_ref
 )
-SELECT r.org_ref, l.org_id,
+SELECT r.org_ref, coalesce(l.org_id, r.org_ref) AS org_id,
   coalesce(l.via_method,
     CASE WHEN starts_with(r.org_ref, 'FT-REDACTED-') THEN 'redacted'
          WHEN starts_with(r.org_ref, 'FTNAME-') THEN 'name'
@@ -192,20 +225,82 @@ SELECT r.org_ref, l.org_id,
                 THEN regexp_extract(r.org_ref, '^([A-Z]{{2}})-', 1) END,
            c.country) END AS country,
   r.source_systems, l.matched_to, l.match_score
-FROM refs r JOIN _ft_links l USING (org_ref)
+FROM refs r LEFT JOIN _ft_links l USING (org_ref)
 LEFT JOIN best_name b USING (org_ref) LEFT JOIN scheme s USING (org_ref)
 LEFT JOIN published_country c USING (org_ref)
 """
 
 
-def build_int_org_identity(con: duckdb.DuckDBPyConnection) -> int:
-    """Rebuild the identity table from int_org_mentions and int_org_matches."""
+# references whose identity row would change with the links of _ft_links: the attached
+# ones, as the table holds them (the others have no link and no matched_to)
+_LINK_CHANGED = f"""
+SELECT org_ref FROM _ft_links l FULL JOIN (
+  SELECT org_ref, org_id, match_method, match_evidence, matched_to, match_score
+  FROM {INT_ORG_IDENTITY.qualified} WHERE matched_to IS NOT NULL) i USING (org_ref)
+WHERE l.org_id IS DISTINCT FROM i.org_id OR l.via_method IS DISTINCT FROM i.match_method
+   OR l.via_evidence IS DISTINCT FROM i.match_evidence
+   OR l.matched_to IS DISTINCT FROM i.matched_to OR l.match_score IS DISTINCT FROM i.match_score
+"""
+
+
+def build_int_org_identity(con: duckdb.DuckDBPyConnection) -> BuildResult:
+    """Bring the identity table up to date with int_org_mentions and int_org_matches.
+
+    A row depends only on its reference's mentions and its link, so when the table is as
+    last built (same code and prefixes, same row count) only the references whose mentions
+    digest or link changed are redone; otherwise every row is.
+    """
     install_macros(con)
-    con.register("_ft_links", _links_table(con))
-    try:
-        return rebuild_table(con, INT_ORG_IDENTITY, _SELECT)
-    finally:
-        con.unregister("_ft_links")
+    ensure_state(con)
+    context = input_fingerprint(
+        con, [f"{INT_ORG_IDENTITY.qualified}#refs"], [ORGID_PREFIXES.qualified]
+    )
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    ref_digests(con, decisions=False)
+    timings["digests_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    links = _links_table(con)
+    timings["links_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    with registered_table(con, "_ft_links", links):
+        why = stored_state(con, INT_ORG_IDENTITY, context)
+        if why is None:
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE _ft_changed AS "
+                f"{changed_refs(INT_ORG_IDENTITY, 'mentions')} UNION {_LINK_CHANGED}"
+            )
+        con.execute("BEGIN")
+        try:
+            if why is None:
+                con.execute(
+                    f"DELETE FROM {INT_ORG_IDENTITY.qualified} "
+                    "WHERE org_ref IN (SELECT org_ref FROM _ft_changed)"
+                )
+                mentions = (
+                    f"SELECT * FROM {INT_ORG_MENTIONS.qualified} "
+                    "SEMI JOIN _ft_changed USING (org_ref)"
+                )
+                con.execute(
+                    f"INSERT INTO {INT_ORG_IDENTITY.qualified} "
+                    f"({INT_ORG_IDENTITY.select_list()}) "
+                    f"SELECT {INT_ORG_IDENTITY.select_list()} "
+                    f"FROM ({_select(mentions)}) ORDER BY org_ref"
+                )
+                redone = scalar_int(con, "SELECT count(*) FROM _ft_changed")
+                path = f"{redone} reference(s) redone (mentions or links changed)"
+            else:
+                mentions = f"SELECT * FROM {INT_ORG_MENTIONS.qualified}"
+                rebuild_table(con, INT_ORG_IDENTITY, _select(mentions))
+                path = f"every reference redone: {why}"
+            refs = "SELECT org_ref FROM _ft_changed" if why is None else None
+            n = save_state(con, INT_ORG_IDENTITY, context, refs)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    timings["rows_s"] = time.perf_counter() - t
+    return BuildResult(n, path, timings)
 
 
 @dg.asset(
@@ -216,12 +311,16 @@ def build_int_org_identity(con: duckdb.DuckDBPyConnection) -> int:
     deps=[INT_ORG_MENTIONS.asset_key, INT_ORG_MATCHES.asset_key, ORGID_PREFIXES.asset_key],
 )
 @skip_unchanged
-def int_org_identity(duckdb: DuckDBResource) -> dg.MaterializeResult:
+def int_org_identity(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        build_int_org_identity(con)
+        built = build_int_org_identity(con)
+        context.log.info(f"{built.path}; timings {built.timings}")
         merged = con.execute(
             f"SELECT count(*) FILTER (WHERE org_ref <> org_id), count(DISTINCT org_id) "
             f"FROM {INT_ORG_IDENTITY.qualified}"
         ).fetchall()
         extra = {"refs_merged": merged[0][0], "organisations": merged[0][1]} if merged else {}
+        extra["build"] = built.path
         return materialize_result(con, INT_ORG_IDENTITY, extra)

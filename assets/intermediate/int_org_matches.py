@@ -30,13 +30,29 @@ placeholder identifiers were already dropped by `ft_org_id` / `ft_vat_number`.
 
 Every threshold is in `MatchConfig` below. Clusters are the union-find closure of the accepted
 pairs; `intermediate.int_org_identity` turns them into canonical ids.
+
+Incremental runs. A row is a decision (refs, method, score, accepted, why, and what it rests
+on: the identifier or name keys, kept in `quality.org_match_basis`) plus what it shows (names,
+evidence with files, systems), rendered afterwards from the mentions of its two references.
+Matching reads, per reference, only its kinds, countries, the keys of its names and its
+identifiers; `quality.entity_resolution_refs` keeps a hash of those (`decision`) and one of
+all its mention columns (`mentions`), `quality.entity_resolution_state` the fingerprint of
+code, thresholds, overrides and org-id prefixes and the row count. When that fingerprint and
+every reference's `decision` hash are unchanged (no reference added or gone), matching would
+read exactly what it read last time and, being deterministic, take the same decisions: they
+are kept and only the rows of references whose `mentions` hash changed are rendered again
+(a new file of known recipients). Anything else takes every decision again. Rows and state
+are written in one transaction, so a failed build leaves both as they were.
 """
 
+import contextlib
 import csv
+import dataclasses
 import gc
+import json
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,12 +64,13 @@ from dagster_duckdb import DuckDBResource
 from rapidfuzz import fuzz
 
 from assets.common.files import detect_encoding, sha256_file
-from assets.common.fingerprint import skip_unchanged
+from assets.common.fingerprint import input_fingerprint, skip_unchanged
 from assets.common.tables import (
     Column,
     TableSpec,
     materialize_result,
     rebuild_table,
+    scalar_int,
     table_columns,
 )
 
@@ -229,19 +246,25 @@ def read_overrides(path: Path, source_file: str | None = None) -> list[Override]
 
 @dataclass
 class MatchRow:
+    """One decision. What it rests on (refs, keys, note) is kept apart from what it shows
+    (names, evidence, systems: `render_rows`), which also depends on the names, counts and
+    files published and so can be redone for a few rows when only those change."""
+
     ref_a: str
     ref_b: str
     method: str
     score: float | None
     accepted: bool
-    evidence: str
     rejection_reason: str | None = None
+    # the identifier (shared_identifier), or the name keys of ref_a and ref_b (names)
+    key_a: str | None = None
+    key_b: str | None = None
+    # overrides: the evidence; exact_name: the countries; fuzzy_name: what follows the files
+    note: str = ""
+    evidence: str = ""
     name_a: str | None = None
     name_b: str | None = None
     source_systems: list[str] = field(default_factory=list)
-    # a name row's (key a, key b, evidence before files a, between, after files b): the files
-    # and systems of the two names are fetched once, for the rows written (Matcher.finish)
-    pending: tuple[str, str, str, str, str] | None = field(default=None, repr=False)
 
 
 @dataclass(slots=True)
@@ -367,14 +390,9 @@ def _override_evidence(o: Override) -> str:
 FILES_SHOWN = 3  # files named in evidence; the rest are counted
 
 
-def _published(member: dict, key: str) -> str:
-    own = member["org_ref"] == key
-    return f"{member['org_ref']} ({'its own id' if own else _files(member['files'])})"
-
-
-def _files(files: Iterable[str], limit: int = FILES_SHOWN) -> str:
-    items = sorted(set(files))
-    return _files_text(items[:limit], len(items))
+# the name a reference is shown with: its most published, ties alphabetical (over mentions
+# summed per org_ref, kind, country, name)
+_REF_NAME = "first(name ORDER BY records DESC, name) FILTER (WHERE name IS NOT NULL)"
 
 
 def _files_text(first: list[str], count: int) -> str:
@@ -383,8 +401,8 @@ def _files_text(first: list[str], count: int) -> str:
     return ", ".join(first) + more
 
 
-# ref -> normalised name key -> a name published with it
-NameKeys = dict[str, dict[str, str]]
+# ref -> its normalised name keys
+NameKeys = dict[str, list[str]]
 
 
 class Matcher:
@@ -418,7 +436,7 @@ class Matcher:
                      WHEN bool_and(kind = 'partnership') THEN 'partnership'
                      ELSE 'organisation' END AS kind,
                 list_sort(list(DISTINCT country) FILTER (WHERE country IS NOT NULL)) AS countries,
-                first(name ORDER BY records DESC, name) FILTER (WHERE name IS NOT NULL) AS name
+                {_REF_NAME} AS name
               FROM (SELECT org_ref, kind, country, name, sum(records) AS records
                     FROM {INT_ORG_MENTIONS.qualified} GROUP BY ALL)
               GROUP BY org_ref
@@ -460,11 +478,6 @@ class Matcher:
         if row.method in NAME_METHODS and not row.accepted and pair in self.decided:
             return  # the same pair seen from its other side: decided once is enough
         self.decided.add(pair)
-        if row.name_a is None and row.ref_a in self.refs:
-            row.name_a = self.refs[row.ref_a].name
-        if row.name_b is None and row.ref_b in self.refs:
-            row.name_b = self.refs[row.ref_b].name
-        row.source_systems = sorted(set(row.source_systems))
         self.rows.append(row)
 
     def _try(self, row: MatchRow) -> bool:
@@ -509,8 +522,8 @@ class Matcher:
             a, b = norm[o.row]
             problem = self._override_problem(o, a, b)
             if problem is not None:
-                row = MatchRow(a or o.ref_a, b or o.ref_b, "override_invalid", None, False, "")
-                row.evidence, row.source_systems = _override_evidence(o), ["governance"]
+                row = MatchRow(a or o.ref_a, b or o.ref_b, "override_invalid", None, False)
+                row.note = _override_evidence(o)
                 row.rejection_reason = f"invalid override: {problem}"
                 self._add(row)
             else:
@@ -519,13 +532,13 @@ class Matcher:
         for o, a, b in valid:
             if o.decision == "different":
                 self.clusters.forbid(a, b, f"override {o.source_file} row {o.row}")
-                row = MatchRow(a, b, "override_different", None, True, _override_evidence(o))
-                row.source_systems = ["governance"]
+                row = MatchRow(a, b, "override_different", None, True)
+                row.note = _override_evidence(o)
                 self._add(row)
         for o, a, b in valid:
             if o.decision == "same":
-                row = MatchRow(a, b, "override_same", None, False, _override_evidence(o))
-                row.source_systems = ["governance"]
+                row = MatchRow(a, b, "override_same", None, False)
+                row.note = _override_evidence(o)
                 self._try(row)
 
     def _override_problem(self, o: Override, a: str | None, b: str | None) -> str | None:
@@ -545,34 +558,21 @@ class Matcher:
         groups = self.con.execute(
             f"""
             WITH keys AS (
-              SELECT m.org_ref, unnest(m.identifiers) AS key, m.source_system, m.source_files
-              FROM {INT_ORG_MENTIONS.qualified} m
+              SELECT DISTINCT org_ref, key FROM (
+                SELECT org_ref, unnest(identifiers) AS key FROM {INT_ORG_MENTIONS.qualified})
               UNION ALL
               -- an identifier-bearing reference is published under its own id
-              SELECT org_ref, org_ref, source_system, source_files FROM {INT_ORG_MENTIONS.qualified}
-              SEMI JOIN (SELECT org_ref FROM _ft_refs WHERE rank <= 2) USING (org_ref)
-            ),
-            -- most keys belong to one reference: lists only for those shared
-            shared AS (SELECT key FROM keys GROUP BY key HAVING count(DISTINCT org_ref) >= 2),
-            per_ref AS (
-              SELECT key, org_ref, list_sort(list(DISTINCT source_system)) AS systems,
-                     list_sort(list_distinct(flatten(list(source_files)))) AS files
-              FROM keys SEMI JOIN shared ON keys.key IS NOT DISTINCT FROM shared.key
-              GROUP BY key, org_ref
+              SELECT org_ref, org_ref FROM _ft_refs WHERE rank <= 2
             )
-            SELECT key, list(struct_pack(org_ref, systems, files) ORDER BY org_ref) AS refs
-            FROM per_ref GROUP BY key HAVING count(*) >= 2 ORDER BY key
+            SELECT key, list(DISTINCT org_ref ORDER BY org_ref) AS refs
+            FROM keys GROUP BY key HAVING count(DISTINCT org_ref) >= 2 ORDER BY key
             """
         ).fetchall()
         for key, members in groups:
-            refs = [
-                m
-                for m in members
-                if m["org_ref"] in self.refs and self.refs[m["org_ref"]].matchable
-            ]
+            refs = [r for r in members if r in self.refs and self.refs[r].matchable]
             if len(refs) < 2:
                 continue
-            refs.sort(key=lambda m: (self.refs[m["org_ref"]].rank, m["org_ref"]))
+            refs.sort(key=lambda r: (self.refs[r].rank, r))
             anchor = refs[0]
 
             problem = None
@@ -584,7 +584,7 @@ class Matcher:
             else:
                 registered: dict[str, set[str]] = defaultdict(set)
                 for m in refs:
-                    for r in self.clusters.registered_ids(self.clusters.find(m["org_ref"])):
+                    for r in self.clusters.registered_ids(self.clusters.find(m)):
                         registered[self.refs[r].scheme or ""].add(r)
                 clash = next((sorted(v) for v in registered.values() if len(v) > 1), None)
                 if clash:
@@ -593,17 +593,9 @@ class Matcher:
                         f"({clash[0]}, {clash[1]}): ambiguous"
                     )
             for m in refs[1:]:
-                if self.clusters.find(m["org_ref"]) == self.clusters.find(anchor["org_ref"]):
+                if self.clusters.find(m) == self.clusters.find(anchor):
                     continue
-                row = MatchRow(
-                    m["org_ref"],
-                    anchor["org_ref"],
-                    "shared_identifier",
-                    100.0,
-                    False,
-                    f"{key} published for {_published(m, key)} and {_published(anchor, key)}",
-                    source_systems=[*m["systems"], *anchor["systems"]],
-                )
+                row = MatchRow(m, anchor, "shared_identifier", 100.0, False, key_a=key)
                 if problem is not None:
                     row.rejection_reason = problem
                     self._add(row)
@@ -612,7 +604,7 @@ class Matcher:
 
     # ---- 3. exact names
     def _name_keys(self) -> NameKeys:
-        """ref -> match key -> a published name, matchable refs only.
+        """ref -> its match keys, matchable refs only.
 
         Also kept as the temp table _ft_names (with the shorter keys fuzzy may use): the one
         pass over the mentions both name steps need.
@@ -622,19 +614,18 @@ class Matcher:
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE _ft_names AS
-            SELECT org_ref, name_key AS k, min(name) AS name
+            SELECT DISTINCT org_ref, name_key AS k
             FROM {INT_ORG_MENTIONS.qualified}
             SEMI JOIN (SELECT org_ref FROM _ft_refs WHERE matchable) USING (org_ref)
             WHERE name IS NOT NULL AND kind = 'organisation' AND name_key IS NOT NULL
               AND length(name_key) >= {min_length} AND name_key NOT IN ({placeholders})
-            GROUP BY org_ref, name_key
             """
         )
-        out: NameKeys = defaultdict(dict)
-        for ref, key, name in self.con.execute(
-            "SELECT org_ref, k, name FROM _ft_names WHERE length(k) >= 2 ORDER BY org_ref, k"
+        out: NameKeys = defaultdict(list)
+        for ref, key in self.con.execute(
+            "SELECT org_ref, k FROM _ft_names WHERE length(k) >= 2 ORDER BY org_ref, k"
         ).fetchall():
-            out[ref][key] = name
+            out[ref].append(key)
         return out
 
     def match_exact_names(self, keys: NameKeys) -> None:
@@ -671,30 +662,21 @@ class Matcher:
             ordered = sorted(reps.values(), key=lambda rk: (self.refs[rk[0]].rank, rk[0]))
 
             if len(ordered) == 1:
-                self._try(self._exact_row(keys, w, *ordered[0]))
+                self._try(self._exact_row(w, *ordered[0]))
                 continue
             self.ambiguous.add(w)
             names = ", ".join(r for r, _ in ordered)
             for r, k in ordered:
-                row = self._exact_row(keys, w, r, k)
+                row = self._exact_row(w, r, k)
                 row.rejection_reason = (
                     f"ambiguous: {len(ordered)} organisations publish this name ({names})"
                 )
                 self._add(row)
 
-    def _exact_row(self, keys: NameKeys, w: str, r: str, k: str) -> MatchRow:
-        nw, nr = keys[w][k], keys[r][k]
+    def _exact_row(self, w: str, r: str, k: str) -> MatchRow:
         countries = self.refs[w].countries | self.refs[r].countries
         country = "/".join(sorted(countries)) or "unknown"
-        row = MatchRow(w, r, "exact_name", 100.0, False, "", None, nw, nr)
-        row.pending = (
-            k,
-            k,
-            f'normalised name "{k}" (country {country}): "{nw}" (',
-            f') = "{nr}" (',
-            ")",
-        )
-        return row
+        return MatchRow(w, r, "exact_name", 100.0, False, key_a=k, key_b=k, note=country)
 
     # ---- 4. fuzzy names
     def _fuzzy_pairs(self, eligible: list[str]) -> Iterator[tuple[str, list[tuple[str, str, str]]]]:
@@ -816,77 +798,28 @@ class Matcher:
             second = ranked[1][0] if len(ranked) > 1 else 0.0
 
             if top[0] < cfg.fuzzy_min_score:
-                near = self._fuzzy_row(keys, w, top)
+                near = self._fuzzy_row(w, top)
                 near.rejection_reason = f"below the fuzzy threshold {cfg.fuzzy_min_score:g}"
                 self._add(near)
             elif top[0] - second < cfg.fuzzy_min_margin:
                 for s in ranked[:2]:
-                    r2 = self._fuzzy_row(keys, w, s)
+                    r2 = self._fuzzy_row(w, s)
                     r2.rejection_reason = (
                         f"ambiguous: best {top[0]:g} and second {second:g} are less than "
                         f"{cfg.fuzzy_min_margin:g} apart"
                     )
                     self._add(r2)
             else:
-                self._try(self._fuzzy_row(keys, w, top, f"; next best cluster {second:g}"))
+                self._try(self._fuzzy_row(w, top, f"; next best cluster {second:g}"))
         return scored
 
     def _order(self, scored: tuple[float, str, str, str]) -> tuple[float, int, str]:
         """Best score first, then the stronger reference, then alphabetical."""
         return (-scored[0], self.refs[scored[1]].rank, scored[1])
 
-    def _fuzzy_row(
-        self, keys: NameKeys, w: str, scored: tuple[float, str, str, str], after: str = ""
-    ) -> MatchRow:
+    def _fuzzy_row(self, w: str, scored: tuple[float, str, str, str], after: str = "") -> MatchRow:
         score, r, wk, rk = scored
-        nw, nr = keys[w][wk], keys[r][rk]
-        row = MatchRow(w, r, "fuzzy_name", score, False, "", None, nw, nr)
-        row.pending = (
-            wk,
-            rk,
-            f'token_sort_ratio {score:g} of "{wk}" ("{nw}", ',
-            f') and "{rk}" ("{nr}", ',
-            ")" + after,
-        )
-        return row
-
-    def finish(self) -> None:
-        """Evidence and systems of the name rows: the files of only the names written."""
-        todo = [(row, row.pending) for row in self.rows if row.pending is not None]
-        if not todo:
-            return
-        needed = {(row.ref_a, p[0]) for row, p in todo} | {(row.ref_b, p[1]) for row, p in todo}
-        table = pa.table(
-            {
-                "org_ref": pa.array([ref for ref, _ in needed], pa.string()),
-                "k": pa.array([k for _, k in needed], pa.string()),
-            }
-        )
-        self.con.register("_ft_tmp", table)
-        try:
-            # the first files and their count, not the whole list: _files_text
-            found = self.con.execute(
-                f"""
-                SELECT org_ref, name_key, systems, files[1:{FILES_SHOWN}], len(files) FROM (
-                  SELECT org_ref, name_key, list_sort(list(DISTINCT source_system)) AS systems,
-                         list_sort(list_distinct(flatten(list(source_files)))) AS files
-                  FROM {INT_ORG_MENTIONS.qualified} m
-                  SEMI JOIN _ft_tmp n ON n.org_ref = m.org_ref AND n.k = m.name_key
-                  WHERE name IS NOT NULL AND kind = 'organisation'
-                  GROUP BY org_ref, name_key)
-                """
-            ).fetchall()
-        finally:
-            self.con.unregister("_ft_tmp")
-        details = {
-            (ref, k): (systems, _files_text(first, n)) for ref, k, systems, first, n in found
-        }
-        for row, (ka, kb, before, between, after) in todo:
-            sa, fa = details[row.ref_a, ka]
-            sb, fb = details[row.ref_b, kb]
-            row.evidence = f"{before}{fa}{between}{fb}{after}"
-            row.source_systems = sorted({*sa, *sb})
-            row.pending = None
+        return MatchRow(w, r, "fuzzy_name", score, False, key_a=wk, key_b=rk, note=after)
 
 
 @contextmanager
@@ -931,27 +864,301 @@ def match_organisations(
         timings["fuzzy_pairs_scored"] = m.match_fuzzy_names(keys)
         timings["fuzzy_name_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        m.finish()
-        timings["name_evidence_s"] = time.perf_counter() - t
+        shown = {r for row in m.rows for r in (row.ref_a, row.ref_b) if r in m.refs}
+        render_rows(con, m.rows, {r: m.refs[r].name for r in shown})
+        timings["evidence_s"] = time.perf_counter() - t
         return m.rows, timings
 
 
-def _rows_table(rows: list[MatchRow]) -> pa.Table:
+@contextmanager
+def registered_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Iterator[None]:
+    """`table` visible to SQL as `name` while the block runs."""
+    con.register(name, table)
+    try:
+        yield
+    finally:
+        con.unregister(name)
+
+
+def registered(
+    con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, list[str]]
+) -> contextlib.AbstractContextManager[None]:
+    """String columns visible to SQL as `name` while the block runs."""
+    return registered_table(
+        con, name, pa.table({k: pa.array(v, pa.string()) for k, v in columns.items()})
+    )
+
+
+def render_rows(
+    con: duckdb.DuckDBPyConnection, rows: list[MatchRow], names: dict[str, str | None]
+) -> None:
+    """Names, evidence and source systems of `rows`, from the mentions of their references.
+
+    `names`: the name each reference of a non-name row is shown with (`_REF_NAME`). Only the
+    files of the names and identifiers the rows rest on are fetched.
+    """
+    named = [r for r in rows if r.method in NAME_METHODS]
+    shared = [r for r in rows if r.method == "shared_identifier"]
+    name_pairs = sorted(
+        {(r.ref_a, r.key_a or "") for r in named} | {(r.ref_b, r.key_b or "") for r in named}
+    )
+    id_pairs = sorted({(r.key_a, ref) for r in shared for ref in (r.ref_a, r.ref_b)}, key=str)
+    by_name: dict[tuple[str, str], tuple[str, list[str], str]] = {}
+    if name_pairs:
+        refs, ks = zip(*name_pairs, strict=True)
+        with registered(con, "_ft_tmp", {"org_ref": list(refs), "k": list(ks)}):
+            found = con.execute(
+                f"""
+                SELECT org_ref, name_key, name, systems, files[1:{FILES_SHOWN}], len(files) FROM (
+                  SELECT org_ref, name_key, min(name) AS name,
+                         list_sort(list(DISTINCT source_system)) AS systems,
+                         list_sort(list_distinct(flatten(list(source_files)))) AS files
+                  FROM {INT_ORG_MENTIONS.qualified} m
+                  SEMI JOIN _ft_tmp n ON n.org_ref = m.org_ref AND n.k = m.name_key
+                  WHERE name IS NOT NULL AND kind = 'organisation'
+                  GROUP BY org_ref, name_key)
+                """
+            ).fetchall()
+        by_name = {(r, k): (n, s, _files_text(f, c)) for r, k, n, s, f, c in found}
+    by_id: dict[tuple[str | None, str], tuple[list[str], str]] = {}
+    if id_pairs:
+        ks, refs = zip(*id_pairs, strict=True)
+        with registered(con, "_ft_tmp", {"key": list(ks), "org_ref": list(refs)}):
+            found = con.execute(
+                f"""
+                WITH keys AS (
+                  SELECT org_ref, unnest(identifiers) AS key, source_system, source_files
+                  FROM {INT_ORG_MENTIONS.qualified} SEMI JOIN _ft_tmp USING (org_ref)
+                  UNION ALL
+                  -- an identifier-bearing reference is published under its own id
+                  SELECT org_ref, org_ref, source_system, source_files
+                  FROM {INT_ORG_MENTIONS.qualified} m
+                  SEMI JOIN _ft_tmp n ON n.org_ref = m.org_ref AND n.key = m.org_ref
+                  WHERE ft_ref_rank(org_ref) <= 2
+                )
+                SELECT key, org_ref, systems, files[1:{FILES_SHOWN}], len(files) FROM (
+                  SELECT key, org_ref, list_sort(list(DISTINCT source_system)) AS systems,
+                         list_sort(list_distinct(flatten(list(source_files)))) AS files
+                  FROM keys SEMI JOIN _ft_tmp n
+                    ON n.key IS NOT DISTINCT FROM keys.key AND n.org_ref = keys.org_ref
+                  GROUP BY key, org_ref)
+                """
+            ).fetchall()
+        by_id = {(k, r): (s, _files_text(f, c)) for k, r, s, f, c in found}
+    for row in rows:
+        if row.method in NAME_METHODS:
+            nw, sa, fa = by_name[row.ref_a, row.key_a or ""]
+            nr, sb, fb = by_name[row.ref_b, row.key_b or ""]
+            row.name_a, row.name_b = nw, nr
+            if row.method == "exact_name":
+                row.evidence = (
+                    f'normalised name "{row.key_a}" (country {row.note}): "{nw}" ({fa}) '
+                    f'= "{nr}" ({fb})'
+                )
+            else:
+                row.evidence = (
+                    f'token_sort_ratio {row.score:g} of "{row.key_a}" ("{nw}", {fa}) and '
+                    f'"{row.key_b}" ("{nr}", {fb}){row.note}'
+                )
+            row.source_systems = sorted({*sa, *sb})
+            continue
+        row.name_a, row.name_b = names.get(row.ref_a), names.get(row.ref_b)
+        if row.method == "shared_identifier":
+            (sa, fa), (sb, fb) = by_id[row.key_a, row.ref_a], by_id[row.key_a, row.ref_b]
+            own_a = "its own id" if row.ref_a == row.key_a else fa
+            own_b = "its own id" if row.ref_b == row.key_a else fb
+            row.evidence = (
+                f"{row.key_a} published for {row.ref_a} ({own_a}) and {row.ref_b} ({own_b})"
+            )
+            row.source_systems = sorted({*sa, *sb})
+        else:  # the overrides: the analyst's row
+            row.evidence, row.source_systems = row.note, ["governance"]
+
+
+def _rows_table(rows: list[MatchRow], steps: list[int]) -> pa.Table:
     return pa.table(
         {
-            "step": pa.array(range(1, len(rows) + 1), pa.int64()),
-            "ref_a": [r.ref_a for r in rows],
-            "ref_b": [r.ref_b for r in rows],
-            "method": [r.method for r in rows],
+            "step": pa.array(steps, pa.int64()),
+            "ref_a": pa.array([r.ref_a for r in rows], pa.string()),
+            "ref_b": pa.array([r.ref_b for r in rows], pa.string()),
+            "method": pa.array([r.method for r in rows], pa.string()),
             "score": pa.array([r.score for r in rows], pa.float64()),
             "accepted": pa.array([r.accepted for r in rows], pa.bool_()),
-            "evidence": [r.evidence for r in rows],
+            "evidence": pa.array([r.evidence for r in rows], pa.string()),
             "rejection_reason": pa.array([r.rejection_reason for r in rows], pa.string()),
             "name_a": pa.array([r.name_a for r in rows], pa.string()),
             "name_b": pa.array([r.name_b for r in rows], pa.string()),
             "source_systems": pa.array([r.source_systems for r in rows], pa.list_(pa.string())),
+            "key_a": pa.array([r.key_a for r in rows], pa.string()),
+            "key_b": pa.array([r.key_b for r in rows], pa.string()),
+            "note": pa.array([r.note for r in rows], pa.string()),
         }
     )
+
+
+# --------------------------------------------------------------------------- build state
+
+RESOLUTION_STATE = "quality.entity_resolution_state"
+RESOLUTION_REFS = "quality.entity_resolution_refs"
+MATCH_BASIS = "quality.org_match_basis"
+
+
+@dataclass
+class BuildResult:
+    rows: int
+    path: str  # which path was taken and why, for the log
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def ensure_state(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS quality")
+    for table, ddl, grain in (
+        (
+            RESOLUTION_STATE,
+            "table_name VARCHAR NOT NULL, context VARCHAR NOT NULL, row_count BIGINT NOT NULL",
+            "one entity-resolution table (int_org_matches, int_org_identity) as last built. "
+            "The fingerprint of its code and other inputs, and its row count.",
+        ),
+        (
+            RESOLUTION_REFS,
+            "table_name VARCHAR NOT NULL, org_ref VARCHAR NOT NULL, decision HUGEINT, "
+            "mentions HUGEINT NOT NULL",
+            "one organisation reference x entity-resolution table as last built. Hashes of "
+            "its mentions: of what matching reads (decision) and of every column (mentions).",
+        ),
+        (
+            MATCH_BASIS,
+            "step BIGINT NOT NULL, key_a VARCHAR, key_b VARCHAR, note VARCHAR NOT NULL",
+            "one row of intermediate.int_org_matches. What the decision rests on (the "
+            "identifier or name keys), to redo its evidence when only files or names change.",
+        ),
+    ):
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ddl})")
+        con.execute(f"COMMENT ON TABLE {table} IS 'Grain: {grain}'")
+
+
+def ref_digests(con: duckdb.DuckDBPyConnection, decisions: bool) -> None:
+    """The temp table _ft_digests: per reference, hashes of its mentions.
+
+    `mentions` covers every column. `decision` (only with `decisions`) covers what matching
+    reads: kinds, countries, the name keys of named organisation mentions and identifiers,
+    as a set, so a new file that repeats them for a known reference changes nothing.
+    """
+    cols = ", ".join(table_columns(con, INT_ORG_MENTIONS.qualified) or [])
+    mentions = f"""SELECT org_ref, sum(hash({cols})) AS mentions
+        FROM {INT_ORG_MENTIONS.qualified} GROUP BY org_ref"""
+    if not decisions:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _ft_digests AS "
+            f"SELECT org_ref, NULL::HUGEINT AS decision, mentions FROM ({mentions})"
+        )
+        return
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _ft_digests AS
+        SELECT org_ref, d.decision, m.mentions
+        FROM ({mentions}) m JOIN (
+          SELECT org_ref, sum(hash(kind, country, k, identifiers)) AS decision FROM (
+            SELECT DISTINCT org_ref, kind, country, identifiers,
+              CASE WHEN name IS NOT NULL AND kind = 'organisation' THEN name_key END AS k
+            FROM {INT_ORG_MENTIONS.qualified})
+          GROUP BY org_ref) d USING (org_ref)
+        """
+    )
+
+
+def stored_state(con: duckdb.DuckDBPyConnection, spec: TableSpec, context: str) -> str | None:
+    """None when `spec`'s table is as its stored state says, else why it is not."""
+    ensure_state(con)
+    rows = con.execute(
+        f"SELECT context, row_count FROM {RESOLUTION_STATE} WHERE table_name = ?",
+        [spec.qualified],
+    ).fetchall()
+    if not rows:
+        return "no state of a previous build"
+    if rows[0][0] != context:
+        return "code or other inputs changed"
+    if table_columns(con, spec.qualified) != spec.column_names or rows[0][1] != scalar_int(
+        con, f"SELECT count(*) FROM {spec.qualified}"
+    ):
+        return "the table changed since it was built"
+    return None
+
+
+def save_state(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, context: str, refs: str | None
+) -> int:
+    """Record `spec`'s context, row count and the digests of `refs` (a query of org_refs;
+    None: all), inside the caller's transaction. Returns the row count."""
+    n = scalar_int(con, f"SELECT count(*) FROM {spec.qualified}")
+    con.execute(f"DELETE FROM {RESOLUTION_STATE} WHERE table_name = ?", [spec.qualified])
+    con.execute(f"INSERT INTO {RESOLUTION_STATE} VALUES (?, ?, ?)", [spec.qualified, context, n])
+    which = f"org_ref IN ({refs})" if refs else "true"
+    con.execute(f"DELETE FROM {RESOLUTION_REFS} WHERE table_name = ? AND {which}", [spec.qualified])
+    con.execute(
+        f"INSERT INTO {RESOLUTION_REFS} SELECT ?, org_ref, decision, mentions "
+        f"FROM _ft_digests WHERE {which}",
+        [spec.qualified],
+    )
+    return n
+
+
+def changed_refs(spec: TableSpec, column: str) -> str:
+    """SQL of the references whose digest `column` differs from the stored one (new and
+    gone references included)."""
+    return (
+        f"SELECT org_ref FROM _ft_digests d FULL JOIN (SELECT org_ref, {column} FROM "
+        f"{RESOLUTION_REFS} WHERE table_name = '{spec.qualified}') s USING (org_ref) "
+        f"WHERE d.{column} IS DISTINCT FROM s.{column}"
+    )
+
+
+def _why_rematch(con: duckdb.DuckDBPyConnection, context: str) -> str | None:
+    """Why the decisions must be taken again; None when the stored ones provably stand.
+
+    They stand when the table and its basis are as last built, in the same context, and
+    every reference has the same decision digest: then matching would read exactly what it
+    read then, and it is deterministic.
+    """
+    why = stored_state(con, INT_ORG_MATCHES, context)
+    if why is not None:
+        return why
+    basis = scalar_int(con, f"SELECT count(*) FROM {MATCH_BASIS}")
+    if basis != scalar_int(con, f"SELECT count(*) FROM {INT_ORG_MATCHES.qualified}"):
+        return "the table changed since it was built"
+    n = scalar_int(con, f"SELECT count(*) FROM ({changed_refs(INT_ORG_MATCHES, 'decision')})")
+    return f"what matching reads changed for {n} reference(s)" if n else None
+
+
+def _rerender(con: duckdb.DuckDBPyConnection) -> tuple[list[MatchRow], list[int]]:
+    """The stored rows that involve a reference of _ft_changed, rendered again."""
+    found = con.execute(
+        f"""
+        SELECT step, ref_a, ref_b, method, score, accepted, rejection_reason, key_a, key_b, note
+        FROM {INT_ORG_MATCHES.qualified} JOIN {MATCH_BASIS} USING (step)
+        WHERE ref_a IN (SELECT org_ref FROM _ft_changed)
+           OR ref_b IN (SELECT org_ref FROM _ft_changed)
+        ORDER BY step
+        """
+    ).fetchall()
+    rows = [MatchRow(*r[1:]) for r in found]
+    shown = sorted({r for row in rows for r in (row.ref_a, row.ref_b)})
+    names: dict[str, str | None] = {}
+    if shown:
+        with registered(con, "_ft_tmp", {"org_ref": shown}):
+            names = dict(
+                con.execute(
+                    f"""
+                    SELECT org_ref, {_REF_NAME} FROM (
+                      SELECT org_ref, kind, country, name, sum(records) AS records
+                      FROM {INT_ORG_MENTIONS.qualified} SEMI JOIN _ft_tmp USING (org_ref)
+                      GROUP BY ALL)
+                    GROUP BY org_ref
+                    """
+                ).fetchall()
+            )
+    render_rows(con, rows, names)
+    return rows, [r[0] for r in found]
 
 
 def build_int_org_matches(
@@ -959,15 +1166,68 @@ def build_int_org_matches(
     overrides_path: Path | None = None,
     config: MatchConfig = MATCH_CONFIG,
     overrides_label: str | None = None,
-) -> tuple[int, dict[str, float]]:
+) -> BuildResult:
     overrides = read_overrides(overrides_path, overrides_label) if overrides_path else []
-    rows, timings = match_organisations(con, overrides, config)
-    con.register("_ft_match_rows", _rows_table(rows))
+    install_macros(con)
+    ensure_state(con)
+    # what the decisions rest on besides the mentions
+    context = input_fingerprint(
+        con,
+        [f"{INT_ORG_MATCHES.qualified}#decisions"],
+        [ORGID_PREFIXES.qualified],
+        json.dumps([repr(config), [dataclasses.astuple(o) for o in overrides]]),
+    )
+    t = time.perf_counter()
+    ref_digests(con, decisions=True)
+    why = _why_rematch(con, context)
+    timings = {"digests_s": time.perf_counter() - t}
+    if why is None:
+        t = time.perf_counter()
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _ft_changed AS "
+            + changed_refs(INT_ORG_MATCHES, "mentions")
+        )
+        rows, steps = _rerender(con)
+        timings["evidence_s"] = time.perf_counter() - t
+        changed = scalar_int(con, "SELECT count(*) FROM _ft_changed")
+        path = (
+            f"decisions kept (no reference changed what matching reads); evidence redone for "
+            f"{len(rows)} row(s) of {changed} reference(s) whose mentions changed"
+        )
+    else:
+        rows, more = match_organisations(con, overrides, config)
+        timings.update(more)
+        steps = list(range(1, len(rows) + 1))
+        path = f"all decisions taken again: {why}"
+    con.execute("BEGIN")
     try:
-        n = rebuild_table(con, INT_ORG_MATCHES, "SELECT * FROM _ft_match_rows")
-    finally:
-        con.unregister("_ft_match_rows")
-    return n, timings
+        with registered_table(con, "_ft_match_rows", _rows_table(rows, steps)):
+            if why is None:
+                con.execute(
+                    f"DELETE FROM {INT_ORG_MATCHES.qualified} "
+                    "WHERE step IN (SELECT step FROM _ft_match_rows)"
+                )
+                con.execute(
+                    f"INSERT INTO {INT_ORG_MATCHES.qualified} ({INT_ORG_MATCHES.select_list()}) "
+                    f"SELECT {INT_ORG_MATCHES.select_list()} FROM _ft_match_rows"
+                )
+            else:
+                rebuild_table(con, INT_ORG_MATCHES, "SELECT * FROM _ft_match_rows")
+                con.execute(f"DELETE FROM {MATCH_BASIS}")
+                con.execute(
+                    f"INSERT INTO {MATCH_BASIS} SELECT step, key_a, key_b, note FROM _ft_match_rows"
+                )
+        n = save_state(
+            con,
+            INT_ORG_MATCHES,
+            context,
+            "SELECT org_ref FROM _ft_changed" if why is None else None,
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return BuildResult(n, path, timings)
 
 
 def resolve_organisations(
@@ -1012,16 +1272,18 @@ def int_org_matches(
     path = overrides_path(fundtrace.raw_path)
     label = path.relative_to(fundtrace.raw_path).as_posix()
     with duckdb.get_connection() as con:
-        _, timings = build_int_org_matches(con, path, MATCH_CONFIG, label)
+        built = build_int_org_matches(con, path, MATCH_CONFIG, label)
+        timings = built.timings
         summary = con.execute(
             f"SELECT method, accepted, count(*) FROM {INT_ORG_MATCHES.qualified} "
             "GROUP BY ALL ORDER BY ALL"
         ).fetchall()
-        context.log.info(f"matches by method/accepted: {summary}; timings {timings}")
+        context.log.info(f"{built.path}; matches by method/accepted: {summary}; timings {timings}")
         return materialize_result(
             con,
             INT_ORG_MATCHES,
             {
+                "build": built.path,
                 "overrides_file": label if path.is_file() else f"{label} (absent)",
                 "decisions": {f"{m}/{'accepted' if a else 'rejected'}": n for m, a, n in summary},
                 "timings": {k: round(v, 3) for k, v in timings.items()},

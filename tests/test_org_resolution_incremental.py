@@ -1,0 +1,272 @@
+"""int_org_matches keeps its decisions, and int_org_identity its rows, when nothing they rest
+on changed; anything else is redone.
+
+Every incremental result is compared with a from-scratch build of the same input (no stored
+state), so a decision kept when it should have been taken again, or a row not redone, fails
+here. Fixtures write int_org_mentions directly: a few references of each match method.
+"""
+
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import duckdb
+import pytest
+
+from assets.common.tables import TableSpec, create_table, ensure_schemas
+from assets.intermediate import int_org_identity as identity_module
+from assets.intermediate import int_org_matches as matches_module
+from assets.intermediate.int_org_identity import INT_ORG_IDENTITY, build_int_org_identity
+from assets.intermediate.int_org_matches import (
+    INT_ORG_MATCHES,
+    INT_ORG_MENTIONS,
+    MATCH_CONFIG,
+    RESOLUTION_REFS,
+    RESOLUTION_STATE,
+    MatchConfig,
+    build_int_org_matches,
+    install_macros,
+)
+from assets.raw.reference import ORGID_PREFIXES, SHIPPED_DIR, load_reference_csv
+
+KEPT = "decisions kept"
+RETAKEN = "all decisions taken again"
+
+
+def _con() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    ensure_schemas(con)
+    install_macros(con)
+    load_reference_csv(con, ORGID_PREFIXES, "prefix", SHIPPED_DIR / "orgid_prefixes.csv", None)
+    create_table(con, INT_ORG_MENTIONS, replace=True)
+    # shared identifier: a PIC and a company publishing one VAT number
+    _mention(con, "GB-COH-09990001", "Harbour Arts Trust Ltd", ids=["VAT:GB123"], system="fts")
+    _mention(con, "XI-PIC-900001", "HARBOUR ARTS TRUST", ids=["VAT:GB123"], system="eu_cordis")
+    # exact name: a grant recipient without id
+    _mention(con, "GB-COH-09990002", "Quayside Digital Ltd", system="fts")
+    _mention(con, _name_ref(con, "Quayside Digital"), "Quayside Digital", file="360giving/a.csv")
+    # fuzzy name: a typo
+    _mention(con, "GB-COH-09990003", "Tidewater Community Gardens Ltd", system="fts")
+    _mention(con, "360G-HBT-ORG-7", "Tidewater Comunity Gardens", file="360giving/a.csv")
+    # a person never matches
+    _mention(con, "FT-PERSON-1", "Jane Doe", kind="person", file="360giving/a.csv")
+    return con
+
+
+def _name_ref(con: duckdb.DuckDBPyConnection, name: str) -> str:
+    return con.execute("SELECT ft_name_org_id(?)", [name]).fetchall()[0][0]
+
+
+def _mention(
+    con: duckdb.DuckDBPyConnection,
+    ref: str,
+    name: str,
+    *,
+    ids: list[str] | None = None,
+    country: str | None = "GB",
+    kind: str = "organisation",
+    system: str = "360giving",
+    file: str = "fts/a.csv",
+    records: int = 1,
+) -> None:
+    con.execute(
+        f"INSERT INTO {INT_ORG_MENTIONS.qualified} VALUES "
+        "(?, ?, ft_match_key(?), ?, ?, ?, 'recipient', ?, 'test', ?, ?)",
+        [ref, name, name, country, kind, ids or [], system, [file], records],
+    )
+
+
+def _build(
+    con: duckdb.DuckDBPyConnection,
+    overrides: Path | None = None,
+    config: MatchConfig = MATCH_CONFIG,
+) -> tuple[str, str]:
+    matched = build_int_org_matches(con, overrides, config)
+    identity = build_int_org_identity(con)
+    return matched.path, identity.path
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> tuple[list[tuple], list[tuple]]:
+    return (
+        con.execute(f"SELECT * FROM {INT_ORG_MATCHES.qualified} ORDER BY step").fetchall(),
+        con.execute(f"SELECT * FROM {INT_ORG_IDENTITY.qualified} ORDER BY org_ref").fetchall(),
+    )
+
+
+def _from_scratch(
+    con: duckdb.DuckDBPyConnection,
+    overrides: Path | None = None,
+    config: MatchConfig = MATCH_CONFIG,
+) -> tuple[list[tuple], list[tuple]]:
+    """The same input built with no stored state (a full build)."""
+    con.execute(f"DELETE FROM {RESOLUTION_STATE}")
+    paths = _build(con, overrides, config)
+    assert paths[0].startswith(RETAKEN) and paths[1].startswith("every reference redone")
+    return _tables(con)
+
+
+def _overrides(path: Path, rows: list[tuple[str, str, str]]) -> Path:
+    lines = ["ref_a,ref_b,decision,reason,analyst,date"]
+    lines += [f"{a},{b},{d},test,Tester,2025-01-01" for a, b, d in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_file_of_known_references_keeps_the_decisions_and_equals_a_full_build() -> None:
+    con = _con()
+    _build(con)
+    before = _tables(con)
+    assert {r[3] for r in before[0] if r[5]} == {"shared_identifier", "exact_name", "fuzzy_name"}
+    # a new file: more records under a new spelling (the name shown changes), new files and
+    # systems, nothing matching reads
+    _mention(con, "XI-PIC-900001", "Harbour Arts Trust", ids=["VAT:GB123"], records=5)
+    _mention(con, "360G-HBT-ORG-7", "Tidewater Comunity Gardens", file="360giving/b.csv")
+    _mention(con, "FT-PERSON-1", "Jane Doe", kind="person", file="360giving/b.csv")
+    paths = _build(con)
+    assert paths[0].startswith(KEPT) and "3 reference(s)" in paths[0]
+    assert paths[1] == "3 reference(s) redone (mentions or links changed)"
+    after = _tables(con)
+    assert after != before
+    assert after == _from_scratch(con)
+
+
+def test_nothing_changed_redoes_nothing() -> None:
+    con = _con()
+    _build(con)
+    before = _tables(con)
+    paths = _build(con)
+    assert "evidence redone for 0 row(s) of 0 reference(s)" in paths[0]
+    assert paths[1].startswith("0 reference(s) redone")
+    assert _tables(con) == before
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        # a new reference publishing a known name: a new exact-name candidate
+        lambda con: _mention(con, "360G-HBT-ORG-9", "Quayside Digital", file="360giving/b.csv"),
+        # a known reference in a new country: candidates it was compatible with may not be
+        lambda con: _mention(con, "360G-HBT-ORG-7", "Tidewater Comunity Gardens", country="FR"),
+        # a new identifier
+        lambda con: _mention(
+            con, "GB-COH-09990003", "Tidewater Community Gardens Ltd", ids=["VAT:GB123"]
+        ),
+        # a new name key
+        lambda con: _mention(con, "GB-COH-09990002", "Harbour Arts Trust"),
+        # a reference gone
+        lambda con: con.execute(
+            f"DELETE FROM {INT_ORG_MENTIONS.qualified} WHERE org_ref = 'GB-COH-09990003'"
+        ),
+        # a kind that stops a reference matching
+        lambda con: con.execute(
+            f"UPDATE {INT_ORG_MENTIONS.qualified} SET kind = 'individual' "
+            "WHERE org_ref = '360G-HBT-ORG-7'"
+        ),
+    ],
+)
+def test_a_change_matching_reads_takes_every_decision_again(
+    change: Callable[[duckdb.DuckDBPyConnection], object],
+) -> None:
+    con = _con()
+    _build(con)
+    change(con)
+    paths = _build(con)
+    assert paths[0].startswith(f"{RETAKEN}: what matching reads changed for 1 reference(s)")
+    assert _tables(con) == _from_scratch(con)
+
+
+def test_the_fallback_changes_decisions_a_replay_would_have_kept() -> None:
+    """The case the digests exist for: a new reference takes an exact name."""
+    con = _con()
+    _build(con)
+    _mention(con, "360G-HBT-ORG-9", "Quayside Digital", file="360giving/b.csv")
+    assert _build(con)[0].startswith(RETAKEN)
+    accepted = con.execute(
+        f"SELECT ref_a, ref_b FROM {INT_ORG_MATCHES.qualified} "
+        "WHERE method = 'exact_name' AND accepted"
+    ).fetchall()
+    assert ("360G-HBT-ORG-9", "GB-COH-09990002") in accepted
+
+
+def test_new_overrides_thresholds_or_a_changed_table_take_every_decision_again(
+    tmp_path: Path,
+) -> None:
+    con = _con()
+    _build(con)
+    path = _overrides(
+        tmp_path / "overrides.csv", [("XI-PIC-900001", "GB-COH-09990001", "different")]
+    )
+    paths = _build(con, path)
+    assert paths[0] == f"{RETAKEN}: code or other inputs changed"
+    # the identity of the split pair is redone from its changed link only
+    assert paths[1] == "1 reference(s) redone (mentions or links changed)"
+    assert _tables(con) == _from_scratch(con, path)
+
+    config = MatchConfig(fuzzy_min_score=99.0)
+    assert _build(con, path, config)[0] == f"{RETAKEN}: code or other inputs changed"
+    assert _tables(con) == _from_scratch(con, path, config)
+
+    con.execute(f"DELETE FROM {INT_ORG_MATCHES.qualified} WHERE step = 1")
+    con.execute(f"DELETE FROM {INT_ORG_IDENTITY.qualified} WHERE org_ref = 'FT-PERSON-1'")
+    paths = _build(con, path, config)
+    assert paths[0] == f"{RETAKEN}: the table changed since it was built"
+    assert paths[1] == "every reference redone: the table changed since it was built"
+    assert _tables(con) == _from_scratch(con, path, config)
+
+
+def test_identity_follows_links_that_change_and_references_that_come_and_go(
+    tmp_path: Path,
+) -> None:
+    con = _con()
+    _build(con)
+    # a same override joins two clusters: the canonical id of several references changes
+    path = _overrides(tmp_path / "overrides.csv", [("GB-COH-09990002", "GB-COH-09990001", "same")])
+    # GB-COH-09990002 and the name it took now have GB-COH-09990001 as canonical id; the
+    # PIC's VAT number now names two companies, so the PIC joins on its name instead
+    assert _build(con, path)[1] == "3 reference(s) redone (mentions or links changed)"
+    assert _tables(con) == _from_scratch(con, path)
+    _mention(con, "360G-HBT-ORG-42", "Lonely Lighthouse Society", file="360giving/b.csv")
+    con.execute(f"DELETE FROM {INT_ORG_MENTIONS.qualified} WHERE org_ref = 'FT-PERSON-1'")
+    paths = _build(con, path)
+    assert paths[1] == "2 reference(s) redone (mentions or links changed)"
+    assert _tables(con) == _from_scratch(con, path)
+
+
+def _snapshot(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> tuple[list[tuple], ...]:
+    return (
+        sorted(con.execute(f"SELECT * FROM {spec.qualified}").fetchall(), key=repr),
+        con.execute(
+            f"SELECT * FROM {RESOLUTION_STATE} WHERE table_name = ?", [spec.qualified]
+        ).fetchall(),
+        con.execute(
+            f"SELECT * FROM {RESOLUTION_REFS} WHERE table_name = ? ORDER BY org_ref",
+            [spec.qualified],
+        ).fetchall(),
+    )
+
+
+@pytest.mark.parametrize("module", [matches_module, identity_module])
+def test_a_failed_build_leaves_table_and_state_as_they_were(
+    module: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = INT_ORG_MATCHES if module is matches_module else INT_ORG_IDENTITY
+    build = build_int_org_matches if module is matches_module else build_int_org_identity
+    con = _con()
+    _build(con)
+    _mention(con, "360G-HBT-ORG-7", "Tidewater Comunity Gardens", file="360giving/b.csv")
+    if module is identity_module:
+        build_int_org_matches(con)
+    before = _snapshot(con, spec)
+
+    def fail(*_: object) -> int:
+        raise RuntimeError("disk full")
+
+    # after the table's rows were replaced, before the state is written
+    monkeypatch.setattr(module, "save_state", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        build(con)
+    assert _snapshot(con, spec) == before
+    monkeypatch.undo()
+    assert build(con).path.startswith((KEPT, "1 reference(s) redone"))
+    build_int_org_identity(con)
+    assert _tables(con) == _from_scratch(con)
