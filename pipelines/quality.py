@@ -330,8 +330,8 @@ class _DuckDBDialect(str):
 
 
 def _import_gx() -> Any:
-    if _warm_up is not None:
-        _warm_up.join()
+    if _warm_up is not None and _warm_up_importing.is_set():
+        _warm_up.join()  # never two threads importing GX at once
     with warnings.catch_warnings():
         # GX 1.24 imports the deprecated sre_* modules; not ours to fix.
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -340,6 +340,8 @@ def _import_gx() -> Any:
 
 
 _warm_up: threading.Thread | None = None
+# set once the warm-up stops waiting and imports; before that, whoever needs GX imports it
+_warm_up_importing = threading.Event()
 
 
 def _import_gx_modules() -> None:
@@ -368,6 +370,7 @@ def warm_up_gx_when_data_changes() -> None:
 
     def run() -> None:
         DATA_CHANGED.wait()
+        _warm_up_importing.set()
         with contextlib.suppress(Exception):  # the check imports it again and reports errors
             _import_gx_modules()
 

@@ -669,6 +669,8 @@ def test_gx_is_imported_ahead_only_once_data_changes() -> None:
         quality.build_gx_asset_checks()
         assert "great_expectations" not in sys.modules, "imported before any change"
         assert quality._warm_up is not None and quality._warm_up.is_alive()
+        quality.ensure_gx_duckdb_patch()  # needing GX before any change does not wait
+        assert quality._warm_up.is_alive()
         DATA_CHANGED.set()
         quality._warm_up.join(timeout=120)
         assert "great_expectations" in sys.modules
