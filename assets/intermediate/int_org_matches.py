@@ -68,6 +68,7 @@ from assets.common.fingerprint import input_fingerprint, skip_unchanged
 from assets.common.tables import (
     Column,
     TableSpec,
+    create_table,
     materialize_result,
     rebuild_table,
     scalar_int,
@@ -998,9 +999,46 @@ def _rows_table(rows: list[MatchRow], steps: list[int]) -> pa.Table:
 
 # --------------------------------------------------------------------------- build state
 
-RESOLUTION_STATE = "quality.entity_resolution_state"
-RESOLUTION_REFS = "quality.entity_resolution_refs"
-MATCH_BASIS = "quality.org_match_basis"
+ENTITY_RESOLUTION_STATE = TableSpec(
+    schema="quality",
+    name="entity_resolution_state",
+    grain="one entity-resolution table (int_org_matches, int_org_identity) as last built",
+    description="The fingerprint of its code and other inputs, and its row count.",
+    columns=(
+        Column("table_name", "VARCHAR", "The table (`layer.table`).", False),
+        Column("context", "VARCHAR", "Fingerprint of the code and the inputs other than the mentions.", False),
+        Column("row_count", "BIGINT", "Rows of the table after that build.", False),
+    ),
+)  # fmt: skip
+ENTITY_RESOLUTION_REFS = TableSpec(
+    schema="quality",
+    name="entity_resolution_refs",
+    grain="one organisation reference x entity-resolution table as last built",
+    description="Hashes of the reference's mentions: of what matching reads (decision) and of "
+    "every column (mentions).",
+    columns=(
+        Column("table_name", "VARCHAR", "The table (`layer.table`).", False),
+        Column("org_ref", "VARCHAR", "The organisation reference.", False),
+        Column("decision", "HUGEINT", "Hash of its kinds, countries, name keys and identifiers."),
+        Column("mentions", "HUGEINT", "Hash of all its mention rows.", False),
+    ),
+)  # fmt: skip
+ORG_MATCH_BASIS = TableSpec(
+    schema="quality",
+    name="org_match_basis",
+    grain="one row of intermediate.int_org_matches",
+    description="What the decision rests on (the identifier or name keys), to redo its "
+    "evidence when only files or names change.",
+    columns=(
+        Column("step", "BIGINT", "The row's step in intermediate.int_org_matches.", False),
+        Column("key_a", "VARCHAR", "Identifier, or name key of ref_a."),
+        Column("key_b", "VARCHAR", "Name key of ref_b (name matches)."),
+        Column("note", "VARCHAR", "The rest of its basis: the override's evidence, the country an exact name was compared in, or the runner-up score of a fuzzy match.", False),
+    ),
+)  # fmt: skip
+RESOLUTION_STATE = ENTITY_RESOLUTION_STATE.qualified
+RESOLUTION_REFS = ENTITY_RESOLUTION_REFS.qualified
+MATCH_BASIS = ORG_MATCH_BASIS.qualified
 
 
 @dataclass
@@ -1011,30 +1049,8 @@ class BuildResult:
 
 
 def ensure_state(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("CREATE SCHEMA IF NOT EXISTS quality")
-    for table, ddl, grain in (
-        (
-            RESOLUTION_STATE,
-            "table_name VARCHAR NOT NULL, context VARCHAR NOT NULL, row_count BIGINT NOT NULL",
-            "one entity-resolution table (int_org_matches, int_org_identity) as last built. "
-            "The fingerprint of its code and other inputs, and its row count.",
-        ),
-        (
-            RESOLUTION_REFS,
-            "table_name VARCHAR NOT NULL, org_ref VARCHAR NOT NULL, decision HUGEINT, "
-            "mentions HUGEINT NOT NULL",
-            "one organisation reference x entity-resolution table as last built. Hashes of "
-            "its mentions: of what matching reads (decision) and of every column (mentions).",
-        ),
-        (
-            MATCH_BASIS,
-            "step BIGINT NOT NULL, key_a VARCHAR, key_b VARCHAR, note VARCHAR NOT NULL",
-            "one row of intermediate.int_org_matches. What the decision rests on (the "
-            "identifier or name keys), to redo its evidence when only files or names change.",
-        ),
-    ):
-        con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ddl})")
-        con.execute(f"COMMENT ON TABLE {table} IS 'Grain: {grain}'")
+    for spec in (ENTITY_RESOLUTION_STATE, ENTITY_RESOLUTION_REFS, ORG_MATCH_BASIS):
+        create_table(con, spec, replace=False)
 
 
 def ref_digests(con: duckdb.DuckDBPyConnection, decisions: bool) -> None:
