@@ -348,3 +348,30 @@ def test_funder_levels_rules(ref_con) -> None:
     assert got["GB-CHC-999001"] == ("national", "funder reference: funders.csv")
     assert got["ZZ-FOO-1"][0] == "unknown"
     assert got["GB-LAEX-1"][0] == "unknown"
+
+
+def test_duckdb_sizes_parse_as_duckdb_shows_them() -> None:
+    from assets.common.memory import parse_size
+
+    assert parse_size("1GB") == 10**9
+    assert parse_size("953.6 MiB") == int(953.6 * 2**20)
+    assert parse_size("0 bytes") == 0
+    with pytest.raises(ValueError, match="not a DuckDB size"):
+        parse_size("lots")
+
+
+def test_memory_share_lowers_the_limit_while_it_runs_and_restores_it() -> None:
+    from assets.common.memory import memory_share, parse_size
+
+    con = duckdb.connect(config={"memory_limit": "1GB"})
+
+    def limit() -> int:
+        return parse_size(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+
+    before = limit()
+    with memory_share(con, 0.5):
+        assert abs(limit() - before // 2) < 2**20
+    assert abs(limit() - before) < 2**20
+    with pytest.raises(RuntimeError), memory_share(con, 0.5):
+        raise RuntimeError("a failing block still restores the limit")
+    assert abs(limit() - before) < 2**20
