@@ -379,3 +379,33 @@ def test_ecb_rates_are_reloaded_only_when_the_shipped_file_or_the_table_changes(
             ][0]
             > 5_000
         )
+
+
+def test_councils_mapping_is_reread_only_when_councils_csv_changes(
+    tmp_path: Path, demo_raw: Path
+) -> None:
+    from assets.raw import council_spend
+    from pipelines.resources import FundtraceSettings
+
+    db = tmp_path / "build.duckdb"
+    resources = {
+        "duckdb": DuckDBResource(database=str(db)),
+        "fundtrace": FundtraceSettings(raw_dir=str(demo_raw), marts_db=str(tmp_path / "m.duckdb")),
+    }
+
+    def run() -> dict[str, object]:
+        result = dg.materialize([council_spend.raw_council_spend_councils], resources=resources)
+        assert result.success
+        [event] = result.get_asset_materialization_events()
+        metadata = event.step_materialization_data.materialization.metadata
+        return {k: v.value for k, v in metadata.items()}
+
+    first = run()
+    assert SKIPPED not in first and first["mappings"] > 0  # type: ignore[operator]
+    again = run()
+    assert SKIPPED in again and again["mappings"] == first["mappings"]
+    councils = demo_raw / "council_spend" / "councils.csv"
+    lines = councils.read_text(encoding="utf-8").splitlines(keepends=True)
+    councils.write_text("".join(lines[:-1]), encoding="utf-8")  # one mapping fewer: re-read
+    fewer = run()
+    assert SKIPPED not in fewer and fewer["mappings"] == first["mappings"] - 1  # type: ignore[operator]
