@@ -20,12 +20,13 @@ Relative values are resolved against the current directory; defaults against the
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -107,13 +108,32 @@ class BuildDatabase(DuckDBResource):
     executor it spans each step process.
     """
 
+    lock_timeout_seconds: float = Field(
+        default=30.0,
+        description="How long a run waits for another process (a run, a SQL client) to let "
+        "go of the build database before it fails.",
+    )
     _held: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # the same settings as get_connection(): DuckDB refuses a second connection to an
         # open database with different ones
         config = {"custom_user_agent": "dagster", **self.connection_config}
-        self._held = duckdb.connect(self.database, config=config)
+        deadline = time.monotonic() + self.lock_timeout_seconds
+        pause = 0.1
+        while True:
+            try:
+                self._held = duckdb.connect(self.database, config=config)
+                return
+            except duckdb.IOException as exc:  # another process holds the file's lock
+                if time.monotonic() + pause > deadline:
+                    raise RuntimeError(
+                        f"the build database {self.database} is in use by another process "
+                        f"(waited {self.lock_timeout_seconds:g} s): let the other run finish "
+                        f"or close the client holding it. DuckDB said: {exc}"
+                    ) from exc
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._held is not None:

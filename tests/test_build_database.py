@@ -1,6 +1,8 @@
 """`BuildDatabase`: the build database stays open for the run and is released at its end."""
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -82,3 +84,37 @@ def test_shipped_instance_config_runs_one_run_at_a_time(
     with dg.DagsterInstance.get() as instance:
         queue = instance.get_concurrency_config().run_queue_config
         assert queue is not None and queue.max_concurrent_runs == 1
+
+
+def test_a_database_held_by_another_process_fails_the_run_clearly(tmp_path: Path) -> None:
+    db = tmp_path / "build.duckdb"
+    duckdb.connect(str(db)).close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('held', flush=True); "
+            "time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+
+        @dg.asset
+        def needs_it(duckdb: BuildDatabase) -> None:
+            raise AssertionError("must not run without the database")
+
+        resource = BuildDatabase(database=str(db), lock_timeout_seconds=0.5)
+        with pytest.raises(Exception) as failure:
+            dg.materialize([needs_it], resources={"duckdb": resource})
+        chain = []
+        exc: BaseException | None = failure.value
+        while exc is not None:
+            chain.append(str(exc))
+            exc = exc.__cause__
+        assert any("in use by another process" in text for text in chain), chain
+    finally:
+        holder.kill()
+        holder.wait()
