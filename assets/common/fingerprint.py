@@ -39,8 +39,9 @@ from assets.common.tables import Column, TableSpec, create_table, scalar_int, ta
 ASSETS_DIR = Path(__file__).resolve().parents[1]
 SKIPPED = "fundtrace/skipped"
 _PROVENANCE = {"source_file", "file_sha256", "loaded_at"}
-# Set once something in this process rebuilds or re-reads changed input: work only a changing
-# run needs can start early (pipelines/quality.py imports Great Expectations ahead, ~2 s)
+# Set once an asset below raw rebuilds: work only a changing run needs can start early
+# (pipelines/quality.py imports Great Expectations ahead, ~2 s). Not on a raw file parsed:
+# the import would compete for the GIL with the raw steps that run next.
 DATA_CHANGED = threading.Event()
 
 # when a check last ran, not what it found: a re-validation that finds the same must not
