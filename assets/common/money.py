@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 import currency_converter
 import duckdb
 
-from assets.common.tables import scalar_int
+from assets.common.tables import registered_table, scalar_int
 
 # Amounts are DECIMAL(18,4): exact sums up to 10^14; anything larger is treated as absurd.
 AMOUNT_TYPE = "DECIMAL(18,4)"
@@ -105,17 +105,16 @@ def load_ecb_rates(con: duckdb.DuckDBPyConnection, table: str) -> int:
             "units_per_eur": [r[2] for r in rows],
         }
     )
-    con.register("_ecb_rates_arrow", arrow)
-    con.execute(f"DELETE FROM {table}")
-    con.execute(
-        f"""INSERT INTO {table}
-        SELECT currency, CAST(rate_date AS DATE), CAST(units_per_eur AS {RATE_TYPE})
-        FROM _ecb_rates_arrow
-        UNION ALL
-        SELECT 'EUR', DATE '{FIRST_ECB_DATE}', 1
-        ORDER BY 1, 2"""
-    )
-    con.unregister("_ecb_rates_arrow")
+    with registered_table(con, "_ecb_rates_arrow", arrow):
+        con.execute(f"DELETE FROM {table}")
+        con.execute(
+            f"""INSERT INTO {table}
+            SELECT currency, CAST(rate_date AS DATE), CAST(units_per_eur AS {RATE_TYPE})
+            FROM _ecb_rates_arrow
+            UNION ALL
+            SELECT 'EUR', DATE '{FIRST_ECB_DATE}', 1
+            ORDER BY 1, 2"""
+        )
     return scalar_int(con, f"SELECT count(*) FROM {table}")
 
 

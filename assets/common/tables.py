@@ -7,11 +7,13 @@ analyst sees in DuckDB and in the Dagster UI cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
 import dagster as dg
 import duckdb
+import pyarrow as pa
 
 LAYERS = ("raw", "staging", "intermediate", "marts")
 
@@ -192,3 +194,22 @@ def markdown_preview(con: duckdb.DuckDBPyConnection, spec: TableSpec, limit: int
 
 def specs_by_key(specs: Sequence[TableSpec]) -> dict[str, TableSpec]:
     return {s.qualified: s for s in specs}
+
+
+@contextmanager
+def registered_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Iterator[None]:
+    """`table` visible to SQL as `name` while the block runs (unregistered even on error)."""
+    con.register(name, table)
+    try:
+        yield
+    finally:
+        con.unregister(name)
+
+
+def registered(
+    con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, list[str]]
+) -> AbstractContextManager[None]:
+    """String columns visible to SQL as `name` while the block runs."""
+    return registered_table(
+        con, name, pa.table({k: pa.array(v, pa.string()) for k, v in columns.items()})
+    )

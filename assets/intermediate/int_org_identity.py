@@ -33,6 +33,8 @@ from assets.common.tables import (
     TableSpec,
     materialize_result,
     rebuild_table,
+    registered,
+    registered_table,
     scalar_int,
 )
 from assets.intermediate.int_org_matches import (
@@ -44,8 +46,6 @@ from assets.intermediate.int_org_matches import (
     install_macros,
     iter_match_rows,
     ref_digests,
-    registered,
-    registered_table,
     save_state,
     stored_state,
 )

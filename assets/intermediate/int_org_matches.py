@@ -45,7 +45,6 @@ are kept and only the rows of references whose `mentions` hash changed are rende
 are written in one transaction, so a failed build leaves both as they were.
 """
 
-import contextlib
 import csv
 import dataclasses
 import gc
@@ -71,6 +70,8 @@ from assets.common.tables import (
     create_table,
     materialize_result,
     rebuild_table,
+    registered,
+    registered_table,
     scalar_int,
     table_columns,
 )
@@ -689,13 +690,10 @@ class Matcher:
         report floor: all set-based in DuckDB, streamed so memory does not grow with the pairs.
         """
         cfg = self.config
-        self.con.register("_ft_tmp", pa.table({"org_ref": pa.array(eligible, pa.string())}))
-        try:
+        with registered(self.con, "_ft_tmp", {"org_ref": list(eligible)}):
             self.con.execute(
                 "CREATE OR REPLACE TEMP TABLE _ft_fuzzy_eligible AS SELECT org_ref FROM _ft_tmp"
             )
-        finally:
-            self.con.unregister("_ft_tmp")
         stops = ", ".join(f"'{t}'" for t in STOP_TOKENS)
         # streamed from the connection itself: its temp tables are not visible to a cursor, and
         # nothing else runs on it while the pairs are consumed
@@ -869,25 +867,6 @@ def match_organisations(
         render_rows(con, m.rows, {r: m.refs[r].name for r in shown})
         timings["evidence_s"] = time.perf_counter() - t
         return m.rows, timings
-
-
-@contextmanager
-def registered_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Iterator[None]:
-    """`table` visible to SQL as `name` while the block runs."""
-    con.register(name, table)
-    try:
-        yield
-    finally:
-        con.unregister(name)
-
-
-def registered(
-    con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, list[str]]
-) -> contextlib.AbstractContextManager[None]:
-    """String columns visible to SQL as `name` while the block runs."""
-    return registered_table(
-        con, name, pa.table({k: pa.array(v, pa.string()) for k, v in columns.items()})
-    )
 
 
 def render_rows(
