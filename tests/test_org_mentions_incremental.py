@@ -8,12 +8,12 @@ import duckdb
 import pytest
 
 from assets.common import fingerprint
+from assets.common.slices import SLICE_STATE
 from assets.common.tables import create_table, ensure_schemas
 from assets.intermediate import int_org_mentions as mentions_module
 from assets.intermediate.int_money_flows import INT_MONEY_FLOWS
 from assets.intermediate.int_org_mentions import (
     INT_ORG_MENTIONS,
-    SLICES,
     build_int_org_mentions,
     install_macros,
 )
@@ -74,7 +74,7 @@ def _rows(con: duckdb.DuckDBPyConnection) -> list[tuple]:
 
 def _from_scratch(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     """The same input built with no stored slices (a full build)."""
-    con.execute(f"DELETE FROM {SLICES}")
+    con.execute(f"DELETE FROM {SLICE_STATE}")
     built = build_int_org_mentions(con)
     assert built.kept == 0
     return _rows(con)

@@ -16,7 +16,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.common import eu_vat, unicode_names
 from assets.common.fingerprint import skip_unchanged
-from assets.common.slices import SLICE_STATE, Slice, refresh_slices
+from assets.common.slices import Slice, refresh_slices
 from assets.common.tables import (
     Column,
     TableSpec,
@@ -339,9 +339,6 @@ _EMPTY_PART = (
     "'organisation' AS kind, CAST([] AS VARCHAR[]) AS identifiers, '' AS role, "
     "'' AS source_system, '' AS source_table, '' AS source_file WHERE false"
 )
-
-# Slice state is the shared one (assets/common/slices.py).
-SLICES = SLICE_STATE
 
 
 def mentions_sql(parts: Sequence[str]) -> str:
