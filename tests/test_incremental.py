@@ -347,6 +347,15 @@ def test_published_marts_and_report_are_rewritten_only_when_a_mart_or_the_file_c
         assert SKIPPED not in rebuilt["marts/report_html"]
 
 
+def _materialized_metadata(asset: dg.AssetsDefinition, resources: dict) -> dict[str, object]:
+    """Materialize one asset; the metadata of its materialization, as plain values."""
+    result = dg.materialize([asset], resources=resources)
+    assert result.success
+    [event] = result.get_asset_materialization_events()
+    metadata = event.step_materialization_data.materialization.metadata
+    return {k: v.value for k, v in metadata.items()}
+
+
 def test_ecb_rates_are_reloaded_only_when_the_shipped_file_or_the_table_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -356,11 +365,7 @@ def test_ecb_rates_are_reloaded_only_when_the_shipped_file_or_the_table_changes(
     resources = {"duckdb": DuckDBResource(database=str(db))}
 
     def run() -> dict[str, object]:
-        result = dg.materialize([reference.ref_ecb_rates], resources=resources)
-        assert result.success
-        [event] = result.get_asset_materialization_events()
-        metadata = event.step_materialization_data.materialization.metadata
-        return {k: v.value for k, v in metadata.items()}
+        return _materialized_metadata(reference.ref_ecb_rates, resources)
 
     first = run()
     assert SKIPPED not in first and first["dagster/row_count"] > 200_000  # type: ignore[operator]
@@ -394,11 +399,7 @@ def test_councils_mapping_is_reread_only_when_councils_csv_changes(
     }
 
     def run() -> dict[str, object]:
-        result = dg.materialize([council_spend.raw_council_spend_councils], resources=resources)
-        assert result.success
-        [event] = result.get_asset_materialization_events()
-        metadata = event.step_materialization_data.materialization.metadata
-        return {k: v.value for k, v in metadata.items()}
+        return _materialized_metadata(council_spend.raw_council_spend_councils, resources)
 
     first = run()
     assert SKIPPED not in first and first["mappings"] > 0  # type: ignore[operator]
