@@ -8,6 +8,7 @@ package) runs only with FUNDTRACE_SLOW_TESTS=1.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gzip
 import json
@@ -16,7 +17,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -1152,6 +1153,13 @@ class _CountingPool(ProcessPoolExecutor):
         return super().submit(*args, **kwargs)
 
 
+class _InlinePool(ThreadPoolExecutor):
+    """Stands in for the process pool where only the pool's use matters, not processes."""
+
+    def __init__(self, workers: int, mp_context: Any = None) -> None:
+        super().__init__(workers)
+
+
 def _mixed_folder(raw: Path) -> None:
     """Good and bad files of every kind, with ocids spread over files and 1-4 releases each."""
 
@@ -1260,6 +1268,27 @@ def test_parallel_compile_equals_the_in_process_compile(
     )
     # releases of one ocid come from several files: p*.json, q.jsonl, r.json.gz
     assert {r[0]: r[4] for r in compiled}["ocds-abc123-0000"] == 3
+
+
+def test_duckdb_memory_is_shared_only_while_merge_workers_run(
+    con, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shares: list[float] = []
+
+    @contextlib.contextmanager
+    def recording_share(_con, fraction):
+        shares.append(fraction)
+        yield
+
+    monkeypatch.setattr(stg_ocds, "memory_share", recording_share)
+    monkeypatch.setattr(stg_ocds, "ProcessPoolExecutor", _InlinePool)
+    one_chunk = iter([[]])
+    assert len(list(stg_ocds._compile_chunks(con, one_chunk, 2))) == 1
+    assert shares == []  # one chunk: no pool, DuckDB keeps its whole limit
+    assert len(list(stg_ocds._compile_chunks(con, iter([[], [], []]), 1))) == 3
+    assert shares == []  # one worker: compiled in-process
+    assert len(list(stg_ocds._compile_chunks(con, iter([[], [], []]), 2))) == 3
+    assert shares == [stg_ocds.WORKER_PHASE_DUCKDB_SHARE]
 
 
 def test_workers_from_env(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -62,7 +62,6 @@ source party is an EU fund (an EU org-id `XI-`/`XM-`, or an EU fund's name), NUL
 award value (not split), as the canonical table documents.
 """
 
-import contextlib
 import html
 import itertools
 import multiprocessing
@@ -605,7 +604,7 @@ def _iter_chunks(con: duckdb.DuckDBPyConnection) -> Iterator[list[Group]]:
 
 
 def _compile_chunks(
-    chunks: Iterator[list[Group]], workers: int
+    con: duckdb.DuckDBPyConnection, chunks: Iterator[list[Group]], workers: int
 ) -> Iterator[tuple[pa.Table, list[tuple[str, str]]]]:
     """compile_groups of each chunk, in chunk order. With workers > 1 and more than one chunk,
     in that many spawned processes (never fork: the parent holds a DuckDB connection)."""
@@ -614,6 +613,14 @@ def _compile_chunks(
         for chunk in itertools.chain(head, chunks):
             yield compile_groups(chunk)
         return
+    # the workers need memory while DuckDB here only streams chunks out and results in
+    with memory_share(con, WORKER_PHASE_DUCKDB_SHARE):
+        yield from _compile_in_pool(head, chunks, workers)
+
+
+def _compile_in_pool(
+    head: list[list[Group]], chunks: Iterator[list[Group]], workers: int
+) -> Iterator[tuple[pa.Table, list[tuple[str, str]]]]:
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
         pending = deque(pool.submit(compile_groups, c) for c in head)
@@ -635,11 +642,9 @@ def _compile_all(con: duckdb.DuckDBPyConnection, workers: int) -> list[tuple[str
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE _ocds_compiled ({columns})")
     failures: list[tuple[str, str]] = []
-    # the merge workers need memory while DuckDB here only streams chunks out and results in
-    with memory_share(con, WORKER_PHASE_DUCKDB_SHARE) if workers > 1 else contextlib.nullcontext():
-        for _ocds_compiled_batch, failed in _compile_chunks(_iter_chunks(con), workers):
-            con.execute("INSERT INTO _ocds_compiled SELECT * FROM _ocds_compiled_batch")
-            failures.extend(failed)
+    for _ocds_compiled_batch, failed in _compile_chunks(con, _iter_chunks(con), workers):
+        con.execute("INSERT INTO _ocds_compiled SELECT * FROM _ocds_compiled_batch")
+        failures.extend(failed)
     return failures
 
 
