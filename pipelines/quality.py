@@ -330,7 +330,7 @@ class _DuckDBDialect(str):
 
 
 def _import_gx() -> Any:
-    if _warm_up is not None and _warm_up_importing.is_set():
+    if _warm_up is not None:
         _warm_up.join()  # never two threads importing GX at once
     with warnings.catch_warnings():
         # GX 1.24 imports the deprecated sre_* modules; not ours to fix.
@@ -339,9 +339,8 @@ def _import_gx() -> Any:
     return gx
 
 
+# the thread importing GX ahead; None until data changes in this process
 _warm_up: threading.Thread | None = None
-# set once the warm-up stops waiting and imports; before that, whoever needs GX imports it
-_warm_up_importing = threading.Event()
 
 
 def _import_gx_modules() -> None:
@@ -351,14 +350,27 @@ def _import_gx_modules() -> None:
     from great_expectations.execution_engine import sqlalchemy_execution_engine  # noqa: F401
 
 
-def warm_up_gx_when_data_changes() -> None:
-    """Import Great Expectations in a background thread once an asset of this process
-    rebuilds (`fingerprint.DATA_CHANGED`), so the first check that validates does not wait
-    ~2 s for it; a run where nothing changed never imports it. Idempotent."""
-    from assets.common.fingerprint import DATA_CHANGED
-
+def _start_warm_up() -> None:
     global _warm_up
     if _warm_up is not None or "great_expectations" in sys.modules:
+        return
+
+    def run() -> None:
+        with contextlib.suppress(Exception):  # the check imports it again and reports errors
+            _import_gx_modules()
+
+    _warm_up = threading.Thread(target=run, name="gx-warm-up", daemon=True)
+    _warm_up.start()
+
+
+def warm_up_gx_when_data_changes() -> None:
+    """Import Great Expectations in a background thread once an asset of this process
+    rebuilds (`fingerprint.when_data_changes`), so the first check that validates does not
+    wait ~2 s for it. A run where nothing changed never imports it, and a process that only
+    loads the definitions (webserver, `definitions validate`) starts no thread. Idempotent."""
+    from assets.common.fingerprint import when_data_changes
+
+    if "great_expectations" in sys.modules:
         return
     with warnings.catch_warnings():
         # the deprecated stdlib shims GX imports warn once, on first import: take that here,
@@ -367,15 +379,7 @@ def warm_up_gx_when_data_changes() -> None:
         import sre_compile  # noqa: F401
         import sre_constants  # noqa: F401
         import sre_parse  # noqa: F401
-
-    def run() -> None:
-        DATA_CHANGED.wait()
-        _warm_up_importing.set()
-        with contextlib.suppress(Exception):  # the check imports it again and reports errors
-            _import_gx_modules()
-
-    _warm_up = threading.Thread(target=run, name="gx-warm-up", daemon=True)
-    _warm_up.start()
+    when_data_changes(_start_warm_up)
 
 
 def ensure_gx_duckdb_patch() -> None:

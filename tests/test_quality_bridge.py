@@ -657,24 +657,49 @@ def test_dagster_errored_suite_fails_the_check_step_and_blocks(tmp_path: Path) -
     ]
 
 
+def test_data_change_callbacks_run_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from assets.common import fingerprint
+
+    monkeypatch.setattr(fingerprint, "_data_changed", False)
+    monkeypatch.setattr(fingerprint, "_on_data_change", [])
+    calls: list[str] = []
+
+    def early() -> None:
+        calls.append("early")
+
+    fingerprint.when_data_changes(early)
+    fingerprint.when_data_changes(early)
+    assert calls == []
+    fingerprint.data_changed()
+    fingerprint.data_changed()
+    assert calls == ["early"]
+    fingerprint.when_data_changes(lambda: calls.append("late"))  # after the change: at once
+    assert calls == ["early", "late"]
+
+
 def test_gx_is_imported_ahead_only_once_data_changes() -> None:
-    """Fresh interpreter: loading the checks does not import GX; a rebuild signal imports it in
-    the background, with no warning escaping the thread."""
+    """Fresh interpreter: loading the checks neither imports GX nor starts a thread; the first
+    rebuild below raw imports it in the background, with no warning escaping the thread."""
     script = textwrap.dedent(
         """
-        import sys, warnings
+        import sys, threading, warnings
         warnings.simplefilter("error")
-        from assets.common.fingerprint import DATA_CHANGED
+        from assets.common import fingerprint
         from pipelines import quality
         quality.build_gx_asset_checks()
+        quality.build_gx_asset_checks()  # loaded twice: still one warm-up
         assert "great_expectations" not in sys.modules, "imported before any change"
-        assert quality._warm_up is not None and quality._warm_up.is_alive()
-        quality.ensure_gx_duckdb_patch()  # needing GX before any change does not wait
-        assert quality._warm_up.is_alive()
-        DATA_CHANGED.set()
-        quality._warm_up.join(timeout=120)
-        assert "great_expectations" in sys.modules
-        assert quality._import_gx().__name__ == "great_expectations"
+        assert quality._warm_up is None, "a thread started before any change"
+        assert "gx-warm-up" not in [t.name for t in threading.enumerate()]
+        fingerprint.data_changed()
+        warm_up = quality._warm_up
+        assert warm_up is not None
+        fingerprint.data_changed()  # only the first change starts it
+        quality.build_gx_asset_checks()
+        assert quality._warm_up is warm_up
+        assert quality._import_gx().__name__ == "great_expectations"  # waits for the thread
+        assert not warm_up.is_alive()
+        quality.ensure_gx_duckdb_patch()
         print("ok")
         """
     )

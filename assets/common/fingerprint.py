@@ -39,10 +39,40 @@ from assets.common.tables import Column, TableSpec, create_table, scalar_int, ta
 ASSETS_DIR = Path(__file__).resolve().parents[1]
 SKIPPED = "fundtrace/skipped"
 _PROVENANCE = {"source_file", "file_sha256", "loaded_at"}
-# Set once an asset below raw rebuilds: work only a changing run needs can start early
-# (pipelines/quality.py imports Great Expectations ahead, ~2 s). Not on a raw file parsed:
-# the import would compete for the GIL with the raw steps that run next.
-DATA_CHANGED = threading.Event()
+# Run once, in this process, when an asset below raw first rebuilds: work only a changing
+# run needs can start early (pipelines/quality.py imports Great Expectations ahead, ~2 s).
+# Not on a raw file parsed: that would compete for the GIL with the raw steps that follow.
+_on_data_change: list[Callable[[], None]] = []
+_data_changed = False
+_data_change_lock = threading.Lock()
+
+
+def when_data_changes(callback: Callable[[], None]) -> None:
+    """Call `callback` once, at the first rebuild below raw in this process (now if one
+    happened already). A callback already waiting is not added twice."""
+    with _data_change_lock:
+        if _data_changed:
+            pending = True
+        else:
+            pending = False
+            if callback not in _on_data_change:
+                _on_data_change.append(callback)
+    if pending:
+        callback()
+
+
+def data_changed() -> None:
+    """An asset below raw is about to rebuild: run the callbacks, the first time only."""
+    global _data_changed
+    with _data_change_lock:
+        if _data_changed:
+            return
+        _data_changed = True
+        callbacks = list(_on_data_change)
+        _on_data_change.clear()
+    for callback in callbacks:
+        callback()
+
 
 # when a check last ran, not what it found: a re-validation that finds the same must not
 # look like new input (data_quality reads GX results, and its own check rewrites them)
@@ -300,7 +330,7 @@ def skip_unchanged(
             fingerprint = input_fingerprint(con, names, inputs, extra_value)
             found = unchanged(con, names, fingerprint)
             if found is None:
-                DATA_CHANGED.set()
+                data_changed()
                 forget(con, names)
         if found is not None:
             context.log.info(f"{', '.join(names)}: inputs unchanged, not rebuilt")
