@@ -206,14 +206,14 @@ def _title(field: str) -> str:
     return f"CASE WHEN r.layout = '{OPERATIONS}' THEN '{ops}' ELSE '{ben}' END"
 
 
-_RECIPIENT_REF = """coalesce(ft_org_id(r.beneficiary_id), ft_name_org_id_any(r.beneficiary),
-                             ft_name_org_id_any(r.beneficiary_latin))"""
-_MA_REF = "coalesce(ft_org_id(r.managing_authority_id), ft_name_org_id_any(r.managing_authority))"
 _AGG_KEY = """'BEN-' || upper(left(md5(concat_ws('|', coalesce(r.country, ''), coalesce(r.region, ''),
   coalesce(r.beneficiary, ''), coalesce(r.beneficiary_latin, ''), coalesce(r.total_eligible, ''),
   coalesce(r.eu_budget, ''), coalesce(r.project_count, ''))), 12))"""
 
-_CHECKED_SQL = f"""
+# Every parsed or normalised value is computed once, in the inner selects, and the checks and
+# the later stages read those columns: DuckDB inlines macros and does not share repeated calls,
+# so each repetition of e.g. ft_parse_amount (a correlated subquery) costs a full evaluation.
+_PARSED_SQL = f"""
 SELECT r.*,
   ft_parse_amount(r.total_eligible) AS _total,
   ft_parse_amount(r.eu_budget) AS _eu_pub,
@@ -221,48 +221,70 @@ SELECT r.*,
   ft_parse_date(r.start_date) AS _start,
   ft_parse_date(r.end_date) AS _end,
   TRY_CAST(r.project_count AS INTEGER) AS _projects,
-  {_RECIPIENT_REF} AS _recipient_ref,
-  CASE WHEN r.layout = '{OPERATIONS}' THEN {_MA_REF} END AS _ma_ref,
+  ft_org_id(r.beneficiary_id) AS _ben_org_id,
   CASE WHEN r.layout = '{OPERATIONS}'
-       THEN coalesce(ft_parse_date(r.start_date), ft_kohesio_period_start(r.programme_code))
-       ELSE DATE '{AGGREGATE_DATE}' END AS _award_date,
-  CASE WHEN r.layout = '{OPERATIONS}' THEN nullif(trim(r.operation_id), '') ELSE {_AGG_KEY} END AS _key,
+       THEN coalesce(ft_org_id(r.managing_authority_id), ma._ref)
+  END AS _ma_ref,
+  CASE WHEN r.layout = '{OPERATIONS}' THEN nullif(trim(r.operation_id), '') ELSE {_AGG_KEY} END AS _key
+FROM {RAW_KOHESIO.qualified} r
+-- a handful of managing authorities: their name reference is computed once per name
+LEFT JOIN (
+  SELECT managing_authority, ft_name_org_id_any(managing_authority) AS _ref
+  FROM (SELECT DISTINCT managing_authority FROM {RAW_KOHESIO.qualified})
+) ma ON ma.managing_authority = r.managing_authority
+"""
+
+# the name reference is only needed (and only computed) without a usable Beneficiary_Id
+_REFS_SQL = f"""
+SELECT p.*,
+  CASE WHEN p._ben_org_id IS NULL THEN ft_name_org_id_any(p.beneficiary) END AS _ben_name_ref,
+  CASE WHEN p.layout = '{OPERATIONS}'
+       THEN coalesce(p._start, ft_kohesio_period_start(p.programme_code))
+       ELSE DATE '{AGGREGATE_DATE}' END AS _award_date
+FROM ({_PARSED_SQL}) p
+"""
+
+_CHECKED_SQL = f"""
+SELECT r.*,
   CASE
-    WHEN r.layout = '{OPERATIONS}' AND nullif(trim(r.operation_id), '') IS NULL
+    WHEN r.layout = '{OPERATIONS}' AND r._key IS NULL
       THEN 'missing Operation_Unique_Identifier'
-    WHEN {_RECIPIENT_REF} IS NULL THEN 'no usable Beneficiary name or identifier'
-    WHEN r.total_eligible IS NOT NULL AND ft_parse_amount(r.total_eligible) IS NULL
+    WHEN r._recipient_ref IS NULL THEN 'no usable Beneficiary name or identifier'
+    WHEN r.total_eligible IS NOT NULL AND r._total IS NULL
       THEN 'unparseable ' || {_title("total")} || ': ' || r.total_eligible
-    WHEN r.eu_budget IS NOT NULL AND ft_parse_amount(r.eu_budget) IS NULL
+    WHEN r.eu_budget IS NOT NULL AND r._eu_pub IS NULL
       THEN 'unparseable ' || {_title("eu")} || ': ' || r.eu_budget
-    WHEN r.cofinancing_rate IS NOT NULL AND ft_kohesio_rate(r.cofinancing_rate) IS NULL
+    WHEN r.cofinancing_rate IS NOT NULL AND r._rate IS NULL
       THEN 'unparseable or out-of-range Cofinancing_Rate (expected 0-1 or 0-100%): '
            || r.cofinancing_rate
-    WHEN ft_parse_amount(r.total_eligible) < 0 OR ft_parse_amount(r.eu_budget) < 0
+    WHEN r._total < 0 OR r._eu_pub < 0
       THEN 'negative ' || {_title("total")} || ' or ' || {_title("eu")}
-    WHEN r.layout = '{BENEFICIARIES}' AND ft_parse_amount(r.eu_budget) IS NULL
+    WHEN r.layout = '{BENEFICIARIES}' AND r._eu_pub IS NULL
       THEN 'EU Contribution empty: the aggregate cannot be split into EU share and national '
            || 'co-financing (this layout has no co-financing rate)'
-    WHEN ft_parse_amount(r.eu_budget) IS NULL
-         AND (ft_parse_amount(r.total_eligible) IS NULL OR ft_kohesio_rate(r.cofinancing_rate) IS NULL)
+    WHEN r._eu_pub IS NULL AND (r._total IS NULL OR r._rate IS NULL)
       THEN 'no EU amount: Project_EU_Budget empty and no Total_Eligible_Expenditure_amount with '
            || 'a Cofinancing_Rate to derive it'
-    WHEN r.project_count IS NOT NULL AND TRY_CAST(r.project_count AS INTEGER) IS NULL
+    WHEN r.project_count IS NOT NULL AND r._projects IS NULL
       THEN 'unparseable Number of Projects: ' || r.project_count
-    WHEN r.start_date IS NOT NULL AND ft_parse_date(r.start_date) IS NULL
+    WHEN r.start_date IS NOT NULL AND r._start IS NULL
       THEN 'unparseable Operation_Start_Date: ' || r.start_date
-    WHEN r.end_date IS NOT NULL AND ft_parse_date(r.end_date) IS NULL
+    WHEN r.end_date IS NOT NULL AND r._end IS NULL
       THEN 'unparseable Operation_End_Date: ' || r.end_date
-    WHEN r.layout = '{OPERATIONS}' AND {_MA_REF} IS NULL
+    WHEN r.layout = '{OPERATIONS}' AND r._ma_ref IS NULL
       THEN 'missing ManagingAuthority: no body to attribute the co-financing and control to'
     WHEN r.layout = '{BENEFICIARIES}' AND nullif(trim(r.country), '') IS NULL
       THEN 'missing Country: no Member State to attribute the national co-financing to'
-    WHEN r.layout = '{OPERATIONS}' AND ft_parse_date(r.start_date) IS NULL
-         AND ft_kohesio_period_start(r.programme_code) IS NULL
+    WHEN r.layout = '{OPERATIONS}' AND r._award_date IS NULL
       THEN 'no Operation_Start_Date and no programming period in Programme_Code (a CCI such as '
            || '2014UK16RFOP001) to date the award'
   END AS _reason
-FROM {RAW_KOHESIO.qualified} r
+FROM (
+  SELECT r.*,
+    coalesce(r._ben_org_id, r._ben_name_ref, ft_name_org_id_any(r.beneficiary_latin))
+      AS _recipient_ref
+  FROM ({_REFS_SQL}) r
+) r
 """
 
 _RANKED_SQL = """
@@ -276,13 +298,14 @@ SELECT c.*,
 FROM _stg_koh_checked c
 """
 
-_DEDUP_SQL = """
+# the ranking is a subquery of the de-duplication, not a table of its own (one copy less)
+_DEDUP_SQL = f"""
 SELECT r.*,
   CASE WHEN r._reason IS NULL THEN row_number() OVER (
     PARTITION BY r._reason IS NULL, r._record_id ORDER BY r.source_file, r.source_row) END AS _rank,
   first_value(r.source_file || ' ' || r.source_locator) OVER (
     PARTITION BY r._reason IS NULL, r._record_id ORDER BY r.source_file, r.source_row) AS _first_seen
-FROM _stg_koh_ranked r
+FROM ({_RANKED_SQL}) r
 """
 
 _MONEY_SOURCE = f"""
@@ -302,30 +325,30 @@ def _select_staged(levels_sql: str) -> str:
     SELECT
       m._record_id AS record_id, m.layout,
       CASE WHEN m.layout = '{OPERATIONS}' THEN m._key END AS project_ref,
-      ft_clean_name(m.operation_name) AS operation_name,
-      coalesce(ft_clean_name(m.beneficiary), ft_clean_name(m.beneficiary_latin),
+      m._c_operation AS operation_name,
+      coalesce(m._c_beneficiary, m._c_beneficiary_latin,
                m.beneficiary_id) AS beneficiary_name,
-      ft_clean_name(m.beneficiary_latin) AS beneficiary_name_latin,
+      m._c_beneficiary_latin AS beneficiary_name_latin,
       m._recipient_ref AS recipient_org_ref,
-      CASE WHEN ft_org_id(m.beneficiary_id) IS NOT NULL THEN 'org-id'
-           WHEN ft_name_org_id_any(m.beneficiary) IS NOT NULL THEN 'name'
+      CASE WHEN m._ben_org_id IS NOT NULL THEN 'org-id'
+           WHEN m._ben_name_ref IS NOT NULL THEN 'name'
            ELSE 'transliterated name' END AS recipient_ref_basis,
       upper(trim(m.fund_code)) AS fund_code, trim(m.programme_code) AS programme_code,
-      ft_clean_name(m.programme_name) AS programme_name,
+      m._c_programme AS programme_name,
       CASE WHEN m.layout = '{OPERATIONS}'
            THEN coalesce(
-             CASE WHEN contains(upper(coalesce(ft_clean_name(m.programme_name), '')),
+             CASE WHEN contains(upper(coalesce(m._c_programme, '')),
                                 upper(trim(m.fund_code)))
-                  THEN ft_clean_name(m.programme_name) END,  -- the name already says the fund
+                  THEN m._c_programme END,  -- the name already says the fund
              nullif(concat_ws(' ', upper(trim(m.fund_code)),
-                              coalesce(ft_clean_name(m.programme_name), trim(m.programme_code))), ''),
+                              coalesce(m._c_programme, trim(m.programme_code))), ''),
              'Cohesion policy (Kohesio)')
-           ELSE 'Cohesion policy 2014-2020, ' || ft_clean_name(m.country) END AS programme,
-      CASE WHEN m.layout = '{OPERATIONS}' THEN ft_clean_name(m.operation_name)
+           ELSE 'Cohesion policy 2014-2020, ' || m._c_country END AS programme,
+      CASE WHEN m.layout = '{OPERATIONS}' THEN m._c_operation
            ELSE 'Kohesio 2014-2020 beneficiary total: ' || coalesce(m._projects, 0)
-                || ' project(s) in ' || concat_ws(', ', ft_clean_name(m.region), ft_clean_name(m.country))
+                || ' project(s) in ' || concat_ws(', ', m._c_region, m._c_country)
       END AS title,
-      ft_clean_name(m.country) AS country, ft_clean_name(m.region) AS region,
+      m._c_country AS country, m._c_region AS region,
       m._projects AS project_count, m._start AS start_date, m._end AS end_date,
       m._award_date AS award_date,
       CASE WHEN m.layout = '{BENEFICIARIES}'
@@ -347,13 +370,13 @@ def _select_staged(levels_sql: str) -> str:
       CAST({cofin} / m.fx_rate AS {AMOUNT_TYPE}) AS cofinancing_amount_eur,
       m.fx_rate, m.fx_date,
       m._ma_ref AS managing_authority_ref,
-      ft_clean_name(m.managing_authority) AS managing_authority_name,
+      m._c_ma AS managing_authority_name,
       CASE WHEN m.layout = '{OPERATIONS}' THEN m._ma_ref
-           ELSE ft_name_org_id_any('national co-financing, ' || ft_clean_name(m.country)) END
+           ELSE ft_name_org_id_any('national co-financing, ' || m._c_country) END
         AS cofinancing_funder_ref,
       CASE WHEN m.layout = '{OPERATIONS}'
-           THEN coalesce(ft_clean_name(m.managing_authority), m._ma_ref)
-           ELSE 'national co-financing, ' || ft_clean_name(m.country) END AS cofinancing_funder_name,
+           THEN coalesce(m._c_ma, m._ma_ref)
+           ELSE 'national co-financing, ' || m._c_country END AS cofinancing_funder_name,
       CASE WHEN m.layout = '{BENEFICIARIES}' THEN 'national'
            WHEN l.funding_level IS NOT NULL AND l.funding_level <> 'unknown' THEN l.funding_level
            ELSE ft_ma_keyword_level(coalesce(m.managing_authority, '')) END AS cofinancing_level,
@@ -385,7 +408,15 @@ def _select_staged(levels_sql: str) -> str:
              THEN 'co-financing unknown: no total eligible expenditure and no rate to derive it' END,
         m.parse_note), '') AS note,
       m.source_system, m.source_file, m.source_row, m.source_locator, m.file_sha256, m.loaded_at
-    FROM _stg_koh_money m LEFT JOIN ({levels_sql}) l ON l.org_ref = m._ma_ref
+    FROM (
+      -- cleaned once: DuckDB does not share repeated macro calls
+      SELECT *,
+        ft_clean_name(operation_name) AS _c_operation, ft_clean_name(beneficiary) AS _c_beneficiary,
+        ft_clean_name(beneficiary_latin) AS _c_beneficiary_latin,
+        ft_clean_name(programme_name) AS _c_programme, ft_clean_name(country) AS _c_country,
+        ft_clean_name(region) AS _c_region, ft_clean_name(managing_authority) AS _c_ma
+      FROM _stg_koh_money
+    ) m LEFT JOIN ({levels_sql}) l ON l.org_ref = m._ma_ref
     WHERE m.fx_note IS NULL
     """
 
@@ -394,7 +425,6 @@ def build_stg_kohesio(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     """Rebuild the staging table and this source's quarantine rows. Returns (staged, quarantined)."""
     install_macros(con)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _stg_koh_checked AS {_CHECKED_SQL}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _stg_koh_ranked AS {_RANKED_SQL}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _stg_koh_dedup AS {_DEDUP_SQL}")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _stg_koh_money AS "
@@ -417,10 +447,7 @@ def build_stg_kohesio(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     )
     levels = funder_levels_sql("SELECT _ma_ref AS org_ref FROM _stg_koh_money")
     staged = rebuild_table(con, STG_KOHESIO, _select_staged(levels))
-    con.execute(
-        "DROP TABLE _stg_koh_checked; DROP TABLE _stg_koh_ranked; DROP TABLE _stg_koh_dedup; "
-        "DROP TABLE _stg_koh_money"
-    )
+    con.execute("DROP TABLE _stg_koh_checked; DROP TABLE _stg_koh_dedup; DROP TABLE _stg_koh_money")
     return staged, quarantined
 
 
