@@ -43,16 +43,14 @@ CREATE OR REPLACE TEMP MACRO ft_org_id(x) AS (
   WITH t AS (SELECT ft_id_text(x) AS s)
   SELECT CASE
     WHEN ft_is_placeholder_id(s) THEN NULL
-    WHEN starts_with(s, 'GB-COH-') THEN
-      CASE WHEN ft_company_number(substr(s, 8)) IS NULL THEN NULL
-           ELSE 'GB-COH-' || ft_company_number(substr(s, 8)) END
+    -- NULL when the number is a placeholder: || propagates NULL (one evaluation, no CASE)
+    WHEN starts_with(s, 'GB-COH-') THEN 'GB-COH-' || ft_company_number(substr(s, 8))
     -- a scheme with an empty or all-zero identifier is a placeholder
     WHEN regexp_full_match(s, '[A-Z0-9]{{2,}}-[A-Z0-9]+-[-0]*') THEN NULL
     ELSE s
   END FROM t
 );
-CREATE OR REPLACE TEMP MACRO ft_org_id_from_company_number(x) AS
-  CASE WHEN ft_company_number(x) IS NOT NULL THEN 'GB-COH-' || ft_company_number(x) END;
+CREATE OR REPLACE TEMP MACRO ft_org_id_from_company_number(x) AS 'GB-COH-' || ft_company_number(x);
 CREATE OR REPLACE TEMP MACRO ft_org_id_from_charity_number(x) AS
   CASE WHEN NOT ft_is_placeholder_id(ft_id_text(x)) THEN 'GB-CHC-' || ft_id_text(x) END;
 CREATE OR REPLACE TEMP MACRO ft_clean_name(x) AS
@@ -64,9 +62,9 @@ CREATE OR REPLACE TEMP MACRO ft_name_key(x) AS
     '[^a-z0-9& ]+', ' ', 'g'),
     '{_LEGAL_FORM_RE}', ' ', 'g'),
     '\s+', ' ', 'g')), '');
--- identifier-less organisations get a stable id from their normalised name
-CREATE OR REPLACE TEMP MACRO ft_name_org_id(x) AS
-  CASE WHEN ft_name_key(x) IS NOT NULL THEN 'FTNAME-' || upper(left(md5(ft_name_key(x)), 12)) END;
+-- identifier-less organisations get a stable id from their normalised name (NULL without
+-- one: md5 and || propagate NULL; a CASE guard would evaluate the regexes twice, ~1.5x slower)
+CREATE OR REPLACE TEMP MACRO ft_name_org_id(x) AS 'FTNAME-' || upper(left(md5(ft_name_key(x)), 12));
 """
 
 

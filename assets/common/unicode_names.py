@@ -17,9 +17,7 @@ MACROS = r"""
 CREATE OR REPLACE TEMP MACRO ft_name_key_unicode(x) AS
   nullif(trim(regexp_replace(lower(ft_clean_name(x)), '[^\p{L}\p{N}&]+', ' ', 'g')), '');
 CREATE OR REPLACE TEMP MACRO ft_name_org_id_any(x) AS
-  coalesce(ft_name_org_id(x),
-           CASE WHEN ft_name_key_unicode(x) IS NOT NULL
-                THEN 'FTNAME-' || upper(left(md5(ft_name_key_unicode(x)), 12)) END);
+  coalesce(ft_name_org_id(x), 'FTNAME-' || upper(left(md5(ft_name_key_unicode(x)), 12)));
 """
 
 
