@@ -13,16 +13,21 @@ from types import ModuleType
 import duckdb
 import pytest
 
-from assets.common.tables import TableSpec, create_table, ensure_schemas
+from assets.common.fingerprint import FINGERPRINTS, forget
+from assets.common.tables import TableSpec, create_table, ensure_schemas, table_columns
 from assets.intermediate import int_org_identity as identity_module
 from assets.intermediate import int_org_matches as matches_module
-from assets.intermediate.int_org_identity import INT_ORG_IDENTITY, build_int_org_identity
+from assets.intermediate.int_org_identity import (
+    INT_ORG_IDENTITY,
+    REFS_KEY,
+    build_int_org_identity,
+)
 from assets.intermediate.int_org_matches import (
+    DECISIONS_KEY,
     INT_ORG_MATCHES,
     INT_ORG_MENTIONS,
     MATCH_CONFIG,
     RESOLUTION_REFS,
-    RESOLUTION_STATE,
     MatchConfig,
     build_int_org_matches,
     install_macros,
@@ -99,7 +104,7 @@ def _from_scratch(
     config: MatchConfig = MATCH_CONFIG,
 ) -> tuple[list[tuple], list[tuple]]:
     """The same input built with no stored state (a full build)."""
-    con.execute(f"DELETE FROM {RESOLUTION_STATE}")
+    forget(con, [DECISIONS_KEY, REFS_KEY])
     paths = _build(con, overrides, config)
     assert paths[0].startswith(RETAKEN) and paths[1].startswith("every reference redone")
     return _tables(con)
@@ -232,11 +237,15 @@ def test_identity_follows_links_that_change_and_references_that_come_and_go(
     assert _tables(con) == _from_scratch(con, path)
 
 
+def _state_key(spec: TableSpec) -> str:
+    return DECISIONS_KEY if spec is INT_ORG_MATCHES else REFS_KEY
+
+
 def _snapshot(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> tuple[list[tuple], ...]:
     return (
         sorted(con.execute(f"SELECT * FROM {spec.qualified}").fetchall(), key=repr),
         con.execute(
-            f"SELECT * FROM {RESOLUTION_STATE} WHERE table_name = ?", [spec.qualified]
+            f"SELECT * FROM {FINGERPRINTS} WHERE asset_key = ?", [_state_key(spec)]
         ).fetchall(),
         con.execute(
             f"SELECT * FROM {RESOLUTION_REFS} WHERE table_name = ? ORDER BY org_ref",
@@ -270,3 +279,59 @@ def test_a_failed_build_leaves_table_and_state_as_they_were(
     assert build(con).path.startswith((KEPT, "1 reference(s) redone"))
     build_int_org_identity(con)
     assert _tables(con) == _from_scratch(con)
+
+
+@pytest.mark.parametrize("module", [matches_module, identity_module])
+def test_the_state_is_an_entry_of_build_fingerprints_written_with_the_table(
+    module: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = INT_ORG_MATCHES if module is matches_module else INT_ORG_IDENTITY
+    con = _con()
+    # the state table of an earlier version is dropped, not left behind
+    old = "quality.entity_resolution_state"
+    con.execute(f"CREATE TABLE {old} (table_name VARCHAR, context VARCHAR, row_count BIGINT)")
+    con.execute(f"INSERT INTO {old} VALUES (?, 'stale', 0)", [spec.qualified])
+    _build(con)
+    assert table_columns(con, old) is None
+
+    def entry() -> list[tuple]:
+        return con.execute(
+            f"SELECT fingerprint, row_count, metadata FROM {FINGERPRINTS} WHERE asset_key = ?",
+            [_state_key(spec)],
+        ).fetchall()
+
+    rows = con.execute(f"SELECT count(*) FROM {spec.qualified}").fetchall()[0][0]
+    assert len(entry()) == 1 and entry()[0][1:] == (rows, None)
+    # skip_unchanged drops the asset's own entry before a rebuild: the state is not it
+    assert _state_key(spec) != spec.qualified
+    forget(con, [spec.qualified])
+    assert _build(con) == (
+        f"{KEPT} (no reference changed what matching reads); evidence redone for 0 row(s) "
+        "of 0 reference(s) whose mentions changed",
+        "0 reference(s) redone (mentions or links changed)",
+    )
+
+    # a build that would write another entry (other thresholds: another context; a new
+    # reference: another row count) fails after writing it, before its commit
+    config = MatchConfig(fuzzy_min_score=99.0)
+    _mention(con, "360G-HBT-ORG-42", "Lonely Lighthouse Society", file="360giving/b.csv")
+    if module is identity_module:
+        build_int_org_matches(con, None, config)
+    before = _snapshot(con, spec)
+    save_state = module.save_state
+    written: list[list[tuple]] = []
+
+    def save_then_fail(*args: object) -> int:
+        save_state(*args)
+        written.append(entry())
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(module, "save_state", save_then_fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        if module is matches_module:
+            build_int_org_matches(con, None, config)
+        else:
+            build_int_org_identity(con)
+    assert [w[:2] for w in written[0]] != [b[1:3] for b in before[1]]
+    # the entry went back with the table and the digests
+    assert _snapshot(con, spec) == before

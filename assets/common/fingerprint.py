@@ -152,6 +152,13 @@ def _stored(
     return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
+def stored_entry(
+    con: duckdb.DuckDBPyConnection, key: str
+) -> tuple[str, int | None, str | None] | None:
+    """(fingerprint, row_count, metadata) stored under `key`, or None."""
+    return _stored(con, [key]).get(key)
+
+
 def input_fingerprint(
     con: duckdb.DuckDBPyConnection,
     own_keys: Sequence[str],
@@ -210,6 +217,24 @@ def forget(con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> None:
     con.execute(f"DELETE FROM {FINGERPRINTS} WHERE list_contains(?, asset_key)", [list(keys)])
 
 
+def record_in_transaction(
+    con: duckdb.DuckDBPyConnection,
+    key: str,
+    fingerprint: str,
+    row_count: int | None,
+    metadata: str | None = None,
+) -> None:
+    """Store the entry of `key` inside the caller's transaction, so that it is committed or
+    rolled back with what the caller writes (the table must exist: ensure_fingerprint_table,
+    called before BEGIN)."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    con.execute(f"DELETE FROM {FINGERPRINTS} WHERE asset_key = ?", [key])
+    con.execute(
+        f"INSERT INTO {FINGERPRINTS} VALUES (?, ?, ?, ?, ?)",
+        [key, fingerprint, row_count, metadata, now],
+    )
+
+
 def remember(
     con: duckdb.DuckDBPyConnection,
     key: str,
@@ -217,15 +242,11 @@ def remember(
     row_count: int | None,
     metadata: str | None = None,
 ) -> None:
+    """Store the entry of `key` in a transaction of its own."""
     ensure_fingerprint_table(con)
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(f"DELETE FROM {FINGERPRINTS} WHERE asset_key = ?", [key])
-        con.execute(
-            f"INSERT INTO {FINGERPRINTS} VALUES (?, ?, ?, ?, ?)",
-            [key, fingerprint, row_count, metadata, now],
-        )
+        record_in_transaction(con, key, fingerprint, row_count, metadata)
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")

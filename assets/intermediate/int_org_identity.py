@@ -14,9 +14,9 @@ reference; the canonical reference itself says what kind of id it is.
 A row depends only on its reference's mentions and on its link (the pair that attached it),
 so a build redoes only the references whose mentions hash (`quality.entity_resolution_refs`,
 see int_org_matches) or link changed, when the table is as last built with the same code and
-org-id prefixes (`quality.entity_resolution_state`); otherwise it rebuilds every row. The
-links are recomputed in full (union-find over the accepted pairs; singletons, most references,
-stay in SQL). Rows and state are written in one transaction.
+org-id prefixes (its entry `intermediate.int_org_identity#refs` in `quality.build_fingerprints`);
+otherwise it rebuilds every row. The links are recomputed in full (union-find over the accepted
+pairs; singletons, most references, stay in SQL). Rows and state are written in one transaction.
 """
 
 import time
@@ -78,6 +78,10 @@ INT_ORG_IDENTITY = TableSpec(
     ),
     order_by=("org_ref",),
 )  # fmt: skip
+
+
+# its state in quality.build_fingerprints (see DECISIONS_KEY in int_org_matches)
+REFS_KEY = f"{INT_ORG_IDENTITY.qualified}#refs"
 
 
 def canonical_org_id_sql(ref: str) -> str:
@@ -252,9 +256,7 @@ def build_int_org_identity(con: duckdb.DuckDBPyConnection) -> BuildResult:
     """
     install_macros(con)
     ensure_state(con)
-    context = input_fingerprint(
-        con, [f"{INT_ORG_IDENTITY.qualified}#refs"], [ORGID_PREFIXES.qualified]
-    )
+    context = input_fingerprint(con, [REFS_KEY], [ORGID_PREFIXES.qualified])
     timings: dict[str, float] = {}
     t = time.perf_counter()
     ref_digests(con, decisions=False)
@@ -264,7 +266,7 @@ def build_int_org_identity(con: duckdb.DuckDBPyConnection) -> BuildResult:
     timings["links_s"] = time.perf_counter() - t
     t = time.perf_counter()
     with registered_table(con, "_ft_links", links):
-        why = stored_state(con, INT_ORG_IDENTITY, context)
+        why = stored_state(con, INT_ORG_IDENTITY, REFS_KEY, context)
         if why is None:
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE _ft_changed AS "
@@ -294,7 +296,7 @@ def build_int_org_identity(con: duckdb.DuckDBPyConnection) -> BuildResult:
                 rebuild_table(con, INT_ORG_IDENTITY, _select(mentions))
                 path = f"every reference redone: {why}"
             refs = "SELECT org_ref FROM _ft_changed" if why is None else None
-            n = save_state(con, INT_ORG_IDENTITY, context, refs)
+            n = save_state(con, INT_ORG_IDENTITY, REFS_KEY, context, refs)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

@@ -36,13 +36,15 @@ on: the identifier or name keys, kept in `quality.org_match_basis`) plus what it
 evidence with files, systems), rendered afterwards from the mentions of its two references.
 Matching reads, per reference, only its kinds, countries, the keys of its names and its
 identifiers; `quality.entity_resolution_refs` keeps a hash of those (`decision`) and one of
-all its mention columns (`mentions`), `quality.entity_resolution_state` the fingerprint of
-code, thresholds, overrides and org-id prefixes and the row count. When that fingerprint and
-every reference's `decision` hash are unchanged (no reference added or gone), matching would
-read exactly what it read last time and, being deterministic, take the same decisions: they
-are kept and only the rows of references whose `mentions` hash changed are rendered again
-(a new file of known recipients). Anything else takes every decision again. Rows and state
-are written in one transaction, so a failed build leaves both as they were.
+all its mention columns (`mentions`), and `quality.build_fingerprints` the fingerprint of
+code, thresholds, overrides and org-id prefixes and the row count (under
+`intermediate.int_org_matches#decisions`, a key of its own: the asset's entry is dropped before
+every rebuild). When that fingerprint and every reference's `decision` hash are unchanged (no
+reference added or gone), matching would read exactly what it read last time and, being
+deterministic, take the same decisions: they are kept and only the rows of references whose
+`mentions` hash changed are rendered again (a new file of known recipients). Anything else
+takes every decision again. Rows and state are written in one transaction, so a failed build
+leaves both as they were.
 """
 
 import csv
@@ -63,7 +65,13 @@ from dagster_duckdb import DuckDBResource
 from rapidfuzz import fuzz
 
 from assets.common.files import detect_encoding, sha256_file
-from assets.common.fingerprint import input_fingerprint, skip_unchanged
+from assets.common.fingerprint import (
+    ensure_fingerprint_table,
+    input_fingerprint,
+    record_in_transaction,
+    skip_unchanged,
+    stored_entry,
+)
 from assets.common.tables import (
     Column,
     TableSpec,
@@ -978,17 +986,14 @@ def _rows_table(rows: list[MatchRow], steps: list[int]) -> pa.Table:
 
 # --------------------------------------------------------------------------- build state
 
-ENTITY_RESOLUTION_STATE = TableSpec(
-    schema="quality",
-    name="entity_resolution_state",
-    grain="one entity-resolution table (int_org_matches, int_org_identity) as last built",
-    description="The fingerprint of its code and other inputs, and its row count.",
-    columns=(
-        Column("table_name", "VARCHAR", "The table (`layer.table`).", False),
-        Column("context", "VARCHAR", "Fingerprint of the code and the inputs other than the mentions.", False),
-        Column("row_count", "BIGINT", "Rows of the table after that build.", False),
-    ),
-)  # fmt: skip
+# The context of each entity-resolution table (fingerprint of the code and the inputs other
+# than the mentions) and its row count are its entry in quality.build_fingerprints under a key
+# of its own (`layer.table#...`): skip_unchanged drops the asset's own entry before every
+# rebuild, and this state must outlive that to keep the decisions. Written in the build's
+# transaction (save_state), with the table and its reference digests.
+DECISIONS_KEY = f"{INT_ORG_MATCHES.qualified}#decisions"
+# the table of an earlier version, replaced by those entries
+_OLD_STATE_TABLE = "quality.entity_resolution_state"
 ENTITY_RESOLUTION_REFS = TableSpec(
     schema="quality",
     name="entity_resolution_refs",
@@ -1015,7 +1020,6 @@ ORG_MATCH_BASIS = TableSpec(
         Column("note", "VARCHAR", "The rest of its basis: the override's evidence, the country an exact name was compared in, or the runner-up score of a fuzzy match.", False),
     ),
 )  # fmt: skip
-RESOLUTION_STATE = ENTITY_RESOLUTION_STATE.qualified
 RESOLUTION_REFS = ENTITY_RESOLUTION_REFS.qualified
 MATCH_BASIS = ORG_MATCH_BASIS.qualified
 
@@ -1028,8 +1032,10 @@ class BuildResult:
 
 
 def ensure_state(con: duckdb.DuckDBPyConnection) -> None:
-    for spec in (ENTITY_RESOLUTION_STATE, ENTITY_RESOLUTION_REFS, ORG_MATCH_BASIS):
+    ensure_fingerprint_table(con)
+    for spec in (ENTITY_RESOLUTION_REFS, ORG_MATCH_BASIS):
         create_table(con, spec, replace=False)
+    con.execute(f"DROP TABLE IF EXISTS {_OLD_STATE_TABLE}")
 
 
 def ref_digests(con: duckdb.DuckDBPyConnection, decisions: bool) -> None:
@@ -1062,18 +1068,17 @@ def ref_digests(con: duckdb.DuckDBPyConnection, decisions: bool) -> None:
     )
 
 
-def stored_state(con: duckdb.DuckDBPyConnection, spec: TableSpec, context: str) -> str | None:
-    """None when `spec`'s table is as its stored state says, else why it is not."""
+def stored_state(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, key: str, context: str
+) -> str | None:
+    """None when `spec`'s table is as its state (stored under `key`) says, else why it is not."""
     ensure_state(con)
-    rows = con.execute(
-        f"SELECT context, row_count FROM {RESOLUTION_STATE} WHERE table_name = ?",
-        [spec.qualified],
-    ).fetchall()
-    if not rows:
+    entry = stored_entry(con, key)
+    if entry is None:
         return "no state of a previous build"
-    if rows[0][0] != context:
+    if entry[0] != context:
         return "code or other inputs changed"
-    if table_columns(con, spec.qualified) != spec.column_names or rows[0][1] != scalar_int(
+    if table_columns(con, spec.qualified) != spec.column_names or entry[1] != scalar_int(
         con, f"SELECT count(*) FROM {spec.qualified}"
     ):
         return "the table changed since it was built"
@@ -1081,13 +1086,12 @@ def stored_state(con: duckdb.DuckDBPyConnection, spec: TableSpec, context: str) 
 
 
 def save_state(
-    con: duckdb.DuckDBPyConnection, spec: TableSpec, context: str, refs: str | None
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, key: str, context: str, refs: str | None
 ) -> int:
-    """Record `spec`'s context, row count and the digests of `refs` (a query of org_refs;
-    None: all), inside the caller's transaction. Returns the row count."""
+    """Record `spec`'s context and row count under `key`, and the digests of `refs` (a query
+    of org_refs; None: all), inside the caller's transaction. Returns the row count."""
     n = scalar_int(con, f"SELECT count(*) FROM {spec.qualified}")
-    con.execute(f"DELETE FROM {RESOLUTION_STATE} WHERE table_name = ?", [spec.qualified])
-    con.execute(f"INSERT INTO {RESOLUTION_STATE} VALUES (?, ?, ?)", [spec.qualified, context, n])
+    record_in_transaction(con, key, context, n)
     which = f"org_ref IN ({refs})" if refs else "true"
     con.execute(f"DELETE FROM {RESOLUTION_REFS} WHERE table_name = ? AND {which}", [spec.qualified])
     con.execute(
@@ -1115,7 +1119,7 @@ def _why_rematch(con: duckdb.DuckDBPyConnection, context: str) -> str | None:
     every reference has the same decision digest: then matching would read exactly what it
     read then, and it is deterministic.
     """
-    why = stored_state(con, INT_ORG_MATCHES, context)
+    why = stored_state(con, INT_ORG_MATCHES, DECISIONS_KEY, context)
     if why is not None:
         return why
     basis = scalar_int(con, f"SELECT count(*) FROM {MATCH_BASIS}")
@@ -1168,7 +1172,7 @@ def build_int_org_matches(
     # what the decisions rest on besides the mentions
     context = input_fingerprint(
         con,
-        [f"{INT_ORG_MATCHES.qualified}#decisions"],
+        [DECISIONS_KEY],
         [ORGID_PREFIXES.qualified],
         json.dumps([repr(config), [dataclasses.astuple(o) for o in overrides]]),
     )
@@ -1215,6 +1219,7 @@ def build_int_org_matches(
         n = save_state(
             con,
             INT_ORG_MATCHES,
+            DECISIONS_KEY,
             context,
             "SELECT org_ref FROM _ft_changed" if why is None else None,
         )
