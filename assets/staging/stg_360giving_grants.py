@@ -53,57 +53,69 @@ STG_GRANTS = TableSpec(
 )  # fmt: skip
 
 
-# Everything a row needs, with the first failed rule as `_reason`.
+# Everything a row needs, with the first failed rule as `_reason`. Each parsed value and org
+# reference is computed once in the inner selects and read from there by the checks and the
+# final select: DuckDB inlines macros and does not share repeated calls, so every repetition
+# (ft_org_id is a correlated subquery) cost a full evaluation.
 def _checked_sql(source: str) -> str:
     return f"""
-SELECT r.*,
-  nullif(trim(r.identifier), '') AS _grant_id,
-  ft_parse_amount(r.amount_awarded) AS _amount,
-  ft_parse_currency(r.currency) AS _currency,
-  ft_parse_date(r.award_date) AS _award_date,
-  coalesce(ft_org_id(r.funding_org_identifier), ft_name_org_id(r.funding_org_name)) AS _funder_ref,
+SELECT p.*,
   CASE
-    WHEN nullif(trim(r.identifier), '') IS NULL THEN 'missing Identifier'
-    WHEN r.amount_awarded IS NULL THEN 'missing Amount Awarded'
-    WHEN ft_parse_amount(r.amount_awarded) IS NULL
-      THEN 'unparseable or out-of-range Amount Awarded: ' || r.amount_awarded
-    WHEN ft_parse_currency(r.currency) IS NULL
-      THEN 'invalid Currency: ' || coalesce(r.currency, '(empty)')
-    WHEN ft_parse_date(r.award_date) IS NULL
-      THEN 'missing or unparseable Award Date: ' || coalesce(r.award_date, '(empty)')
-    WHEN coalesce(ft_org_id(r.funding_org_identifier), ft_name_org_id(r.funding_org_name)) IS NULL
+    WHEN p._grant_id IS NULL THEN 'missing Identifier'
+    WHEN p.amount_awarded IS NULL THEN 'missing Amount Awarded'
+    WHEN p._amount IS NULL
+      THEN 'unparseable or out-of-range Amount Awarded: ' || p.amount_awarded
+    WHEN p._currency IS NULL
+      THEN 'invalid Currency: ' || coalesce(p.currency, '(empty)')
+    WHEN p._award_date IS NULL
+      THEN 'missing or unparseable Award Date: ' || coalesce(p.award_date, '(empty)')
+    WHEN p._funder_ref IS NULL
       THEN 'no usable Funding Org:Identifier or Name'
-    WHEN coalesce(ft_org_id(r.recipient_org_identifier), ft_name_org_id(r.recipient_org_name),
-                  ft_org_id(r.recipient_ind_identifier)) IS NULL
+    WHEN coalesce(p._rcp_org_id, p._rcp_name_id, p._rcp_ind_id) IS NULL
       THEN 'no usable recipient identifier or name'
   END AS _reason
-FROM {source} r
+FROM (
+  SELECT o.*,
+    coalesce(o._funder_org_id, ft_name_org_id(o.funding_org_name)) AS _funder_ref,
+    -- the fallbacks are only read when the published identifier is no registered org-id
+    CASE WHEN o._rcp_org_id IS NULL OR starts_with(o._rcp_org_id, '360G-')
+         THEN ft_org_id_from_company_number(o.recipient_org_company_number) END AS _rcp_company_id,
+    CASE WHEN o._rcp_org_id IS NULL OR starts_with(o._rcp_org_id, '360G-')
+         THEN ft_org_id_from_charity_number(o.recipient_org_charity_number) END AS _rcp_charity_id,
+    CASE WHEN o._rcp_org_id IS NULL THEN ft_name_org_id(o.recipient_org_name) END AS _rcp_name_id,
+    CASE WHEN o._rcp_org_id IS NULL THEN ft_org_id(o.recipient_ind_identifier) END AS _rcp_ind_id
+  FROM (
+    SELECT r.*,
+      nullif(trim(r.identifier), '') AS _grant_id,
+      ft_parse_amount(r.amount_awarded) AS _amount,
+      ft_parse_currency(r.currency) AS _currency,
+      ft_parse_date(r.award_date) AS _award_date,
+      ft_org_id(r.funding_org_identifier) AS _funder_org_id,
+      ft_org_id(r.recipient_org_identifier) AS _rcp_org_id
+    FROM {source} r
+  ) o
+) p
 """
 
 
 _RECIPIENT_SQL = """
 CASE
-  WHEN ft_org_id(recipient_org_identifier) IS NOT NULL
-       AND NOT starts_with(ft_org_id(recipient_org_identifier), '360G-')
-    THEN ft_org_id(recipient_org_identifier)
-  WHEN ft_org_id_from_company_number(recipient_org_company_number) IS NOT NULL
-    THEN ft_org_id_from_company_number(recipient_org_company_number)
-  WHEN ft_org_id_from_charity_number(recipient_org_charity_number) IS NOT NULL
-    THEN ft_org_id_from_charity_number(recipient_org_charity_number)
-  WHEN ft_org_id(recipient_org_identifier) IS NOT NULL THEN ft_org_id(recipient_org_identifier)
-  WHEN ft_name_org_id(recipient_org_name) IS NOT NULL THEN ft_name_org_id(recipient_org_name)
-  ELSE ft_org_id(recipient_ind_identifier)
+  WHEN _rcp_org_id IS NOT NULL AND NOT starts_with(_rcp_org_id, '360G-') THEN _rcp_org_id
+  WHEN _rcp_company_id IS NOT NULL THEN _rcp_company_id
+  WHEN _rcp_charity_id IS NOT NULL THEN _rcp_charity_id
+  WHEN _rcp_org_id IS NOT NULL THEN _rcp_org_id
+  WHEN _rcp_name_id IS NOT NULL THEN _rcp_name_id
+  ELSE _rcp_ind_id
 END
 """
 
 _RECIPIENT_BASIS_SQL = """
 CASE
-  WHEN ft_org_id(recipient_org_identifier) IS NOT NULL
-       AND NOT starts_with(ft_org_id(recipient_org_identifier), '360G-') THEN 'org-id'
-  WHEN ft_org_id_from_company_number(recipient_org_company_number) IS NOT NULL THEN 'company number'
-  WHEN ft_org_id_from_charity_number(recipient_org_charity_number) IS NOT NULL THEN 'charity number'
-  WHEN ft_org_id(recipient_org_identifier) IS NOT NULL THEN 'self-assigned id'
-  WHEN ft_name_org_id(recipient_org_name) IS NOT NULL THEN 'name'
+  WHEN _rcp_org_id IS NOT NULL AND NOT starts_with(_rcp_org_id, '360G-') THEN 'org-id'
+  WHEN _rcp_company_id IS NOT NULL THEN 'company number'
+  WHEN _rcp_charity_id IS NOT NULL THEN 'charity number'
+  WHEN _rcp_org_id IS NOT NULL THEN 'self-assigned id'
+  WHEN _rcp_name_id IS NOT NULL THEN 'name'
   ELSE 'self-assigned id'
 END
 """
