@@ -349,13 +349,20 @@ def mentions_sql(parts: Sequence[str]) -> str:
     """
     union = " UNION ALL ".join(f"({p})" for p in (_EMPTY_PART, *parts))
     return f"""
-    WITH published AS (
-      -- the same reference published the same way: counted once here, so the name and
-      -- country functions run per distinct spelling (~1 in 10 rows), not per record
+    WITH per_file AS (
       SELECT org_ref, name, country, kind, identifiers, role, source_system, source_table,
-        list(DISTINCT source_file) AS files, count(*) AS n
+        source_file, count(*) AS n
       FROM ({union}) AS u
       WHERE nullif(trim(org_ref), '') IS NOT NULL
+      GROUP BY ALL
+    ),
+    published AS (
+      -- the same reference published the same way: counted once here, so the name and
+      -- country functions run per distinct spelling (~1 in 10 rows), not per record; files
+      -- are grouped first (list(DISTINCT) over every record took 3 of the 4 CPU seconds)
+      SELECT org_ref, name, country, kind, identifiers, role, source_system, source_table,
+        list(source_file) AS files, sum(n) AS n
+      FROM per_file
       GROUP BY ALL
     ),
     m AS (
