@@ -147,7 +147,9 @@ def _write_exports(
                 options = (
                     "FORMAT csv, HEADER true"
                     if name.endswith(".csv")
-                    else "FORMAT parquet, COMPRESSION zstd"
+                    # level 1: the same size as the default level 3 on money_flows (39 MB
+                    # at scale 1), written in 1.3 s instead of 1.9 s
+                    else "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
                 )
                 con.execute(f"COPY {source} TO {sql_literal(str(out / name))} ({options})")
         manifest[spec.name] = {
