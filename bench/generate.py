@@ -26,7 +26,9 @@ file with the records written and how many are structurally bad, so a test can c
 `generated = loaded + quarantined`. Cross-file links (governance projects naming CORDIS,
 Kohesio and OCDS ids; BODS chains ending at the companies that receive money) come from one
 shared organisation pool, generated in a fixed order. `extra/360giving/bench-extra-grants.csv` is the small new
-file the benchmark drops in for its one-new-file run.
+file the benchmark drops in for its one-new-file run; `extra-new-orgs/360giving/
+bench-extra-new-organisations.csv` is the same kind of file where one recipient in twenty is an
+organisation no file has published before (its one-new-file run with new organisations).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-GENERATOR_VERSION = "5"
+GENERATOR_VERSION = "6"
 FUNDING_ROWS_AT_SCALE_1 = 1_000_000
 OCDS_RELEASES_AT_SCALE_1 = 500_000
 BODS_STATEMENTS_AT_SCALE_1 = 200_000
@@ -54,6 +56,9 @@ COUNCILS_FILE = "councils.csv"  # council_spend's payer mapping, not a spend fil
 EXTRA_DIR = "extra"
 EXTRA_FILE = "360giving/bench-extra-grants.csv"
 EXTRA_ROWS = 1_000
+EXTRA_NEW_ORGS_DIR = "extra-new-orgs"
+EXTRA_NEW_ORGS_FILE = "360giving/bench-extra-new-organisations.csv"
+NEW_ORG_EVERY = 20  # in that file: 50 recipients of 1,000 are new organisations
 BAD_VALUE_RATE = 0.004
 BAD_STRUCTURE_RATE = 0.004  # inside the one-in-four files that have broken rows: ~0.1% overall
 DIRTY_FILE_EVERY = 4  # one file in four has broken rows; its middle record always is one
@@ -123,6 +128,7 @@ class Manifest:
     sources: list[str]
     files: list[FileEntry] = field(default_factory=list)
     extra: list[FileEntry] = field(default_factory=list)
+    extra_new_orgs: list[FileEntry] = field(default_factory=list)
     seconds: float = 0.0
 
     def rows_by_source(self) -> dict[str, int]:
@@ -143,6 +149,7 @@ class Manifest:
             "seconds": round(self.seconds, 2),
             "files": [asdict(f) for f in self.files],
             "extra": [asdict(f) for f in self.extra],
+            "extra_new_orgs": [asdict(f) for f in self.extra_new_orgs],
         }
 
 
@@ -514,7 +521,10 @@ def write_360_csv(
     rows: int,
     dirty: bool,
     start: int,
+    new_org_every: int = 0,
 ) -> None:
+    """`new_org_every` > 0: every such row's recipient is an organisation of its own, named
+    by name only, that no other file publishes."""
     out = CsvOut(path, bom=rng.random() < 0.3)
     titles: list[str] = list(GRANT_TITLES_CSV)
     if rng.random() < 0.3:  # the `:0:` index form some publishers export
@@ -531,6 +541,9 @@ def write_360_csv(
             g = make_grant(world, rng, funder, start + k)
         if g.identifier and len(written) < 10_000:
             written.append(g.identifier)
+        if new_org_every and k % new_org_every == 0:
+            g.recipient_name = f"{rng.choice(_WORDS_A)} Newfield Community Trust No {start + k}"
+            g.recipient_id = g.charity_number = g.company_number = ""
         values = [
             g.identifier, g.title, g.description, g.currency, g.amount, g.award_date,
             g.recipient_id, g.recipient_name, g.charity_number, g.company_number,
@@ -1621,6 +1634,12 @@ def generate(scale: float, seed: int, out: Path, sources: list[str] | None = Non
             out / extra.path, extra, world, file_rng(seed, extra.path), EXTRA_ROWS, False, 9_000_000
         )
         manifest.extra.append(extra)
+        new_orgs = FileEntry(f"{EXTRA_NEW_ORGS_DIR}/{EXTRA_NEW_ORGS_FILE}", "360giving", "csv")
+        write_360_csv(
+            out / new_orgs.path, new_orgs, world, file_rng(seed, new_orgs.path), EXTRA_ROWS,
+            False, 9_100_000, new_org_every=NEW_ORG_EVERY,
+        )  # fmt: skip
+        manifest.extra_new_orgs.append(new_orgs)
 
     manifest.files.sort(key=lambda f: f.path)
     manifest.seconds = time.perf_counter() - started

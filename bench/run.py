@@ -1,6 +1,7 @@
 """`make bench`: generate (cached), measure the DuckDB read floor, then time three builds.
 
-    python -m bench.run [--scale S] [--seed N] [--runs full,no_change,one_file,one_file_job]
+    python -m bench.run [--scale S] [--seed N]
+        [--runs full,no_change,one_file,one_file_job,one_file_new_orgs]
     (scale default: $BENCH_SCALE or 0.01)
 
 1. The synthetic raw folder for (scale, seed, generator version, wired sources) comes from
@@ -49,7 +50,14 @@ RESULTS_DIR = BENCH_DIR / "results"
 DEFAULT_SCALE = 0.01
 DEFAULT_SEED = 42
 SCHEMA = "fundtrace-bench/1"
-RUNS = ("full", "no_change", "one_file", "one_file_job")
+RUNS = ("full", "no_change", "one_file", "one_file_job", "one_file_new_orgs")
+# runs that start from the state after no_change, restored from a copy
+FROM_BEFORE_ONE_FILE = ("one_file_job", "one_file_new_orgs")
+# the generator's folder (a bench.generate constant) and manifest key of each run's new file
+EXTRA_FILES = {
+    "one_file": ("EXTRA_DIR", "extra"),
+    "one_file_new_orgs": ("EXTRA_NEW_ORGS_DIR", "extra_new_orgs"),
+}
 FLOOR_REPEATS = 3  # the floor is short and noisy: median of three
 TARGETS = {
     "build_over_floor": 3.0,
@@ -525,11 +533,13 @@ def summarize(
         "no_change_over_full": over_full("no_change", "wall_seconds"),
         "one_file_over_full": over_full("one_file", "wall_seconds"),
         "one_file_job_over_full": over_full("one_file_job", "wall_seconds"),
+        "one_file_new_orgs_over_full": over_full("one_file_new_orgs", "wall_seconds"),
         # the same on CPU seconds: barely moved by other work sharing the machine
         "cpu_build_over_floor": _ratio(full["cpu_seconds"], floor["cpu_seconds"]),
         "cpu_no_change_over_full": over_full("no_change", "cpu_seconds"),
         "cpu_one_file_over_full": over_full("one_file", "cpu_seconds"),
         "cpu_one_file_job_over_full": over_full("one_file_job", "cpu_seconds"),
+        "cpu_one_file_new_orgs_over_full": over_full("one_file_new_orgs", "cpu_seconds"),
     }
     peak = max(r["peak_rss_mib"] for r in runs.values())
 
@@ -547,6 +557,9 @@ def summarize(
         ),
         "one_file_job_within_20pct": within(
             ratios["one_file_job_over_full"], TARGETS["one_file_over_full"]
+        ),
+        "one_file_new_orgs_within_20pct": within(
+            ratios["one_file_new_orgs_over_full"], TARGETS["one_file_over_full"]
         ),
     }
     for run in runs.values():
@@ -583,6 +596,9 @@ def summarize(
             "bytes": manifest["total_bytes"],
             "generate_seconds": None if generate_seconds is None else round(generate_seconds, 2),
             "one_file_added": manifest["extra"][0]["path"] if manifest["extra"] else None,
+            "one_file_new_orgs_added": (
+                manifest["extra_new_orgs"][0]["path"] if manifest.get("extra_new_orgs") else None
+            ),
         },
         "floor": floor,
         "runs": runs,
@@ -622,6 +638,7 @@ def format_table(report: dict[str, Any]) -> str:
     )
     head = (
         f"{'step':60} {'kind':5} {'full s':>8} {'nochg s':>8} {'1file s':>8} {'1f job':>8} "
+        f"{'1f new':>8} "
         f"{'rows':>10} "
         f"{'peak MiB':>8}"
     )
@@ -636,7 +653,8 @@ def format_table(report: dict[str, Any]) -> str:
         rss = "" if s["rss"] is None else f"{s['rss']:8.0f}"
         lines.append(
             f"{key[:60]:60} {s['kind']:5} {cell(s.get('full')):>8} {cell(s.get('no_change')):>8} "
-            f"{cell(s.get('one_file')):>8} {cell(s.get('one_file_job')):>8} {rows:>10} "
+            f"{cell(s.get('one_file')):>8} {cell(s.get('one_file_job')):>8} "
+            f"{cell(s.get('one_file_new_orgs')):>8} {rows:>10} "
             f"{rss:>8}{mark}"
         )
     lines.append("-" * len(head))
@@ -674,6 +692,8 @@ def format_table(report: dict[str, Any]) -> str:
          "one_file_within_20pct"),
         ("  (whole job)", "one_file_job_over_full", "cpu_one_file_job_over_full", "0.20",
          "one_file_job_within_20pct"),
+        ("  (new orgs)", "one_file_new_orgs_over_full", "cpu_one_file_new_orgs_over_full",
+         "0.20", "one_file_new_orgs_within_20pct"),
     ):  # fmt: skip
         if ratios[key] is None:
             lines.append(f"{label:18} not measured (--runs)")
@@ -762,7 +782,9 @@ def bench(
     link_tree(
         raw_cache,
         raw,
-        skip=lambda rel: rel.parts[0] == gen.EXTRA_DIR or rel.name == gen.MANIFEST_NAME,
+        skip=lambda rel: (
+            rel.parts[0] in (gen.EXTRA_DIR, gen.EXTRA_NEW_ORGS_DIR) or rel.name == gen.MANIFEST_NAME
+        ),
     )
     code = snapshot_code(work / "code")
     home = work / "dagster_home"
@@ -793,26 +815,35 @@ def bench(
     log(f"floor: {floor['seconds']:.2f}s (runs: {floor['all_seconds']})")
     measured: dict[str, dict[str, Any]] = {}
     before_one_file = work / "before_one_file"
+    added: list[Path] = []  # extra files in raw, removed when a run restores the state
     for name in runs:
         args = ["_build"]
-        if name == "one_file":
-            folders = set()
-            for extra in manifest["extra"]:
-                rel = Path(extra["path"]).relative_to(gen.EXTRA_DIR)
-                (raw / rel).parent.mkdir(parents=True, exist_ok=True)
-                os.link(raw_cache / extra["path"], raw / rel)
-                folders.add(rel.parts[0])
-            args += ["--folders", ",".join(sorted(folders))]
-            if "one_file_job" in runs:  # the whole-job run starts from the same state
-                for part in ("build", "marts"):
-                    shutil.copytree(work / part, before_one_file / part)
-        if name == "one_file_job":
+        if name in FROM_BEFORE_ONE_FILE:
             for part in ("build", "marts"):
                 shutil.rmtree(work / part)
-                (before_one_file / part).rename(work / part)
+                shutil.copytree(before_one_file / part, work / part)
+        if name == "one_file_new_orgs":
+            for path in added:
+                path.unlink()
+            added = []
+        if name in EXTRA_FILES:
+            folder, key = EXTRA_FILES[name]
+            folder = getattr(gen, folder)
+            folders = set()
+            for extra in manifest[key]:
+                rel = Path(extra["path"]).relative_to(folder)
+                (raw / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.link(raw_cache / extra["path"], raw / rel)
+                added.append(raw / rel)
+                folders.add(rel.parts[0])
+            args += ["--folders", ",".join(sorted(folders))]
+        if name == "one_file" and any(r in runs for r in FROM_BEFORE_ONE_FILE):
+            for part in ("build", "marts"):  # the state the later runs start from
+                shutil.copytree(work / part, before_one_file / part)
         log(f"{name}: building ...")
         measured[name] = run_child(args, env, work / f"{name}.log", work / f"{name}.json", cwd=code)
         log(f"{name}: {measured[name]['wall_seconds']:.2f}s, success={measured[name]['success']}")
+    shutil.rmtree(before_one_file, ignore_errors=True)
     date = dt.datetime.now(dt.UTC).date().isoformat()
     report = summarize(
         scale=scale,
@@ -862,13 +893,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--runs",
         default=",".join(RUNS),
-        help="comma-separated subset of full,no_change,one_file,one_file_job (full always runs "
-        "first; one_file_job needs one_file)",
+        help=f"comma-separated subset of {','.join(RUNS)} (full always runs first; "
+        f"{' and '.join(FROM_BEFORE_ONE_FILE)} need one_file)",
     )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     asked = set(args.runs.split(","))
-    if "one_file_job" in asked:
+    if asked & set(FROM_BEFORE_ONE_FILE):
         asked.add("one_file")
     runs = [r for r in RUNS if r == "full" or r in asked]
     report = bench(

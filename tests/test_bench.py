@@ -2,6 +2,7 @@
 (generated records = loaded + quarantined), and a runner whose report has the fields issue 8
 asks for. Nothing here asserts a duration: performance is read from bench/results/."""
 
+import csv
 import hashlib
 import json
 import subprocess
@@ -234,6 +235,35 @@ def test_generated_bods_is_read_by_the_bods_parser_when_it_exists(tmp_path: Path
     assert set(versions) == {"0.3", "0.4"}
 
 
+def test_the_new_organisations_file_brings_organisations_no_other_file_names(
+    tmp_path: Path,
+) -> None:
+    raw = tmp_path / "raw"
+    gen.generate(TINY, 3, raw, ["360giving"])
+    known = raw / gen.EXTRA_DIR / gen.EXTRA_FILE
+    new = raw / gen.EXTRA_NEW_ORGS_DIR / gen.EXTRA_NEW_ORGS_FILE
+
+    def recipients(path: Path) -> list[tuple[str, str]]:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            return [
+                (r["Recipient Org:Name"], r["Recipient Org:Identifier"]) for r in csv.DictReader(fh)
+            ]
+
+    everything_else = {
+        name
+        for p in [*(raw / "360giving").iterdir(), known]
+        if p.suffix == ".csv"
+        for name, _ in recipients(p)
+    }
+    rows = recipients(new)
+    fresh = [(n, i) for n, i in rows if "Newfield Community Trust" in n]
+    assert len(rows) == gen.EXTRA_ROWS
+    assert len(fresh) == gen.EXTRA_ROWS // gen.NEW_ORG_EVERY
+    assert all(i == "" and n not in everything_else for n, i in fresh)
+    assert len({n for n, _ in fresh}) == len(fresh)  # fifty organisations, not one
+    assert not any("Newfield" in n for n in everything_else)
+
+
 def test_unknown_and_planned_sources_fail_clearly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -265,7 +295,8 @@ def test_dataset_cache_is_reused(tmp_path: Path) -> None:
 def test_floor_reads_every_generated_file_into_duckdb(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     manifest = gen.generate(TINY, 4, raw, [*FUNDING_AND_REGISTER, "ocds", "bods"])
-    (raw / gen.EXTRA_DIR).rename(tmp_path / "extra")  # the runner links raw without it
+    for extra in (gen.EXTRA_DIR, gen.EXTRA_NEW_ORGS_DIR):  # the runner links raw without them
+        (raw / extra).rename(tmp_path / extra)
     floor = runner.measure_floor(raw, tmp_path / "floor.duckdb", tmp_path / "tmp")
     assert floor["skipped_files"] == []
     files = {f.source: 0 for f in manifest.files}
@@ -346,6 +377,7 @@ def test_report_has_the_required_fields(tmp_path: Path) -> None:
         "no_change": _fake_run(real_steps, 8.0, 500.0),
         "one_file": _fake_run(real_steps, 12.0, 2500.0),
         "one_file_job": _fake_run(real_steps, 16.0, 2400.0),
+        "one_file_new_orgs": _fake_run(real_steps, 7.0, 2000.0),
     }
     report = runner.summarize(
         scale=TINY,
@@ -359,7 +391,7 @@ def test_report_has_the_required_fields(tmp_path: Path) -> None:
     )
     assert report["schema"] == runner.SCHEMA
     assert report["data"]["total_rows"] == sum(f.rows for f in manifest.files)
-    assert set(report["runs"]) == {"full", "no_change", "one_file", "one_file_job"}
+    assert set(report["runs"]) == set(runner.RUNS)
     for run in report["runs"].values():
         for key in ("wall_seconds", "peak_rss_mib", "steps", "orchestration_seconds"):
             assert key in run
@@ -367,17 +399,22 @@ def test_report_has_the_required_fields(tmp_path: Path) -> None:
     assert report["ratios"]["no_change_over_full"] == 0.2
     assert report["ratios"]["one_file_over_full"] == 0.3
     assert report["ratios"]["one_file_job_over_full"] == 0.4
+    assert report["ratios"]["one_file_new_orgs_over_full"] == 0.175
     assert report["ratios"]["cpu_build_over_floor"] == 20.0  # 40 s / 2 CPU s over 1 CPU s
     assert report["peak_rss_mib"] == 2500.0
     assert report["targets"]["peak_rss_within_2gib"] is False
     assert report["targets"]["no_change_within_10pct"] is False
     assert report["targets"]["one_file_within_20pct"] is False
     assert report["targets"]["one_file_job_within_20pct"] is False
+    assert report["targets"]["one_file_new_orgs_within_20pct"] is True
+    assert report["data"]["one_file_new_orgs_added"] == (
+        f"{gen.EXTRA_NEW_ORGS_DIR}/{gen.EXTRA_NEW_ORGS_FILE}"
+    )
     assert [s["step"] for s in report["slowest_five"]] == ["s6", "s5", "s4", "s3", "s2"]
     assert report["slowest_five"][0]["rows"] == 60
     text = runner.format_table(report)
     assert "<== slowest 5" in text and "build / floor" in text and "peak RSS" in text
-    assert "(whole job)" in text
+    assert "(whole job)" in text and "(new orgs)" in text
     json.dumps(report)  # the results file is plain JSON
 
 
