@@ -454,15 +454,43 @@ def with_org_refs(
         for p, e in objects.items()
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_1 AS SELECT *, {fields} FROM ({source_sql})")
+    # The identifier and name macros run once per distinct (scheme, id) and name, in small
+    # lookup tables joined back: the same organisations recur across processes, and each
+    # ft_org_id (a subquery) otherwise drags the whole wide row through a join of its own.
+    # A NULL scheme, id or name gives no reference either way, so NULLs stay out of the lookups.
+    pairs = " UNION ".join(
+        f"SELECT _{p}_scheme, _{p}_idf FROM {table}_1 "
+        f"UNION SELECT _{p}_add_scheme, _{p}_add_id FROM {table}_1"
+        for p in objects
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {table}_ids AS
+        SELECT scheme, id, ocds_org_ref(scheme, id) AS ref
+        FROM (SELECT DISTINCT * FROM ({pairs}) AS t(scheme, id))
+        WHERE scheme IS NOT NULL AND id IS NOT NULL"""
+    )
+    names = " UNION ".join(f"SELECT {p}_name FROM {table}_1" for p in objects)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {table}_names AS
+        SELECT name, ft_name_org_id_any(name) AS ref
+        FROM (SELECT DISTINCT * FROM ({names}) AS t(name)) WHERE name IS NOT NULL"""
+    )
     refs = ", ".join(
-        f"""ocds_org_ref(_{p}_scheme, _{p}_idf) AS _{p}_ref_id,
-        ocds_org_ref(_{p}_add_scheme, _{p}_add_id) AS _{p}_ref_add,
-        ft_name_org_id_any({p}_name) AS _{p}_ref_name,
+        f"""_{p}_id.ref AS _{p}_ref_id, _{p}_add.ref AS _{p}_ref_add, _{p}_nm.ref AS _{p}_ref_name,
         CASE WHEN _{p}_scheme IS NOT NULL AND _{p}_idf IS NOT NULL
              THEN _{p}_scheme || '-' || _{p}_idf END AS {p}_identifier"""
         for p in objects
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_2 AS SELECT *, {refs} FROM {table}_1")
+    joins = " ".join(
+        f"""LEFT JOIN {table}_ids _{p}_id ON _{p}_id.scheme = t._{p}_scheme AND _{p}_id.id = t._{p}_idf
+        LEFT JOIN {table}_ids _{p}_add
+          ON _{p}_add.scheme = t._{p}_add_scheme AND _{p}_add.id = t._{p}_add_id
+        LEFT JOIN {table}_names _{p}_nm ON _{p}_nm.name = t.{p}_name"""
+        for p in objects
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {table}_2 AS SELECT t.*, {refs} FROM {table}_1 t {joins}"
+    )
     final = ", ".join(
         f"""coalesce(_{p}_ref_id, _{p}_ref_add, _{p}_ref_name) AS {p}_org_ref,
         CASE WHEN _{p}_ref_id IS NOT NULL THEN 'identifier'
@@ -471,7 +499,10 @@ def with_org_refs(
         for p in objects
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT *, {final} FROM {table}_2")
-    con.execute(f"DROP TABLE {table}_1; DROP TABLE {table}_2")
+    con.execute(
+        f"DROP TABLE {table}_1; DROP TABLE {table}_2; DROP TABLE {table}_ids; "
+        f"DROP TABLE {table}_names"
+    )
 
 
 # --------------------------------------------------------------------------- history
