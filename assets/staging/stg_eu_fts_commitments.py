@@ -131,7 +131,9 @@ def _bool(column: str) -> str:
 _YEAR = r"TRY_CAST(nullif(regexp_extract(trim(r.year), '^([0-9]{4})(\.0*)?$', 1), '') AS INTEGER)"
 _NAME = r"ft_clean_name(regexp_replace(r.beneficiary_name, '\*+\s*$', ''))"
 
-_CHECKED = f"""
+# Each parsed value is computed once in the inner selects and the checks read those columns:
+# DuckDB inlines macros and does not share repeated calls.
+_PARSED = f"""
 SELECT r.*,
   coalesce(nullif(trim(r.lc_reference), ''), nullif(trim(r.position_key), '')) AS _lc,
   {_YEAR} AS _year,
@@ -142,28 +144,36 @@ SELECT r.*,
   r.beneficiary_name IS NOT NULL AND (
     regexp_full_match(trim(r.beneficiary_name), '[*.\\s-]+')
     OR lower(trim(r.beneficiary_name)) IN {_REDACTED_NAMES}) AS _redacted,
-  ft_clean_name(r.responsible_department) AS _dept,
-  CASE
-    WHEN coalesce(nullif(trim(r.lc_reference), ''), nullif(trim(r.position_key), '')) IS NULL
-      THEN 'missing Reference of the Legal Commitment (LC)'
-    WHEN r.year IS NULL THEN 'missing Year'
-    WHEN {_YEAR} IS NULL OR {_YEAR} NOT BETWEEN 1990 AND 2100
-      THEN 'unparseable Year: ' || r.year
-    WHEN NOT {_present("r.beneficiary_amount")} THEN 'missing {AMOUNT_TITLE}'
-    WHEN {_amount("r.beneficiary_amount")} IS NULL
-      THEN 'unparseable {AMOUNT_TITLE}: ' || r.beneficiary_amount
-    WHEN {_present("r.commitment_total_amount")} AND {_amount("r.commitment_total_amount")} IS NULL
-      THEN 'unparseable {TOTAL_TITLE}: ' || r.commitment_total_amount
-    WHEN r.beneficiary_name IS NULL THEN 'missing Name of beneficiary'
-    WHEN NOT (regexp_full_match(trim(r.beneficiary_name), '[*.\\s-]+')
-              OR lower(trim(r.beneficiary_name)) IN {_REDACTED_NAMES})
-         AND ft_name_org_id({_NAME}) IS NULL
-      THEN 'unusable Name of beneficiary: ' || r.beneficiary_name
-    WHEN ft_name_org_id(r.responsible_department) IS NULL THEN 'missing Responsible department'
-    WHEN {_present("r.commitment_date")} AND ft_parse_date(r.commitment_date) IS NULL
-      THEN 'unparseable Date of the commitment: ' || r.commitment_date
-  END AS _reason
+  ft_clean_name(r.responsible_department) AS _dept
 FROM {RAW_COMMITMENTS.qualified} r
+"""
+
+_CHECKED = f"""
+SELECT p.*,
+  CASE
+    WHEN p._lc IS NULL THEN 'missing Reference of the Legal Commitment (LC)'
+    WHEN p.year IS NULL THEN 'missing Year'
+    WHEN p._year IS NULL OR p._year NOT BETWEEN 1990 AND 2100
+      THEN 'unparseable Year: ' || p.year
+    WHEN NOT {_present("p.beneficiary_amount")} THEN 'missing {AMOUNT_TITLE}'
+    WHEN p._amount IS NULL
+      THEN 'unparseable {AMOUNT_TITLE}: ' || p.beneficiary_amount
+    WHEN {_present("p.commitment_total_amount")} AND p._total IS NULL
+      THEN 'unparseable {TOTAL_TITLE}: ' || p.commitment_total_amount
+    WHEN p.beneficiary_name IS NULL THEN 'missing Name of beneficiary'
+    WHEN NOT p._redacted AND p._name_ref IS NULL
+      THEN 'unusable Name of beneficiary: ' || p.beneficiary_name
+    WHEN p._dept_ref IS NULL THEN 'missing Responsible department'
+    WHEN {_present("p.commitment_date")} AND p._commitment_date IS NULL
+      THEN 'unparseable Date of the commitment: ' || p.commitment_date
+  END AS _reason
+FROM (
+  SELECT q.*,
+    CASE WHEN NOT q._redacted THEN ft_name_org_id(q._name) END AS _name_ref,
+    -- ft_name_org_id cleans the name itself: the same id as for the raw department
+    ft_name_org_id(q._dept) AS _dept_ref
+  FROM ({_PARSED}) q
+) p
 """
 
 # A line is the same line as one in another file when everything that identifies it matches;
@@ -220,7 +230,7 @@ def build_stg_eu_fts_commitments(con: duckdb.DuckDBPyConnection) -> tuple[int, i
     SELECT m._line_id AS line_id, m._year AS year, m._lc AS lc_reference,
       nullif(trim(m.position_key), '') AS position_key,
       CASE WHEN m._redacted THEN '{REDACTED_PREFIX}{EC_ORG_REF}'
-           ELSE ft_name_org_id(m._name) END AS recipient_org_ref,
+           ELSE m._name_ref END AS recipient_org_ref,
       CASE WHEN m._redacted THEN 'redacted' ELSE 'organisation' END AS recipient_kind,
       CASE WHEN m._redacted THEN NULL ELSE m._name END AS recipient_name,
       m.beneficiary_name AS beneficiary_name_published,
@@ -243,7 +253,7 @@ def build_stg_eu_fts_commitments(con: duckdb.DuckDBPyConnection) -> tuple[int, i
       CASE WHEN m._commitment_date IS NOT NULL THEN 'commitment date'
            ELSE 'year (1 January)' END AS award_date_basis,
       ft_clean_name(m.subject) AS subject, m._dept AS responsible_department,
-      ft_name_org_id(m._dept) AS department_org_ref,
+      m._dept_ref AS department_org_ref,
       ft_clean_name(m.programme_name) AS programme_name, m.funding_type, m.budget,
       m.budget_line_number, m.budget_line_name, m.expense_type, m.management_type,
       m.contract_type, m.project_reference, m.project_acronym, m.call_reference,
