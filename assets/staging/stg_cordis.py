@@ -258,30 +258,41 @@ WITH by_rcn AS (
   SELECT rcn, any_value(project_id) AS project_id FROM {STG_PROJECTS.qualified}
   WHERE rcn IS NOT NULL GROUP BY rcn HAVING count(*) = 1
 ),
-o AS (
+-- amounts and the name id are computed once and read by the checks and the final select:
+-- DuckDB inlines macros and does not share repeated calls
+o1 AS (
   SELECT r.*,
     coalesce(nullif(trim(r.project_id), ''), br.project_id) AS _pid,
     CASE WHEN regexp_full_match(trim(r.organisation_id), '[0-9]{{5,12}}')
          THEN trim(r.organisation_id) END AS _pic,
-    {role_sql("r.role")} AS _role
+    {role_sql("r.role")} AS _role,
+    {cordis_amount_sql("r.ec_contribution")} AS _ec,
+    {cordis_amount_sql("r.net_ec_contribution")} AS _net_ec,
+    {cordis_amount_sql("r.total_cost")} AS _total_cost
   FROM {RAW_ORGANISATIONS.qualified} r LEFT JOIN by_rcn br ON br.rcn = trim(r.project_rcn)
+),
+o AS (
+  -- the name id is only read without a PIC
+  SELECT *, CASE WHEN _pic IS NULL THEN ft_name_org_id(name) END AS _name_id FROM o1
 )
 SELECT o.*,
-  coalesce('XI-PIC-' || o._pic, ft_name_org_id(o.name)) AS _org_ref,
-  o._pid || ':' || coalesce(o._pic, ft_name_org_id(o.name), '?') || ':' || coalesce(o._role, '?')
-    AS _key,
+  coalesce('XI-PIC-' || o._pic, o._name_id) AS _org_ref,
+  o._pid || ':' || coalesce(o._pic, o._name_id, '?') || ':' || coalesce(o._role, '?') AS _key,
   p.project_id AS _project_found, p.award_date AS _award_date,
   p.award_date_basis AS _award_date_basis, p.acronym AS _p_acronym, p.title AS _p_title,
   p.programme AS _programme, p.framework_programme AS _fp, p.funding_scheme AS _scheme,
   p.topics AS _topics,
   CASE
     WHEN o._pid IS NULL THEN 'missing projectID'
-    WHEN o._pic IS NULL AND ft_name_org_id(o.name) IS NULL
+    WHEN o._pic IS NULL AND o._name_id IS NULL
       THEN 'missing organisation: no organisationID (PIC) and no name'
     WHEN o._role IS NULL THEN 'missing role'
-    {_unparseable("o.ec_contribution", "ecContribution")}
-    {_unparseable("o.net_ec_contribution", "netEcContribution")}
-    {_unparseable("o.total_cost", "totalCost")}
+    WHEN o.ec_contribution IS NOT NULL AND o._ec IS NULL
+      THEN 'unparseable ecContribution: ' || o.ec_contribution
+    WHEN o.net_ec_contribution IS NOT NULL AND o._net_ec IS NULL
+      THEN 'unparseable netEcContribution: ' || o.net_ec_contribution
+    WHEN o.total_cost IS NOT NULL AND o._total_cost IS NULL
+      THEN 'unparseable totalCost: ' || o.total_cost
     WHEN p.project_id IS NULL
       THEN 'unknown project id ' || o._pid || ': not in any staged CORDIS project file'
     WHEN p.award_date IS NULL
@@ -313,8 +324,8 @@ def build_stg_cordis_participations(con: duckdb.DuckDBPyConnection) -> tuple[int
                       || _first_seen) AS reason
            FROM _cordis_o_ranked WHERE _reason IS NOT NULL OR _rank > 1""",
     )
-    good = f"""
-      SELECT *, {cordis_amount_sql("ec_contribution")} AS amount_original,
+    good = """
+      SELECT *, _ec AS amount_original,
         'EUR' AS currency_original, _award_date AS fx_on
       FROM _cordis_o_ranked WHERE _reason IS NULL AND _rank = 1"""
     select = f"""
@@ -332,8 +343,7 @@ def build_stg_cordis_participations(con: duckdb.DuckDBPyConnection) -> tuple[int
       upper(trim(m.country)) AS country, ft_country_code(m.country) AS country_iso,
       m.city, m.post_code, m.nuts_code,
       m.amount_original AS ec_contribution,
-      {cordis_amount_sql("m.net_ec_contribution")} AS net_ec_contribution,
-      {cordis_amount_sql("m.total_cost")} AS total_cost,
+      m._net_ec AS net_ec_contribution, m._total_cost AS total_cost,
       m.amount_original, m.currency_original, m.amount_eur, m.fx_rate, m.fx_date, m.fx_note,
       m._award_date AS award_date, m._award_date_basis AS award_date_basis,
       {bool_sql("m.end_of_participation")} AS end_of_participation, {bool_sql("m.active")} AS active,
