@@ -81,29 +81,33 @@ _RECIPIENT_REF = "coalesce(ft_org_id(r.recipient_id), ft_name_org_id_any(r.recip
 _INSTRUMENT = "regexp_replace(lower(trim(r.instrument)), '[\\s-]+', '_', 'g')"
 _INSTRUMENT_LIST = ", ".join(f"'{i}'" for i in INSTRUMENTS)
 
+# parsed once in the inner select, read by the checks: DuckDB does not share repeated macro calls
 _CHECKED_SQL = f"""
-SELECT r.*,
-  {_FUNDER_REF} AS _funder_ref,
-  {_RECIPIENT_REF} AS _recipient_ref,
-  {_INSTRUMENT} AS _instrument,
-  ft_parse_amount(r.amount) AS _amount,
-  ft_parse_currency(r.currency) AS _currency,
-  ft_parse_date(r.date) AS _date,
+SELECT p.*,
   CASE
-    WHEN {_FUNDER_REF} IS NULL THEN 'no usable funder_id or funder_name'
-    WHEN {_RECIPIENT_REF} IS NULL THEN 'no usable recipient_id or recipient_name'
-    WHEN nullif(trim(r.instrument), '') IS NULL THEN 'missing instrument'
-    WHEN {_INSTRUMENT} NOT IN ({_INSTRUMENT_LIST})
-      THEN 'unknown instrument: ' || r.instrument || ' (allowed: {", ".join(INSTRUMENTS)})'
-    WHEN r.amount IS NULL THEN 'missing amount'
-    WHEN ft_parse_amount(r.amount) IS NULL THEN 'unparseable or out-of-range amount: ' || r.amount
-    WHEN ft_parse_amount(r.amount) <= 0 THEN 'amount must be greater than zero: ' || r.amount
-    WHEN ft_parse_currency(r.currency) IS NULL
-      THEN 'invalid currency: ' || coalesce(r.currency, '(empty)')
-    WHEN ft_parse_date(r.date) IS NULL
-      THEN 'missing or unparseable date: ' || coalesce(r.date, '(empty)')
+    WHEN p._funder_ref IS NULL THEN 'no usable funder_id or funder_name'
+    WHEN p._recipient_ref IS NULL THEN 'no usable recipient_id or recipient_name'
+    WHEN nullif(trim(p.instrument), '') IS NULL THEN 'missing instrument'
+    WHEN p._instrument NOT IN ({_INSTRUMENT_LIST})
+      THEN 'unknown instrument: ' || p.instrument || ' (allowed: {", ".join(INSTRUMENTS)})'
+    WHEN p.amount IS NULL THEN 'missing amount'
+    WHEN p._amount IS NULL THEN 'unparseable or out-of-range amount: ' || p.amount
+    WHEN p._amount <= 0 THEN 'amount must be greater than zero: ' || p.amount
+    WHEN p._currency IS NULL
+      THEN 'invalid currency: ' || coalesce(p.currency, '(empty)')
+    WHEN p._date IS NULL
+      THEN 'missing or unparseable date: ' || coalesce(p.date, '(empty)')
   END AS _reason
-FROM {RAW_PRIVATE.qualified} r
+FROM (
+  SELECT r.*,
+    {_FUNDER_REF} AS _funder_ref,
+    {_RECIPIENT_REF} AS _recipient_ref,
+    {_INSTRUMENT} AS _instrument,
+    ft_parse_amount(r.amount) AS _amount,
+    ft_parse_currency(r.currency) AS _currency,
+    ft_parse_date(r.date) AS _date
+  FROM {RAW_PRIVATE.qualified} r
+) p
 """
 
 _KEYED_SQL = """
