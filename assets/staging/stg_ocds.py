@@ -523,8 +523,10 @@ def build_stg_ocds_release_history(con: duckdb.DuckDBPyConnection) -> tuple[int,
     )
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _ocds_hist_ranked AS
+        -- the windows sort only the columns they read; the wide row joins back once
+        -- (source_file + source_row is unique in raw)
         WITH g AS (
-          SELECT h.*,
+          SELECT source_file, source_row, _ocid, release_id, release_date, release_origin, _ts,
             row_number() OVER (PARTITION BY _ocid, coalesce(release_id, '#' || content_hash), content_hash
                                ORDER BY source_file, source_row) AS _copy,
             count(DISTINCT content_hash) OVER (PARTITION BY _ocid, release_id) AS _versions,
@@ -537,11 +539,16 @@ def build_stg_ocds_release_history(con: duckdb.DuckDBPyConnection) -> tuple[int,
               WHEN _copy > 1 THEN 'identical_copy'
               ELSE 'merged' END AS _role
           FROM g
+        ), ranked AS (
+          SELECT source_file AS _key_file, source_row AS _key_row, _copy, _versions,
+            _has_releases, _role,
+            CASE WHEN _role = 'merged' THEN row_number() OVER (
+              PARTITION BY _ocid, _role = 'merged'
+              ORDER BY _ts IS NOT NULL, _ts, release_date, source_file, source_row) END AS _order
+          FROM roles
         )
-        SELECT roles.*, CASE WHEN _role = 'merged' THEN row_number() OVER (
-            PARTITION BY _ocid, _role = 'merged'
-            ORDER BY _ts IS NOT NULL, _ts, release_date, source_file, source_row) END AS _order
-        FROM roles"""
+        SELECT h.*, k.* EXCLUDE (_key_file, _key_row)
+        FROM _ocds_hist h JOIN ranked k ON k._key_file = h.source_file AND k._key_row = h.source_row"""
     )
     quarantined = replace_quarantine(
         con,
