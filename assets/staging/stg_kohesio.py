@@ -299,7 +299,7 @@ FROM (
 """
 
 _RANKED_SQL = """
-SELECT c.*,
+SELECT c.source_file, c.source_row, c.source_locator, c._reason,
   CASE WHEN c.layout = 'beneficiaries'
        THEN c._key || '-' || row_number() OVER (
               PARTITION BY c.source_file, c._key ORDER BY c.source_row)
@@ -309,14 +309,20 @@ SELECT c.*,
 FROM _stg_koh_checked c
 """
 
-# the ranking is a subquery of the de-duplication, not a table of its own (one copy less)
+# The ranking is a subquery of the de-duplication, not a table of its own (one copy less),
+# and both windows sort only the columns they read: the wide row joins back once
+# (source_file + source_row is unique in raw).
 _DEDUP_SQL = f"""
-SELECT r.*,
-  CASE WHEN r._reason IS NULL THEN row_number() OVER (
-    PARTITION BY r._reason IS NULL, r._record_id ORDER BY r.source_file, r.source_row) END AS _rank,
-  first_value(r.source_file || ' ' || r.source_locator) OVER (
-    PARTITION BY r._reason IS NULL, r._record_id ORDER BY r.source_file, r.source_row) AS _first_seen
-FROM ({_RANKED_SQL}) r
+SELECT c.*, k.* EXCLUDE (source_file, source_row, source_locator, _reason)
+FROM _stg_koh_checked c
+JOIN (
+  SELECT r.*,
+    CASE WHEN r._reason IS NULL THEN row_number() OVER (
+      PARTITION BY r._reason IS NULL, r._record_id ORDER BY r.source_file, r.source_row) END AS _rank,
+    first_value(r.source_file || ' ' || r.source_locator) OVER (
+      PARTITION BY r._reason IS NULL, r._record_id ORDER BY r.source_file, r.source_row) AS _first_seen
+  FROM ({_RANKED_SQL}) r
+) k ON k.source_file = c.source_file AND k.source_row = c.source_row
 """
 
 _MONEY_SOURCE = f"""
