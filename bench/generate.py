@@ -28,7 +28,9 @@ Kohesio and OCDS ids; BODS chains ending at the companies that receive money) co
 shared organisation pool, generated in a fixed order. `extra/360giving/bench-extra-grants.csv` is the small new
 file the benchmark drops in for its one-new-file run; `extra-new-orgs/360giving/
 bench-extra-new-organisations.csv` is the same kind of file where one recipient in twenty is an
-organisation no file has published before (its one-new-file run with new organisations).
+organisation no file has published before (its one-new-file run with new organisations);
+`extra-ocds/ocds/bench-extra-releases.jsonl` holds 5,000 OCDS releases of new contracting
+processes (its one-new-OCDS-file run).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-GENERATOR_VERSION = "6"
+GENERATOR_VERSION = "7"
 FUNDING_ROWS_AT_SCALE_1 = 1_000_000
 OCDS_RELEASES_AT_SCALE_1 = 500_000
 BODS_STATEMENTS_AT_SCALE_1 = 200_000
@@ -59,6 +61,9 @@ EXTRA_ROWS = 1_000
 EXTRA_NEW_ORGS_DIR = "extra-new-orgs"
 EXTRA_NEW_ORGS_FILE = "360giving/bench-extra-new-organisations.csv"
 NEW_ORG_EVERY = 20  # in that file: 50 recipients of 1,000 are new organisations
+EXTRA_OCDS_DIR = "extra-ocds"
+EXTRA_OCDS_FILE = "ocds/bench-extra-releases.jsonl"
+EXTRA_OCDS_RELEASES = 5_000  # a day of a national publisher: 1% of the releases at scale 1
 BAD_VALUE_RATE = 0.004
 BAD_STRUCTURE_RATE = 0.004  # inside the one-in-four files that have broken rows: ~0.1% overall
 DIRTY_FILE_EVERY = 4  # one file in four has broken rows; its middle record always is one
@@ -129,6 +134,7 @@ class Manifest:
     files: list[FileEntry] = field(default_factory=list)
     extra: list[FileEntry] = field(default_factory=list)
     extra_new_orgs: list[FileEntry] = field(default_factory=list)
+    extra_ocds: list[FileEntry] = field(default_factory=list)
     seconds: float = 0.0
 
     def rows_by_source(self) -> dict[str, int]:
@@ -150,6 +156,7 @@ class Manifest:
             "files": [asdict(f) for f in self.files],
             "extra": [asdict(f) for f in self.extra],
             "extra_new_orgs": [asdict(f) for f in self.extra_new_orgs],
+            "extra_ocds": [asdict(f) for f in self.extra_ocds],
         }
 
 
@@ -1595,6 +1602,12 @@ def generate(scale: float, seed: int, out: Path, sources: list[str] | None = Non
             e = FileEntry(rel, "ocds", "jsonl")
             ocids += write_ocds_jsonl(out / rel, e, world, file_rng(seed, rel), n, f"L{i:03d}")
             entries.append(e)
+        extra_ocds = FileEntry(f"{EXTRA_OCDS_DIR}/{EXTRA_OCDS_FILE}", "ocds", "jsonl")
+        write_ocds_jsonl(
+            out / extra_ocds.path, extra_ocds, world, file_rng(seed, extra_ocds.path),
+            EXTRA_OCDS_RELEASES, "X000",
+        )  # fmt: skip
+        manifest.extra_ocds.append(extra_ocds)
 
     if on("bods"):
         n_stmt = max(1, round(BODS_STATEMENTS_AT_SCALE_1 * scale))

@@ -1,7 +1,7 @@
 """`make bench`: generate (cached), measure the DuckDB read floor, then time three builds.
 
     python -m bench.run [--scale S] [--seed N]
-        [--runs full,no_change,one_file,one_file_job,one_file_new_orgs]
+        [--runs full,no_change,one_file,one_file_job,one_file_new_orgs,one_file_ocds]
     (scale default: $BENCH_SCALE or 0.01)
 
 1. The synthetic raw folder for (scale, seed, generator version, wired sources) comes from
@@ -50,13 +50,23 @@ RESULTS_DIR = BENCH_DIR / "results"
 DEFAULT_SCALE = 0.01
 DEFAULT_SEED = 42
 SCHEMA = "fundtrace-bench/1"
-RUNS = ("full", "no_change", "one_file", "one_file_job", "one_file_new_orgs")
+RUNS = ("full", "no_change", "one_file", "one_file_job", "one_file_new_orgs", "one_file_ocds")
+# the runs judged against the one-new-file target, with their label in the printed report
+ONE_FILE_RUNS = {
+    "one_file": "one-file / full",
+    "one_file_job": "  (whole job)",
+    "one_file_new_orgs": "  (new orgs)",
+    "one_file_ocds": "  (OCDS file)",
+}
+COLUMNS = {"full": "full s", "no_change": "nochg s", "one_file": "1file s", "one_file_job": "1f job",
+           "one_file_new_orgs": "1f new", "one_file_ocds": "1f ocds"}  # fmt: skip
 # runs that start from the state after no_change, restored from a copy
-FROM_BEFORE_ONE_FILE = ("one_file_job", "one_file_new_orgs")
+FROM_BEFORE_ONE_FILE = ("one_file_job", "one_file_new_orgs", "one_file_ocds")
 # the generator's folder (a bench.generate constant) and manifest key of each run's new file
 EXTRA_FILES = {
     "one_file": ("EXTRA_DIR", "extra"),
     "one_file_new_orgs": ("EXTRA_NEW_ORGS_DIR", "extra_new_orgs"),
+    "one_file_ocds": ("EXTRA_OCDS_DIR", "extra_ocds"),
 }
 FLOOR_REPEATS = 3  # the floor is short and noisy: median of three
 TARGETS = {
@@ -527,20 +537,15 @@ def summarize(
     def over_full(name: str, field: str) -> float | None:  # None: that run was not asked for
         return _ratio(runs[name][field], full[field]) if name in runs else None
 
-    ratios = {
+    ratios: dict[str, float | None] = {
         "build_over_floor": _ratio(full["wall_seconds"], floor_s),
         "execute_over_floor": _ratio(full["execute_seconds"], floor_s),
-        "no_change_over_full": over_full("no_change", "wall_seconds"),
-        "one_file_over_full": over_full("one_file", "wall_seconds"),
-        "one_file_job_over_full": over_full("one_file_job", "wall_seconds"),
-        "one_file_new_orgs_over_full": over_full("one_file_new_orgs", "wall_seconds"),
         # the same on CPU seconds: barely moved by other work sharing the machine
         "cpu_build_over_floor": _ratio(full["cpu_seconds"], floor["cpu_seconds"]),
-        "cpu_no_change_over_full": over_full("no_change", "cpu_seconds"),
-        "cpu_one_file_over_full": over_full("one_file", "cpu_seconds"),
-        "cpu_one_file_job_over_full": over_full("one_file_job", "cpu_seconds"),
-        "cpu_one_file_new_orgs_over_full": over_full("one_file_new_orgs", "cpu_seconds"),
     }
+    for name in ("no_change", *ONE_FILE_RUNS):
+        ratios[f"{name}_over_full"] = over_full(name, "wall_seconds")
+        ratios[f"cpu_{name}_over_full"] = over_full(name, "cpu_seconds")
     peak = max(r["peak_rss_mib"] for r in runs.values())
 
     def within(ratio: float | None, target: float) -> bool | None:
@@ -552,15 +557,12 @@ def summarize(
         "no_change_within_10pct": within(
             ratios["no_change_over_full"], TARGETS["no_change_over_full"]
         ),
-        "one_file_within_20pct": within(
-            ratios["one_file_over_full"], TARGETS["one_file_over_full"]
-        ),
-        "one_file_job_within_20pct": within(
-            ratios["one_file_job_over_full"], TARGETS["one_file_over_full"]
-        ),
-        "one_file_new_orgs_within_20pct": within(
-            ratios["one_file_new_orgs_over_full"], TARGETS["one_file_over_full"]
-        ),
+        **{
+            f"{name}_within_20pct": within(
+                ratios[f"{name}_over_full"], TARGETS["one_file_over_full"]
+            )
+            for name in ONE_FILE_RUNS
+        },
     }
     for run in runs.values():
         timed = sum(s["seconds"] or 0 for s in run["steps"])
@@ -595,10 +597,10 @@ def summarize(
             "files": len(manifest["files"]),
             "bytes": manifest["total_bytes"],
             "generate_seconds": None if generate_seconds is None else round(generate_seconds, 2),
-            "one_file_added": manifest["extra"][0]["path"] if manifest["extra"] else None,
-            "one_file_new_orgs_added": (
-                manifest["extra_new_orgs"][0]["path"] if manifest.get("extra_new_orgs") else None
-            ),
+            **{
+                f"{name}_added": (manifest.get(key) or [{}])[0].get("path")
+                for name, (_, key) in EXTRA_FILES.items()
+            },
         },
         "floor": floor,
         "runs": runs,
@@ -637,10 +639,9 @@ def format_table(report: dict[str, Any]) -> str:
         f"{data['total_rows']:,} records in {data['files']} files ({data['bytes'] / 1e6:,.0f} MB)"
     )
     head = (
-        f"{'step':60} {'kind':5} {'full s':>8} {'nochg s':>8} {'1file s':>8} {'1f job':>8} "
-        f"{'1f new':>8} "
-        f"{'rows':>10} "
-        f"{'peak MiB':>8}"
+        f"{'step':60} {'kind':5} "
+        + " ".join(f"{COLUMNS[name]:>8}" for name in RUNS)
+        + f" {'rows':>10} {'peak MiB':>8}"
     )
     lines += [head, "-" * len(head)]
 
@@ -652,10 +653,9 @@ def format_table(report: dict[str, Any]) -> str:
         rows = "" if s["rows"] is None else f"{s['rows']:,}"
         rss = "" if s["rss"] is None else f"{s['rss']:8.0f}"
         lines.append(
-            f"{key[:60]:60} {s['kind']:5} {cell(s.get('full')):>8} {cell(s.get('no_change')):>8} "
-            f"{cell(s.get('one_file')):>8} {cell(s.get('one_file_job')):>8} "
-            f"{cell(s.get('one_file_new_orgs')):>8} {rows:>10} "
-            f"{rss:>8}{mark}"
+            f"{key[:60]:60} {s['kind']:5} "
+            + " ".join(f"{cell(s.get(name)):>8}" for name in RUNS)
+            + f" {rows:>10} {rss:>8}{mark}"
         )
     lines.append("-" * len(head))
     for label, field in (
@@ -688,12 +688,8 @@ def format_table(report: dict[str, Any]) -> str:
         ("build / floor", "build_over_floor", "cpu_build_over_floor", "3", "build_within_3x_floor"),
         ("no-change / full", "no_change_over_full", "cpu_no_change_over_full", "0.10",
          "no_change_within_10pct"),
-        ("one-file / full", "one_file_over_full", "cpu_one_file_over_full", "0.20",
-         "one_file_within_20pct"),
-        ("  (whole job)", "one_file_job_over_full", "cpu_one_file_job_over_full", "0.20",
-         "one_file_job_within_20pct"),
-        ("  (new orgs)", "one_file_new_orgs_over_full", "cpu_one_file_new_orgs_over_full",
-         "0.20", "one_file_new_orgs_within_20pct"),
+        *((label, f"{name}_over_full", f"cpu_{name}_over_full", "0.20", f"{name}_within_20pct")
+          for name, label in ONE_FILE_RUNS.items()),
     ):  # fmt: skip
         if ratios[key] is None:
             lines.append(f"{label:18} not measured (--runs)")
@@ -783,7 +779,8 @@ def bench(
         raw_cache,
         raw,
         skip=lambda rel: (
-            rel.parts[0] in (gen.EXTRA_DIR, gen.EXTRA_NEW_ORGS_DIR) or rel.name == gen.MANIFEST_NAME
+            rel.parts[0] in {getattr(gen, folder) for folder, _ in EXTRA_FILES.values()}
+            or rel.name == gen.MANIFEST_NAME
         ),
     )
     code = snapshot_code(work / "code")
@@ -818,11 +815,14 @@ def bench(
     added: list[Path] = []  # extra files in raw, removed when a run restores the state
     for name in runs:
         args = ["_build"]
+        if name in EXTRA_FILES and not manifest.get(EXTRA_FILES[name][1]):
+            log(f"{name}: skipped (the generated data has no such file: source not generated)")
+            continue
         if name in FROM_BEFORE_ONE_FILE:
             for part in ("build", "marts"):
                 shutil.rmtree(work / part)
                 shutil.copytree(before_one_file / part, work / part)
-        if name == "one_file_new_orgs":
+        if name in FROM_BEFORE_ONE_FILE and name in EXTRA_FILES:  # only its own new file
             for path in added:
                 path.unlink()
             added = []

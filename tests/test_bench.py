@@ -264,6 +264,27 @@ def test_the_new_organisations_file_brings_organisations_no_other_file_names(
     assert not any("Newfield" in n for n in everything_else)
 
 
+def test_the_new_ocds_file_holds_new_contracting_processes(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    manifest = gen.generate(TINY, 3, raw, ["ocds"])
+    (entry,) = manifest.extra_ocds
+    assert entry.path == f"{gen.EXTRA_OCDS_DIR}/{gen.EXTRA_OCDS_FILE}"
+    con = duckdb.connect()
+
+    def ocids(pattern: str) -> set[str]:
+        return {
+            r[0]
+            for r in con.execute(
+                f"SELECT DISTINCT ocid FROM read_json('{pattern}', format = 'newline_delimited')"
+            ).fetchall()
+        }
+
+    new = ocids(str(raw / entry.path))
+    assert entry.rows == gen.EXTRA_OCDS_RELEASES
+    assert len(new) > gen.EXTRA_OCDS_RELEASES // 4  # 1-4 releases per process
+    assert new.isdisjoint(ocids(str(raw / "ocds" / "*.jsonl")))
+
+
 def test_unknown_and_planned_sources_fail_clearly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -295,7 +316,7 @@ def test_dataset_cache_is_reused(tmp_path: Path) -> None:
 def test_floor_reads_every_generated_file_into_duckdb(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     manifest = gen.generate(TINY, 4, raw, [*FUNDING_AND_REGISTER, "ocds", "bods"])
-    for extra in (gen.EXTRA_DIR, gen.EXTRA_NEW_ORGS_DIR):  # the runner links raw without them
+    for extra in (gen.EXTRA_DIR, gen.EXTRA_NEW_ORGS_DIR, gen.EXTRA_OCDS_DIR):  # not linked
         (raw / extra).rename(tmp_path / extra)
     floor = runner.measure_floor(raw, tmp_path / "floor.duckdb", tmp_path / "tmp")
     assert floor["skipped_files"] == []
@@ -378,6 +399,7 @@ def test_report_has_the_required_fields(tmp_path: Path) -> None:
         "one_file": _fake_run(real_steps, 12.0, 2500.0),
         "one_file_job": _fake_run(real_steps, 16.0, 2400.0),
         "one_file_new_orgs": _fake_run(real_steps, 7.0, 2000.0),
+        "one_file_ocds": _fake_run(real_steps, 9.0, 2000.0),
     }
     report = runner.summarize(
         scale=TINY,
@@ -400,6 +422,7 @@ def test_report_has_the_required_fields(tmp_path: Path) -> None:
     assert report["ratios"]["one_file_over_full"] == 0.3
     assert report["ratios"]["one_file_job_over_full"] == 0.4
     assert report["ratios"]["one_file_new_orgs_over_full"] == 0.175
+    assert report["ratios"]["one_file_ocds_over_full"] == 0.225
     assert report["ratios"]["cpu_build_over_floor"] == 20.0  # 40 s / 2 CPU s over 1 CPU s
     assert report["peak_rss_mib"] == 2500.0
     assert report["targets"]["peak_rss_within_2gib"] is False
@@ -407,6 +430,8 @@ def test_report_has_the_required_fields(tmp_path: Path) -> None:
     assert report["targets"]["one_file_within_20pct"] is False
     assert report["targets"]["one_file_job_within_20pct"] is False
     assert report["targets"]["one_file_new_orgs_within_20pct"] is True
+    assert report["targets"]["one_file_ocds_within_20pct"] is False
+    assert report["data"]["one_file_ocds_added"] is None  # no OCDS generated here
     assert report["data"]["one_file_new_orgs_added"] == (
         f"{gen.EXTRA_NEW_ORGS_DIR}/{gen.EXTRA_NEW_ORGS_FILE}"
     )
@@ -414,7 +439,7 @@ def test_report_has_the_required_fields(tmp_path: Path) -> None:
     assert report["slowest_five"][0]["rows"] == 60
     text = runner.format_table(report)
     assert "<== slowest 5" in text and "build / floor" in text and "peak RSS" in text
-    assert "(whole job)" in text and "(new orgs)" in text
+    assert "(whole job)" in text and "(new orgs)" in text and "(OCDS file)" in text
     json.dumps(report)  # the results file is plain JSON
 
 
