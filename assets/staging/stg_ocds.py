@@ -66,7 +66,7 @@ import html
 import itertools
 import multiprocessing
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -78,7 +78,7 @@ from dagster_duckdb import DuckDBResource
 from assets.common.fingerprint import skip_unchanged
 from assets.common.memory import memory_share
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE, to_eur_sql
-from assets.common.tables import Column, TableSpec, create_table, materialize_result, rebuild_table
+from assets.common.tables import Column, TableSpec, create_table, materialize_result
 from assets.common.unicode_names import install_macros as install_shared_macros
 from assets.raw.ingest import PROVENANCE_COLUMNS
 from assets.raw.ocds import RAW_RELEASES, SOURCE_SYSTEM
@@ -93,6 +93,12 @@ from assets.staging.ocds_compile import (
 from assets.staging.ocds_compile import SCHEMA_PATH as SCHEMA_PATH
 from assets.staging.ocds_compile import compile_ocid as compile_ocid
 from assets.staging.ocds_compile import merge_rules as merge_rules
+from assets.staging.ocds_scope import (
+    SCOPE_TABLE,
+    open_scope,
+    raw_digests_sql,
+    table_digests_sql,
+)
 from assets.staging.quarantine import STG_QUARANTINE, replace_quarantine
 from assets.staging.registry import StagingPair
 from pipelines.resources import workers_from_env
@@ -508,10 +514,21 @@ def with_org_refs(
 # --------------------------------------------------------------------------- history
 
 
-def build_stg_ocds_release_history(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-    """Rebuild the release history and its quarantine rows. Returns (staged, quarantined)."""
+def build_stg_ocds_release_history(
+    con: duckdb.DuckDBPyConnection, log: Callable[[str], None] | None = None
+) -> tuple[int, int]:
+    """Rebuild the release history (the ocids whose raw releases changed, or all: see
+    ocds_scope) and its quarantine rows. Returns (staged, quarantined)."""
     install_ocds_sql(con)
     create_table(con, RAW_RELEASES, replace=False)
+    scope = open_scope(con, STG_HISTORY, raw_digests_sql(RAW_RELEASES.qualified), log=log)
+    # releases without an ocid are always all read: their quarantine rows are replaced whole
+    raw = (
+        RAW_RELEASES.qualified
+        if scope.full
+        else f"""(SELECT * FROM {RAW_RELEASES.qualified}
+                  WHERE ocds_text(ocid) IS NULL OR ocds_text(ocid) IN (SELECT ocid FROM {SCOPE_TABLE}))"""
+    )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _ocds_hist AS
         SELECT r.* EXCLUDE (release_json), ocds_text(r.ocid) AS _ocid,
@@ -519,7 +536,7 @@ def build_stg_ocds_release_history(con: duckdb.DuckDBPyConnection) -> tuple[int,
           CASE WHEN ocds_text(r.ocid) IS NULL
             THEN 'missing ocid: release ' || coalesce(r.release_id, '(no id)')
                  || ' cannot be merged into a contracting process' END AS _reason
-        FROM {RAW_RELEASES.qualified} r"""
+        FROM {raw} r"""
     )
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _ocds_hist_ranked AS
@@ -557,9 +574,8 @@ def build_stg_ocds_release_history(con: duckdb.DuckDBPyConnection) -> tuple[int,
         """SELECT source_file, file_sha256, source_row, source_locator, release_id AS record_id,
              _reason AS reason FROM _ocds_hist WHERE _reason IS NOT NULL""",
     )
-    staged = rebuild_table(
+    staged = scope.write(
         con,
-        STG_HISTORY,
         """SELECT _ocid AS ocid, release_id, _ts AS release_date,
           release_date AS release_date_published,
           CASE WHEN release_tag IS NULL THEN CAST([] AS VARCHAR[])
@@ -590,18 +606,23 @@ def build_stg_ocds_release_history(con: duckdb.DuckDBPyConnection) -> tuple[int,
 # --------------------------------------------------------------------------- compile
 
 
-def _iter_ocid_groups(con: duckdb.DuckDBPyConnection) -> Iterator[Group]:
-    """The merged releases of each ocid, in ocid order, streamed from DuckDB."""
+def _iter_ocid_groups(
+    con: duckdb.DuckDBPyConnection, ocids: list[str] | None = None
+) -> Iterator[Group]:
+    """The merged releases of each ocid (of `ocids`; None: all), in ocid order, streamed from
+    DuckDB."""
     cur = con.cursor()
     try:
+        only = "" if ocids is None else "AND h.ocid IN (SELECT unnest($ocids::VARCHAR[]))"
         reader = cur.sql(
             f"""SELECT h.ocid, h.merge_order, r.release_json,
                    h.release_origin = 'record.compiledRelease' AS from_compiled
             FROM {STG_HISTORY.qualified} h
             JOIN {RAW_RELEASES.qualified} r
               ON r.source_file = h.source_file AND r.source_row = h.source_row
-            WHERE h.merge_role = 'merged'
-            ORDER BY h.ocid, h.merge_order"""
+            WHERE h.merge_role = 'merged' {only}
+            ORDER BY h.ocid, h.merge_order""",
+            params=None if ocids is None else {"ocids": ocids},
         ).to_arrow_reader(READ_BATCH_ROWS)
         ocid: str | None = None
         group: list[tuple[int, str]] = []
@@ -627,11 +648,13 @@ def _iter_ocid_groups(con: duckdb.DuckDBPyConnection) -> Iterator[Group]:
         cur.close()
 
 
-def _iter_chunks(con: duckdb.DuckDBPyConnection) -> Iterator[list[Group]]:
+def _iter_chunks(
+    con: duckdb.DuckDBPyConnection, ocids: list[str] | None = None
+) -> Iterator[list[Group]]:
     """Whole ocids, a bounded number (and size) at a time."""
     chunk: list[Group] = []
     size = 0
-    for group in _iter_ocid_groups(con):
+    for group in _iter_ocid_groups(con, ocids):
         chunk.append(group)
         size += sum(len(text) for _, text in group[1])
         if len(chunk) >= COMPILE_BATCH_OCIDS or size >= COMPILE_BATCH_BYTES:
@@ -672,7 +695,9 @@ def _compile_in_pool(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _compile_all(con: duckdb.DuckDBPyConnection, workers: int) -> list[tuple[str, str]]:
+def _compile_all(
+    con: duckdb.DuckDBPyConnection, workers: int, ocids: list[str] | None = None
+) -> list[tuple[str, str]]:
     """Fill TEMP table _ocds_compiled; returns (ocid, error) for ocids that failed to merge."""
     columns = ", ".join(
         f"{f.name} {'VARCHAR[]' if pa.types.is_list(f.type) else 'VARCHAR'}"
@@ -680,32 +705,39 @@ def _compile_all(con: duckdb.DuckDBPyConnection, workers: int) -> list[tuple[str
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE _ocds_compiled ({columns})")
     failures: list[tuple[str, str]] = []
-    for _ocds_compiled_batch, failed in _compile_chunks(con, _iter_chunks(con), workers):
+    for _ocds_compiled_batch, failed in _compile_chunks(con, _iter_chunks(con, ocids), workers):
         con.execute("INSERT INTO _ocds_compiled SELECT * FROM _ocds_compiled_batch")
         failures.extend(failed)
     return failures
 
 
 def build_stg_ocds_releases(
-    con: duckdb.DuckDBPyConnection, workers: int | None = None
+    con: duckdb.DuckDBPyConnection,
+    workers: int | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[int, int]:
-    """Compile every ocid and rebuild stg_ocds_releases. Returns (ocids, ocids quarantined).
+    """Compile the ocids whose history changed (or all: see ocds_scope) into
+    stg_ocds_releases. Returns (ocids, ocids quarantined).
 
     `workers`: processes that compile (default $FUNDTRACE_WORKERS); 1 compiles in-process."""
     install_ocds_sql(con)
-    failures = _compile_all(con, workers_from_env() if workers is None else workers)
+    scope = open_scope(con, STG_RELEASES, table_digests_sql(STG_HISTORY.qualified), log=log)
+    history = scope.rows(STG_HISTORY.qualified)
+    failures = _compile_all(
+        con, workers_from_env() if workers is None else workers, scope.ocids(con)
+    )
     con.execute("CREATE OR REPLACE TEMP TABLE _ocds_failed (ocid VARCHAR, error VARCHAR)")
     if failures:
         con.executemany("INSERT INTO _ocds_failed VALUES (?, ?)", failures)
-    quarantined = replace_quarantine(
+    quarantined = scope.replace_quarantine(
         con,
         SOURCE_SYSTEM,
-        STG_RELEASES.name,
         f"""SELECT h.source_file, h.file_sha256, h.source_row, h.source_locator,
              h.ocid AS record_id,
              'cannot merge the releases of ' || h.ocid || ': ' || f.error AS reason
-           FROM {STG_HISTORY.qualified} h JOIN _ocds_failed f USING (ocid)
+           FROM {history} h JOIN _ocds_failed f USING (ocid)
            WHERE h.merge_role = 'merged'""",
+        ocid_of_record="record_id",
     )
     with_org_refs(
         con,
@@ -718,7 +750,7 @@ def build_stg_ocds_releases(
     # every per-ocid field but the compiled JSON, narrow; the wide JSON joins it once at the end
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _ocds_rel_head AS
-    WITH h AS (SELECT * FROM {STG_HISTORY.qualified} WHERE merge_role = 'merged'),
+    WITH h AS (SELECT * FROM {history} WHERE merge_role = 'merged'),
     latest AS (SELECT * FROM h QUALIFY row_number() OVER (PARTITION BY ocid ORDER BY merge_order DESC) = 1),
     stats AS (
       SELECT ocid, count(*) AS release_count, min(release_date) AS first_release_date,
@@ -727,7 +759,7 @@ def build_stg_ocds_releases(
     ),
     dups AS (
       SELECT ocid, count(DISTINCT release_id) AS duplicate_release_ids
-      FROM {STG_HISTORY.qualified} WHERE duplicate_release_id GROUP BY ocid
+      FROM {history} WHERE duplicate_release_id GROUP BY ocid
     ),
     tags AS (
       SELECT ocid, list(tag ORDER BY first_seen, tag) AS tag FROM (
@@ -767,9 +799,8 @@ def build_stg_ocds_releases(
     JOIN latest USING (ocid) JOIN stats USING (ocid)
     LEFT JOIN tags USING (ocid) LEFT JOIN dups USING (ocid)"""
     )
-    staged = rebuild_table(
+    staged = scope.write(
         con,
-        STG_RELEASES,
         """SELECT head.*, CAST(c.compiled_release AS JSON) AS compiled_release,
              CAST(c.merge_sources AS JSON) AS merge_sources
            FROM _ocds_compiled c LEFT JOIN _ocds_rel_head head USING (ocid)""",
@@ -796,12 +827,16 @@ def _value_checks(amount: str, currency: str) -> str:
     END"""
 
 
-def build_stg_ocds_parties(con: duckdb.DuckDBPyConnection) -> int:
+def build_stg_ocds_parties(
+    con: duckdb.DuckDBPyConnection, log: Callable[[str], None] | None = None
+) -> int:
     install_ocds_sql(con)
+    scope = open_scope(con, STG_PARTIES, table_digests_sql(STG_RELEASES.qualified), log=log)
+    releases = scope.rows(STG_RELEASES.qualified)
     source = f"""
     WITH c AS (
       SELECT ocid, compiled_release AS j, ocds_list(json_extract(compiled_release, '$.parties')) AS parties
-      FROM {STG_RELEASES.qualified}
+      FROM {releases}
     ),
     awards AS (SELECT ocid, parties, unnest(ocds_list(json_extract(j, '$.awards'))) AS award FROM c)
     SELECT ocid, parties, p, party_index, 'parties' AS origin, NULL AS role FROM (
@@ -877,21 +912,25 @@ def build_stg_ocds_parties(con: duckdb.DuckDBPyConnection) -> int:
       ocds_country(r.o_country_name, CASE WHEN r.o_org_ref_basis <> 'name' THEN r.o_org_ref END)
         AS address_country,
       {_prov("s")}
-    FROM rows r JOIN {STG_RELEASES.qualified} s USING (ocid)
+    FROM rows r JOIN {releases} s USING (ocid)
     QUALIFY row_number() OVER (PARTITION BY r.ocid, r.party_key ORDER BY r.party_index NULLS LAST) = 1
     """
-    staged = rebuild_table(con, STG_PARTIES, select)
+    staged = scope.write(con, select)
     con.execute("DROP TABLE _ocds_party_orgs")
     return staged
 
 
-def build_stg_ocds_tenders(con: duckdb.DuckDBPyConnection) -> int:
+def build_stg_ocds_tenders(
+    con: duckdb.DuckDBPyConnection, log: Callable[[str], None] | None = None
+) -> int:
     install_ocds_sql(con)
+    scope = open_scope(con, STG_TENDERS, table_digests_sql(STG_RELEASES.qualified), log=log)
+    releases = scope.rows(STG_RELEASES.qualified)
     select = f"""
     WITH t AS (
       SELECT r.*, json_extract(r.compiled_release, '$.tender') AS t,
         ocds_list(json_extract(r.compiled_release, '$.parties')) AS parties
-      FROM {STG_RELEASES.qualified} r
+      FROM {releases} r
       WHERE json_type(json_extract(r.compiled_release, '$.tender')) = 'OBJECT'
     )
     SELECT ocid, ocds_text(json_extract_string(t, '$.id')) AS tender_id, ocds_name(json_extract_string(t, '$.title')) AS tender_title,
@@ -917,46 +956,62 @@ def build_stg_ocds_tenders(con: duckdb.DuckDBPyConnection) -> int:
       source_system, source_file, source_row, source_locator, file_sha256, loaded_at
     FROM t
     """
-    return rebuild_table(con, STG_TENDERS, select)
+    return scope.write(con, select)
 
 
-_AWARD_ROWS_SQL = f"""
+def _award_rows_sql(releases: str) -> str:
+    """Each award of the compiled releases in `releases` (the table or the scope's rows)."""
+    return f"""
 SELECT r.ocid, r.compiled_release, r.merge_sources, a.award, a.award_index,
   coalesce(ocds_text(json_extract_string(a.award, '$.id')), '#' || a.award_index) AS award_id
-FROM {STG_RELEASES.qualified} r,
+FROM {releases} r,
   (SELECT ocid AS _o, unnest(ocds_list(json_extract(compiled_release, '$.awards'))) AS award,
           generate_subscripts(ocds_list(json_extract(compiled_release, '$.awards')), 1) - 1 AS award_index
-   FROM {STG_RELEASES.qualified}) a
+   FROM {releases}) a
 WHERE a._o = r.ocid AND json_type(a.award) = 'OBJECT'
 """
 
 
-def _child_provenance(kind: str, key: str) -> str:
+def _child_provenance(kind: str, key: str, history: str) -> str:
     """Join a child row (alias x, with ocid + id column `key`) to the release that last carried
-    it: history row alias hl, locator extended with the index in that release."""
+    it: history row alias hl (of `history`), locator extended with the index in that release."""
     return f"""
-    LEFT JOIN {STG_HISTORY.qualified} hl
+    LEFT JOIN {history} hl
       ON hl.ocid = x.ocid AND hl.merge_role = 'merged'
      AND hl.merge_order = coalesce(
        TRY_CAST(ocds_source(x.merge_sources, '{kind}', x.{key}, 1) AS BIGINT), x._last_order)
     """
 
 
-def build_stg_ocds_awards(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+_AWARD_RECORD = " award "  # record_id of a quarantined award value: <ocid> award <award id>
+
+
+def build_stg_ocds_awards(
+    con: duckdb.DuckDBPyConnection, log: Callable[[str], None] | None = None
+) -> tuple[int, int]:
     """Rebuild stg_ocds_awards and its value quarantine. Returns (awards, values quarantined)."""
     install_ocds_sql(con)
+    scope = open_scope(
+        con,
+        STG_AWARDS,
+        table_digests_sql(STG_RELEASES.qualified),
+        context_inputs=[ECB_RATES.qualified],
+        log=log,
+    )
+    releases = scope.rows(STG_RELEASES.qualified)
+    history = scope.rows(STG_HISTORY.qualified)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _ocds_awards AS
-        WITH a AS ({_AWARD_ROWS_SQL}),
+        WITH a AS ({_award_rows_sql(releases)}),
         last_order AS (
-          SELECT ocid, max(merge_order) AS _last_order FROM {STG_HISTORY.qualified}
+          SELECT ocid, max(merge_order) AS _last_order FROM {history}
           WHERE merge_role = 'merged' GROUP BY ocid
         ),
         contract_dates AS (
           SELECT ocid, ocds_text(json_extract_string(c, '$.awardID')) AS award_id,
                  min(ft_parse_date(json_extract_string(c, '$.dateSigned'))) AS contract_datesigned
           FROM (SELECT ocid, unnest(ocds_list(json_extract(compiled_release, '$.contracts'))) AS c
-                FROM {STG_RELEASES.qualified})
+                FROM {releases})
           GROUP BY ALL
         ),
         x AS (SELECT a.*, lo._last_order FROM a JOIN last_order lo USING (ocid))
@@ -975,22 +1030,22 @@ def build_stg_ocds_awards(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
             '[' || ocds_source(x.merge_sources, 'awards', x.award_id, 2) || ']', '') AS source_locator,
           hl.file_sha256, hl.loaded_at
         FROM x
-        {_child_provenance("awards", "award_id")}
-        LEFT JOIN {STG_HISTORY.qualified} hf
+        {_child_provenance("awards", "award_id", history)}
+        LEFT JOIN {history} hf
           ON hf.ocid = x.ocid AND hf.merge_role = 'merged'
          AND hf.merge_order = coalesce(
            TRY_CAST(ocds_source(x.merge_sources, 'awards', x.award_id, 0) AS BIGINT), x._last_order)
         LEFT JOIN contract_dates cd ON cd.ocid = x.ocid AND cd.award_id = x.award_id"""
     )
-    quarantined = replace_quarantine(
+    quarantined = scope.replace_quarantine(
         con,
         SOURCE_SYSTEM,
-        STG_AWARDS.name,
-        """SELECT source_file, file_sha256, source_row, source_locator || '.value' AS source_locator,
-             ocid || ' award ' || award_id AS record_id,
+        f"""SELECT source_file, file_sha256, source_row, source_locator || '.value' AS source_locator,
+             ocid || '{_AWARD_RECORD}' || award_id AS record_id,
              _value_reason || ' (award ' || award_id || ' of ' || ocid
                || '; award kept, value quarantined)' AS reason
            FROM _ocds_awards WHERE _value_reason IS NOT NULL""",
+        ocid_of_record=f"split_part(record_id, '{_AWARD_RECORD}', 1)",
     )
     money_source = """
       SELECT *, CASE WHEN _value_reason IS NULL THEN ft_parse_amount(_amount_text) END AS amount_original,
@@ -1018,17 +1073,21 @@ def build_stg_ocds_awards(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
       source_system, source_file, source_row, source_locator, file_sha256, loaded_at
     FROM m
     """
-    staged = rebuild_table(con, STG_AWARDS, select)
+    staged = scope.write(con, select)
     con.execute("DROP TABLE _ocds_awards")
     return staged, quarantined
 
 
-def build_stg_ocds_award_suppliers(con: duckdb.DuckDBPyConnection) -> int:
+def build_stg_ocds_award_suppliers(
+    con: duckdb.DuckDBPyConnection, log: Callable[[str], None] | None = None
+) -> int:
     install_ocds_sql(con)
+    scope = open_scope(con, STG_AWARD_SUPPLIERS, table_digests_sql(STG_AWARDS.qualified), log=log)
+    releases = scope.rows(STG_RELEASES.qualified)
     with_org_refs(
         con,
         "_ocds_supplier_orgs",
-        f"""WITH a AS ({_AWARD_ROWS_SQL}),
+        f"""WITH a AS ({_award_rows_sql(releases)}),
         s AS (
           SELECT a.ocid, a.award_id, ocds_list(json_extract(a.compiled_release, '$.parties')) AS parties,
             unnest(ocds_list(json_extract(a.award, '$.suppliers'))) AS ref,
@@ -1070,24 +1129,35 @@ def build_stg_ocds_award_suppliers(con: duckdb.DuckDBPyConnection) -> int:
     QUALIFY row_number() OVER (PARTITION BY x.ocid, x.award_id, x.supplier_org_ref
                                ORDER BY x.supplier_index) = 1
     """
-    staged = rebuild_table(con, STG_AWARD_SUPPLIERS, select)
+    staged = scope.write(con, select)
     con.execute("DROP TABLE _ocds_supplier_orgs")
     return staged
 
 
-def build_stg_ocds_contracts(con: duckdb.DuckDBPyConnection) -> int:
+def build_stg_ocds_contracts(
+    con: duckdb.DuckDBPyConnection, log: Callable[[str], None] | None = None
+) -> int:
     install_ocds_sql(con)
+    scope = open_scope(
+        con,
+        STG_CONTRACTS,
+        table_digests_sql(STG_RELEASES.qualified),
+        context_inputs=[ECB_RATES.qualified],
+        log=log,
+    )
+    releases = scope.rows(STG_RELEASES.qualified)
+    history = scope.rows(STG_HISTORY.qualified)
     source = f"""
     WITH x AS (
       SELECT r.ocid, r.merge_sources, c.contract, c.contract_index,
         coalesce(ocds_text(json_extract_string(c.contract, '$.id')), '#' || c.contract_index) AS contract_id,
         lo._last_order, lo._last_date
-      FROM {STG_RELEASES.qualified} r,
+      FROM {releases} r,
         (SELECT ocid AS _o, unnest(ocds_list(json_extract(compiled_release, '$.contracts'))) AS contract,
                 generate_subscripts(ocds_list(json_extract(compiled_release, '$.contracts')), 1) - 1 AS contract_index
-         FROM {STG_RELEASES.qualified}) c,
+         FROM {releases}) c,
         (SELECT ocid AS _lo, max(merge_order) AS _last_order, CAST(max(release_date) AS DATE) AS _last_date
-         FROM {STG_HISTORY.qualified} WHERE merge_role = 'merged' GROUP BY ocid) lo
+         FROM {history} WHERE merge_role = 'merged' GROUP BY ocid) lo
       WHERE c._o = r.ocid AND lo._lo = r.ocid AND json_type(c.contract) = 'OBJECT'
     )
     SELECT x.ocid, x.contract_id, x.contract_index,
@@ -1107,7 +1177,7 @@ def build_stg_ocds_contracts(con: duckdb.DuckDBPyConnection) -> int:
       coalesce(ft_parse_date(json_extract_string(x.contract, '$.dateSigned')),
                ft_parse_date(json_extract_string(x.contract, '$.period.startDate')), x._last_date) AS fx_on
     FROM x
-    {_child_provenance("contracts", "contract_id")}
+    {_child_provenance("contracts", "contract_id", history)}
     """
     money_source = f"""
       SELECT *, CASE WHEN _value_reason IS NULL THEN ft_parse_amount(_amount_text) END AS amount_original,
@@ -1125,17 +1195,21 @@ def build_stg_ocds_contracts(con: duckdb.DuckDBPyConnection) -> int:
       source_system, source_file, source_row, source_locator, file_sha256, loaded_at
     FROM ({to_eur_sql(money_source, ECB_RATES.qualified)})
     """
-    return rebuild_table(con, STG_CONTRACTS, select)
+    return scope.write(con, select)
 
 
-def build_stg_ocds_bids(con: duckdb.DuckDBPyConnection) -> int:
+def build_stg_ocds_bids(
+    con: duckdb.DuckDBPyConnection, log: Callable[[str], None] | None = None
+) -> int:
     install_ocds_sql(con)
+    scope = open_scope(con, STG_BIDS, table_digests_sql(STG_RELEASES.qualified), log=log)
+    releases = scope.rows(STG_RELEASES.qualified)
     select = f"""
     WITH r AS (
       SELECT s.*, s.compiled_release AS j,
         list_filter(ocds_list(json_extract(s.compiled_release, '$.bids.statistics')),
                     lambda x: ocds_text(json_extract_string(x, '$.relatedLot')) IS NULL) AS stats
-      FROM {STG_RELEASES.qualified} s
+      FROM {releases} s
     ),
     n AS (
       SELECT r.*,
@@ -1165,7 +1239,7 @@ def build_stg_ocds_bids(con: duckdb.DuckDBPyConnection) -> int:
     WHERE coalesce(tender_numberoftenderers, bids_statistics_bids, bids_statistics_validbids,
                    bids_details_count, tender_tenderers_count) IS NOT NULL
     """
-    return rebuild_table(con, STG_BIDS, select)
+    return scope.write(con, select)
 
 
 def build_all(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -1202,7 +1276,7 @@ def stg_ocds_release_history(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        staged, quarantined = build_stg_ocds_release_history(con)
+        staged, quarantined = build_stg_ocds_release_history(con, log=context.log.info)
         context.log.info(f"{STG_HISTORY.qualified}: {staged} releases, {quarantined} quarantined")
         return materialize_result(con, STG_HISTORY, {"rows_quarantined": quarantined})
 
@@ -1213,7 +1287,7 @@ def stg_ocds_releases(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        staged, quarantined = build_stg_ocds_releases(con)
+        staged, quarantined = build_stg_ocds_releases(con, log=context.log.info)
         context.log.info(f"{STG_RELEASES.qualified}: {staged} compiled releases")
         if quarantined:
             context.log.warning(f"{quarantined} releases of ocids that could not be merged")
@@ -1222,17 +1296,21 @@ def stg_ocds_releases(
 
 @_asset(STG_PARTIES, [STG_RELEASES])
 @skip_unchanged
-def stg_ocds_parties(duckdb: DuckDBResource) -> dg.MaterializeResult:
+def stg_ocds_parties(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        build_stg_ocds_parties(con)
+        build_stg_ocds_parties(con, log=context.log.info)
         return materialize_result(con, STG_PARTIES)
 
 
 @_asset(STG_TENDERS, [STG_RELEASES])
 @skip_unchanged
-def stg_ocds_tenders(duckdb: DuckDBResource) -> dg.MaterializeResult:
+def stg_ocds_tenders(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        build_stg_ocds_tenders(con)
+        build_stg_ocds_tenders(con, log=context.log.info)
         return materialize_result(con, STG_TENDERS)
 
 
@@ -1242,7 +1320,7 @@ def stg_ocds_awards(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        staged, quarantined = build_stg_ocds_awards(con)
+        staged, quarantined = build_stg_ocds_awards(con, log=context.log.info)
         context.log.info(
             f"{STG_AWARDS.qualified}: {staged} awards, {quarantined} award values quarantined "
             f"(see {STG_QUARANTINE.qualified})"
@@ -1252,25 +1330,31 @@ def stg_ocds_awards(
 
 @_asset(STG_AWARD_SUPPLIERS, [STG_AWARDS, STG_RELEASES])
 @skip_unchanged
-def stg_ocds_award_suppliers(duckdb: DuckDBResource) -> dg.MaterializeResult:
+def stg_ocds_award_suppliers(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        build_stg_ocds_award_suppliers(con)
+        build_stg_ocds_award_suppliers(con, log=context.log.info)
         return materialize_result(con, STG_AWARD_SUPPLIERS)
 
 
 @_asset(STG_CONTRACTS, [STG_RELEASES, STG_HISTORY, ECB_RATES])
 @skip_unchanged
-def stg_ocds_contracts(duckdb: DuckDBResource) -> dg.MaterializeResult:
+def stg_ocds_contracts(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        build_stg_ocds_contracts(con)
+        build_stg_ocds_contracts(con, log=context.log.info)
         return materialize_result(con, STG_CONTRACTS)
 
 
 @_asset(STG_BIDS, [STG_RELEASES])
 @skip_unchanged
-def stg_ocds_bids(duckdb: DuckDBResource) -> dg.MaterializeResult:
+def stg_ocds_bids(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        build_stg_ocds_bids(con)
+        build_stg_ocds_bids(con, log=context.log.info)
         return materialize_result(con, STG_BIDS)
 
 
