@@ -10,6 +10,9 @@ by `_`, each lower-cased, e.g. `tender_numberoftenderers`, `award_value_amount`)
 - `stg_ocds_parties`, `stg_ocds_tenders`, `stg_ocds_awards`, `stg_ocds_award_suppliers`,
   `stg_ocds_contracts`, `stg_ocds_bids` — read from the compiled releases.
 
+Each table is rebuilt by ocid: only the contracting processes whose raw releases changed are
+derived again, the merge included (`ocds_scope.py` says when everything is rebuilt instead).
+
 Merge rules (documented once, here):
 - Merge rules come from the OCDS 1.1.5 release schema shipped in `assets/raw/ocds_schema/`
   (ocdsmerge's `get_merge_rules` on that file; nothing is downloaded). OCDS 1.0 releases merge
