@@ -98,6 +98,7 @@ from assets.staging.ocds_compile import compile_ocid as compile_ocid
 from assets.staging.ocds_compile import merge_rules as merge_rules
 from assets.staging.ocds_scope import (
     SCOPE_TABLE,
+    OcidScope,
     open_scope,
     raw_digests_sql,
     table_digests_sql,
@@ -818,6 +819,24 @@ def build_stg_ocds_releases(
 # --------------------------------------------------------------------------- child tables
 
 
+def _child_scope(
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    log: Callable[[str], None] | None,
+    upstream: TableSpec = STG_RELEASES,
+    money: bool = False,
+) -> OcidScope:
+    """What a build of a table read from the compiled releases (or `upstream`) re-derives;
+    with `money` (values in EUR) the ECB rates are part of its context."""
+    return open_scope(
+        con,
+        spec,
+        table_digests_sql(upstream.qualified),
+        [ECB_RATES.qualified] if money else [],
+        log,
+    )
+
+
 def _value_checks(amount: str, currency: str) -> str:
     """First failed rule for a published value (NULL: usable or no value at all)."""
     return f"""CASE
@@ -834,7 +853,7 @@ def build_stg_ocds_parties(
     con: duckdb.DuckDBPyConnection, log: Callable[[str], None] | None = None
 ) -> int:
     install_ocds_sql(con)
-    scope = open_scope(con, STG_PARTIES, table_digests_sql(STG_RELEASES.qualified), log=log)
+    scope = _child_scope(con, STG_PARTIES, log)
     releases = scope.rows(STG_RELEASES.qualified)
     source = f"""
     WITH c AS (
@@ -927,7 +946,7 @@ def build_stg_ocds_tenders(
     con: duckdb.DuckDBPyConnection, log: Callable[[str], None] | None = None
 ) -> int:
     install_ocds_sql(con)
-    scope = open_scope(con, STG_TENDERS, table_digests_sql(STG_RELEASES.qualified), log=log)
+    scope = _child_scope(con, STG_TENDERS, log)
     releases = scope.rows(STG_RELEASES.qualified)
     select = f"""
     WITH t AS (
@@ -994,13 +1013,7 @@ def build_stg_ocds_awards(
 ) -> tuple[int, int]:
     """Rebuild stg_ocds_awards and its value quarantine. Returns (awards, values quarantined)."""
     install_ocds_sql(con)
-    scope = open_scope(
-        con,
-        STG_AWARDS,
-        table_digests_sql(STG_RELEASES.qualified),
-        context_inputs=[ECB_RATES.qualified],
-        log=log,
-    )
+    scope = _child_scope(con, STG_AWARDS, log, money=True)
     releases = scope.rows(STG_RELEASES.qualified)
     history = scope.rows(STG_HISTORY.qualified)
     con.execute(
@@ -1085,7 +1098,7 @@ def build_stg_ocds_award_suppliers(
     con: duckdb.DuckDBPyConnection, log: Callable[[str], None] | None = None
 ) -> int:
     install_ocds_sql(con)
-    scope = open_scope(con, STG_AWARD_SUPPLIERS, table_digests_sql(STG_AWARDS.qualified), log=log)
+    scope = _child_scope(con, STG_AWARD_SUPPLIERS, log, upstream=STG_AWARDS)
     releases = scope.rows(STG_RELEASES.qualified)
     with_org_refs(
         con,
@@ -1141,13 +1154,7 @@ def build_stg_ocds_contracts(
     con: duckdb.DuckDBPyConnection, log: Callable[[str], None] | None = None
 ) -> int:
     install_ocds_sql(con)
-    scope = open_scope(
-        con,
-        STG_CONTRACTS,
-        table_digests_sql(STG_RELEASES.qualified),
-        context_inputs=[ECB_RATES.qualified],
-        log=log,
-    )
+    scope = _child_scope(con, STG_CONTRACTS, log, money=True)
     releases = scope.rows(STG_RELEASES.qualified)
     history = scope.rows(STG_HISTORY.qualified)
     source = f"""
@@ -1205,7 +1212,7 @@ def build_stg_ocds_bids(
     con: duckdb.DuckDBPyConnection, log: Callable[[str], None] | None = None
 ) -> int:
     install_ocds_sql(con)
-    scope = open_scope(con, STG_BIDS, table_digests_sql(STG_RELEASES.qualified), log=log)
+    scope = _child_scope(con, STG_BIDS, log)
     releases = scope.rows(STG_RELEASES.qualified)
     select = f"""
     WITH r AS (
