@@ -152,7 +152,7 @@ class OcidScope:
                 )
             else:
                 cols = self.spec.select_list()
-                order = ", ".join(self.spec.order_by)
+                order = f" ORDER BY {', '.join(self.spec.order_by)}" if self.spec.order_by else ""
                 con.execute(
                     f"DELETE FROM {self.spec.qualified} "
                     f"WHERE ocid IN (SELECT ocid FROM {SCOPE_TABLE})"
@@ -160,8 +160,7 @@ class OcidScope:
                 # the filter again: only scoped rows, whatever an unscoped join let through
                 con.execute(
                     f"INSERT INTO {self.spec.qualified} ({cols}) SELECT {cols} FROM "
-                    f"({select_sql}) AS q WHERE q.ocid IN (SELECT ocid FROM {SCOPE_TABLE}) "
-                    f"ORDER BY {order}"
+                    f"({select_sql}) AS q WHERE q.ocid IN (SELECT ocid FROM {SCOPE_TABLE}){order}"
                 )
                 con.execute(
                     f"DELETE FROM {DIGESTS} WHERE table_name = ? "
