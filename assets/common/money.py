@@ -121,10 +121,21 @@ def load_ecb_rates(con: duckdb.DuckDBPyConnection, table: str) -> int:
 def to_eur_sql(source: str, rates_table: str) -> str:
     """SQL adding amount_eur, fx_rate, fx_date and fx_note to `source`.
 
-    `source` must have columns `_row_key`, `amount_original`, `currency_original`, `fx_on`
-    (the date the rate applies to). EUR converts at 1 on any date.
+    `source` must have columns `amount_original`, `currency_original` and `fx_on` (the date
+    the rate applies to). EUR converts at 1 on any date.
     """
+    # the rate is looked up once per distinct (currency, date) and hash-joined back: an ASOF
+    # join of every row sorted the whole wide row and spilled (council spend at scale 1:
+    # 3.7 -> 2.9 s, identical rows)
     return f"""
+    WITH _fx_source AS ({source}),
+    _fx_rates AS (
+      SELECT k.currency_original, k.fx_on, r.units_per_eur, r.rate_date
+      FROM (SELECT DISTINCT currency_original, fx_on FROM _fx_source
+            WHERE currency_original <> 'EUR' AND fx_on IS NOT NULL) AS k
+      ASOF LEFT JOIN {rates_table} AS r
+        ON r.currency = k.currency_original AND k.fx_on >= r.rate_date
+    )
     SELECT s.*,
       CASE WHEN s.currency_original = 'EUR' THEN s.amount_original
            WHEN r.units_per_eur IS NOT NULL
@@ -137,7 +148,6 @@ def to_eur_sql(source: str, rates_table: str) -> str:
            WHEN s.fx_on < DATE '{FIRST_ECB_DATE}' THEN 'date before the first ECB rate (1999-01-04)'
            WHEN r.units_per_eur IS NULL THEN 'no ECB rate for ' || s.currency_original
       END AS fx_note
-    FROM ({source}) AS s
-    ASOF LEFT JOIN {rates_table} AS r
-      ON r.currency = s.currency_original AND s.fx_on >= r.rate_date
+    FROM _fx_source AS s LEFT JOIN _fx_rates AS r
+      ON r.currency_original = s.currency_original AND r.fx_on = s.fx_on
     """
