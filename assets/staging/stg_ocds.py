@@ -983,14 +983,17 @@ def build_stg_ocds_tenders(
 
 def _award_rows_sql(releases: str) -> str:
     """Each award of the compiled releases in `releases` (the table or the scope's rows)."""
+    # one scan: unnest next to the release's own columns (a self-join on ocid read the wide
+    # JSON twice, 0.7 -> 0.2 s at scale 1)
     return f"""
-SELECT r.ocid, r.compiled_release, r.merge_sources, a.award, a.award_index,
-  coalesce(ocds_text(json_extract_string(a.award, '$.id')), '#' || a.award_index) AS award_id
-FROM {releases} r,
-  (SELECT ocid AS _o, unnest(ocds_list(json_extract(compiled_release, '$.awards'))) AS award,
-          generate_subscripts(ocds_list(json_extract(compiled_release, '$.awards')), 1) - 1 AS award_index
-   FROM {releases}) a
-WHERE a._o = r.ocid AND json_type(a.award) = 'OBJECT'
+SELECT ocid, compiled_release, merge_sources, award, award_index,
+  coalesce(ocds_text(json_extract_string(award, '$.id')), '#' || award_index) AS award_id
+FROM (
+  SELECT ocid, compiled_release, merge_sources, unnest(awards) AS award,
+    generate_subscripts(awards, 1) - 1 AS award_index
+  FROM (SELECT ocid, compiled_release, merge_sources,
+          ocds_list(json_extract(compiled_release, '$.awards')) AS awards FROM {releases}))
+WHERE json_type(award) = 'OBJECT'
 """
 
 
@@ -1159,16 +1162,18 @@ def build_stg_ocds_contracts(
     history = scope.rows(STG_HISTORY.qualified)
     source = f"""
     WITH x AS (
-      SELECT r.ocid, r.merge_sources, c.contract, c.contract_index,
+      SELECT c.ocid, c.merge_sources, c.contract, c.contract_index,
         coalesce(ocds_text(json_extract_string(c.contract, '$.id')), '#' || c.contract_index) AS contract_id,
         lo._last_order, lo._last_date
-      FROM {releases} r,
-        (SELECT ocid AS _o, unnest(ocds_list(json_extract(compiled_release, '$.contracts'))) AS contract,
-                generate_subscripts(ocds_list(json_extract(compiled_release, '$.contracts')), 1) - 1 AS contract_index
-         FROM {releases}) c,
+      FROM (  -- one scan of the releases, as in _award_rows_sql
+        SELECT ocid, merge_sources, unnest(contracts) AS contract,
+          generate_subscripts(contracts, 1) - 1 AS contract_index
+        FROM (SELECT ocid, merge_sources,
+                ocds_list(json_extract(compiled_release, '$.contracts')) AS contracts
+              FROM {releases})) c,
         (SELECT ocid AS _lo, max(merge_order) AS _last_order, CAST(max(release_date) AS DATE) AS _last_date
          FROM {history} WHERE merge_role = 'merged' GROUP BY ocid) lo
-      WHERE c._o = r.ocid AND lo._lo = r.ocid AND json_type(c.contract) = 'OBJECT'
+      WHERE lo._lo = c.ocid AND json_type(c.contract) = 'OBJECT'
     )
     SELECT x.ocid, x.contract_id, x.contract_index,
       ocds_text(json_extract_string(x.contract, '$.awardID')) AS contract_awardid,
