@@ -43,7 +43,7 @@ from assets.common.tables import (
     scalar_int,
     table_columns,
 )
-from assets.staging.quarantine import STG_QUARANTINE, replace_quarantine
+from assets.staging.quarantine import replace_quarantine
 
 OCDS_OCID_DIGESTS = TableSpec(
     schema="quality",
@@ -119,24 +119,8 @@ class OcidScope:
     ) -> int:
         """replace_quarantine for this table; scoped, only the rows of ocids in scope are
         replaced (`ocid_of_record`: SQL giving a quarantine row's ocid from its record_id)."""
-        if self.full:
-            return replace_quarantine(con, source_system, self.spec.name, select_sql)
-        con.execute(
-            f"DELETE FROM {STG_QUARANTINE.qualified} WHERE source_system = ? "
-            f"AND staging_table = ? AND {ocid_of_record} IN (SELECT ocid FROM {SCOPE_TABLE})",
-            [source_system, self.spec.name],
-        )
-        con.execute(
-            f"INSERT INTO {STG_QUARANTINE.qualified} SELECT ?, ?, source_file, file_sha256, "
-            f"source_row, source_locator, record_id, reason FROM ({select_sql}) "
-            "ORDER BY source_file, source_row",
-            [source_system, self.spec.name],
-        )
-        return scalar_int(
-            con,
-            f"SELECT count(*) FROM {STG_QUARANTINE.qualified} WHERE staging_table = ?",
-            [self.spec.name],
-        )
+        only = None if self.full else f"{ocid_of_record} IN (SELECT ocid FROM {SCOPE_TABLE})"
+        return replace_quarantine(con, source_system, self.spec.name, select_sql, only)
 
     def write(self, con: duckdb.DuckDBPyConnection, select_sql: str) -> int:
         """Rows of `select_sql` into the table (all, or in place of the scope's ocids), and

@@ -26,13 +26,20 @@ STG_QUARANTINE = TableSpec(
 
 
 def replace_quarantine(
-    con: duckdb.DuckDBPyConnection, source_system: str, staging_table: str, select_sql: str
+    con: duckdb.DuckDBPyConnection,
+    source_system: str,
+    staging_table: str,
+    select_sql: str,
+    only: str | None = None,
 ) -> int:
     """Replace this source's quarantined rows with those of `select_sql`
-    (columns: source_file, file_sha256, source_row, source_locator, record_id, reason)."""
+    (columns: source_file, file_sha256, source_row, source_locator, record_id, reason).
+    `only`: an SQL condition on the stored rows; only those are replaced (a partial rebuild).
+    Returns the staging table's quarantined rows."""
     create_table(con, STG_QUARANTINE, replace=False)
     con.execute(
-        f"DELETE FROM {STG_QUARANTINE.qualified} WHERE source_system = ? AND staging_table = ?",
+        f"DELETE FROM {STG_QUARANTINE.qualified} WHERE source_system = ? AND staging_table = ?"
+        + (f" AND ({only})" if only else ""),
         [source_system, staging_table],
     )
     con.execute(
