@@ -17,6 +17,25 @@ def demo_raw(tmp_path: Path) -> Path:
     return target
 
 
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A build database holding only the ECB rates, made once; tests copy it. A module that
+    needs more reference tables defines its own `template_db`."""
+    import duckdb
+
+    from assets.common.money import load_ecb_rates
+    from assets.common.tables import create_table, ensure_schemas
+    from assets.raw.reference import ECB_RATES
+
+    path = tmp_path_factory.mktemp("ecb_template") / "template.duckdb"
+    con = duckdb.connect(str(path))
+    ensure_schemas(con)
+    create_table(con, ECB_RATES, replace=True)
+    load_ecb_rates(con, ECB_RATES.qualified)
+    con.close()
+    return path
+
+
 @pytest.fixture
 def fundtrace_env(
     tmp_path: Path, demo_raw: Path, monkeypatch: pytest.MonkeyPatch

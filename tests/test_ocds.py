@@ -27,13 +27,12 @@ import duckdb
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from assets.common.money import load_ecb_rates
-from assets.common.tables import create_table, ensure_schemas, rebuild_table
+from assets.common.tables import create_table, rebuild_table
 from assets.intermediate.int_procurement_awards import CONTRACT_COLUMNS, INT_PROCUREMENT_AWARDS
 from assets.raw import ocds
 from assets.raw.ingest import FILE_MANIFEST, QUARANTINE, IngestReport, ingest_folder
 from assets.raw.ocds import RAW_RELEASES, SUFFIXES, parse_file
-from assets.raw.reference import ECB_RATES, ref_ecb_rates, ref_funders, ref_orgid_prefixes
+from assets.raw.reference import ref_ecb_rates, ref_funders, ref_orgid_prefixes
 from assets.staging import stg_ocds
 from assets.staging.quarantine import STG_QUARANTINE
 from assets.staging.stg_ocds import (
@@ -113,17 +112,6 @@ def write(raw: Path, name: str, content: Any) -> Path:
     if name.endswith(".gz"):
         data = gzip.compress(data)
     path.write_bytes(data)
-    return path
-
-
-@pytest.fixture(scope="module")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("ocds_template") / "template.duckdb"
-    con = duckdb.connect(str(path))
-    ensure_schemas(con)
-    create_table(con, ECB_RATES, replace=True)
-    load_ecb_rates(con, ECB_RATES.qualified)
-    con.close()
     return path
 
 

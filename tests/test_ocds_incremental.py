@@ -13,8 +13,6 @@ from typing import Any
 import duckdb
 import pytest
 
-from assets.common.money import load_ecb_rates
-from assets.common.tables import create_table, ensure_schemas
 from assets.raw.ingest import ingest_folder
 from assets.raw.ocds import RAW_RELEASES, SUFFIXES, parse_file
 from assets.raw.reference import ECB_RATES
@@ -102,17 +100,6 @@ def _changes(raw: Path) -> None:
     ])  # fmt: skip
     _write(raw, "p1.json", [_release(n, k) for n in range(1, 30, 3) for k in range(n % 3 + 2)])
     (raw / "ocds" / "gone.json").unlink()
-
-
-@pytest.fixture
-def template_db(tmp_path: Path) -> Path:
-    path = tmp_path / "template.duckdb"
-    con = duckdb.connect(str(path))
-    ensure_schemas(con)
-    create_table(con, ECB_RATES, replace=True)
-    load_ecb_rates(con, ECB_RATES.qualified)
-    con.close()
-    return path
 
 
 def _ingest(con: duckdb.DuckDBPyConnection, raw: Path) -> None:

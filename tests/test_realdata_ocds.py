@@ -25,11 +25,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from assets.common.money import load_ecb_rates
-from assets.common.tables import create_table, ensure_schemas
 from assets.raw.ingest import FILE_MANIFEST, ingest_folder
 from assets.raw.ocds import RAW_RELEASES, SUFFIXES, parse_file
-from assets.raw.reference import ECB_RATES
 from assets.staging import stg_ocds
 from assets.staging.quarantine import STG_QUARANTINE
 from assets.staging.stg_ocds import (
@@ -123,17 +120,6 @@ def batches(files: list[Path], figures: dict[Path, dict[str, Any]]) -> list[list
         else:
             out.append(([f], set(figures[f]["ocids"])))
     return [members for members, _ in out]
-
-
-@pytest.fixture(scope="module")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("ocds_real") / "template.duckdb"
-    con = duckdb.connect(str(path))
-    ensure_schemas(con)
-    create_table(con, ECB_RATES, replace=True)
-    load_ecb_rates(con, ECB_RATES.qualified)
-    con.close()
-    return path
 
 
 def load_batch(
