@@ -64,6 +64,13 @@ NEW_ORG_EVERY = 20  # in that file: 50 recipients of 1,000 are new organisations
 EXTRA_OCDS_DIR = "extra-ocds"
 EXTRA_OCDS_FILE = "ocds/bench-extra-releases.jsonl"
 EXTRA_OCDS_RELEASES = 5_000  # a day of a national publisher: 1% of the releases at scale 1
+# the benchmark's runs with a new file: the folder the file is written under (not linked into
+# raw until that run) and the manifest key that lists it
+EXTRA_RUNS = {
+    "one_file": (EXTRA_DIR, "extra"),
+    "one_file_new_orgs": (EXTRA_NEW_ORGS_DIR, "extra_new_orgs"),
+    "one_file_ocds": (EXTRA_OCDS_DIR, "extra_ocds"),
+}
 BAD_VALUE_RATE = 0.004
 BAD_STRUCTURE_RATE = 0.004  # inside the one-in-four files that have broken rows: ~0.1% overall
 DIRTY_FILE_EVERY = 4  # one file in four has broken rows; its middle record always is one

@@ -1,4 +1,4 @@
-"""`make bench`: generate (cached), measure the DuckDB read floor, then time three builds.
+"""`make bench`: generate (cached), measure the DuckDB read floor, then time six builds.
 
     python -m bench.run [--scale S] [--seed N]
         [--runs full,no_change,one_file,one_file_job,one_file_new_orgs,one_file_ocds]
@@ -11,12 +11,13 @@
 3. **Floor** (median of three): in a child process, DuckDB alone reads every raw file into a
    table of one fresh database file (`read_csv` with the dialect given; JSON packages
    streamed with ijson to JSON Lines and read with `read_json`; JSON Lines read directly).
-4. Four builds, each `fundtrace_all` executed in process as `make run` does, each in its own
+4. Six builds, each `fundtrace_all` executed in process as `make run` does, each in its own
    child process: (1) full build, (2) no-change re-run, (3) one new small 360Giving CSV added,
    running what the `fundtrace_raw_files` sensor launches for it (the raw assets of that
    folder and everything downstream, with their checks), (4) the same new file from the same
    state (build database and marts restored), running the whole job as the nightly schedule
-   and `make run` do. Per step (asset or check) wall time comes from the Dagster event log
+   and `make run` do, (5) and (6) the sensor's run, from that same state, for a 360Giving file
+   whose recipients include 50 new organisations and for a file of 5,000 OCDS releases. Per step (asset or check) wall time comes from the Dagster event log
    (first STEP_START -> STEP_SUCCESS), rows from `dagster/row_count`, the step's peak RSS
    from sampling /proc every 50 ms; the run's peak RSS and CPU seconds are the child's
    `os.wait4` figures (the whole run: DuckDB, Python, Dagster).
@@ -43,6 +44,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.generate import EXTRA_RUNS
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 WORK_DIR = Path(os.environ.get("BENCH_WORK_DIR") or BENCH_DIR / ".work")
@@ -62,12 +65,6 @@ COLUMNS = {"full": "full s", "no_change": "nochg s", "one_file": "1file s", "one
            "one_file_new_orgs": "1f new", "one_file_ocds": "1f ocds"}  # fmt: skip
 # runs that start from the state after no_change, restored from a copy
 FROM_BEFORE_ONE_FILE = ("one_file_job", "one_file_new_orgs", "one_file_ocds")
-# the generator's folder (a bench.generate constant) and manifest key of each run's new file
-EXTRA_FILES = {
-    "one_file": ("EXTRA_DIR", "extra"),
-    "one_file_new_orgs": ("EXTRA_NEW_ORGS_DIR", "extra_new_orgs"),
-    "one_file_ocds": ("EXTRA_OCDS_DIR", "extra_ocds"),
-}
 FLOOR_REPEATS = 3  # the floor is short and noisy: median of three
 TARGETS = {
     "build_over_floor": 3.0,
@@ -599,7 +596,7 @@ def summarize(
             "generate_seconds": None if generate_seconds is None else round(generate_seconds, 2),
             **{
                 f"{name}_added": (manifest.get(key) or [{}])[0].get("path")
-                for name, (_, key) in EXTRA_FILES.items()
+                for name, (_, key) in EXTRA_RUNS.items()
             },
         },
         "floor": floor,
@@ -779,7 +776,7 @@ def bench(
         raw_cache,
         raw,
         skip=lambda rel: (
-            rel.parts[0] in {getattr(gen, folder) for folder, _ in EXTRA_FILES.values()}
+            rel.parts[0] in {folder for folder, _ in EXTRA_RUNS.values()}
             or rel.name == gen.MANIFEST_NAME
         ),
     )
@@ -815,20 +812,19 @@ def bench(
     added: list[Path] = []  # extra files in raw, removed when a run restores the state
     for name in runs:
         args = ["_build"]
-        if name in EXTRA_FILES and not manifest.get(EXTRA_FILES[name][1]):
+        if name in EXTRA_RUNS and not manifest.get(EXTRA_RUNS[name][1]):
             log(f"{name}: skipped (the generated data has no such file: source not generated)")
             continue
         if name in FROM_BEFORE_ONE_FILE:
             for part in ("build", "marts"):
                 shutil.rmtree(work / part)
                 shutil.copytree(before_one_file / part, work / part)
-        if name in FROM_BEFORE_ONE_FILE and name in EXTRA_FILES:  # only its own new file
+        if name in FROM_BEFORE_ONE_FILE and name in EXTRA_RUNS:  # only its own new file
             for path in added:
                 path.unlink()
             added = []
-        if name in EXTRA_FILES:
-            folder, key = EXTRA_FILES[name]
-            folder = getattr(gen, folder)
+        if name in EXTRA_RUNS:
+            folder, key = EXTRA_RUNS[name]
             folders = set()
             for extra in manifest[key]:
                 rel = Path(extra["path"]).relative_to(folder)
