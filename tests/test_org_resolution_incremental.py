@@ -14,6 +14,7 @@ import duckdb
 import pytest
 
 from assets.common.fingerprint import FINGERPRINTS, forget
+from assets.common.key_digests import DIGESTS
 from assets.common.tables import TableSpec, create_table, ensure_schemas, table_columns
 from assets.intermediate import int_org_identity as identity_module
 from assets.intermediate import int_org_matches as matches_module
@@ -27,7 +28,6 @@ from assets.intermediate.int_org_matches import (
     INT_ORG_MATCHES,
     INT_ORG_MENTIONS,
     MATCH_CONFIG,
-    RESOLUTION_REFS,
     MatchConfig,
     build_int_org_matches,
     install_macros,
@@ -248,8 +248,8 @@ def _snapshot(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> tuple[list[tup
             f"SELECT * FROM {FINGERPRINTS} WHERE asset_key = ?", [_state_key(spec)]
         ).fetchall(),
         con.execute(
-            f"SELECT * FROM {RESOLUTION_REFS} WHERE table_name = ? ORDER BY org_ref",
-            [spec.qualified],
+            f"SELECT * FROM {DIGESTS} WHERE starts_with(state, ?) ORDER BY state, key",
+            [f"{spec.qualified}#"],
         ).fetchall(),
     )
 

@@ -12,7 +12,7 @@ linking it to the member it was attached to (`matched_to`), on the path to the c
 reference; the canonical reference itself says what kind of id it is.
 
 A row depends only on its reference's mentions and on its link (the pair that attached it),
-so a build redoes only the references whose mentions hash (`quality.entity_resolution_refs`,
+so a build redoes only the references whose mentions hash (`quality.key_digests`,
 see int_org_matches) or link changed, when the table is as last built with the same code and
 org-id prefixes (its entry `intermediate.int_org_identity#refs` in `quality.build_fingerprints`);
 otherwise it rebuilds every row. The links are recomputed in full (union-find over the accepted

@@ -35,7 +35,7 @@ Incremental runs. A row is a decision (refs, method, score, accepted, why, and w
 on: the identifier or name keys, kept in `quality.org_match_basis`) plus what it shows (names,
 evidence with files, systems), rendered afterwards from the mentions of its two references.
 Matching reads, per reference, only its kinds, countries, the keys of its names and its
-identifiers; `quality.entity_resolution_refs` keeps a hash of those (`decision`) and one of
+identifiers; `quality.key_digests` keeps a hash of those (`decision`) and one of
 all its mention columns (`mentions`), and `quality.build_fingerprints` the fingerprint of
 code, thresholds, overrides and org-id prefixes and the row count (under
 `intermediate.int_org_matches#decisions`, a key of its own: the asset's entry is dropped before
@@ -72,6 +72,7 @@ from assets.common.fingerprint import (
     skip_unchanged,
     stored_entry,
 )
+from assets.common.key_digests import changed_keys_sql, ensure_key_digests, store_digests
 from assets.common.tables import (
     Column,
     TableSpec,
@@ -994,19 +995,6 @@ def _rows_table(rows: list[MatchRow], steps: list[int]) -> pa.Table:
 DECISIONS_KEY = f"{INT_ORG_MATCHES.qualified}#decisions"
 # the table of an earlier version, replaced by those entries
 _OLD_STATE_TABLE = "quality.entity_resolution_state"
-ENTITY_RESOLUTION_REFS = TableSpec(
-    schema="quality",
-    name="entity_resolution_refs",
-    grain="one organisation reference x entity-resolution table as last built",
-    description="Hashes of the reference's mentions: of what matching reads (decision) and of "
-    "every column (mentions).",
-    columns=(
-        Column("table_name", "VARCHAR", "The table (`layer.table`).", False),
-        Column("org_ref", "VARCHAR", "The organisation reference.", False),
-        Column("decision", "HUGEINT", "Hash of its kinds, countries, name keys and identifiers."),
-        Column("mentions", "HUGEINT", "Hash of all its mention rows.", False),
-    ),
-)  # fmt: skip
 ORG_MATCH_BASIS = TableSpec(
     schema="quality",
     name="org_match_basis",
@@ -1020,7 +1008,6 @@ ORG_MATCH_BASIS = TableSpec(
         Column("note", "VARCHAR", "The rest of its basis: the override's evidence, the country an exact name was compared in, or the runner-up score of a fuzzy match.", False),
     ),
 )  # fmt: skip
-RESOLUTION_REFS = ENTITY_RESOLUTION_REFS.qualified
 MATCH_BASIS = ORG_MATCH_BASIS.qualified
 
 
@@ -1033,9 +1020,14 @@ class BuildResult:
 
 def ensure_state(con: duckdb.DuckDBPyConnection) -> None:
     ensure_fingerprint_table(con)
-    for spec in (ENTITY_RESOLUTION_REFS, ORG_MATCH_BASIS):
-        create_table(con, spec, replace=False)
+    ensure_key_digests(con)
+    create_table(con, ORG_MATCH_BASIS, replace=False)
     con.execute(f"DROP TABLE IF EXISTS {_OLD_STATE_TABLE}")
+
+
+def _digests_state(spec: TableSpec, column: str) -> str:
+    """The key-digests state of `spec`'s per-reference `column` hashes of _ft_digests."""
+    return f"{spec.qualified}#{column}"
 
 
 def ref_digests(con: duckdb.DuckDBPyConnection, decisions: bool) -> None:
@@ -1092,24 +1084,25 @@ def save_state(
     of org_refs; None: all), inside the caller's transaction. Returns the row count."""
     n = scalar_int(con, f"SELECT count(*) FROM {spec.qualified}")
     record_in_transaction(con, key, context, n)
-    which = f"org_ref IN ({refs})" if refs else "true"
-    con.execute(f"DELETE FROM {RESOLUTION_REFS} WHERE table_name = ? AND {which}", [spec.qualified])
-    con.execute(
-        f"INSERT INTO {RESOLUTION_REFS} SELECT ?, org_ref, decision, mentions "
-        f"FROM _ft_digests WHERE {which}",
-        [spec.qualified],
-    )
+    # matching stores both hashes, identity (no decision hash computed) the mentions only
+    columns = ("decision", "mentions") if spec is INT_ORG_MATCHES else ("mentions",)
+    for column in columns:
+        store_digests(
+            con,
+            _digests_state(spec, column),
+            f"SELECT org_ref AS key, {column} AS digest FROM _ft_digests",
+            refs,
+        )
     return n
 
 
 def changed_refs(spec: TableSpec, column: str) -> str:
     """SQL of the references whose digest `column` differs from the stored one (new and
     gone references included)."""
-    return (
-        f"SELECT org_ref FROM _ft_digests d FULL JOIN (SELECT org_ref, {column} FROM "
-        f"{RESOLUTION_REFS} WHERE table_name = '{spec.qualified}') s USING (org_ref) "
-        f"WHERE d.{column} IS DISTINCT FROM s.{column}"
+    changed = changed_keys_sql(
+        f"SELECT org_ref AS key, {column} AS digest FROM _ft_digests", _digests_state(spec, column)
     )
+    return f"SELECT key AS org_ref FROM ({changed})"
 
 
 def _why_rematch(con: duckdb.DuckDBPyConnection, context: str) -> str | None:

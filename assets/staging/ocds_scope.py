@@ -3,8 +3,8 @@
 Every OCDS staging table is a function, per ocid, of that ocid's raw releases (the history
 ranks and orders releases within an ocid, the merge compiles one ocid, and each child table
 reads one compiled release and its history), of the code, and for money of the ECB rates.
-So each table keeps, per ocid, a digest of the raw releases it was built from, in
-`quality.ocds_ocid_digests`:
+So each table keeps, per ocid, a digest of the raw releases it was built from
+(`assets/common/key_digests.py`, state `<table>#ocids`):
 
 - `stg_ocds_release_history` digests the raw rows of each ocid (file, position, file hash and
   load time: a raw row is a function of those), and keeps the digests of what it staged;
@@ -35,30 +35,19 @@ from assets.common.fingerprint import (
     record_in_transaction,
     stored_entry,
 )
+from assets.common.key_digests import (
+    changed_keys_sql,
+    ensure_key_digests,
+    store_digests,
+    stored_sql,
+)
 from assets.common.tables import (
-    Column,
     TableSpec,
-    create_table,
     rebuild_table,
     scalar_int,
     table_columns,
 )
 from assets.staging.quarantine import replace_quarantine
-
-OCDS_OCID_DIGESTS = TableSpec(
-    schema="quality",
-    name="ocds_ocid_digests",
-    grain="one OCDS staging table x ocid it was built for",
-    description="Digest of the raw releases each ocid's rows of an OCDS staging table were "
-    "derived from; an ocid whose digest changed upstream is re-derived, the others are kept "
-    "(assets/staging/ocds_scope.py).",
-    columns=(
-        Column("table_name", "VARCHAR", "OCDS staging table (`layer.table`).", False),
-        Column("ocid", "VARCHAR", "Open Contracting ID.", False),
-        Column("digest", "HUGEINT", "Sum of the hashes of the ocid's raw release rows (file, row, file SHA-256, load time).", False),
-    ),
-)  # fmt: skip
-DIGESTS = OCDS_OCID_DIGESTS.qualified
 
 # above this share of changed ocids a table is rebuilt in full (cheaper than delete + insert)
 SCOPED_MAX_SHARE = 0.5
@@ -74,8 +63,13 @@ def raw_digests_sql(raw_table: str) -> str:
         GROUP BY 1"""
 
 
+def _state(table: str) -> str:
+    return f"{table}#ocids"
+
+
 def table_digests_sql(table: str) -> str:
-    return f"SELECT ocid, digest FROM {DIGESTS} WHERE table_name = '{table}'"
+    """The per-ocid digests `table` was last built from (its upstream for the next table)."""
+    return f"SELECT key AS ocid, digest FROM ({stored_sql(_state(table))})"
 
 
 @dataclass
@@ -129,11 +123,6 @@ class OcidScope:
         try:
             if self.full:
                 rebuild_table(con, self.spec, select_sql)
-                con.execute(f"DELETE FROM {DIGESTS} WHERE table_name = ?", [self.spec.qualified])
-                con.execute(
-                    f"INSERT INTO {DIGESTS} SELECT ?, ocid, digest FROM {_UPSTREAM}",
-                    [self.spec.qualified],
-                )
             else:
                 cols = self.spec.select_list()
                 order = f" ORDER BY {', '.join(self.spec.order_by)}" if self.spec.order_by else ""
@@ -146,16 +135,12 @@ class OcidScope:
                     f"INSERT INTO {self.spec.qualified} ({cols}) SELECT {cols} FROM "
                     f"({select_sql}) AS q WHERE q.ocid IN (SELECT ocid FROM {SCOPE_TABLE}){order}"
                 )
-                con.execute(
-                    f"DELETE FROM {DIGESTS} WHERE table_name = ? "
-                    f"AND ocid IN (SELECT ocid FROM {SCOPE_TABLE})",
-                    [self.spec.qualified],
-                )
-                con.execute(
-                    f"INSERT INTO {DIGESTS} SELECT ?, ocid, digest FROM {_UPSTREAM} "
-                    f"SEMI JOIN {SCOPE_TABLE} USING (ocid)",
-                    [self.spec.qualified],
-                )
+            store_digests(
+                con,
+                self.key,
+                f"SELECT ocid AS key, digest FROM {_UPSTREAM}",
+                None if self.full else f"SELECT ocid FROM {SCOPE_TABLE}",
+            )
             n = scalar_int(con, f"SELECT count(*) FROM {self.spec.qualified}")
             record_in_transaction(con, self.key, self.context, n)
             con.execute("COMMIT")
@@ -176,17 +161,15 @@ def open_scope(
     """Decide what a build of `spec` re-derives, from the current upstream digests (SQL of
     ocid, digest) and the ones `spec` was last built from. Leaves the TEMP tables the
     builder's SQL and `write` use."""
-    create_table(con, OCDS_OCID_DIGESTS, replace=False)
+    ensure_key_digests(con)
     ensure_fingerprint_table(con)
-    key = f"{spec.qualified}#ocids"
+    key = _state(spec.qualified)  # the fingerprint entry and the digests' state
     context = input_fingerprint(con, [key], context_inputs)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_UPSTREAM} AS {upstream_digests_sql}")
     total = scalar_int(con, f"SELECT count(*) FROM {_UPSTREAM}")
+    changed_sql = changed_keys_sql(f"SELECT ocid AS key, digest FROM {_UPSTREAM}", key)
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {SCOPE_TABLE} AS
-        SELECT ocid FROM {_UPSTREAM} u FULL JOIN ({table_digests_sql(spec.qualified)}) s
-          USING (ocid)
-        WHERE u.digest IS DISTINCT FROM s.digest"""
+        f"CREATE OR REPLACE TEMP TABLE {SCOPE_TABLE} AS SELECT key AS ocid FROM ({changed_sql})"
     )
     changed = scalar_int(con, f"SELECT count(*) FROM {SCOPE_TABLE}")
     entry = stored_entry(con, key)
