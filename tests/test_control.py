@@ -149,3 +149,36 @@ def test_company_partnership_node_is_the_organisation_of_exactly_its_name() -> N
         "P5": "PARTNERSHIP:P5",
         "P6": "PARTNERSHIP:P6",
     }
+
+
+def test_a_funders_evidence_names_each_source_once_in_order() -> None:
+    from assets.intermediate.int_org_identity import INT_ORG_IDENTITY
+    from assets.marts.control import PROJECT_CONTROL_SQL
+    from assets.marts.core import MONEY_FLOWS
+    from assets.staging.stg_governance import STG_PROJECTS
+
+    con = _edges([])
+    for spec in (MONEY_FLOWS, STG_PROJECTS, INT_ORG_IDENTITY):
+        create_table(con, spec, replace=True)
+    con.execute(
+        f"INSERT INTO {STG_PROJECTS.qualified} (project_id, partnership_id, source_system, "
+        "source_file, source_row, source_locator, file_sha256, loaded_at) "
+        "VALUES ('P1', 'PARTNERSHIP:1', 'governance', 'g.csv', 1, 'row 1', 'x', now())"
+    )
+    # three flows of one funder in two (controller, basis) groups: the sources of the groups
+    # overlap, and each group lists them in its own order
+    for n, (system, controller) in enumerate(
+        [("eu_kohesio", "C1"), ("eu_cordis", "C1"), ("eu_cordis", "C2")]
+    ):
+        con.execute(
+            f"INSERT INTO {MONEY_FLOWS.qualified} (flow_id, flow_type, from_org_id, to_org_id, "
+            "stream_id, controller_org_id, control_basis, funding_level, flow_date, "
+            "amount_original, currency_original, source_system, source_file, source_row, "
+            "source_record_id, project_id, amount_eur) VALUES (?, 'grant', 'F', 'R', 'S', ?, "
+            "'managing_authority', 'eu', DATE '2024-01-01', 1, 'EUR', ?, 'f.csv', ?, ?, 'P1', 1)",
+            [f"flow{n}", controller, system, n, str(n)],
+        )
+    evidence = con.execute(
+        f"SELECT evidence FROM ({PROJECT_CONTROL_SQL}) WHERE control_basis = 'funder'"
+    ).fetchall()
+    assert evidence == [("3 flow(s) in marts.money_flows from eu_cordis, eu_kohesio",)]

@@ -188,7 +188,7 @@ funders AS (
     CAST(100 * sum(m.eur) / nullif(any_value(t.total), 0) AS {SHARE_TYPE}),
     CAST(100 * sum(m.eur) / nullif(any_value(t.total), 0) AS {SHARE_TYPE}),
     p.project_id || ' <- funding <- ' || m.from_org_id, min(m.first_date), max(m.last_date),
-    sum(m.n) || ' flow(s) in marts.money_flows from ' || array_to_string(flatten(list(m.sources)), ', ')
+    sum(m.n) || ' flow(s) in marts.money_flows from ' || array_to_string(list_sort(list_distinct(flatten(list(m.sources)))), ', ')
   FROM projects p JOIN money m USING (project_id) JOIN totals t USING (project_id)
   GROUP BY p.project_id, p.title, p.partnership_id, m.from_org_id
 ),
