@@ -135,6 +135,33 @@ def test_a_file_of_known_references_keeps_the_decisions_and_equals_a_full_build(
     assert after == _from_scratch(con)
 
 
+def test_identity_reads_its_links_back_while_the_clusters_keep_their_shape() -> None:
+    con = _con()
+    _build(con)
+    evidence_sql = (
+        f"SELECT org_ref, match_evidence FROM {INT_ORG_IDENTITY.qualified} "
+        "WHERE matched_to IS NOT NULL ORDER BY org_ref"
+    )
+    before = con.execute(evidence_sql).fetchall()
+    # new records of known references: the pairs' evidence is rendered again, the accepted
+    # pairs stay the same, so the links come from the table (with the new evidence)
+    _mention(con, "XI-PIC-900001", "Harbour Arts Trust", ids=["VAT:GB123"], records=5)
+    _mention(con, "360G-HBT-ORG-7", "Tidewater Comunity Gardens", file="360giving/b.csv")
+    assert build_int_org_matches(con).path.startswith(KEPT)
+    built = build_int_org_identity(con)
+    assert "links_from_table_s" in built.timings and "links_s" not in built.timings
+    after = con.execute(evidence_sql).fetchall()
+    assert [r[0] for r in after] == [r[0] for r in before] and after != before
+    assert _tables(con) == _from_scratch(con)
+    # a reference that joins a cluster changes its shape: the links are computed again
+    _build(con)
+    _mention(con, "XI-PIC-900002", "Quayside Digital Ltd", file="360giving/c.csv")
+    build_int_org_matches(con)
+    built = build_int_org_identity(con)
+    assert "links_s" in built.timings and "links_from_table_s" not in built.timings
+    assert _tables(con) == _from_scratch(con)
+
+
 def test_nothing_changed_redoes_nothing() -> None:
     con = _con()
     _build(con)

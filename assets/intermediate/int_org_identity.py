@@ -15,10 +15,14 @@ A row depends only on its reference's mentions and on its link (the pair that at
 so a build redoes only the references whose mentions hash (`quality.key_digests`,
 see int_org_matches) or link changed, when the table is as last built with the same code and
 org-id prefixes (its entry `intermediate.int_org_identity#refs` in `quality.build_fingerprints`);
-otherwise it rebuilds every row. The links are recomputed in full (union-find over the accepted
-pairs; singletons, most references, stay in SQL). Rows and state are written in one transaction.
+otherwise it rebuilds every row. The links come from union-find over the accepted pairs
+(singletons, most references, stay in SQL), except when the clusters keep their shape (the same
+accepted pairs but for their evidence, entry `intermediate.int_org_identity#links`, a new file
+of known recipients): then each attached reference's link is read back from the table, with the
+current evidence of the pair that attached it. Rows and state are written in one transaction.
 """
 
+import json
 import time
 from collections import defaultdict, deque
 
@@ -27,7 +31,12 @@ import duckdb
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
-from assets.common.fingerprint import input_fingerprint, skip_unchanged
+from assets.common.fingerprint import (
+    input_fingerprint,
+    record_in_transaction,
+    skip_unchanged,
+    stored_entry,
+)
 from assets.common.tables import (
     Column,
     TableSpec,
@@ -38,6 +47,7 @@ from assets.common.tables import (
     scalar_int,
 )
 from assets.intermediate.int_org_matches import (
+    ACCEPTED_PAIRS_SQL,
     INT_ORG_MATCHES,
     INT_ORG_MENTIONS,
     BuildResult,
@@ -82,6 +92,8 @@ INT_ORG_IDENTITY = TableSpec(
 
 # its state in quality.build_fingerprints (see DECISIONS_KEY in int_org_matches)
 REFS_KEY = f"{INT_ORG_IDENTITY.qualified}#refs"
+# the shape of the clusters the table's links were computed from (see _links_shape)
+LINKS_KEY = f"{INT_ORG_IDENTITY.qualified}#links"
 
 
 def canonical_org_id_sql(ref: str) -> str:
@@ -141,6 +153,38 @@ def cluster_links(
                     (other, canonical, method, f"{method} with {node}: {evidence}", node, score)
                 )
     return out
+
+
+def _links_shape(con: duckdb.DuckDBPyConnection) -> str:
+    """Fingerprint of what the links rest on besides the pairs' evidence: the code and the
+    accepted pairs between references mentioned (_ft_digests). A new file of known recipients
+    re-renders the evidence of their pairs but leaves this as it was."""
+    row = con.execute(
+        f"SELECT count(*), sum(hash(ref_a, ref_b, method, score, step)) FROM ({ACCEPTED_PAIRS_SQL}) "
+        "WHERE ref_a IN (SELECT org_ref FROM _ft_digests) "
+        "AND ref_b IN (SELECT org_ref FROM _ft_digests)"
+    ).fetchall()
+    return input_fingerprint(con, [LINKS_KEY], [], json.dumps(row, default=str))
+
+
+# cluster_links read back from a table built with the same shape: each attached reference
+# keeps its canonical id and the member it was attached to; the pair that attached it (the
+# earliest accepted pair between the two, as in the breadth-first walk) gives method, score
+# and today's evidence
+_LINKS_FROM_TABLE = f"""
+WITH pairs AS (
+  SELECT ref_a AS ref, ref_b AS other, method, score, evidence, step FROM ({ACCEPTED_PAIRS_SQL})
+  UNION ALL
+  SELECT ref_b, ref_a, method, score, evidence, step FROM ({ACCEPTED_PAIRS_SQL})
+)
+SELECT i.org_ref, i.org_id, p.method AS via_method,
+  p.method || ' with ' || i.matched_to || ': ' || p.evidence AS via_evidence,
+  i.matched_to, p.score AS match_score
+FROM {INT_ORG_IDENTITY.qualified} i
+JOIN pairs p ON p.ref = i.org_ref AND p.other = i.matched_to
+WHERE i.matched_to IS NOT NULL
+QUALIFY row_number() OVER (PARTITION BY i.org_ref ORDER BY p.step) = 1
+"""
 
 
 def _links_table(con: duckdb.DuckDBPyConnection) -> pa.Table:
@@ -262,11 +306,19 @@ def build_int_org_identity(con: duckdb.DuckDBPyConnection) -> BuildResult:
     ref_digests(con, decisions=False)
     timings["digests_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    links = _links_table(con)
-    timings["links_s"] = time.perf_counter() - t
+    why = stored_state(con, INT_ORG_IDENTITY, REFS_KEY, context)
+    shape = _links_shape(con)
+    entry = stored_entry(con, LINKS_KEY)
+    if why is None and entry is not None and entry[0] == shape:
+        # the clusters are as the table holds them: no union-find in Python
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _ft_links AS {_LINKS_FROM_TABLE}")
+        timings["links_from_table_s"] = time.perf_counter() - t
+    else:
+        with registered_table(con, "_ft_new_links", _links_table(con)):
+            con.execute("CREATE OR REPLACE TEMP TABLE _ft_links AS SELECT * FROM _ft_new_links")
+        timings["links_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    with registered_table(con, "_ft_links", links):
-        why = stored_state(con, INT_ORG_IDENTITY, REFS_KEY, context)
+    try:
         if why is None:
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE _ft_changed AS "
@@ -297,10 +349,13 @@ def build_int_org_identity(con: duckdb.DuckDBPyConnection) -> BuildResult:
                 path = f"every reference redone: {why}"
             refs = "SELECT org_ref FROM _ft_changed" if why is None else None
             n = save_state(con, INT_ORG_IDENTITY, REFS_KEY, context, refs)
+            record_in_transaction(con, LINKS_KEY, shape, None)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+    finally:
+        con.execute("DROP TABLE IF EXISTS _ft_links")
     timings["rows_s"] = time.perf_counter() - t
     return BuildResult(n, path, timings)
 

@@ -1287,9 +1287,13 @@ def int_org_matches(
         )
 
 
+# the pairs that join two references into one cluster
+ACCEPTED_PAIRS_SQL = (
+    f"SELECT ref_a, ref_b, method, score, evidence, step FROM {INT_ORG_MATCHES.qualified} "
+    "WHERE accepted AND method NOT IN ('override_different', 'override_invalid')"
+)
+
+
 def iter_match_rows(con: duckdb.DuckDBPyConnection) -> Iterator[tuple]:
     """The accepted pairs in decision order (for the identity closure)."""
-    yield from con.execute(
-        f"SELECT ref_a, ref_b, method, score, evidence, step FROM {INT_ORG_MATCHES.qualified} "
-        "WHERE accepted AND method NOT IN ('override_different', 'override_invalid') ORDER BY step"
-    ).fetchall()
+    yield from con.execute(f"{ACCEPTED_PAIRS_SQL} ORDER BY step").fetchall()
