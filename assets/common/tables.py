@@ -118,6 +118,80 @@ def rebuild_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, select_sql: s
     return row_count(con, spec)
 
 
+# above this share of changed keys refresh_table rewrites the whole table (cheaper)
+REFRESH_MAX_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """What refresh_table did: the table's rows, the keys rewritten, and whether it was all."""
+
+    rows: int
+    keys_rewritten: int
+    keys: int
+    full: bool
+
+    def summary(self) -> str:
+        if self.full:
+            return f"all {self.rows:,} rows written"
+        return f"{self.keys_rewritten:,} of {self.keys:,} keys rewritten, the others kept"
+
+
+def refresh_table(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, select_sql: str, key: str
+) -> Refresh:
+    """Make `spec`'s table hold exactly the rows of `select_sql`, writing only the rows of
+    the keys (`key`, a column) whose rows differ.
+
+    Per key, the count and the sum of the row hashes of the table and of `select_sql` are
+    compared (no stored state: the table is its own); the rows of a key that differs, appeared
+    or disappeared are deleted and inserted again. Writing a wide table costs far more than
+    computing it, so a small change (a new file) saves most of a rebuild. Without the table,
+    with other columns, when more than REFRESH_MAX_SHARE of the keys differ or a NULL key
+    does (NULL matches no key), the table is rebuilt. Rewritten keys' rows sit at the end of the table, not in `order_by` order.
+    """
+    if table_columns(con, spec.qualified) != spec.column_names:
+        n = rebuild_table(con, spec, select_sql)
+        return Refresh(n, n, n, True)
+    cols = spec.select_list()
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _refresh_new AS SELECT {key} AS k, count(*) AS n, "
+        f"sum(hash({cols})) AS h FROM ({select_sql}) GROUP BY ALL"
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _refresh_keys AS
+        SELECT k FROM _refresh_new a FULL JOIN (
+          SELECT {key} AS k, count(*) AS n, sum(hash({cols})) AS h
+          FROM {spec.qualified} GROUP BY ALL) b USING (k)
+        WHERE a.n IS DISTINCT FROM b.n OR a.h IS DISTINCT FROM b.h"""
+    )
+    keys = scalar_int(con, "SELECT count(*) FROM _refresh_new")
+    changed = scalar_int(con, "SELECT count(*) FROM _refresh_keys")
+    try:
+        null_key = scalar_int(con, "SELECT count(*) FROM _refresh_keys WHERE k IS NULL")
+        if null_key or changed > REFRESH_MAX_SHARE * max(keys, 1):
+            n = rebuild_table(con, spec, select_sql)
+            return Refresh(n, keys, keys, True)
+        if changed:
+            order = f" ORDER BY {', '.join(spec.order_by)}" if spec.order_by else ""
+            con.execute("BEGIN")
+            try:
+                con.execute(
+                    f"DELETE FROM {spec.qualified} WHERE {key} IN (SELECT k FROM _refresh_keys)"
+                )
+                con.execute(
+                    f"INSERT INTO {spec.qualified} ({cols}) SELECT {cols} FROM ({select_sql}) AS q "
+                    f"WHERE q.{key} IN (SELECT k FROM _refresh_keys){order}"
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return Refresh(row_count(con, spec), changed, keys, False)
+    finally:
+        con.execute("DROP TABLE IF EXISTS _refresh_new; DROP TABLE IF EXISTS _refresh_keys")
+
+
 def scalar_int(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object] = ()) -> int:
     """First value of a one-row query as an int (0 for no row or NULL).
 

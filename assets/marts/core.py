@@ -9,7 +9,14 @@ from dagster_duckdb import DuckDBResource
 
 from assets.common.fingerprint import skip_unchanged
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE
-from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
+from assets.common.tables import (
+    Column,
+    Refresh,
+    TableSpec,
+    materialize_result,
+    rebuild_table,
+    refresh_table,
+)
 from assets.intermediate.int_money_flows import INT_MONEY_FLOWS
 from assets.intermediate.int_org_identity import INT_ORG_IDENTITY
 
@@ -166,8 +173,9 @@ FROM ident i LEFT JOIN outs o USING (org_id) LEFT JOIN ins n USING (org_id)
 """
 
 
-def build_money_flows(con: duckdb.DuckDBPyConnection) -> int:
-    return rebuild_table(con, MONEY_FLOWS, _FLOWS_SELECT)
+def build_money_flows(con: duckdb.DuckDBPyConnection) -> Refresh:
+    """Only the flows whose row changed are written (a new file adds a few of 1.2M)."""
+    return refresh_table(con, MONEY_FLOWS, _FLOWS_SELECT, "flow_id")
 
 
 def build_funding_streams(con: duckdb.DuckDBPyConnection) -> int:
@@ -189,10 +197,13 @@ _PREVIEW_ROWS = 10
     deps=[INT_MONEY_FLOWS.asset_key, INT_ORG_IDENTITY.asset_key],
 )
 @skip_unchanged
-def money_flows(duckdb: DuckDBResource) -> dg.MaterializeResult:
+def money_flows(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        build_money_flows(con)
-        return materialize_result(con, MONEY_FLOWS, preview_rows=_PREVIEW_ROWS)
+        built = build_money_flows(con)
+        context.log.info(f"{MONEY_FLOWS.qualified}: {built.summary()}")
+        return materialize_result(
+            con, MONEY_FLOWS, {"build": built.summary()}, preview_rows=_PREVIEW_ROWS
+        )
 
 
 @dg.asset(

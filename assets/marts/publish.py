@@ -6,10 +6,11 @@ step, so a reader sees the complete old file (its open handle keeps the old inod
 the complete new one, never a half-written table. This asset runs only when every mart and
 every blocking check upstream succeeded, so a failed run leaves the previous marts in place.
 
-The copy keeps the row order of the build tables without sorting again: every mart is written
-by `rebuild_table` in its `order_by` order, and DuckDB keeps insertion order for a plain scan
-(`preserve_insertion_order`, on by default). All tables are copied in one transaction, so
-their data is written to the new file once, at the commit.
+Each table is copied in its `order_by` order: a mart maintained key by key
+(`refresh_table`: `marts.money_flows`) holds its rewritten rows at the end, and the published
+file and exports must not depend on which rows the last run rewrote (sorting 1.2M flows costs
+~0.2 s). All tables are copied in one transaction, so their data is written to the new file
+once, at the commit.
 
 The same step writes each mart as Parquet (and CSV when it is small) into an `export` folder
 next to the marts file, for BI tools and spreadsheets. The folder is written under a temporary
@@ -198,10 +199,10 @@ def publish_marts(
             try:
                 con.execute(f"CREATE SCHEMA {_ALIAS}.marts")
                 for spec in specs:
-                    # no ORDER BY: the build table is already in order (module doc)
+                    order = f" ORDER BY {', '.join(spec.order_by)}" if spec.order_by else ""
                     created = con.execute(
                         f"CREATE TABLE {_ALIAS}.{spec.qualified} AS "
-                        f"SELECT {spec.select_list()} FROM {spec.qualified}"
+                        f"SELECT {spec.select_list()} FROM {spec.qualified}{order}"
                     ).fetchall()
                     counts[spec.name] = int(created[0][0])
                     for stmt in spec.comment_statements(catalog=_ALIAS):

@@ -8,7 +8,7 @@ from assets.common.fingerprint import skip_unchanged
 from assets.common.levels import funder_levels_sql
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE, to_eur_sql
 from assets.common.sql import install_macros
-from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
+from assets.common.tables import Column, TableSpec, materialize_result, refresh_table
 from assets.raw.ingest import PROVENANCE_COLUMNS
 from assets.raw.reference import ECB_RATES, FUNDERS, ORGID_PREFIXES
 from assets.raw.threesixty_giving import RAW_GRANTS, SOURCE_SYSTEM
@@ -225,9 +225,10 @@ def build_stg_360giving_grants(
              || CAST(fx_on AS VARCHAR) || ')'
            FROM ({ranked}) WHERE _rank = 1 AND fx_note IS NOT NULL""",
     )
-    staged = rebuild_table(
-        con, STG_GRANTS, f"SELECT * FROM ({ranked}) WHERE _rank = 1 AND fx_note IS NULL"
-    )
+    # a new file writes the grants it adds or changes, not all of them
+    staged = refresh_table(
+        con, STG_GRANTS, f"SELECT * FROM ({ranked}) WHERE _rank = 1 AND fx_note IS NULL", "grant_id"
+    ).rows
     con.execute("DROP TABLE _stg_360_ranked")
     return staged, quarantined, refresh
 

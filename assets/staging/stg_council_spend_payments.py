@@ -27,7 +27,7 @@ from assets.common.fingerprint import skip_unchanged
 from assets.common.levels import funder_levels_sql
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE, to_eur_sql
 from assets.common.sql import install_macros
-from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
+from assets.common.tables import Column, TableSpec, materialize_result, refresh_table
 from assets.raw.council_spend import (
     BODY_KEY_SQL,
     COUNCILS_FILE,
@@ -311,12 +311,14 @@ def build_stg_council_spend_payments(
            FROM {PAYMENT_ROWS}
            WHERE _reason IS NULL AND (fx_note IS NOT NULL OR amount_eur IS NULL)""",
     )
-    staged = rebuild_table(
+    # a new file writes its own rows only (the table's grain is per file)
+    staged = refresh_table(
         con,
         STG_PAYMENTS,
         f"SELECT * FROM {PAYMENT_ROWS} "
         "WHERE _reason IS NULL AND fx_note IS NULL AND amount_eur IS NOT NULL",
-    )
+        "source_file",
+    ).rows
     return staged, quarantined, refresh
 
 
