@@ -220,6 +220,21 @@ def test_the_fallback_changes_decisions_a_replay_would_have_kept() -> None:
     assert ("360G-HBT-ORG-9", "GB-COH-09990002") in accepted
 
 
+def test_decisions_taken_again_render_only_the_rows_of_references_that_changed() -> None:
+    con = _con()
+    _build(con)
+    # a new reference takes an exact name (every decision is taken again), and a known one
+    # gets more records (its rows show other evidence, on the same basis)
+    _mention(con, "360G-HBT-ORG-9", "Quayside Digital", file="360giving/b.csv")
+    _mention(con, "XI-PIC-900001", "Harbour Arts Trust", ids=["VAT:GB123"], records=5)
+    matched = build_int_org_matches(con)
+    assert matched.path.startswith(RETAKEN)
+    total = con.execute(f"SELECT count(*) FROM {INT_ORG_MATCHES.qualified}").fetchall()[0][0]
+    assert 0 < matched.timings["rows_rendered"] < total
+    build_int_org_identity(con)
+    assert _tables(con) == _from_scratch(con)
+
+
 def test_new_overrides_thresholds_or_a_changed_table_take_every_decision_again(
     tmp_path: Path,
 ) -> None:

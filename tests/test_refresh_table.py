@@ -1,5 +1,7 @@
 """refresh_table writes only the keys whose rows changed, and always ends equal to its SELECT."""
 
+from collections.abc import Sequence
+
 import duckdb
 
 from assets.common.tables import (
@@ -22,7 +24,7 @@ SPEC = TableSpec(
 SOURCE = "SELECT k, v FROM src"
 
 
-def _con(rows: list[tuple[str | None, int]]) -> duckdb.DuckDBPyConnection:
+def _con(rows: Sequence[tuple[str | None, int]]) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     ensure_schemas(con)
     con.execute("CREATE TABLE src (k VARCHAR, v INTEGER)")

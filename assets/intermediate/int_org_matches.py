@@ -845,12 +845,29 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+# what a row rests on (MatchRow's fields up to `note`) -> what it shows
+Basis = tuple[str, str, str, float | None, bool, str | None, str | None, str | None, str]
+Shown = tuple[str, str | None, str | None, list[str]]
+
+
+def _basis(row: MatchRow) -> Basis:
+    return (
+        row.ref_a, row.ref_b, row.method, row.score, row.accepted, row.rejection_reason,
+        row.key_a, row.key_b, row.note,
+    )  # fmt: skip
+
+
 def match_organisations(
     con: duckdb.DuckDBPyConnection,
     overrides: list[Override],
     config: MatchConfig = MATCH_CONFIG,
+    shown: dict[Basis, Shown] | None = None,
 ) -> tuple[list[MatchRow], dict[str, float]]:
-    """Decide every candidate pair over intermediate.int_org_mentions (see the module doc)."""
+    """Decide every candidate pair over intermediate.int_org_mentions (see the module doc).
+
+    `shown`: names, evidence and systems of decisions taken before whose references' mentions
+    are unchanged (`_stored_shown`); a decision taken again on the same basis shows the same
+    and is not rendered again."""
     with _gc_paused():
         install_macros(con)
         timings: dict[str, float] = {}
@@ -872,9 +889,17 @@ def match_organisations(
         timings["fuzzy_pairs_scored"] = m.match_fuzzy_names(keys)
         timings["fuzzy_name_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        shown = {r for row in m.rows for r in (row.ref_a, row.ref_b) if r in m.refs}
-        render_rows(con, m.rows, {r: m.refs[r].name for r in shown})
+        todo = []
+        for row in m.rows:
+            known = shown.get(_basis(row)) if shown else None
+            if known is None:
+                todo.append(row)
+            else:
+                row.evidence, row.name_a, row.name_b, row.source_systems = known
+        refs = {r for row in todo for r in (row.ref_a, row.ref_b) if r in m.refs}
+        render_rows(con, todo, {r: m.refs[r].name for r in refs})
         timings["evidence_s"] = time.perf_counter() - t
+        timings["rows_rendered"] = len(todo)
         return m.rows, timings
 
 
@@ -1105,6 +1130,9 @@ def changed_refs(spec: TableSpec, column: str) -> str:
     return f"SELECT key AS org_ref FROM ({changed})"
 
 
+_READS_CHANGED = "what matching reads changed for"
+
+
 def _why_rematch(con: duckdb.DuckDBPyConnection, context: str) -> str | None:
     """Why the decisions must be taken again; None when the stored ones provably stand.
 
@@ -1119,7 +1147,7 @@ def _why_rematch(con: duckdb.DuckDBPyConnection, context: str) -> str | None:
     if basis != scalar_int(con, f"SELECT count(*) FROM {INT_ORG_MATCHES.qualified}"):
         return "the table changed since it was built"
     n = scalar_int(con, f"SELECT count(*) FROM ({changed_refs(INT_ORG_MATCHES, 'decision')})")
-    return f"what matching reads changed for {n} reference(s)" if n else None
+    return f"{_READS_CHANGED} {n} reference(s)" if n else None
 
 
 def _rerender(con: duckdb.DuckDBPyConnection) -> tuple[list[MatchRow], list[int]]:
@@ -1151,6 +1179,21 @@ def _rerender(con: duckdb.DuckDBPyConnection) -> tuple[list[MatchRow], list[int]
             )
     render_rows(con, rows, names)
     return rows, [r[0] for r in found]
+
+
+def _stored_shown(con: duckdb.DuckDBPyConnection) -> dict[Basis, Shown]:
+    """What the stored rows show, for those whose two references' mentions are unchanged
+    (_ft_digests against the stored hashes): only the mentions change what a row shows."""
+    changed = changed_refs(INT_ORG_MATCHES, "mentions")
+    found = con.execute(
+        f"""
+        SELECT ref_a, ref_b, method, score, accepted, rejection_reason, key_a, key_b, note,
+               evidence, name_a, name_b, source_systems
+        FROM {INT_ORG_MATCHES.qualified} JOIN {MATCH_BASIS} USING (step)
+        WHERE ref_a NOT IN ({changed}) AND ref_b NOT IN ({changed})
+        """
+    ).fetchall()
+    return {tuple(r[:9]): (r[9], r[10], r[11], r[12]) for r in found}
 
 
 def build_int_org_matches(
@@ -1187,7 +1230,10 @@ def build_int_org_matches(
             f"{len(rows)} row(s) of {changed} reference(s) whose mentions changed"
         )
     else:
-        rows, more = match_organisations(con, overrides, config)
+        # the table and its basis as last built, by this code: decisions taken again on the
+        # same basis show what they showed, unless their references' mentions changed
+        shown = _stored_shown(con) if why.startswith(_READS_CHANGED) else None
+        rows, more = match_organisations(con, overrides, config, shown)
         timings.update(more)
         steps = list(range(1, len(rows) + 1))
         path = f"all decisions taken again: {why}"
