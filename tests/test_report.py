@@ -258,3 +258,26 @@ def test_empty_marts_render_a_report(tmp_path: Path) -> None:
     assert sizes["rows/money_flows"] == 0
     text = " ".join(_parse(out.read_text(encoding="utf-8")).text)
     assert "No money flows with an EUR value." in text and "No red flags." in text
+
+
+def test_a_sankey_node_is_named_by_most_of_its_flows_not_by_row_order(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "names.duckdb"))
+    con.execute("CREATE SCHEMA marts")
+    con.execute(MONEY_FLOWS.ddl())
+    # the spelling on one flow comes first in the table; the one on two flows wins
+    for i, name in enumerate(["ALPHA TRUST", "Alpha Trust", "Alpha Trust"]):
+        _insert(
+            con,
+            MONEY_FLOWS,
+            flow_id=f"n:{i}",
+            flow_type="grant",
+            from_org_id="GB-LAE-N",
+            from_name="Name Council",
+            to_org_id="GB-CHC-1",
+            to_name=name,
+            stream_id="FS-N",
+            funding_level="local",
+            amount_eur=100,
+        )
+    data = report._sankey_data(con, max_orgs=5)
+    assert data["names"] == {"GB-CHC-1": "Alpha Trust", "GB-LAE-N": "Name Council"}

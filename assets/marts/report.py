@@ -141,18 +141,33 @@ ORDER BY 1, 2
 """
 
 
+# the name a Sankey node shows: as a recipient if it receives (individuals have none), else
+# as a funder; the name on most of its flows (ties alphabetical), not one that follows row order
+_NODE_NAMES_SQL = """
+SELECT org_id, CASE WHEN pref = 1 THEN coalesce(name, 'individual recipient') ELSE name END AS name
+FROM (
+  SELECT to_org_id AS org_id, to_name AS name, count(*) AS n, 1 AS pref
+  FROM marts.money_flows WHERE to_org_id IN (SELECT unnest($ids)) GROUP BY 1, 2
+  UNION ALL
+  SELECT from_org_id, from_name, count(*), 2
+  FROM marts.money_flows WHERE from_org_id IN (SELECT unnest($ids)) GROUP BY 1, 2)
+QUALIFY row_number() OVER (PARTITION BY org_id ORDER BY pref, name IS NULL, n DESC, name) = 1
+"""
+
+
 def _sankey_data(con: duckdb.DuckDBPyConnection, max_orgs: int) -> dict[str, Any]:
     links = _rows(con, SANKEY_SQL, {"max_orgs": max_orgs})
+    # names of the organisations shown only (~max_orgs), not of all 150k
+    shown = sorted(
+        {
+            node
+            for link in links
+            for node in (link["source"], link["target"])
+            if not node.startswith(("level:", "~"))
+        }
+    )
     names = {
-        r["org_id"]: r["name"]
-        for r in _rows(
-            con,
-            "SELECT from_org_id AS org_id, any_value(from_name) AS name FROM marts.money_flows "
-            "GROUP BY 1 UNION ALL "
-            "SELECT to_org_id, coalesce(any_value(to_name), 'individual recipient') "
-            "FROM marts.money_flows GROUP BY 1",
-        )
-        if r["name"]
+        r["org_id"]: r["name"] for r in _rows(con, _NODE_NAMES_SQL, {"ids": shown}) if r["name"]
     }
     totals = con.execute(
         "SELECT count(*), count(amount_eur), coalesce(sum(amount_eur), 0) FROM marts.money_flows"
