@@ -183,7 +183,7 @@ money AS (
 ),
 totals AS (SELECT project_id, sum(eur) AS total FROM money GROUP BY 1),
 funders AS (
-  SELECT p.project_id, p.title, p.partnership_id, m.from_org_id, any_value(m.from_name),
+  SELECT p.project_id, p.title, p.partnership_id, m.from_org_id, first(m.from_name ORDER BY m.n DESC, m.from_name),
     'organisation', 'funder',
     CAST(100 * sum(m.eur) / nullif(any_value(t.total), 0) AS {SHARE_TYPE}),
     CAST(100 * sum(m.eur) / nullif(any_value(t.total), 0) AS {SHARE_TYPE}),

@@ -132,7 +132,7 @@ SELECT 'level:' || coalesce(level, 'unknown') AS source, node AS target,
        sum(eur_out - eur_in) AS eur, NULL::BIGINT AS flows, coalesce(level, 'unknown') AS level
 FROM node WHERE eur_out > eur_in GROUP BY ALL
 UNION ALL
-SELECT s.node, t.node, sum(p.eur), sum(p.n), coalesce(any_value(s.level), 'unknown')
+SELECT s.node, t.node, sum(p.eur), sum(p.n), coalesce(min(s.level), 'unknown')
 FROM pairs p JOIN node s ON s.org = p.src JOIN node t ON t.org = p.dst
 WHERE s.node <> t.node
 GROUP BY s.node, t.node
