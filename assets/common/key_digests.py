@@ -52,12 +52,22 @@ def changed_keys_sql(current_sql: str, state: str) -> str:
 def store_digests(
     con: duckdb.DuckDBPyConnection, state: str, current_sql: str, keys_sql: str | None = None
 ) -> None:
-    """Replace the stored digests of `state` with those of `current_sql` (columns key, digest):
-    all of them, or (`keys_sql`, SQL of keys) only those keys. Runs in the caller's
-    transaction."""
-    which = f"key IN ({keys_sql})" if keys_sql else "true"
-    con.execute(f"DELETE FROM {DIGESTS} WHERE state = ? AND {which}", [state])
+    """Make the stored digests of `state` those of `current_sql` (columns key, digest): all
+    of them, or (`keys_sql`, SQL of keys) only those keys. Only the keys whose digest differs
+    are written (a full rebuild usually changes few). Runs in the caller's transaction."""
+    which = f" WHERE key IN ({keys_sql})" if keys_sql else ""
     con.execute(
-        f"INSERT INTO {DIGESTS} SELECT ?, key, digest FROM ({current_sql}) WHERE {which}",
+        "CREATE OR REPLACE TEMP TABLE _digest_keys AS "
+        f"{changed_keys_sql(f'SELECT key, digest FROM ({current_sql}){which}', state)}"
+        + (f" AND key IN ({keys_sql})" if keys_sql else "")
+    )
+    con.execute(
+        f"DELETE FROM {DIGESTS} WHERE state = ? AND key IN (SELECT key FROM _digest_keys)",
         [state],
     )
+    con.execute(
+        f"INSERT INTO {DIGESTS} SELECT ?, key, digest FROM ({current_sql}) "
+        "WHERE key IN (SELECT key FROM _digest_keys)",
+        [state],
+    )
+    con.execute("DROP TABLE _digest_keys")
