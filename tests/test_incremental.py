@@ -11,6 +11,13 @@ from dagster_duckdb import DuckDBResource
 
 from assets.common import fingerprint
 from assets.common.fingerprint import SKIPPED, skip_unchanged
+from assets.common.tables import (
+    OUTPUT_UNCHANGED,
+    Column,
+    TableSpec,
+    materialize_result,
+    refresh_table,
+)
 from pipelines.resources import DEFAULT_DUCKDB_MEMORY_LIMIT, duckdb_config_from_env
 
 
@@ -423,3 +430,87 @@ def test_councils_mapping_is_reread_only_when_councils_csv_changes(
     fewer = run()
     assert SKIPPED not in fewer and fewer["mappings"] == first["mappings"] - 1  # type: ignore[operator]
     assert fingerprint._data_changed is False
+
+
+# ------------------------------------------------------------------ early cut-off (versions)
+
+NAMES = TableSpec(
+    schema="staging",
+    name="n",
+    grain="one name",
+    description="Distinct names of raw.t.",
+    columns=(Column("name", "VARCHAR", "A name."),),
+    order_by=("name",),
+)
+
+
+@dg.asset(key=NAMES.asset_key, deps=[dg.AssetKey(["raw", "t"])])
+@skip_unchanged
+def names_only(duckdb: DuckDBResource) -> dg.MaterializeResult:
+    BUILDS.append("staging.n")
+    with duckdb.get_connection() as con:
+        built = refresh_table(con, NAMES, "SELECT DISTINCT name FROM raw.t", "name")
+        return materialize_result(con, NAMES, built.metadata())
+
+
+@dg.asset(key=["marts", "name_count"], deps=[NAMES.asset_key])
+@skip_unchanged
+def name_count(duckdb: DuckDBResource) -> dg.MaterializeResult:
+    BUILDS.append("marts.name_count")
+    with duckdb.get_connection() as con:
+        con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+        con.execute(
+            "CREATE OR REPLACE TABLE marts.name_count AS SELECT count(*) AS n FROM staging.n"
+        )
+    return dg.MaterializeResult()
+
+
+def _materialize_names(db: Path) -> dict[str, dict[str, object]]:
+    result = dg.materialize(
+        [names_only, name_count], resources={"duckdb": DuckDBResource(database=str(db))}
+    )
+    assert result.success
+    return {
+        e.asset_key.to_user_string(): {k: v.value for k, v in e.metadata.items()}
+        for e in (
+            m.step_materialization_data.materialization
+            for m in result.get_asset_materialization_events()
+        )
+    }
+
+
+def test_a_rebuild_that_keeps_its_rows_does_not_rebuild_what_reads_it(tmp_path: Path) -> None:
+    db = tmp_path / "build.duckdb"
+    with duckdb.connect(str(db)) as con:
+        _raw_rows(con, [("a", 1), ("b", 2)])
+    BUILDS.clear()
+    _materialize_names(db)
+    assert BUILDS == ["staging.n", "marts.name_count"]
+
+    # a column the names do not read changed: staging.n is rebuilt, writes nothing, and
+    # keeps its version, so the mart (and any check of staging.n) is not rebuilt
+    with duckdb.connect(str(db)) as con:
+        _raw_rows(con, [("a", 5), ("b", 2)])
+    BUILDS.clear()
+    meta = _materialize_names(db)
+    assert BUILDS == ["staging.n"]
+    assert meta["staging/n"][OUTPUT_UNCHANGED] is True
+    assert SKIPPED in meta["marts/name_count"]
+
+    # a new name: both rebuilt, and the mart counts it
+    with duckdb.connect(str(db)) as con:
+        _raw_rows(con, [("a", 5), ("b", 2), ("c", 1)])
+    BUILDS.clear()
+    meta = _materialize_names(db)
+    assert BUILDS == ["staging.n", "marts.name_count"]
+    assert meta["staging/n"][OUTPUT_UNCHANGED] is False
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT n FROM marts.name_count").fetchall() == [(3,)]
+
+    # a table changed behind the pipeline keeps no version: what reads it is rebuilt
+    with duckdb.connect(str(db)) as con:
+        con.execute("INSERT INTO staging.n VALUES ('z')")
+        _raw_rows(con, [("a", 6), ("b", 2), ("c", 1)])
+    BUILDS.clear()
+    _materialize_names(db)
+    assert BUILDS == ["staging.n", "marts.name_count"]

@@ -16,6 +16,14 @@ decorated yet) is fingerprinted by content: per source file (`source_file`, `fil
 equal fingerprints mean equal inputs, so a skipped table is what a rebuild would write (builds
 are deterministic: same input, same rows).
 
+A rebuild that writes exactly the rows the table held (an asset says so with the metadata
+flag `OUTPUT_UNCHANGED`, e.g. when `refresh_table` rewrote no key) does not change what its
+dependents read: the table keeps its *version*, an entry `<table>#version` holding the
+fingerprint of the build that last changed its rows, and dependents (and checks) fingerprint
+the version instead of the build. The version is kept only when the table was as last built
+when the rebuild started (entry present, row count equal); otherwise it is the new build's
+fingerprint.
+
 The code version is the whole `assets` package: SQL is shared across modules (macros, AWARDS_SQL
 of each source), so any code change rebuilds everything below raw once, deliberately.
 """
@@ -34,10 +42,18 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from assets.common.tables import Column, TableSpec, create_table, scalar_int, table_columns
+from assets.common.tables import (
+    OUTPUT_UNCHANGED,
+    Column,
+    TableSpec,
+    create_table,
+    scalar_int,
+    table_columns,
+)
 
 ASSETS_DIR = Path(__file__).resolve().parents[1]
 SKIPPED = "fundtrace/skipped"
+VERSION_SUFFIX = "#version"
 _PROVENANCE = {"source_file", "file_sha256", "loaded_at"}
 # Run once, in this process, when an asset below raw first rebuilds: work only a changing
 # run needs can start early (pipelines/quality.py imports Great Expectations ahead, ~2 s).
@@ -167,11 +183,15 @@ def input_fingerprint(
 ) -> str:
     """Fingerprint of what `own_keys` would be built from (see module doc)."""
     inputs = sorted(set(inputs))
-    stored = _stored(con, inputs)
+    stored = _stored(con, [*inputs, *(name + VERSION_SUFFIX for name in inputs)])
     parts: dict[str, Any] = {"code": code_version(), "assets": sorted(own_keys), "extra": extra}
     for name in inputs:
         hit = stored.get(name)
         exists = table_columns(con, name.partition(" WHERE ")[0]) is not None
+        # the version of a table whose last build kept its rows (only with a current entry)
+        version = stored.get(name + VERSION_SUFFIX)
+        if hit and version:
+            hit = version
         parts[name] = hit[0] if hit and exists else content_fingerprint(con, name)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -209,6 +229,20 @@ def unchanged_payload(con: duckdb.DuckDBPyConnection, key: str, fingerprint: str
     if hit is not None:
         forget(con, [key])
     return None
+
+
+def current_versions(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> dict[str, str]:
+    """{table: version} for the tables of `names` that are as last built (entry present, row
+    count equal): the version a rebuild that keeps the rows keeps (see module doc)."""
+    stored = _stored(con, [*names, *(name + VERSION_SUFFIX for name in names)])
+    out = {}
+    for name in names:
+        hit = stored.get(name)
+        if hit is None or hit[1] is None or _row_count(con, name) != hit[1]:
+            continue
+        version = stored.get(name + VERSION_SUFFIX)
+        out[name] = version[0] if version else hit[0]
+    return out
 
 
 def forget(con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> None:
@@ -350,19 +384,23 @@ def skip_unchanged(
         with resource.get_connection() as con:
             fingerprint = input_fingerprint(con, names, inputs, extra_value)
             found = unchanged(con, names, fingerprint)
+            versions: dict[str, str] = {}
             if found is None and any(k.path[0] != "raw" for k in keys):
                 data_changed()  # below raw only: a raw asset (councils.csv) rebuilds early
+                versions = current_versions(con, names)
                 forget(con, names)
         if found is not None:
             context.log.info(f"{', '.join(names)}: inputs unchanged, not rebuilt")
-            return keys, names, fingerprint, resource, _skipped_results(found, keys, fingerprint)
-        return keys, names, fingerprint, resource, None
+            skipped = _skipped_results(found, keys, fingerprint)
+            return keys, names, fingerprint, resource, skipped, versions
+        return keys, names, fingerprint, resource, None, versions
 
     def record(
         resource: DuckDBResource,
         keys: Sequence[dg.AssetKey],
         fingerprint: str,
         results: Sequence[Any],
+        versions: Mapping[str, str],
     ) -> list[Any]:
         by_key = {}
         out = []
@@ -384,12 +422,16 @@ def skip_unchanged(
                 result = by_key.get(key)
                 metadata = dict(result.metadata or {}) if result else {}
                 metadata.pop("dagster/row_count", None)
+                name = table_name(key)
+                kept = metadata.get(OUTPUT_UNCHANGED) is True and name in versions
                 remember(
                     con,
-                    table_name(key),
-                    fingerprint,
-                    _row_count(con, table_name(key)),
-                    dg.serialize_value(metadata),
+                    name + VERSION_SUFFIX,
+                    versions[name] if kept else fingerprint,
+                    None,
+                )
+                remember(
+                    con, name, fingerprint, _row_count(con, name), dg.serialize_value(metadata)
                 )
         return out
 
@@ -397,21 +439,21 @@ def skip_unchanged(
 
         @functools.wraps(func)
         def gen_wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
-            keys, _, fingerprint, resource, skipped = plan(args, kwargs)
+            keys, _, fingerprint, resource, skipped, versions = plan(args, kwargs)
             if skipped is not None:
                 yield from skipped
                 return
             results = list(func(*args, **kwargs))
-            yield from record(resource, keys, fingerprint, results)
+            yield from record(resource, keys, fingerprint, results, versions)
 
         return gen_wrapper
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        keys, _, fingerprint, resource, skipped = plan(args, kwargs)
+        keys, _, fingerprint, resource, skipped, versions = plan(args, kwargs)
         if skipped is not None:
             return skipped[0] if len(skipped) == 1 else tuple(skipped)
         result = func(*args, **kwargs)
-        return record(resource, keys, fingerprint, [result])[0]
+        return record(resource, keys, fingerprint, [result], versions)[0]
 
     return wrapper

@@ -120,6 +120,9 @@ def rebuild_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, select_sql: s
 
 # above this share of changed keys refresh_table rewrites the whole table (cheaper)
 REFRESH_MAX_SHARE = 0.5
+# metadata flag of a build that wrote exactly the rows its table held: dependents need not
+# rebuild (assets/common/fingerprint.py, "version")
+OUTPUT_UNCHANGED = "fundtrace/output_unchanged"
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,13 @@ class Refresh:
         if self.full:
             return f"all {self.rows:,} rows written"
         return f"{self.keys_rewritten:,} of {self.keys:,} keys rewritten, the others kept"
+
+    def metadata(self) -> dict[str, object]:
+        """For materialize_result: what was written, and whether the rows are as they were."""
+        return {
+            "build": self.summary(),
+            OUTPUT_UNCHANGED: not self.full and not self.keys_rewritten,
+        }
 
 
 def refresh_table(

@@ -20,7 +20,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.common.fingerprint import skip_unchanged
 from assets.common.sql import install_macros
-from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
+from assets.common.tables import Column, Refresh, TableSpec, materialize_result, refresh_table
 from assets.intermediate.int_org_identity import INT_ORG_IDENTITY, canonical_org_id_sql
 from assets.staging import stg_governance
 
@@ -160,7 +160,7 @@ def _bods_edges(module: object) -> str:
     """
 
 
-def build_int_control_edges(con: duckdb.DuckDBPyConnection) -> int:
+def build_int_control_edges(con: duckdb.DuckDBPyConnection) -> Refresh:
     install_macros(con)
     parts = [_GOVERNANCE_EDGES] + [_bods_edges(m) for m in ownership_modules()]
     union = " UNION ALL ".join(f"SELECT * FROM ({p})" for p in parts)
@@ -169,7 +169,8 @@ def build_int_control_edges(con: duckdb.DuckDBPyConnection) -> int:
     SELECT * FROM ({union}) u
     QUALIFY row_number() OVER (PARTITION BY edge_id ORDER BY controller_id, controlled_id) = 1
     """
-    return rebuild_table(con, INT_CONTROL_EDGES, select)
+    # a new funding file rarely changes who controls whom: nothing rewritten, dependents skip
+    return refresh_table(con, INT_CONTROL_EDGES, select, "edge_id")
 
 
 def _deps() -> list[dg.AssetKey]:
@@ -193,5 +194,5 @@ def _deps() -> list[dg.AssetKey]:
 @skip_unchanged
 def int_control_edges(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        build_int_control_edges(con)
-        return materialize_result(con, INT_CONTROL_EDGES)
+        built = build_int_control_edges(con)
+        return materialize_result(con, INT_CONTROL_EDGES, built.metadata())

@@ -13,7 +13,14 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from assets.common.fingerprint import skip_unchanged
-from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
+from assets.common.tables import (
+    Column,
+    Refresh,
+    TableSpec,
+    materialize_result,
+    rebuild_table,
+    refresh_table,
+)
 from assets.intermediate.int_control_edges import INT_CONTROL_EDGES, SHARE_TYPE
 from assets.intermediate.int_org_identity import INT_ORG_IDENTITY
 from assets.marts.core import FUNDING_STREAMS, MONEY_FLOWS
@@ -132,8 +139,8 @@ tops AS (
      OR EXISTS (SELECT 1 FROM own o
                 WHERE o.controlled_id = w.node AND list_contains(w.path, o.controller_id))
 )
-SELECT entity_id, any_value(entity_name) AS entity_name, node AS owner_id,
-  any_value(node_name) AS owner_name, any_value(node_kind) AS owner_kind,
+SELECT entity_id, min(entity_name) AS entity_name, node AS owner_id,
+  min(node_name) AS owner_name, min(node_kind) AS owner_kind,
   bool_or(depth = 1) AS direct, min(depth) AS depth,
   -- least() would skip NULLs: one unknown chain makes the bound unknown
   CASE WHEN bool_or(fmin IS NULL) THEN NULL
@@ -241,12 +248,12 @@ WHERE NOT e.is_ownership AND (e.valid_to IS NULL OR e.valid_to >= current_date)
 """
 
 
-def build_ultimate_controllers(con: duckdb.DuckDBPyConnection) -> int:
-    return rebuild_table(con, ULTIMATE_CONTROLLERS, ULTIMATE_SQL)
+def build_ultimate_controllers(con: duckdb.DuckDBPyConnection) -> Refresh:
+    return refresh_table(con, ULTIMATE_CONTROLLERS, ULTIMATE_SQL, "entity_id")
 
 
-def build_project_control(con: duckdb.DuckDBPyConnection) -> int:
-    return rebuild_table(con, PROJECT_CONTROL, PROJECT_CONTROL_SQL)
+def build_project_control(con: duckdb.DuckDBPyConnection) -> Refresh:
+    return refresh_table(con, PROJECT_CONTROL, PROJECT_CONTROL_SQL, "project_id")
 
 
 def build_funding_stream_control(con: duckdb.DuckDBPyConnection) -> int:
@@ -263,8 +270,8 @@ def build_funding_stream_control(con: duckdb.DuckDBPyConnection) -> int:
 @skip_unchanged
 def ultimate_controllers(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        build_ultimate_controllers(con)
-        return materialize_result(con, ULTIMATE_CONTROLLERS, preview_rows=10)
+        built = build_ultimate_controllers(con)
+        return materialize_result(con, ULTIMATE_CONTROLLERS, built.metadata(), preview_rows=10)
 
 
 @dg.asset(
@@ -282,8 +289,8 @@ def ultimate_controllers(duckdb: DuckDBResource) -> dg.MaterializeResult:
 @skip_unchanged
 def project_control(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        build_project_control(con)
-        return materialize_result(con, PROJECT_CONTROL, preview_rows=10)
+        built = build_project_control(con)
+        return materialize_result(con, PROJECT_CONTROL, built.metadata(), preview_rows=10)
 
 
 @dg.asset(

@@ -201,9 +201,7 @@ def money_flows(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg
     with duckdb.get_connection() as con:
         built = build_money_flows(con)
         context.log.info(f"{MONEY_FLOWS.qualified}: {built.summary()}")
-        return materialize_result(
-            con, MONEY_FLOWS, {"build": built.summary()}, preview_rows=_PREVIEW_ROWS
-        )
+        return materialize_result(con, MONEY_FLOWS, built.metadata(), preview_rows=_PREVIEW_ROWS)
 
 
 @dg.asset(

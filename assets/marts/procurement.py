@@ -22,7 +22,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.common.fingerprint import skip_unchanged
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE
-from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
+from assets.common.tables import Column, Refresh, TableSpec, materialize_result, refresh_table
 from assets.intermediate.int_control_edges import PARTNERSHIP_NODES_SQL
 from assets.intermediate.int_money_flows import INT_MONEY_FLOWS
 from assets.intermediate.int_org_identity import INT_ORG_IDENTITY, canonical_org_id_sql
@@ -105,11 +105,11 @@ LEFT JOIN projects p ON p.project_id = coalesce(i.project_id, b.project_id)
 """
 
 
-def build_procurement_contracts(con: duckdb.DuckDBPyConnection) -> int:
+def build_procurement_contracts(con: duckdb.DuckDBPyConnection) -> Refresh:
     from assets.common.sql import install_macros
 
     install_macros(con)
-    return rebuild_table(con, PROCUREMENT_CONTRACTS, LINKED_CONTRACTS_SQL)
+    return refresh_table(con, PROCUREMENT_CONTRACTS, LINKED_CONTRACTS_SQL, "contract_award_id")
 
 
 @dg.asset(
@@ -128,5 +128,5 @@ def build_procurement_contracts(con: duckdb.DuckDBPyConnection) -> int:
 @skip_unchanged
 def procurement_contracts(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        build_procurement_contracts(con)
-        return materialize_result(con, PROCUREMENT_CONTRACTS, preview_rows=10)
+        built = build_procurement_contracts(con)
+        return materialize_result(con, PROCUREMENT_CONTRACTS, built.metadata(), preview_rows=10)

@@ -8,10 +8,11 @@ every blocking check upstream succeeded, so a failed run leaves the previous mar
 
 The copy keeps the row order of the build tables without sorting again (DuckDB keeps insertion
 order for a plain scan, `preserve_insertion_order`, on by default). Every mart is written by
-`rebuild_table` in its `order_by` order, except `marts.money_flows`: it is kept by
-`refresh_table`, which rewrites only the flows that changed, so after a run that added or
-changed flows those rows follow the others (sorting 1.2M flows here would cost ~0.6 s of the
-~0.9 s that saves). Row order is no part of the marts' contract: query with ORDER BY. All tables
+`rebuild_table` in its `order_by` order, except those kept by `refresh_table` (money flows,
+procurement contracts, project control, ultimate controllers), which rewrites only the keys
+whose rows changed: after a run that changed some, those rows follow the others (sorting the
+1.2M flows here would cost ~0.6 s of the ~0.9 s that saves). Row order is no part of the
+marts' contract: query with ORDER BY. All tables
 are copied in one transaction, so their data is written to the new file once, at the commit.
 
 The same step writes each mart as Parquet (and CSV when it is small) into an `export` folder
