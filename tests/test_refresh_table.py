@@ -115,3 +115,20 @@ def test_a_failed_write_leaves_the_table_as_it_was() -> None:
     else:
         raise AssertionError("the failing SELECT did not fail")
     assert _rows(con, f"SELECT * FROM {SPEC.qualified}") == sorted(BASE)
+
+
+def test_values_are_compared_as_the_table_stores_them() -> None:
+    """A SELECT computing DOUBLEs into a DECIMAL column writes nothing when the stored values
+    are equal (their hashes differ before the cast)."""
+    spec = TableSpec(
+        schema="marts",
+        name="shares",
+        grain="one share",
+        description="Shares.",
+        columns=(Column("k", "VARCHAR", "Key."), Column("v", "DECIMAL(9,4)", "Share.")),
+    )
+    con = _con(BASE)
+    select = "SELECT k, v / 4 AS v FROM src"  # DOUBLE
+    rebuild_table(con, spec, select)
+    done = refresh_table(con, spec, select, "k")
+    assert (done.full, done.keys_rewritten) == (False, 0)

@@ -164,9 +164,13 @@ def refresh_table(
         n = rebuild_table(con, spec, select_sql)
         return Refresh(n, n, n, True)
     cols = spec.select_list()
+    # the SELECT's values as the table stores them: hash() of a DOUBLE and of the DECIMAL it
+    # is inserted as differ
+    typed = ", ".join(f"CAST({c.name} AS {c.type})" for c in spec.columns)
+    key_type = next(c.type for c in spec.columns if c.name == key)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _refresh_new AS SELECT {key} AS k, count(*) AS n, "
-        f"sum(hash({cols})) AS h FROM ({select_sql}) GROUP BY ALL"
+        f"CREATE OR REPLACE TEMP TABLE _refresh_new AS SELECT CAST({key} AS {key_type}) AS k, "
+        f"count(*) AS n, sum(hash({typed})) AS h FROM ({select_sql}) GROUP BY ALL"
     )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _refresh_keys AS
