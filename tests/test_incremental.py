@@ -514,34 +514,3 @@ def test_a_rebuild_that_keeps_its_rows_does_not_rebuild_what_reads_it(tmp_path: 
     BUILDS.clear()
     _materialize_names(db)
     assert BUILDS == ["staging.n", "marts.name_count"]
-
-
-@pytest.mark.parametrize("selected", [True, False])
-def test_new_raw_files_start_the_gx_import_early_only_in_a_run_of_selected_assets(
-    tmp_path: Path, demo_raw: Path, monkeypatch: pytest.MonkeyPatch, selected: bool
-) -> None:
-    """The raw-files sensor runs the assets downstream of the folders that changed: the new
-    files are the data change, and the first check should find GX imported. A run of the
-    whole job waits for the first rebuild below raw (the import would slow its parsers)."""
-    from assets.common import fingerprint
-    from assets.raw import private_funding
-    from pipelines.resources import FundtraceSettings
-
-    monkeypatch.setattr(fingerprint, "_data_changed", False)
-    monkeypatch.setattr(fingerprint, "_on_data_change", [])
-    calls: list[str] = []
-    fingerprint.when_data_changes(lambda: calls.append("import"))
-    defs = dg.Definitions(
-        assets=[private_funding.raw_private_funding],
-        jobs=[dg.define_asset_job("raw_only", selection=[private_funding.raw_private_funding.key])],
-        resources={
-            "duckdb": DuckDBResource(database=str(tmp_path / "build.duckdb")),
-            "fundtrace": FundtraceSettings(
-                raw_dir=str(demo_raw), marts_db=str(tmp_path / "m.duckdb")
-            ),
-        },
-    )
-    job = defs.resolve_job_def("raw_only")
-    selection = [private_funding.raw_private_funding.key] if selected else None
-    assert job.execute_in_process(asset_selection=selection).success
-    assert calls == (["import"] if selected else [])

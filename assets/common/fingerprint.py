@@ -90,20 +90,6 @@ def data_changed() -> None:
         callback()
 
 
-def raw_files_changed() -> None:
-    """A raw asset is about to parse new or changed files. In a run of selected assets (the
-    raw-files sensor launches those downstream of the folders that changed) that is the
-    data change, and the callbacks run now: the run's first check then finds Great
-    Expectations imported. A run of the whole job waits for the first rebuild below raw, so
-    the import does not compete for the GIL with its Python parsers."""
-    try:
-        context = dg.AssetExecutionContext.get()
-    except Exception:  # not in a Dagster run (tests, the CLI's helpers)
-        return
-    if context.run.asset_selection:  # empty for a run of the whole job
-        data_changed()
-
-
 # when a check last ran, not what it found: a re-validation that finds the same must not
 # look like new input (data_quality reads GX results, and its own check rewrites them)
 _VOLATILE = {"checked_at"}

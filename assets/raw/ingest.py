@@ -28,7 +28,6 @@ import duckdb
 import pyarrow as pa
 
 from assets.common.files import list_source_files, list_unsupported_files, sha256_file
-from assets.common.fingerprint import raw_files_changed
 from assets.common.tables import Column, TableSpec, create_table, materialize_result, scalar_int
 
 PROVENANCE_COLUMNS = (
@@ -228,8 +227,6 @@ def ingest_folder(
             report.files_unchanged += 1
             continue
         todo.append((rel, path, sha))
-    if todo:
-        raw_files_changed()
     if prefetch is not None:
         prefetch([path for _, path, _ in todo])
     with fewer_checkpoints(con) if todo else contextlib.nullcontext():
