@@ -123,7 +123,8 @@ def refresh_file_cache(
             if grain:
                 con.execute(f"COMMENT ON TABLE {cache} IS '{grain.replace(chr(39), chr(39) * 2)}'")
         else:
-            stale = sorted(set(todo) | set(result.removed))
+            # a new file has no rows to delete: the scan of the cache is skipped for it
+            stale = sorted((set(todo) & set(have or ())) | set(result.removed))
             if stale:
                 con.execute(
                     f"DELETE FROM {cache} WHERE list_contains(?::VARCHAR[], source_file)", [stale]
