@@ -161,3 +161,26 @@ def test_published_marts_and_exports_are_in_order(demo_build: dict[str, Path]) -
         published = con.execute(f"SELECT * FROM {spec.qualified} ORDER BY rowid").fetchall()
         assert con.execute(f"SELECT * FROM read_parquet({parquet})").fetchall() == published
     con.close()
+
+
+def test_a_mart_rebuilt_with_its_rows_kept_keeps_its_export(tmp_path: Path) -> None:
+    """A rebuild that wrote no row keeps the table's version (fingerprint.VERSION_SUFFIX):
+    its export is the one written before, however often the build entry changed."""
+    target = tmp_path / "out" / "fundtrace.duckdb"
+    export = export_dir_for(target)
+    con = duckdb.connect(str(tmp_path / "build.duckdb"))
+    _rebuild(con, STABLE, 5, "fp-stable")
+    _rebuild(con, CHANGING, 3, "fp-1")
+    version = CHANGING.qualified + fingerprint.VERSION_SUFFIX
+    fingerprint.remember(con, version, "fp-1", None)
+    publish_marts(con, target, SPECS, export_dir=export)
+    first = _inodes(export)
+
+    fingerprint.remember(con, CHANGING.qualified, "fp-2", 3)  # rebuilt, rows kept
+    publish_marts(con, target, SPECS, export_dir=export)
+    assert _inodes(export)["changing.parquet"] == first["changing.parquet"]
+
+    fingerprint.remember(con, version, "fp-3", None)  # rows written again
+    publish_marts(con, target, SPECS, export_dir=export)
+    assert _inodes(export)["changing.parquet"] != first["changing.parquet"]
+    con.close()

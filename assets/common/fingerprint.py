@@ -424,12 +424,11 @@ def skip_unchanged(
                 metadata.pop("dagster/row_count", None)
                 name = table_name(key)
                 kept = metadata.get(OUTPUT_UNCHANGED) is True and name in versions
-                remember(
-                    con,
-                    name + VERSION_SUFFIX,
-                    versions[name] if kept else fingerprint,
-                    None,
-                )
+                version = versions[name] if kept else fingerprint
+                # rewritten unless kept: its built_at says when the rows were last written
+                stored = stored_entry(con, name + VERSION_SUFFIX)
+                if not kept or stored is None or stored[0] != version:
+                    remember(con, name + VERSION_SUFFIX, version, None)
                 remember(
                     con, name, fingerprint, _row_count(con, name), dg.serialize_value(metadata)
                 )

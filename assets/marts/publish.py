@@ -20,7 +20,8 @@ next to the marts file, for BI tools and spreadsheets. The folder is written und
 name and swapped in after the marts file, so it always matches the published marts and a
 failed build leaves the previous export in place. A hidden manifest in the folder records,
 per mart, the build it was exported from (its entry in `quality.build_fingerprints`: the
-fingerprint and when it was built) and the size of each file. A mart whose entry is still the
+fingerprint and when it was built; its version entry instead when it has one, so a rebuild
+that kept the rows keeps the export) and the size of each file. A mart whose entry is still the
 same was not rebuilt since, so the table is the one exported last time: its files are
 hard-linked from the previous export instead of written again (the fingerprint covers the code,
 this module included, so a change to how exports are written rewrites them all). Anything
@@ -42,6 +43,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.common.fingerprint import (
     FINGERPRINTS,
+    VERSION_SUFFIX,
     input_fingerprint,
     remember_file_output,
     skipped_file_output,
@@ -81,13 +83,18 @@ def export_dir_for(marts_db: Path) -> Path:
 
 
 def _builds(con: duckdb.DuckDBPyConnection, specs: Sequence[TableSpec]) -> dict[str, list[Any]]:
-    """{mart name: [fingerprint, built at, row count]} as stored when each mart was built."""
+    """{mart name: [fingerprint, written at, row count]} of the build that last wrote each
+    mart's rows: its version entry when it has one (a rebuild that kept the rows keeps it),
+    else its build entry."""
     if table_columns(con, FINGERPRINTS) is None:
         return {}
     by_key = {s.qualified: s.name for s in specs}
     rows = con.execute(
-        f"SELECT asset_key, fingerprint, CAST(built_at AS VARCHAR), row_count FROM {FINGERPRINTS} "
-        "WHERE list_contains(?, asset_key)",
+        f"""SELECT b.asset_key, coalesce(v.fingerprint, b.fingerprint),
+              CAST(coalesce(v.built_at, b.built_at) AS VARCHAR), b.row_count
+            FROM {FINGERPRINTS} b LEFT JOIN {FINGERPRINTS} v
+              ON v.asset_key = b.asset_key || '{VERSION_SUFFIX}'
+            WHERE list_contains(?, b.asset_key)""",
         [list(by_key)],
     ).fetchall()
     return {by_key[key]: [fingerprint, built, rows] for key, fingerprint, built, rows in rows}
