@@ -1,7 +1,7 @@
 """Build settings and skipping of unchanged work below raw (no timing assertions)."""
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -97,9 +97,11 @@ def marts_pair(duckdb: DuckDBResource) -> Iterator[dg.MaterializeResult]:
     yield dg.MaterializeResult(asset_key=["marts", "names"])
 
 
-def _materialize(db: Path) -> dict[str, dict[str, object]]:
+def _materialize(
+    db: Path, assets: Sequence[dg.AssetsDefinition] = ()
+) -> dict[str, dict[str, object]]:
     result = dg.materialize(
-        [staged, marts_pair], resources={"duckdb": DuckDBResource(database=str(db))}
+        list(assets) or [staged, marts_pair], resources={"duckdb": DuckDBResource(database=str(db))}
     )
     assert result.success
     return {
@@ -466,17 +468,7 @@ def name_count(duckdb: DuckDBResource) -> dg.MaterializeResult:
 
 
 def _materialize_names(db: Path) -> dict[str, dict[str, object]]:
-    result = dg.materialize(
-        [names_only, name_count], resources={"duckdb": DuckDBResource(database=str(db))}
-    )
-    assert result.success
-    return {
-        e.asset_key.to_user_string(): {k: v.value for k, v in e.metadata.items()}
-        for e in (
-            m.step_materialization_data.materialization
-            for m in result.get_asset_materialization_events()
-        )
-    }
+    return _materialize(db, [names_only, name_count])
 
 
 def test_a_rebuild_that_keeps_its_rows_does_not_rebuild_what_reads_it(tmp_path: Path) -> None:
