@@ -158,7 +158,8 @@ def refresh_table(
     or disappeared are deleted and inserted again. Writing a wide table costs far more than
     computing it, so a small change (a new file) saves most of a rebuild. Without the table,
     with other columns, when more than REFRESH_MAX_SHARE of the keys differ or a NULL key
-    does (NULL matches no key), the table is rebuilt. Rewritten keys' rows sit at the end of the table, not in `order_by` order.
+    does (NULL matches no key), the table is rebuilt. Rewritten keys' rows sit at the end of
+    the table, not in `order_by` order.
     """
     if table_columns(con, spec.qualified) != spec.column_names:
         n = rebuild_table(con, spec, select_sql)
