@@ -11,6 +11,7 @@ from assets.common.tables import TableSpec, create_table, ensure_schemas
 from assets.intermediate.int_control_edges import INT_CONTROL_EDGES
 from assets.intermediate.int_org_identity import INT_ORG_IDENTITY
 from assets.intermediate.int_procurement_awards import INT_PROCUREMENT_AWARDS
+from assets.marts import red_flags as red_flags_module
 from assets.marts.core import MONEY_FLOWS
 from assets.marts.red_flags import RED_FLAGS, build_red_flags
 from assets.staging import stg_bods, stg_governance, stg_ocds
@@ -279,3 +280,48 @@ def test_regranting_counts_each_onward_flow_once_even_with_equal_amounts(con) ->
     assert row["subject_id"] == "MID"
     assert float(row["amount_eur"]) == 540
     assert "(3 recipients)" in row["path"]
+
+
+# --------------------------------------------------------------------------- by flag type
+
+
+def _every_flag(con: duckdb.DuckDBPyConnection) -> None:
+    """Inputs that raise flags of several types: bidders under one owner, a single bidder, a
+    late-founded supplier, regranting."""
+    owns(con, "P1", "GB-COH-B1", 60)
+    owns(con, "P1", "GB-COH-B2", 60)
+    bidder(con, "ocds-1", "GB-COH-B1")
+    bidder(con, "ocds-1", "GB-COH-B2")
+    award(con, "ocds-1", "GB-COH-B1", D(2024, 5, 1))
+    tender(con, "ocds-1", D(2024, 3, 1), None)
+    founded(con, "GB-COH-B1", D(2024, 4, 1))
+    con.execute(f"UPDATE {INT_PROCUREMENT_AWARDS.qualified} SET number_of_tenders = 1")
+    flow(con, "in1", "FUNDER", "MID", 900, 1)
+    flow(con, "out1", "MID", "R1", 250, 10)
+
+
+def test_each_flag_type_is_a_slice_and_together_they_are_the_whole_query(con) -> None:
+    _every_flag(con)
+    con.execute(red_flags_module._PCT_MACRO)
+    cols = RED_FLAGS.select_list()
+    whole = con.execute(f"SELECT {cols} FROM ({red_flags_module.RED_FLAGS_SQL})").fetchall()
+    built = build_red_flags(con)
+    assert built.full
+    sliced = con.execute(f"SELECT {cols} FROM {RED_FLAGS.qualified}").fetchall()
+    assert sorted(sliced, key=repr) == sorted(whole, key=repr)
+    kinds = {r[0] for r in con.execute(f"SELECT DISTINCT flag_type FROM {RED_FLAGS.qualified}").fetchall()}  # fmt: skip
+    assert len(kinds) >= 4  # the fixture raises flags of several types
+
+
+def test_new_money_flows_or_new_names_rebuild_only_the_flags_that_read_them(con) -> None:
+    _every_flag(con)
+    build_red_flags(con)
+    flow(con, "out2", "MID", "R2", 40, 11)
+    again = build_red_flags(con)
+    assert sorted(again.rebuilt) == ["common_controller_winner_funder", "regranting_double_count"]
+    # identity's names and evidence change with every funding file; flags read its ids only
+    insert(con, INT_ORG_IDENTITY, org_ref="GB-COH-B1", org_id="GB-COH-B1", name="B1 Ltd",
+           match_method="identifier")  # fmt: skip
+    assert build_red_flags(con).rebuilt != []  # a new id mapping: the flags reading ids redo
+    con.execute(f"UPDATE {INT_ORG_IDENTITY.qualified} SET name = 'B1 Limited'")
+    assert build_red_flags(con).rebuilt == []

@@ -132,16 +132,32 @@ def ensure_fingerprint_table(con: duckdb.DuckDBPyConnection) -> None:
     create_table(con, BUILD_FINGERPRINTS, replace=False)
 
 
+def split_input(name: str) -> tuple[str, list[str] | None, str]:
+    """(table, columns or None, condition) of an input name: `layer.table`, optionally
+    `[col, ...]` (only those columns are read) and ` WHERE condition` (only those rows)."""
+    head, _, condition = name.partition(" WHERE ")
+    table, _, projection = head.partition("[")
+    columns = [c.strip() for c in projection.rstrip("]").split(",")] if projection else None
+    return table.strip(), columns, condition
+
+
 def content_fingerprint(con: duckdb.DuckDBPyConnection, name: str) -> str:
     """Fingerprint of a table nobody stored one for: per source file when it has provenance
     columns (cheap: raw tables change a whole file at a time), else every row. `name` may
-    be `"layer.table WHERE condition"` for an asset that reads only those rows."""
-    table, _, condition = name.partition(" WHERE ")
+    be `"layer.table WHERE condition"` for an asset that reads only those rows, and
+    `"layer.table[col, ...]"` for one that reads only those columns (the canonical ids of
+    identity: a file that changes names and evidence leaves them as they were)."""
+    table, projection, condition = split_input(name)
     where = f" WHERE {condition}" if condition else ""
     columns = table_columns(con, table)
     if columns is None:
         return "absent"
-    if set(columns) >= _PROVENANCE:
+    if projection is not None:
+        rows = con.execute(
+            f"SELECT count(*), sum(hash({', '.join(projection)})) FROM {table}{where}"
+        ).fetchall()
+        payload = json.dumps([projection, *rows], default=str)
+    elif set(columns) >= _PROVENANCE:
         rows = con.execute(
             f"SELECT source_file, file_sha256, CAST(max(loaded_at) AS VARCHAR), count(*) "
             f"FROM {table}{where} GROUP BY ALL ORDER BY ALL"
@@ -187,7 +203,7 @@ def input_fingerprint(
     parts: dict[str, Any] = {"code": code_version(), "assets": sorted(own_keys), "extra": extra}
     for name in inputs:
         hit = stored.get(name)
-        exists = table_columns(con, name.partition(" WHERE ")[0]) is not None
+        exists = table_columns(con, split_input(name)[0]) is not None
         # the version of a table whose last build kept its rows (only with a current entry)
         version = stored.get(name + VERSION_SUFFIX)
         if hit and version:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from assets.common.fingerprint import input_fingerprint
-from assets.common.tables import Column, TableSpec, create_table, table_columns
+from assets.common.tables import OUTPUT_UNCHANGED, Column, TableSpec, create_table, table_columns
 
 TABLE_SLICES = TableSpec(
     schema="quality",
@@ -62,6 +62,10 @@ class SliceRefresh:
         if self.full:
             return f"all {len(self.rebuilt)} slices built"
         return f"slices rebuilt: {', '.join(self.rebuilt) or 'none'}; kept: {len(self.kept)}"
+
+    def metadata(self) -> dict[str, object]:
+        """For materialize_result: what was rebuilt, and whether the rows are as they were."""
+        return {"build": self.summary(), OUTPUT_UNCHANGED: not self.full and not self.rebuilt}
 
 
 def _slice_counts(

@@ -19,13 +19,16 @@
 Control chains are read as they stand today (current edges), like ultimate_controllers.
 """
 
+import re
+
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
 from assets.common.fingerprint import skip_unchanged
 from assets.common.money import AMOUNT_TYPE
-from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
+from assets.common.slices import Slice, SliceRefresh, refresh_slices, tables_in
+from assets.common.tables import Column, TableSpec, materialize_result
 from assets.intermediate.int_control_edges import INT_CONTROL_EDGES, ownership_modules
 from assets.intermediate.int_org_identity import INT_ORG_IDENTITY, canonical_org_id_sql
 from assets.intermediate.int_procurement_awards import (
@@ -350,9 +353,81 @@ _PCT_MACRO = (
 )
 
 
-def build_red_flags(con: duckdb.DuckDBPyConnection) -> int:
+# each flag type is one CTE of RED_FLAGS_SQL, and one slice of the table
+FLAG_CTES = {
+    "related_party_award": "related",
+    "common_controller_winner_funder": "winner_funder",
+    "common_controller_bidders": "common_bidders",
+    "single_bidder_award": "single_bidder",
+    "supplier_registered_after_tender": "registered_after",
+    "regranting_double_count": "regrant",
+}
+# a flag reads only the canonical ids of identity (canonical_org_id_sql): a file that changes
+# names or evidence of known organisations leaves them, and the flags, as they were
+_IDENTITY_IDS = f"{INT_ORG_IDENTITY.qualified}[org_ref, org_id]"
+
+
+def _split_ctes(sql: str) -> dict[str, str]:
+    """{name: body} of the top-level CTEs of `sql` (`WITH a AS (...), b AS (...) SELECT`),
+    in order; quotes and nested parentheses are skipped."""
+    ctes: dict[str, str] = {}
+    i = sql.index("WITH ") + len("WITH ")
+    while True:
+        name_end = sql.index(" AS (", i)
+        name = sql[i:name_end].strip().splitlines()[-1].strip()  # after its comment lines
+        start = name_end + len(" AS (")
+        depth, quote = 1, ""
+        j = start
+        while depth:
+            ch = sql[j]
+            if quote:
+                quote = "" if ch == quote else quote
+            elif ch in "'\"":
+                quote = ch
+            elif ch == "(":
+                depth += 1
+            elif ch == ")":
+                depth -= 1
+            j += 1
+        ctes[name] = sql[start : j - 1]
+        rest = sql[j:].lstrip()
+        if not rest.startswith(","):
+            return ctes
+        i = len(sql) - len(rest) + 1
+
+
+def flag_sql(flag_type: str) -> str:
+    """RED_FLAGS_SQL for one flag type: its CTE and those it reads, nothing else."""
+    ctes = _split_ctes(RED_FLAGS_SQL)
+    needed = {FLAG_CTES[flag_type]}
+    for name in reversed(list(ctes)):  # a CTE reads only CTEs defined before it
+        if name in needed:
+            needed |= {n for n in ctes if n != name and re.search(rf"\b{n}\b", ctes[name])}
+    parts = ", ".join(f"{n} AS ({body})" for n, body in ctes.items() if n in needed)
+    columns = ", ".join(c for c in RED_FLAGS.column_names if c != "flag_id")
+    return (
+        f"WITH {parts} SELECT flag_type || ':' || subject_id || ':' || "
+        f"coalesce(related_party_id, '') AS flag_id, * "
+        f"FROM {FLAG_CTES[flag_type]} AS f({columns})"
+    )
+
+
+def flag_slices() -> list[Slice]:
+    """One slice per flag type, fingerprinted on the tables its SQL reads (identity by its
+    canonical ids only): a new funding file rebuilds the two flags that read money flows."""
+    slices = []
+    for flag_type in FLAG_CTES:
+        sql = flag_sql(flag_type)
+        inputs = tuple(
+            _IDENTITY_IDS if t == INT_ORG_IDENTITY.qualified else t for t in tables_in(sql)
+        )
+        slices.append(Slice(flag_type, f"flag_type = '{flag_type}'", sql, inputs))
+    return slices
+
+
+def build_red_flags(con: duckdb.DuckDBPyConnection) -> SliceRefresh:
     con.execute(_PCT_MACRO)
-    return rebuild_table(con, RED_FLAGS, RED_FLAGS_SQL)
+    return refresh_slices(con, RED_FLAGS, flag_slices())
 
 
 @dg.asset(
@@ -374,5 +449,5 @@ def build_red_flags(con: duckdb.DuckDBPyConnection) -> int:
 @skip_unchanged
 def red_flags(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        build_red_flags(con)
-        return materialize_result(con, RED_FLAGS, preview_rows=10)
+        built = build_red_flags(con)
+        return materialize_result(con, RED_FLAGS, built.metadata(), preview_rows=10)
