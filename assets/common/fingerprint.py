@@ -196,8 +196,10 @@ def input_fingerprint(
     own_keys: Sequence[str],
     inputs: Iterable[str],
     extra: str = "",
+    contents: dict[str, str] | None = None,
 ) -> str:
-    """Fingerprint of what `own_keys` would be built from (see module doc)."""
+    """Fingerprint of what `own_keys` would be built from (see module doc). `contents`: a
+    cache of content fingerprints, for several fingerprints taken at one moment (slices)."""
     inputs = sorted(set(inputs))
     stored = _stored(con, [*inputs, *(name + VERSION_SUFFIX for name in inputs)])
     parts: dict[str, Any] = {"code": code_version(), "assets": sorted(own_keys), "extra": extra}
@@ -208,7 +210,14 @@ def input_fingerprint(
         version = stored.get(name + VERSION_SUFFIX)
         if hit and version:
             hit = version
-        parts[name] = hit[0] if hit and exists else content_fingerprint(con, name)
+        if hit and exists:
+            parts[name] = hit[0]
+        elif contents is None:
+            parts[name] = content_fingerprint(con, name)
+        else:
+            if name not in contents:
+                contents[name] = content_fingerprint(con, name)
+            parts[name] = contents[name]
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 

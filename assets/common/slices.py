@@ -87,9 +87,14 @@ def refresh_slices(
 ) -> SliceRefresh:
     """Bring `spec`'s table up to date, rebuilding only the slices whose inputs changed."""
     create_table(con, TABLE_SLICES, replace=False)
+    contents: dict[str, str] = {}  # a table several slices read is hashed once
     fingerprints = {
         s.key: input_fingerprint(
-            con, [f"{spec.qualified}#{s.key}"], s.inputs or tables_in(s.sql), s.where + s.sql
+            con,
+            [f"{spec.qualified}#{s.key}"],
+            s.inputs or tables_in(s.sql),
+            s.where + s.sql,
+            contents,
         )
         for s in slices
     }
