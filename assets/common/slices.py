@@ -83,9 +83,15 @@ def _slice_counts(
 
 
 def refresh_slices(
-    con: duckdb.DuckDBPyConnection, spec: TableSpec, slices: Sequence[Slice]
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    slices: Sequence[Slice],
+    whole_sql: str | None = None,
 ) -> SliceRefresh:
-    """Bring `spec`'s table up to date, rebuilding only the slices whose inputs changed."""
+    """Bring `spec`'s table up to date, rebuilding only the slices whose inputs changed.
+
+    `whole_sql`: one SELECT of every slice's rows, used when all are rebuilt (slices that
+    share work, such as CTEs, would each redo it in a union of their SELECTs)."""
     create_table(con, TABLE_SLICES, replace=False)
     contents: dict[str, str] = {}  # a table several slices read is hashed once
     fingerprints = {
@@ -125,7 +131,12 @@ def refresh_slices(
             for s in todo:
                 con.execute(f"DELETE FROM {spec.qualified} WHERE {s.where}")
         if todo:
-            union = " UNION ALL BY NAME ".join(f"SELECT * FROM ({s.sql})" for s in todo)
+            every = whole_sql is not None and len(todo) == len(slices)
+            union = (
+                whole_sql
+                if every
+                else " UNION ALL BY NAME ".join(f"SELECT * FROM ({s.sql})" for s in todo)
+            )
             order = f" ORDER BY {', '.join(spec.order_by)}" if spec.order_by else ""
             con.execute(
                 f"INSERT INTO {spec.qualified} ({spec.select_list()}) "

@@ -427,7 +427,7 @@ def flag_slices() -> list[Slice]:
 
 def build_red_flags(con: duckdb.DuckDBPyConnection) -> SliceRefresh:
     con.execute(_PCT_MACRO)
-    return refresh_slices(con, RED_FLAGS, flag_slices())
+    return refresh_slices(con, RED_FLAGS, flag_slices(), RED_FLAGS_SQL)
 
 
 @dg.asset(
