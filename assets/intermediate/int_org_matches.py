@@ -1130,11 +1130,9 @@ def changed_refs(spec: TableSpec, column: str) -> str:
     return f"SELECT key AS org_ref FROM ({changed})"
 
 
-_READS_CHANGED = "what matching reads changed for"
-
-
-def _why_rematch(con: duckdb.DuckDBPyConnection, context: str) -> str | None:
-    """Why the decisions must be taken again; None when the stored ones provably stand.
+def _why_rematch(con: duckdb.DuckDBPyConnection, context: str) -> tuple[str | None, bool]:
+    """(why the decisions must be taken again, or None when the stored ones provably stand;
+    whether the stored rows are as last built, in this context).
 
     They stand when the table and its basis are as last built, in the same context, and
     every reference has the same decision digest: then matching would read exactly what it
@@ -1142,12 +1140,12 @@ def _why_rematch(con: duckdb.DuckDBPyConnection, context: str) -> str | None:
     """
     why = stored_state(con, INT_ORG_MATCHES, DECISIONS_KEY, context)
     if why is not None:
-        return why
+        return why, False
     basis = scalar_int(con, f"SELECT count(*) FROM {MATCH_BASIS}")
     if basis != scalar_int(con, f"SELECT count(*) FROM {INT_ORG_MATCHES.qualified}"):
-        return "the table changed since it was built"
+        return "the table changed since it was built", False
     n = scalar_int(con, f"SELECT count(*) FROM ({changed_refs(INT_ORG_MATCHES, 'decision')})")
-    return f"{_READS_CHANGED} {n} reference(s)" if n else None
+    return (f"what matching reads changed for {n} reference(s)" if n else None), True
 
 
 def _rerender(con: duckdb.DuckDBPyConnection) -> tuple[list[MatchRow], list[int]]:
@@ -1214,7 +1212,7 @@ def build_int_org_matches(
     )
     t = time.perf_counter()
     ref_digests(con, decisions=True)
-    why = _why_rematch(con, context)
+    why, as_built = _why_rematch(con, context)
     timings = {"digests_s": time.perf_counter() - t}
     if why is None:
         t = time.perf_counter()
@@ -1232,7 +1230,7 @@ def build_int_org_matches(
     else:
         # the table and its basis as last built, by this code: decisions taken again on the
         # same basis show what they showed, unless their references' mentions changed
-        shown = _stored_shown(con) if why.startswith(_READS_CHANGED) else None
+        shown = _stored_shown(con) if as_built else None
         rows, more = match_organisations(con, overrides, config, shown)
         timings.update(more)
         steps = list(range(1, len(rows) + 1))
