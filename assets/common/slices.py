@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 import duckdb
 
 from assets.common.fingerprint import input_fingerprint
-from assets.common.tables import OUTPUT_UNCHANGED, Column, TableSpec, create_table, table_columns
+from assets.common.tables import (
+    Column,
+    TableSpec,
+    create_table,
+    partial_build_metadata,
+    table_columns,
+)
 
 TABLE_SLICES = TableSpec(
     schema="quality",
@@ -64,8 +70,7 @@ class SliceRefresh:
         return f"slices rebuilt: {', '.join(self.rebuilt) or 'none'}; kept: {len(self.kept)}"
 
     def metadata(self) -> dict[str, object]:
-        """For materialize_result: what was rebuilt, and whether the rows are as they were."""
-        return {"build": self.summary(), OUTPUT_UNCHANGED: not self.full and not self.rebuilt}
+        return partial_build_metadata(self.summary(), not self.full and not self.rebuilt)
 
 
 def _slice_counts(

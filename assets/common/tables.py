@@ -140,11 +140,13 @@ class Refresh:
         return f"{self.keys_rewritten:,} of {self.keys:,} keys rewritten, the others kept"
 
     def metadata(self) -> dict[str, object]:
-        """For materialize_result: what was written, and whether the rows are as they were."""
-        return {
-            "build": self.summary(),
-            OUTPUT_UNCHANGED: not self.full and not self.keys_rewritten,
-        }
+        return partial_build_metadata(self.summary(), not self.full and not self.keys_rewritten)
+
+
+def partial_build_metadata(summary: str, unchanged: bool) -> dict[str, object]:
+    """For materialize_result of a table rebuilt in part: what was written, and whether its
+    rows are as they were (OUTPUT_UNCHANGED)."""
+    return {"build": summary, OUTPUT_UNCHANGED: unchanged}
 
 
 def refresh_table(
