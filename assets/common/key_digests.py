@@ -58,8 +58,7 @@ def store_digests(
     which = f" WHERE key IN ({keys_sql})" if keys_sql else ""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _digest_keys AS "
-        f"{changed_keys_sql(f'SELECT key, digest FROM ({current_sql}){which}', state)}"
-        + (f" AND key IN ({keys_sql})" if keys_sql else "")
+        f"SELECT key FROM ({changed_keys_sql(current_sql, state)}){which}"
     )
     con.execute(
         f"DELETE FROM {DIGESTS} WHERE state = ? AND key IN (SELECT key FROM _digest_keys)",
