@@ -201,15 +201,11 @@ def input_fingerprint(
     """Fingerprint of what `own_keys` would be built from (see module doc). `contents`: a
     cache of content fingerprints, for several fingerprints taken at one moment (slices)."""
     inputs = sorted(set(inputs))
-    stored = _stored(con, [*inputs, *(name + VERSION_SUFFIX for name in inputs)])
+    stored = _versioned(con, inputs)
     parts: dict[str, Any] = {"code": code_version(), "assets": sorted(own_keys), "extra": extra}
     for name in inputs:
         hit = stored.get(name)
         exists = table_columns(con, split_input(name)[0]) is not None
-        # the version of a table whose last build kept its rows (only with a current entry)
-        version = stored.get(name + VERSION_SUFFIX)
-        if hit and version:
-            hit = version
         if hit and exists:
             parts[name] = hit[0]
         elif contents is None:
@@ -256,18 +252,29 @@ def unchanged_payload(con: duckdb.DuckDBPyConnection, key: str, fingerprint: str
     return None
 
 
-def current_versions(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> dict[str, str]:
-    """{table: version} for the tables of `names` that are as last built (entry present, row
-    count equal): the version a rebuild that keeps the rows keeps (see module doc)."""
+def _versioned(
+    con: duckdb.DuckDBPyConnection, names: Sequence[str]
+) -> dict[str, tuple[str, int | None, str | None]]:
+    """The stored entries of `names`, each with its table's version in place of the build's
+    fingerprint where it has one (a version without a current entry counts for nothing)."""
     stored = _stored(con, [*names, *(name + VERSION_SUFFIX for name in names)])
     out = {}
     for name in names:
         hit = stored.get(name)
-        if hit is None or hit[1] is None or _row_count(con, name) != hit[1]:
-            continue
-        version = stored.get(name + VERSION_SUFFIX)
-        out[name] = version[0] if version else hit[0]
+        if hit is not None:
+            version = stored.get(name + VERSION_SUFFIX)
+            out[name] = (version[0], hit[1], hit[2]) if version else hit
     return out
+
+
+def current_versions(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> dict[str, str]:
+    """{table: version} for the tables of `names` that are as last built (entry present, row
+    count equal): the version a rebuild that keeps the rows keeps (see module doc)."""
+    return {
+        name: hit[0]
+        for name, hit in _versioned(con, names).items()
+        if hit[1] is not None and _row_count(con, name) == hit[1]
+    }
 
 
 def forget(con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> None:
