@@ -19,6 +19,7 @@
 Control chains are read as they stand today (current edges), like ultimate_controllers.
 """
 
+import functools
 import re
 
 import dagster as dg
@@ -367,6 +368,7 @@ FLAG_CTES = {
 _IDENTITY_IDS = f"{INT_ORG_IDENTITY.qualified}[org_ref, org_id]"
 
 
+@functools.cache
 def _split_ctes(sql: str) -> dict[str, str]:
     """{name: body} of the top-level CTEs of `sql` (`WITH a AS (...), b AS (...) SELECT`),
     in order; quotes and nested parentheses are skipped."""
