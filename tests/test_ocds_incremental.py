@@ -168,17 +168,24 @@ def test_a_build_by_ocid_equals_a_build_from_scratch(
     assert len({(n, total) for _, n, total in digests}) == 1
 
 
+def _built_first_state(tmp_path: Path, template_db: Path) -> tuple[Path, duckdb.DuckDBPyConnection]:
+    """The raw folder of _first_state, and a connection to a database that staged it."""
+    raw = tmp_path / "raw"
+    _first_state(raw)
+    db = tmp_path / "built.duckdb"
+    shutil.copy(template_db, db)
+    con = duckdb.connect(str(db))
+    _ingest(con, raw)
+    _build(con, [])
+    return raw, con
+
+
 def test_changed_reference_rates_or_a_table_edited_behind_the_pipeline_rebuild_all(
     tmp_path: Path, template_db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(ocds_scope, "SCOPED_MAX_SHARE", 1.0)
-    raw = tmp_path / "raw"
-    _first_state(raw)
-    db = tmp_path / "b.duckdb"
-    shutil.copy(template_db, db)
-    with duckdb.connect(str(db)) as con:
-        _ingest(con, raw)
-        _build(con, [])
+    _, con = _built_first_state(tmp_path, template_db)
+    with con:
         con.execute(
             f"DELETE FROM {ECB_RATES.qualified} WHERE rate_date = (SELECT max(rate_date) FROM {ECB_RATES.qualified})"
         )
@@ -193,13 +200,8 @@ def test_changed_reference_rates_or_a_table_edited_behind_the_pipeline_rebuild_a
 
 
 def test_most_ocids_changed_rebuilds_in_full(tmp_path: Path, template_db: Path) -> None:
-    raw = tmp_path / "raw"
-    _first_state(raw)
-    db = tmp_path / "c.duckdb"
-    shutil.copy(template_db, db)
-    with duckdb.connect(str(db)) as con:
-        _ingest(con, raw)
-        _build(con, [])
+    raw, con = _built_first_state(tmp_path, template_db)
+    with con:
         for f in (raw / "ocds").iterdir():
             f.unlink()
         _write(raw, "other.json", [_release(100 + n, 0) for n in range(10)])
