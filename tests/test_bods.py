@@ -880,3 +880,14 @@ def test_assets_materialize_in_dagster(tmp_path: Path) -> None:
     for spec in (s for a in assets for s in a.specs):
         assert spec.description and spec.kinds, spec.key
         assert spec.group_name == spec.key.path[0], spec.key
+
+
+def test_a_json_lines_statement_with_nan_is_quarantined_not_rewritten(tmp_path: Path) -> None:
+    # NaN is not JSON; json.loads reads it, and its text would have been rewritten as null
+    write(tmp_path, "lines.jsonl", '{"statementID": "l-1", "statementType": "entityStatement"}\n'
+          '{"statementID": "l-2", "statementType": "entityStatement", "x": NaN}\n')  # fmt: skip
+    con = staged(tmp_path)
+    assert rows(con, f"SELECT source_row, reason FROM {QUARANTINE.qualified} WHERE source_row IS NOT NULL") == [
+        (2, "invalid JSON on line 2: NaN is not a JSON value"),
+    ]  # fmt: skip
+    assert rows(con, "SELECT statement_id FROM raw.raw_bods_statements") == [("l-1",)]

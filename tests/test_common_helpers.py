@@ -9,6 +9,7 @@ code's output.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from currency_converter import CurrencyConverter
 
 from assets.common.dates import parse_date
+from assets.common.json_text import canonical_json, compact_json, loads
 from assets.common.levels import funder_levels_sql
 from assets.common.money import load_ecb_rates, parse_amount, to_eur_sql
 from assets.common.orgids import company_number_org_id, name_key, normalise_org_id
@@ -375,3 +377,38 @@ def test_memory_share_lowers_the_limit_while_it_runs_and_restores_it() -> None:
     with pytest.raises(RuntimeError), memory_share(con, 0.5):
         raise RuntimeError("a failing block still restores the limit")
     assert abs(limit() - before) < 2**20
+
+
+# --------------------------------------------------------------------------- JSON text
+
+
+JSON_VALUES = [
+    {"b": [1, 2.5, None, True], "a": {"é": "Zürich \u2028 \x7f", "n": -0.0}},
+    {"big": 2**70, "id": 123456789012345678901234567890},  # beyond orjson's 64 bits
+    {"lone": "\ud800 surrogate"},  # not encodable as UTF-8: orjson refuses it
+    [1e16, 1.5e-7, "x"],
+]
+
+
+@pytest.mark.parametrize("value", JSON_VALUES)
+def test_json_text_round_trips_every_value(value: object) -> None:
+    for text in (canonical_json(value), compact_json(value)):
+        assert loads(text) == value
+        assert ", " not in text and ": " not in text.replace('": "', "")
+    if isinstance(value, dict):
+        keys = list(loads(canonical_json(value)))
+        assert keys == sorted(keys)
+        assert list(loads(compact_json(value))) == list(value)
+
+
+def test_canonical_json_is_the_sorted_compact_standard_form() -> None:
+    value = JSON_VALUES[0]
+    assert canonical_json(value) == json.dumps(
+        value, ensure_ascii=False, sort_keys=True, separators=(",", ":")
+    )
+
+
+@pytest.mark.parametrize("text", ["NaN", '{"amount": Infinity}', "[-Infinity]"])
+def test_json_loads_refuses_what_is_not_json(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a JSON value"):
+        loads(text)

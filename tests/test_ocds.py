@@ -29,7 +29,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.common.tables import create_table, rebuild_table
 from assets.intermediate.int_procurement_awards import CONTRACT_COLUMNS, INT_PROCUREMENT_AWARDS
-from assets.raw import ocds
+from assets.raw import ocds, parallel_parse
 from assets.raw.ingest import FILE_MANIFEST, QUARANTINE, IngestReport, ingest_folder
 from assets.raw.ocds import RAW_RELEASES, SUFFIXES, parse_file
 from assets.raw.reference import ref_ecb_rates, ref_funders, ref_orgid_prefixes
@@ -1197,9 +1197,9 @@ def test_parallel_ingest_equals_the_in_process_ingest(
     tmp_path: Path, template_db: Path, raw: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _mixed_folder(raw)
-    monkeypatch.setattr(ocds, "ProcessPoolExecutor", _CountingPool)
+    monkeypatch.setattr(parallel_parse, "ProcessPoolExecutor", _CountingPool)
     monkeypatch.setattr(_CountingPool, "submitted", 0)
-    monkeypatch.setattr(ocds, "PARALLEL_MIN_BYTES", 0)  # tiny files: workers all the same
+    monkeypatch.setattr(parallel_parse, "PARALLEL_MIN_BYTES", 0)  # tiny files: workers all the same
     tables = (RAW_RELEASES.qualified, FILE_MANIFEST.qualified, QUARANTINE.qualified)
     snaps = []
     for workers in (1, 2):
@@ -1221,7 +1221,7 @@ def test_a_small_ocds_folder_is_parsed_without_workers(
     tmp_path: Path, template_db: Path, raw: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _mixed_folder(raw)
-    monkeypatch.setattr(ocds, "ProcessPoolExecutor", _CountingPool)
+    monkeypatch.setattr(parallel_parse, "ProcessPoolExecutor", _CountingPool)
     monkeypatch.setattr(_CountingPool, "submitted", 0)
     shutil.copy(template_db, tmp_path / "w.duckdb")
     with duckdb.connect(str(tmp_path / "w.duckdb")) as c:

@@ -49,12 +49,10 @@ leaves both as they were.
 
 import csv
 import dataclasses
-import gc
 import json
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +71,7 @@ from assets.common.fingerprint import (
     stored_entry,
 )
 from assets.common.key_digests import changed_keys_sql, ensure_key_digests, store_digests
+from assets.common.python_gc import gc_paused
 from assets.common.tables import (
     Column,
     TableSpec,
@@ -830,21 +829,6 @@ class Matcher:
         return MatchRow(w, r, "fuzzy_name", score, False, key_a=wk, key_b=rk, note=after)
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic collector off while matching builds its ~1M long-lived objects.
-
-    They hold no cycles, but each full collection rescanned them all: 2 s of 8 at scale 1.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 # what a row rests on (MatchRow's fields up to `note`) -> what it shows
 Basis = tuple[str, str, str, float | None, bool, str | None, str | None, str | None, str]
 Shown = tuple[str, str | None, str | None, list[str]]
@@ -868,7 +852,7 @@ def match_organisations(
     `shown`: names, evidence and systems of decisions taken before whose references' mentions
     are unchanged (`_stored_shown`); a decision taken again on the same basis shows the same
     and is not rendered again."""
-    with _gc_paused():
+    with gc_paused():
         install_macros(con)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()

@@ -29,9 +29,9 @@ rejects: array items / lines that are not JSON objects, invalid JSON on one JSON
 """
 
 import codecs
+import functools
 import gzip
 import hashlib
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,17 +42,18 @@ import duckdb
 import ijson
 from dagster_duckdb import DuckDBResource
 
-from assets.common.tables import Column, TableSpec, scalar_int
+from assets.common.json_text import canonical_json, loads
+from assets.common.tables import Column, TableSpec
 from assets.raw.ingest import (
     PROVENANCE_COLUMNS,
     FileContext,
     FileRejected,
     ParseResult,
     Reject,
-    RowWriter,
     ingest_single_table,
 )
-from pipelines.resources import FundtraceSettings
+from assets.raw.parallel_parse import RowSink, SpoolParser, ingest_in_parallel
+from pipelines.resources import FundtraceSettings, workers_from_env
 
 SOURCE_SYSTEM = "bods"
 FOLDER = "bods"
@@ -61,7 +62,7 @@ SUFFIXES = (
     ".json.gz", ".jsonl.gz", ".jl.gz", ".ndjson.gz",
 )  # fmt: skip
 JSON_LINES_SUFFIXES = (".jsonl", ".jl", ".ndjson")
-PARSER_VERSION = "bods-1"
+PARSER_VERSION = "bods-2"
 BATCH_ROWS = 5_000
 
 # Dropped from person (and untyped) statements before storage: the marts keep names and roles.
@@ -135,10 +136,6 @@ def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
     return {dict: "an object", list: "an array", str: "a string"}.get(type(value), "a number")
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def is_v04(stmt: dict[str, Any]) -> bool:
@@ -224,10 +221,11 @@ def statement_row(stmt: dict[str, Any]) -> dict[str, str | None]:
 class _Writer:
     """Buffers statement rows and appends them to the raw table through Arrow batches."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, ctx: FileContext):
-        self.out = RowWriter(con, ctx, RAW_BODS.qualified, RAW_FIELDS, batch_rows=BATCH_ROWS)
+    def __init__(self, out: RowSink):
+        self.out = out
         self.seen = 0  # statements and rejects: the next source_row is seen + 1
         self.rejects: list[Reject] = []
+        self.private = 0  # statements written with personal fields removed
 
     def next_row(self) -> int:
         self.seen += 1
@@ -245,6 +243,7 @@ class _Writer:
             )
             return
         row = statement_row(value)
+        self.private += row["private_fields_removed"] is not None
         self.out.add(row, self.next_row(), locator, size=len(row["statement_json"] or ""))
 
     def flush(self) -> None:
@@ -284,7 +283,7 @@ def _first_line_is_json(path: Path) -> bool:
         for line in fh:
             if line.strip():
                 try:
-                    json.loads(line)
+                    loads(line)
                 except (ValueError, UnicodeDecodeError):
                     return False
                 return True
@@ -304,7 +303,7 @@ def _read_lines(w: _Writer, path: Path) -> None:
                 continue
             locator = f"line {lineno}"
             try:
-                value = json.loads(line)
+                value = loads(line)
             except (ValueError, UnicodeDecodeError) as exc:
                 w.reject(locator, f"invalid JSON on line {lineno}: {_json_error(exc)}")
                 continue
@@ -365,8 +364,9 @@ def _read_documents(w: _Writer, path: Path) -> None:
         ) from exc
 
 
-def parse_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
-    w = _Writer(con, ctx)
+def parse_to(out: RowSink, path: Path) -> ParseResult:
+    """One file's statements to `out` (the raw table, or a worker's spool)."""
+    w = _Writer(out)
     name = path.name.lower().removesuffix(".gz")
     first = _first_char(path)
     if name.endswith(JSON_LINES_SUFFIXES):
@@ -393,14 +393,17 @@ def parse_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> 
     w.flush()
     if path.name.lower().endswith(".gz"):
         fmt += ".gz"
-    private = scalar_int(
-        con,
-        f"SELECT count(*) FROM {RAW_BODS.qualified} WHERE source_file = ? "
-        "AND private_fields_removed IS NOT NULL",
-        [ctx.source_file],
+    note = (
+        f"personal fields removed from {w.private} statements before storage" if w.private else None
     )
-    note = f"personal fields removed from {private} statements before storage" if private else None
     return ParseResult(w.written, fmt, "utf-8", w.rejects, note)
+
+
+PARSER = SpoolParser(parse_to, RAW_BODS, RAW_FIELDS, batch_rows=BATCH_ROWS)
+
+
+def parse_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
+    return PARSER.parse_file(con, path, ctx)
 
 
 @dg.asset(
@@ -421,7 +424,7 @@ def raw_bods_statements(
             folder=FOLDER,
             suffixes=SUFFIXES,
             raw_table=RAW_BODS,
-            parser=parse_file,
             parser_version=PARSER_VERSION,
             log=context.log.info,
+            ingest=functools.partial(ingest_in_parallel, spec=PARSER, workers=workers_from_env()),
         )

@@ -376,10 +376,12 @@ def ingest_single_table(
     *,
     raw_table: TableSpec,
     log: Callable[[str], None],
+    ingest: Callable[..., IngestReport] = ingest_folder,
     **ingest_args: Any,
 ) -> dg.MaterializeResult:
-    """The body of a one-table raw asset: ingest the folder, log the summary, report the table."""
-    report = ingest_folder(con, raw_table=raw_table, log=log, **ingest_args)
+    """The body of a one-table raw asset: ingest the folder, log the summary, report the table.
+    `ingest`: ingest_folder, or a variant with its arguments (parallel_parse.ingest_in_parallel)."""
+    report = ingest(con, raw_table=raw_table, log=log, **ingest_args)
     log(report.summary())
     return materialize_result(con, raw_table, report.as_metadata())
 

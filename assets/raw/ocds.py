@@ -41,11 +41,8 @@ import codecs
 import gzip
 import hashlib
 import json
-import multiprocessing
-import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -54,22 +51,20 @@ from typing import IO, Any
 import dagster as dg
 import duckdb
 import ijson
-import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from assets.common.files import detect_encoding, transcode_to_utf8
+from assets.common.json_text import canonical_json, loads
 from assets.common.tables import Column, TableSpec, materialize_result
 from assets.raw.ingest import (
-    BATCH_BYTES,
     PROVENANCE_COLUMNS,
     FileContext,
     FileRejected,
     IngestReport,
     ParseResult,
     Reject,
-    RowWriter,
-    ingest_folder,
 )
+from assets.raw.parallel_parse import RowSink, SpoolParser, ingest_in_parallel
 from pipelines.resources import FundtraceSettings, workers_from_env
 
 SOURCE_SYSTEM = "ocds"
@@ -79,7 +74,7 @@ SUFFIXES = (
     ".json.gz", ".jsonl.gz", ".jl.gz", ".ndjson.gz",
 )  # fmt: skip
 JSON_LINES_SUFFIXES = (".jsonl", ".jl", ".ndjson")
-PARSER_VERSION = "ocds-1"
+PARSER_VERSION = "ocds-2"
 BATCH_ROWS = 5_000
 SNIFF_BYTES = 1 << 20  # a JSON Lines file shows a newline within its first MiB
 _CHUNK = 1 << 20
@@ -127,10 +122,6 @@ RAW_RELEASES = TableSpec(
 )  # fmt: skip
 
 
-_SPOOL_SCHEMA = pa.schema(
-    [*((name, pa.string()) for name in RELEASE_FIELDS), ("_row", pa.int64()), ("_loc", pa.string())]
-)
-
 # --------------------------------------------------------------------------- helpers
 
 
@@ -144,10 +135,6 @@ def _text(value: Any) -> str | None:
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return str(value)
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def normalise_tag(tag: Any) -> str | None:
@@ -222,45 +209,10 @@ class FileStats:
 # --------------------------------------------------------------------------- writer
 
 
-class _Spool:
-    """RowWriter's batches written to an Arrow IPC stream file instead of DuckDB: what a worker
-    process hands back (the parent inserts the file with RowWriter.insert_arrow)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.sink: pa.ipc.RecordBatchStreamWriter | None = None
-        self.buffer: dict[str, list[Any]] = {c: [] for c in _SPOOL_SCHEMA.names}
-        self.bytes = 0
-        self.written = 0
-
-    def add(self, row: dict[str, Any], source_row: int, locator: str, *, size: int = 0) -> None:
-        for c in RELEASE_FIELDS:
-            self.buffer[c].append(row.get(c))
-        self.buffer["_row"].append(source_row)
-        self.buffer["_loc"].append(locator)
-        self.bytes += size
-        if len(self.buffer["_row"]) >= BATCH_ROWS or self.bytes >= BATCH_BYTES:
-            self.flush()
-
-    def flush(self) -> None:
-        n = len(self.buffer["_row"])
-        if self.sink is None:
-            self.sink = pa.ipc.new_stream(str(self.path), _SPOOL_SCHEMA)
-        if n:
-            self.sink.write_table(pa.table(self.buffer, schema=_SPOOL_SCHEMA))
-        self.buffer = {c: [] for c in self.buffer}
-        self.bytes = 0
-        self.written += n
-
-    def close(self) -> None:
-        if self.sink is not None:
-            self.sink.close()
-
-
 class _Writer:
     """Buffers release rows and appends them to the raw table through Arrow batches."""
 
-    def __init__(self, out: RowWriter | _Spool):
+    def __init__(self, out: RowSink):
         self.out = out
         self.seen = 0  # releases and rejects: the next source_row is seen + 1
         self.rejects: list[Reject] = []
@@ -469,7 +421,6 @@ def _detect_gz_encoding(path: Path) -> str:
 
 
 def _transcode_gz(path: Path, encoding: str) -> Path:
-    import tempfile
 
     out = Path(tempfile.mkstemp(suffix=".json")[1])
     decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
@@ -501,7 +452,7 @@ def _looks_like_json_lines(path: Path) -> bool:
     if not sep or not rest.strip() or not first.strip():
         return False
     try:
-        json.loads(first)
+        loads(first)
     except ValueError:
         return False
     return True
@@ -517,7 +468,7 @@ def _iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
 def parse_json_lines(w: _Writer, path: Path, stats: FileStats) -> None:
     for n, line in _iter_lines(path):
         try:
-            value = json.loads(line)
+            value = loads(line)
         except ValueError as exc:
             raise FileRejected(
                 f"invalid JSON on line {n}: {exc}; the whole file is quarantined so no partial "
@@ -684,9 +635,16 @@ def _stream_releases(w: _Writer, path: Path, head: _Head, stats: FileStats, pack
         w.release(compiled, "$.compiledRelease", meta, "record.compiledRelease", record_ocid)
 
 
-def parse_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
-    out = RowWriter(con, ctx, RAW_RELEASES.qualified, RELEASE_FIELDS, batch_rows=BATCH_ROWS)
+def parse_to(out: RowSink, path: Path) -> ParseResult:
+    """One file's releases to `out` (the raw table, or a worker's spool)."""
     return _parse(_Writer(out), path)
+
+
+PARSER = SpoolParser(parse_to, RAW_RELEASES, RELEASE_FIELDS, batch_rows=BATCH_ROWS)
+
+
+def parse_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
+    return PARSER.parse_file(con, path, ctx)
 
 
 def _parse(w: _Writer, path: Path) -> ParseResult:
@@ -734,118 +692,21 @@ def _parse(w: _Writer, path: Path) -> ParseResult:
     return ParseResult(w.written, fmt, encoding, w.rejects, "; ".join(notes) or None)
 
 
-# --------------------------------------------------------------------------- parallel
-
-
-@dataclass
-class _Spooled:
-    """A file parsed in a worker: its result and rows (in `spool`), or why it failed."""
-
-    spool: Path
-    result: ParseResult | None = None
-    rejected: tuple[str, str, int] | None = None  # FileRejected's reason, locator, rows_seen
-
-
-def parse_to_spool(path: Path, spool: Path) -> _Spooled:
-    """parse_file in a worker process: the rows go to an Arrow stream file, not DuckDB."""
-    out = _Spool(spool)
-    try:
-        return _Spooled(spool, result=_parse(_Writer(out), path))
-    except FileRejected as exc:
-        return _Spooled(spool, rejected=(exc.reason, exc.locator, exc.rows_seen))
-    except Exception as exc:  # reported as the in-process ingest reports any parser failure
-        return _Spooled(spool, rejected=(f"{type(exc).__name__}: {exc}", "file", 0))
-    finally:
-        out.close()
-
-
-# below this many bytes to parse, the files are parsed in the build process
-PARALLEL_MIN_BYTES = 32 * 2**20
-
-
-class ParallelParser:
-    """parse_file with the parsing done ahead in worker processes, a few files at a time;
-    the parent only inserts each file's rows, in the ingest's order and transactions.
-
-    Use as a context manager around ingest_folder(parser=self, prefetch=self.prefetch)."""
-
-    def __init__(self, workers: int):
-        self.workers = workers
-        self.pool: ProcessPoolExecutor | None = None
-        self.queue: list[Path] = []
-        self.running: dict[Path, Future[_Spooled]] = {}
-        self.spooled = 0
-        self.spool_dir = Path(tempfile.mkdtemp(prefix="fundtrace-ocds-"))
-
-    def __enter__(self) -> "ParallelParser":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-        shutil.rmtree(self.spool_dir, ignore_errors=True)
-
-    def prefetch(self, paths: Sequence[Path]) -> None:
-        self.queue = list(paths)
-        # one file, or a few MB, gains nothing from workers that take ~1 s each to start
-        size = sum(p.stat().st_size for p in self.queue if p.is_file())
-        if len(self.queue) > 1 and size >= PARALLEL_MIN_BYTES:
-            # spawn, never fork: the parent holds a DuckDB connection
-            self.pool = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn")
-            )
-        self._top_up()
-
-    def _top_up(self) -> None:
-        # a bounded number of files ahead, so spooled rows on disk stay a few files' worth
-        while self.pool is not None and self.queue and len(self.running) < self.workers + 1:
-            path = self.queue.pop(0)
-            self.spooled += 1
-            spool = self.spool_dir / f"{self.spooled:06d}.arrows"
-            self.running[path] = self.pool.submit(parse_to_spool, path, spool)
-
-    def __call__(self, con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
-        future = self.running.pop(path, None)
-        if future is None:  # not prefetched: parse here
-            return parse_file(con, path, ctx)
-        self._top_up()
-        done = future.result()
-        try:
-            if done.rejected is not None:
-                reason, locator, rows_seen = done.rejected
-                raise FileRejected(reason, locator=locator, rows_seen=rows_seen)
-            assert done.result is not None
-            out = RowWriter(con, ctx, RAW_RELEASES.qualified, RELEASE_FIELDS)
-            if done.spool.exists():
-                with pa.ipc.open_stream(str(done.spool)) as reader:
-                    out.insert_arrow(reader)
-            if out.written != done.result.rows_loaded:
-                raise RuntimeError(
-                    f"{ctx.source_file}: {out.written} rows inserted of "
-                    f"{done.result.rows_loaded} parsed"
-                )
-            return done.result
-        finally:
-            done.spool.unlink(missing_ok=True)
-
-
 def ingest_releases(
     con: duckdb.DuckDBPyConnection, raw_dir: Path, log: Callable[[str], None], workers: int
 ) -> IngestReport:
     """The OCDS folder into raw_ocds_releases, parsed in `workers` processes (1: in-process)."""
-    args: dict[str, Any] = {
-        "source_system": SOURCE_SYSTEM,
-        "raw_dir": raw_dir,
-        "folder": FOLDER,
-        "suffixes": SUFFIXES,
-        "raw_table": RAW_RELEASES,
-        "parser_version": PARSER_VERSION,
-        "log": log,
-    }
-    if workers <= 1:
-        return ingest_folder(con, parser=parse_file, **args)
-    with ParallelParser(workers) as parser:
-        return ingest_folder(con, parser=parser, prefetch=parser.prefetch, **args)
+    return ingest_in_parallel(
+        con,
+        PARSER,
+        workers,
+        source_system=SOURCE_SYSTEM,
+        raw_dir=raw_dir,
+        folder=FOLDER,
+        suffixes=SUFFIXES,
+        parser_version=PARSER_VERSION,
+        log=log,
+    )
 
 
 @dg.asset(

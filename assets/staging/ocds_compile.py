@@ -16,6 +16,9 @@ from ocdsmerge.exceptions import OCDSMergeError, OCDSMergeWarning
 from ocdsmerge.merge import CompiledRelease
 from ocdsmerge.rules import get_merge_rules
 
+from assets.common.json_text import compact_json
+from assets.common.python_gc import gc_paused
+
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "raw" / "ocds_schema" / "release-schema.json"
 
 
@@ -118,7 +121,7 @@ def pick_head(compiled: dict[str, Any]) -> dict[str, Any]:
         return by_id.get(str(ref["id"]), ref) if ref.get("id") is not None else ref
 
     def as_json(obj: dict[str, Any] | None) -> str | None:
-        return None if obj is None else json.dumps(obj, ensure_ascii=False)
+        return None if obj is None else compact_json(obj)
 
     buyer = _dict(compiled.get("buyer"))
     tender = _dict(compiled.get("tender"))
@@ -163,18 +166,19 @@ def compile_groups(groups: list[Group]) -> tuple[pa.Table, list[tuple[str, str]]
     that failed to merge. Runs in a worker process (arguments and result are pickled)."""
     rows: dict[str, list[Any]] = {f.name: [] for f in COMPILED_SCHEMA}
     failures: list[tuple[str, str]] = []
-    for ocid, texts, compiled_from in groups:
-        releases = [(order, json.loads(text)) for order, text in texts]
-        try:
-            compiled, sources, notes = compile_ocid(ocid, releases)
-        except OCDSMergeError as exc:
-            failures.append((ocid, f"{type(exc).__name__}: {exc}"))
-            continue
-        rows["ocid"].append(ocid)
-        rows["compiled_release"].append(json.dumps(compiled, ensure_ascii=False))
-        rows["merge_sources"].append(json.dumps(sources))
-        rows["merge_warnings"].append(notes or None)
-        rows["compiled_from"].append(compiled_from)
-        for key, value in pick_head(compiled).items():
-            rows[key].append(value)
+    with gc_paused():  # ocdsmerge's flattened releases hold no cycles: ~30% of the merge time
+        for ocid, texts, compiled_from in groups:
+            releases = [(order, json.loads(text)) for order, text in texts]
+            try:
+                compiled, sources, notes = compile_ocid(ocid, releases)
+            except OCDSMergeError as exc:
+                failures.append((ocid, f"{type(exc).__name__}: {exc}"))
+                continue
+            rows["ocid"].append(ocid)
+            rows["compiled_release"].append(compact_json(compiled))
+            rows["merge_sources"].append(compact_json(sources))
+            rows["merge_warnings"].append(notes or None)
+            rows["compiled_from"].append(compiled_from)
+            for key, value in pick_head(compiled).items():
+                rows[key].append(value)
     return pa.table(rows, schema=COMPILED_SCHEMA), failures
