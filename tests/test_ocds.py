@@ -1236,7 +1236,9 @@ def test_parallel_compile_equals_the_in_process_compile(
     _mixed_folder(raw)
     other = tmp_path / "other.duckdb"
     shutil.copy(template_db, other)
-    monkeypatch.setattr(stg_ocds, "COMPILE_BATCH_OCIDS", 2)  # several chunks: the pool is used
+    # several chunks, cut from read batches that split ocids: the pool is used
+    monkeypatch.setattr(stg_ocds, "COMPILE_BATCH_ROWS", 2)
+    monkeypatch.setattr(stg_ocds, "READ_BATCH_ROWS", 3)
     monkeypatch.setattr(stg_ocds, "ProcessPoolExecutor", _CountingPool)
     monkeypatch.setattr(_CountingPool, "submitted", 0)
     snaps = []
@@ -1244,6 +1246,13 @@ def test_parallel_compile_equals_the_in_process_compile(
         for c, workers in ((con, 1), (c2, 2)):
             ingest(c, raw)
             stg_ocds.build_stg_ocds_release_history(c)
+            if workers == 1:  # each chunk holds whole ocids, in order, and all of them
+                chunks = [t.to_pydict() for t in stg_ocds._iter_chunks(c)]
+                ocids = [o for t in chunks for o in dict.fromkeys(t["ocid"])]
+                assert len(chunks) >= 7 and ocids == sorted(set(ocids))
+                assert sum(len(t["ocid"]) for t in chunks) == rows(
+                    c, "SELECT count(*) FROM staging.stg_ocds_release_history "
+                    "WHERE merge_role = 'merged'")[0][0]  # fmt: skip
             counts = stg_ocds.build_stg_ocds_releases(c, workers=workers)
             snaps.append((counts, _snapshot(c, STG_RELEASES.qualified, STG_QUARANTINE.qualified)))
     assert _CountingPool.submitted >= 7

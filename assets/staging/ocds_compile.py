@@ -69,6 +69,29 @@ def compile_ocid(
 Group = tuple[str, list[tuple[int, str]], str]
 
 
+def group_rows(rows: pa.Table) -> list[Group]:
+    """Rows (ocid, merge_order, release_json, from_compiled) in ocid and merge order -> one
+    Group per ocid; compiled_from is "compiledRelease" when every release of it came from a
+    record's compiledRelease."""
+    cols = rows.to_pydict()
+    groups: list[Group] = []
+    texts: list[tuple[int, str]] = []
+    ocid: str | None = None
+    compiled_only = True
+    for o, order, text, from_compiled in zip(
+        cols["ocid"], cols["merge_order"], cols["release_json"], cols["from_compiled"], strict=True
+    ):
+        if o != ocid:
+            if ocid is not None:
+                groups.append((ocid, texts, "compiledRelease" if compiled_only else "releases"))
+            ocid, texts, compiled_only = o, [], True
+        texts.append((int(order), text))
+        compiled_only = compiled_only and bool(from_compiled)
+    if ocid is not None:
+        groups.append((ocid, texts, "compiledRelease" if compiled_only else "releases"))
+    return groups
+
+
 # headline fields picked from each compiled release in Python (already parsed there), so SQL
 # never re-parses or joins the wide JSON; organisations are passed as JSON for the org-id macros
 _HEAD_FIELDS = (
@@ -182,3 +205,8 @@ def compile_groups(groups: list[Group]) -> tuple[pa.Table, list[tuple[str, str]]
             for key, value in pick_head(compiled).items():
                 rows[key].append(value)
     return pa.table(rows, schema=COMPILED_SCHEMA), failures
+
+
+def compile_rows(rows: pa.Table) -> tuple[pa.Table, list[tuple[str, str]]]:
+    """compile_groups of rows of whole ocids (see group_rows): what a worker is sent."""
+    return compile_groups(group_rows(rows))
