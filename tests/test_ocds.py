@@ -24,6 +24,7 @@ from typing import Any
 
 import dagster as dg
 import duckdb
+import pyarrow as pa
 import pytest
 from dagster_duckdb import DuckDBResource
 
@@ -1279,12 +1280,15 @@ def test_duckdb_memory_is_shared_only_while_merge_workers_run(
 
     monkeypatch.setattr(stg_ocds, "memory_share", recording_share)
     monkeypatch.setattr(stg_ocds, "ProcessPoolExecutor", _InlinePool)
-    one_chunk = iter([[]])
-    assert len(list(stg_ocds._compile_chunks(con, one_chunk, 2))) == 1
+    empty = pa.table(
+        {"ocid": pa.array([], pa.string()), "merge_order": pa.array([], pa.int64()),
+         "release_json": pa.array([], pa.string()), "from_compiled": pa.array([], pa.bool_())}
+    )  # fmt: skip
+    assert len(list(stg_ocds._compile_chunks(con, iter([empty]), 2))) == 1
     assert shares == []  # one chunk: no pool, DuckDB keeps its whole limit
-    assert len(list(stg_ocds._compile_chunks(con, iter([[], [], []]), 1))) == 3
+    assert len(list(stg_ocds._compile_chunks(con, iter([empty] * 3), 1))) == 3
     assert shares == []  # one worker: compiled in-process
-    assert len(list(stg_ocds._compile_chunks(con, iter([[], [], []]), 2))) == 3
+    assert len(list(stg_ocds._compile_chunks(con, iter([empty] * 3), 2))) == 3
     assert shares == [stg_ocds.WORKER_PHASE_DUCKDB_SHARE]
 
 
