@@ -424,7 +424,12 @@ def build_int_org_mentions(con: duckdb.DuckDBPyConnection) -> MentionsBuild:
     """
     install_macros(con)
     sources, skipped = mention_sources(con)
-    refresh = refresh_slices(con, INT_ORG_MENTIONS, mention_slices(con, sources))
+    # all slices at once (a first build, or new code) share one pass: each distinct name is
+    # keyed once, not once per slice it appears in
+    whole = mentions_sql(
+        [f"SELECT * FROM ({src.sql}) AS p WHERE source_system IS NOT NULL" for src in sources]
+    )
+    refresh = refresh_slices(con, INT_ORG_MENTIONS, mention_slices(con, sources), whole)
     return MentionsBuild(
         rows=row_count(con, INT_ORG_MENTIONS),
         used=[src.table for src in sources],
