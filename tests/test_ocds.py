@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from decimal import Decimal
@@ -1240,6 +1241,9 @@ def test_parallel_compile_equals_the_in_process_compile(
     # several chunks, cut from read batches that split ocids: the pool is used
     monkeypatch.setattr(stg_ocds, "COMPILE_BATCH_ROWS", 2)
     monkeypatch.setattr(stg_ocds, "READ_BATCH_ROWS", 3)
+    scratch = tmp_path / "scratch"  # where the compiled chunks are written, and removed
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     monkeypatch.setattr(stg_ocds, "ProcessPoolExecutor", _CountingPool)
     monkeypatch.setattr(_CountingPool, "submitted", 0)
     snaps = []
@@ -1257,6 +1261,7 @@ def test_parallel_compile_equals_the_in_process_compile(
             counts = stg_ocds.build_stg_ocds_releases(c, workers=workers)
             snaps.append((counts, _snapshot(c, STG_RELEASES.qualified, STG_QUARANTINE.qualified)))
     assert _CountingPool.submitted >= 7
+    assert list(scratch.iterdir()) == []
     assert snaps[1] == snaps[0]
     (staged, quarantined), (compiled, quarantine) = snaps[0]
     assert (staged, quarantined) == (13, 2)  # ocds-abc123-0000..0011 and 0099 staged
@@ -1269,7 +1274,7 @@ def test_parallel_compile_equals_the_in_process_compile(
 
 
 def test_duckdb_memory_is_shared_only_while_merge_workers_run(
-    con, monkeypatch: pytest.MonkeyPatch
+    con, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     shares: list[float] = []
 
@@ -1284,11 +1289,11 @@ def test_duckdb_memory_is_shared_only_while_merge_workers_run(
         {"ocid": pa.array([], pa.string()), "merge_order": pa.array([], pa.int64()),
          "release_json": pa.array([], pa.string()), "from_compiled": pa.array([], pa.bool_())}
     )  # fmt: skip
-    assert len(list(stg_ocds._compile_chunks(con, iter([empty]), 2))) == 1
+    assert len(list(stg_ocds._compile_chunks(con, iter([empty]), 2, tmp_path))) == 1
     assert shares == []  # one chunk: no pool, DuckDB keeps its whole limit
-    assert len(list(stg_ocds._compile_chunks(con, iter([empty] * 3), 1))) == 3
+    assert len(list(stg_ocds._compile_chunks(con, iter([empty] * 3), 1, tmp_path))) == 3
     assert shares == []  # one worker: compiled in-process
-    assert len(list(stg_ocds._compile_chunks(con, iter([empty] * 3), 2))) == 3
+    assert len(list(stg_ocds._compile_chunks(con, iter([empty] * 3), 2, tmp_path))) == 3
     assert shares == [stg_ocds.WORKER_PHASE_DUCKDB_SHARE]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from ocdsmerge.exceptions import OCDSMergeError, OCDSMergeWarning
 from ocdsmerge.merge import CompiledRelease
 from ocdsmerge.rules import get_merge_rules
@@ -210,3 +211,12 @@ def compile_groups(groups: list[Group]) -> tuple[pa.Table, list[tuple[str, str]]
 def compile_rows(rows: pa.Table) -> tuple[pa.Table, list[tuple[str, str]]]:
     """compile_groups of rows of whole ocids (see group_rows): what a worker is sent."""
     return compile_groups(group_rows(rows))
+
+
+def compile_to_parquet(rows: pa.Table, path: str) -> list[tuple[str, str]]:
+    """compile_rows, the compiled rows written to the Parquet file `path` (DuckDB reads them
+    in the build process, in parallel, without unpickling or inserting Arrow batches there
+    while the workers run); returns the ocids that failed to merge."""
+    compiled, failures = compile_rows(rows)
+    pq.write_table(compiled, path, compression="snappy")
+    return failures

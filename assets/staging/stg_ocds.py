@@ -65,12 +65,16 @@ source party is an EU fund (an EU org-id `XI-`/`XM-`, or an EU fund's name), NUL
 award value (not split), as the canonical table documents.
 """
 
+import contextlib
 import html
 import itertools
 import multiprocessing
+import shutil
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -82,12 +86,12 @@ from dagster_duckdb import DuckDBResource
 from assets.common.fingerprint import skip_unchanged
 from assets.common.memory import memory_share
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE, to_eur_sql
-from assets.common.tables import Column, TableSpec, create_table, materialize_result
+from assets.common.tables import Column, TableSpec, create_table, materialize_result, sql_literal
 from assets.common.unicode_names import install_macros as install_shared_macros
 from assets.raw.ingest import PROVENANCE_COLUMNS
 from assets.raw.ocds import RAW_RELEASES, SOURCE_SYSTEM
 from assets.raw.reference import ECB_RATES
-from assets.staging.ocds_compile import COMPILED_SCHEMA, compile_rows
+from assets.staging.ocds_compile import COMPILED_SCHEMA, compile_to_parquet
 
 # the merge itself lives in ocds_compile (light to import in worker processes); re-exported
 from assets.staging.ocds_compile import SCHEMA_PATH as SCHEMA_PATH
@@ -660,50 +664,71 @@ def _json_bytes(batch: pa.RecordBatch) -> int:
 
 
 def _compile_chunks(
-    con: duckdb.DuckDBPyConnection, chunks: Iterator[pa.Table], workers: int
-) -> Iterator[tuple[pa.Table, list[tuple[str, str]]]]:
-    """compile_rows of each chunk, in chunk order. With workers > 1 and more than one chunk,
-    in that many spawned processes (never fork: the parent holds a DuckDB connection)."""
+    con: duckdb.DuckDBPyConnection, chunks: Iterator[pa.Table], workers: int, out_dir: Path
+) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """compile_to_parquet of each chunk (one file per chunk in `out_dir`), in chunk order:
+    (file, failures). With workers > 1 and more than one chunk, in that many spawned
+    processes (never fork: the parent holds a DuckDB connection)."""
+    paths = (str(out_dir / f"{n:06d}.parquet") for n in itertools.count())
     head = list(itertools.islice(chunks, 2 if workers > 1 else 1))
     if len(head) < 2:  # one process: small inputs do not pay for starting workers
-        for chunk in itertools.chain(head, chunks):
-            yield compile_rows(chunk)
+        for chunk, path in zip(itertools.chain(head, chunks), paths, strict=False):
+            yield path, compile_to_parquet(chunk, path)
         return
-    # the workers need memory while DuckDB here only streams chunks out and results in
+    # the workers need memory while DuckDB here only streams chunks out
     with memory_share(con, WORKER_PHASE_DUCKDB_SHARE):
-        yield from _compile_in_pool(head, chunks, workers)
+        yield from _compile_in_pool(head, chunks, workers, paths)
 
 
 def _compile_in_pool(
-    head: list[pa.Table], chunks: Iterator[pa.Table], workers: int
-) -> Iterator[tuple[pa.Table, list[tuple[str, str]]]]:
+    head: list[pa.Table], chunks: Iterator[pa.Table], workers: int, paths: Iterator[str]
+) -> Iterator[tuple[str, list[tuple[str, str]]]]:
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
-        pending = deque(pool.submit(compile_rows, c) for c in head)
-        for chunk in chunks:
-            pending.append(pool.submit(compile_rows, chunk))
-            if len(pending) >= 2 * workers:  # bounded memory: results are taken in order
-                yield pending.popleft().result()
+        pending: deque[tuple[str, Future[list[tuple[str, str]]]]] = deque()
+        for chunk in itertools.chain(head, chunks):
+            path = next(paths)
+            pending.append((path, pool.submit(compile_to_parquet, chunk, path)))
+            if len(pending) >= 2 * workers:  # bounded memory: chunks are sent as taken
+                path, done = pending.popleft()
+                yield path, done.result()
         while pending:
-            yield pending.popleft().result()
+            path, done = pending.popleft()
+            yield path, done.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _compile_all(
+@contextlib.contextmanager
+def _compiled_view(
     con: duckdb.DuckDBPyConnection, workers: int, ocids: list[str] | None = None
-) -> list[tuple[str, str]]:
-    """Fill TEMP table _ocds_compiled; returns (ocid, error) for ocids that failed to merge."""
-    columns = ", ".join(
-        f"{f.name} {'VARCHAR[]' if pa.types.is_list(f.type) else 'VARCHAR'}"
-        for f in COMPILED_SCHEMA
-    )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _ocds_compiled ({columns})")
-    failures: list[tuple[str, str]] = []
-    for _ocds_compiled_batch, failed in _compile_chunks(con, _iter_chunks(con, ocids), workers):
-        con.execute("INSERT INTO _ocds_compiled SELECT * FROM _ocds_compiled_batch")
-        failures.extend(failed)
-    return failures
+) -> Iterator[list[tuple[str, str]]]:
+    """TEMP VIEW _ocds_compiled over the compiled chunks (Parquet files, removed after the
+    block); yields (ocid, error) for ocids that failed to merge."""
+    out_dir = Path(tempfile.mkdtemp(prefix="fundtrace-ocds-compiled-"))
+    try:
+        files: list[str] = []
+        failures: list[tuple[str, str]] = []
+        for path, failed in _compile_chunks(con, _iter_chunks(con, ocids), workers, out_dir):
+            files.append(path)
+            failures.extend(failed)
+        if files:
+            listed = ", ".join(sql_literal(f) for f in files)
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW _ocds_compiled AS SELECT * FROM read_parquet([{listed}])"
+            )
+        else:
+            columns = ", ".join(
+                f"NULL::{'VARCHAR[]' if pa.types.is_list(f.type) else 'VARCHAR'} AS {f.name}"
+                for f in COMPILED_SCHEMA
+            )
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW _ocds_compiled AS SELECT {columns} WHERE false"
+            )
+        yield failures
+    finally:
+        con.execute("DROP VIEW IF EXISTS _ocds_compiled")
+        shutil.rmtree(out_dir, ignore_errors=True)
 
 
 def build_stg_ocds_releases(
@@ -717,10 +742,16 @@ def build_stg_ocds_releases(
     `workers`: processes that compile (default $FUNDTRACE_WORKERS); 1 compiles in-process."""
     install_ocds_sql(con)
     scope = open_scope(con, STG_RELEASES, table_digests_sql(STG_HISTORY.qualified), log=log)
+    workers = workers_from_env() if workers is None else workers
+    with _compiled_view(con, workers, scope.ocids(con)) as failures:
+        return _write_releases(con, scope, failures)
+
+
+def _write_releases(
+    con: duckdb.DuckDBPyConnection, scope: OcidScope, failures: list[tuple[str, str]]
+) -> tuple[int, int]:
+    """stg_ocds_releases rows of the ocids in `scope` from the view _ocds_compiled."""
     history = scope.rows(STG_HISTORY.qualified)
-    failures = _compile_all(
-        con, workers_from_env() if workers is None else workers, scope.ocids(con)
-    )
     con.execute("CREATE OR REPLACE TEMP TABLE _ocds_failed (ocid VARCHAR, error VARCHAR)")
     if failures:
         con.executemany("INSERT INTO _ocds_failed VALUES (?, ?)", failures)
@@ -800,10 +831,7 @@ def build_stg_ocds_releases(
              CAST(c.merge_sources AS JSON) AS merge_sources
            FROM _ocds_compiled c LEFT JOIN _ocds_rel_head head USING (ocid)""",
     )
-    con.execute(
-        "DROP TABLE _ocds_compiled; DROP TABLE _ocds_failed; DROP TABLE _ocds_rel_orgs; "
-        "DROP TABLE _ocds_rel_head"
-    )
+    con.execute("DROP TABLE _ocds_failed; DROP TABLE _ocds_rel_orgs; DROP TABLE _ocds_rel_head")
     return staged, quarantined
 
 
