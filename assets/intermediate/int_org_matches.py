@@ -1167,15 +1167,20 @@ def _stored_shown(con: duckdb.DuckDBPyConnection) -> dict[Basis, Shown]:
     """What the stored rows show, for those whose two references' mentions are unchanged
     (_ft_digests against the stored hashes): only the mentions change what a row shows."""
     changed = changed_refs(INT_ORG_MATCHES, "mentions")
-    found = con.execute(
+    found = con.sql(
         f"""
         SELECT ref_a, ref_b, method, score, accepted, rejection_reason, key_a, key_b, note,
                evidence, name_a, name_b, source_systems
         FROM {INT_ORG_MATCHES.qualified} JOIN {MATCH_BASIS} USING (step)
         WHERE ref_a NOT IN ({changed}) AND ref_b NOT IN ({changed})
         """
-    ).fetchall()
-    return {tuple(r[:9]): (r[9], r[10], r[11], r[12]) for r in found}
+    ).to_arrow_table()
+    # by column through Arrow, the collector paused: 0.7 -> ~0.25 s for 76k rows at scale 1
+    with gc_paused():
+        cols = [c.to_pylist() for c in found.columns]
+        basis = zip(*cols[:9], strict=True)
+        shows = zip(*cols[9:], strict=True)
+        return dict(zip(basis, shows, strict=True))  # type: ignore[arg-type]
 
 
 def build_int_org_matches(
