@@ -390,7 +390,48 @@ BATCH_ROWS = 50_000
 BATCH_BYTES = 16 << 20  # flush at ~16 MB of text so memory stays flat on large JSON records
 
 
-class RowWriter:
+class RowBuffer:
+    """Text rows of one file with their `_row` (source_row) and `_loc` (locator), handed on in
+    Arrow batches of `batch_rows` rows or ~`batch_bytes` of text (`add(size=...)`), so memory
+    stays flat on large files. Subclasses say where a batch goes (`flush`)."""
+
+    def __init__(
+        self,
+        columns: Iterable[str],
+        *,
+        batch_rows: int = BATCH_ROWS,
+        batch_bytes: int = BATCH_BYTES,
+    ):
+        self.columns = list(dict.fromkeys(columns))
+        self.schema = pa.schema(
+            [*((c, pa.string()) for c in self.columns), ("_row", pa.int64()), ("_loc", pa.string())]
+        )
+        self.batch_rows, self.batch_bytes = batch_rows, batch_bytes
+        self.buffer: dict[str, list[Any]] = {c: [] for c in self.schema.names}
+        self.bytes = 0
+        self.written = 0
+
+    def add(self, row: Mapping[str, Any], source_row: int, locator: str, *, size: int = 0) -> None:
+        for c in self.columns:
+            self.buffer[c].append(row.get(c))
+        self.buffer["_row"].append(source_row)
+        self.buffer["_loc"].append(locator)
+        self.bytes += size
+        if len(self.buffer["_row"]) >= self.batch_rows or self.bytes >= self.batch_bytes:
+            self.flush()
+
+    def take(self) -> pa.Table:
+        """The buffered rows as one Arrow table (possibly empty); the buffer starts afresh."""
+        batch = pa.table(self.buffer, schema=self.schema)
+        self.buffer = {c: [] for c in self.buffer}
+        self.bytes = 0
+        return batch
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+
+class RowWriter(RowBuffer):
     """Buffers text rows and appends them to a raw table, with provenance, in Arrow batches.
 
     The one writer every parser uses. `constants` are file-level values bound as parameters
@@ -408,35 +449,14 @@ class RowWriter:
         batch_rows: int = BATCH_ROWS,
         batch_bytes: int = BATCH_BYTES,
     ):
+        super().__init__(columns, batch_rows=batch_rows, batch_bytes=batch_bytes)
         self.con, self.ctx, self.table = con, ctx, table
-        self.columns = list(dict.fromkeys(columns))
         self.constants = dict(constants or {})
-        self.batch_rows, self.batch_bytes = batch_rows, batch_bytes
-        self.buffer: dict[str, list[Any]] = {c: [] for c in [*self.columns, "_row", "_loc"]}
-        self.bytes = 0
-        self.written = 0
-
-    def add(self, row: Mapping[str, Any], source_row: int, locator: str, *, size: int = 0) -> None:
-        for c in self.columns:
-            self.buffer[c].append(row.get(c))
-        self.buffer["_row"].append(source_row)
-        self.buffer["_loc"].append(locator)
-        self.bytes += size
-        if len(self.buffer["_row"]) >= self.batch_rows or self.bytes >= self.batch_bytes:
-            self.flush()
 
     def flush(self) -> None:
-        n = len(self.buffer["_row"])
-        if not n:
+        if not self.buffer["_row"]:
             return
-        _raw_batch = pa.table(
-            {
-                c: pa.array(v, type=pa.int64() if c == "_row" else pa.string())
-                for c, v in self.buffer.items()
-            }
-        )
-        self.buffer = {c: [] for c in self.buffer}
-        self.bytes = 0
+        _raw_batch = self.take()
         self.insert_arrow(_raw_batch)
         del _raw_batch
 

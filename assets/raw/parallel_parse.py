@@ -18,7 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,7 @@ from assets.raw.ingest import (
     FileRejected,
     IngestReport,
     ParseResult,
+    RowBuffer,
     RowWriter,
     ingest_folder,
 )
@@ -44,8 +45,8 @@ from assets.raw.ingest import (
 PARALLEL_MIN_BYTES = 32 * 2**20
 
 
-class SpoolWriter:
-    """RowWriter's `add`/`flush`/`written`, to an Arrow IPC stream file instead of DuckDB."""
+class SpoolWriter(RowBuffer):
+    """RowWriter's rows, batch by batch, to an Arrow IPC stream file instead of DuckDB."""
 
     def __init__(
         self,
@@ -55,42 +56,24 @@ class SpoolWriter:
         batch_rows: int = BATCH_ROWS,
         batch_bytes: int = BATCH_BYTES,
     ):
+        super().__init__(columns, batch_rows=batch_rows, batch_bytes=batch_bytes)
         self.path = path
-        self.columns = list(dict.fromkeys(columns))
-        self.schema = pa.schema(
-            [*((c, pa.string()) for c in self.columns), ("_row", pa.int64()), ("_loc", pa.string())]
-        )
-        self.batch_rows, self.batch_bytes = batch_rows, batch_bytes
         self.sink: pa.ipc.RecordBatchStreamWriter | None = None
-        self.buffer: dict[str, list[Any]] = {c: [] for c in self.schema.names}
-        self.bytes = 0
-        self.written = 0
-
-    def add(self, row: Mapping[str, Any], source_row: int, locator: str, *, size: int = 0) -> None:
-        for c in self.columns:
-            self.buffer[c].append(row.get(c))
-        self.buffer["_row"].append(source_row)
-        self.buffer["_loc"].append(locator)
-        self.bytes += size
-        if len(self.buffer["_row"]) >= self.batch_rows or self.bytes >= self.batch_bytes:
-            self.flush()
 
     def flush(self) -> None:
-        n = len(self.buffer["_row"])
-        if self.sink is None:
+        batch = self.take()
+        if self.sink is None:  # the file exists even when no row was written
             self.sink = pa.ipc.new_stream(str(self.path), self.schema)
-        if n:
-            self.sink.write_table(pa.table(self.buffer, schema=self.schema))
-        self.buffer = {c: [] for c in self.buffer}
-        self.bytes = 0
-        self.written += n
+        if batch.num_rows:
+            self.sink.write_table(batch)
+        self.written += batch.num_rows
 
     def close(self) -> None:
         if self.sink is not None:
             self.sink.close()
 
 
-RowSink = RowWriter | SpoolWriter
+RowSink = RowBuffer  # a RowWriter (the raw table) or a SpoolWriter (a worker's file)
 ParseTo = Callable[[RowSink, Path], ParseResult]
 
 
