@@ -1133,7 +1133,7 @@ def test_bare_record_without_ocid_key_and_only_linked_releases(con, raw) -> None
 # --------------------------------------------------------------------------- worker processes
 
 
-class _CountingPool(ProcessPoolExecutor):
+class CountingPool(ProcessPoolExecutor):
     """A real process pool that counts its tasks: proves the parallel path ran."""
 
     submitted = 0
@@ -1182,7 +1182,7 @@ def _mixed_folder(raw: Path) -> None:
     ))  # fmt: skip
 
 
-def _snapshot(con: duckdb.DuckDBPyConnection, *tables: str) -> list[list[tuple[Any, ...]]]:
+def table_snapshot(con: duckdb.DuckDBPyConnection, *tables: str) -> list[list[tuple[Any, ...]]]:
     """Every row of the tables, without the wall-clock columns, in stored order."""
     clock = {"loaded_at", "parse_seconds", "ingested_at", "quarantined_at"}
     out = []
@@ -1199,8 +1199,8 @@ def test_parallel_ingest_equals_the_in_process_ingest(
     tmp_path: Path, template_db: Path, raw: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _mixed_folder(raw)
-    monkeypatch.setattr(parallel_parse, "ProcessPoolExecutor", _CountingPool)
-    monkeypatch.setattr(_CountingPool, "submitted", 0)
+    monkeypatch.setattr(parallel_parse, "ProcessPoolExecutor", CountingPool)
+    monkeypatch.setattr(CountingPool, "submitted", 0)
     monkeypatch.setattr(parallel_parse, "PARALLEL_MIN_BYTES", 0)  # tiny files: workers all the same
     tables = (RAW_RELEASES.qualified, FILE_MANIFEST.qualified, QUARANTINE.qualified)
     snaps = []
@@ -1209,8 +1209,8 @@ def test_parallel_ingest_equals_the_in_process_ingest(
         shutil.copy(template_db, db)
         with duckdb.connect(str(db)) as c:
             report = ocds.ingest_releases(c, raw, lambda _m: None, workers)
-            snaps.append((report.files_failed, _snapshot(c, *tables)))
-    assert _CountingPool.submitted == 9  # every file went to a worker
+            snaps.append((report.files_failed, table_snapshot(c, *tables)))
+    assert CountingPool.submitted == 9  # every file went to a worker
     assert snaps[1] == snaps[0]
 
     failed, (raw_rows, manifest_rows, quarantine_rows) = snaps[0]
@@ -1223,13 +1223,13 @@ def test_a_small_ocds_folder_is_parsed_without_workers(
     tmp_path: Path, template_db: Path, raw: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _mixed_folder(raw)
-    monkeypatch.setattr(parallel_parse, "ProcessPoolExecutor", _CountingPool)
-    monkeypatch.setattr(_CountingPool, "submitted", 0)
+    monkeypatch.setattr(parallel_parse, "ProcessPoolExecutor", CountingPool)
+    monkeypatch.setattr(CountingPool, "submitted", 0)
     shutil.copy(template_db, tmp_path / "w.duckdb")
     with duckdb.connect(str(tmp_path / "w.duckdb")) as c:
         report = ocds.ingest_releases(c, raw, lambda _m: None, 2)
     assert (report.files_seen, report.files_failed, report.rows_loaded) == (9, 3, 47)
-    assert _CountingPool.submitted == 0  # a few KB: spawning workers would cost more
+    assert CountingPool.submitted == 0  # a few KB: spawning workers would cost more
 
 
 def test_parallel_compile_equals_the_in_process_compile(
@@ -1244,8 +1244,8 @@ def test_parallel_compile_equals_the_in_process_compile(
     scratch = tmp_path / "scratch"  # where the compiled chunks are written, and removed
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    monkeypatch.setattr(stg_ocds, "ProcessPoolExecutor", _CountingPool)
-    monkeypatch.setattr(_CountingPool, "submitted", 0)
+    monkeypatch.setattr(stg_ocds, "ProcessPoolExecutor", CountingPool)
+    monkeypatch.setattr(CountingPool, "submitted", 0)
     snaps = []
     with duckdb.connect(str(other)) as c2:
         for c, workers in ((con, 1), (c2, 2)):
@@ -1259,8 +1259,10 @@ def test_parallel_compile_equals_the_in_process_compile(
                     c, "SELECT count(*) FROM staging.stg_ocds_release_history "
                     "WHERE merge_role = 'merged'")[0][0]  # fmt: skip
             counts = stg_ocds.build_stg_ocds_releases(c, workers=workers)
-            snaps.append((counts, _snapshot(c, STG_RELEASES.qualified, STG_QUARANTINE.qualified)))
-    assert _CountingPool.submitted >= 7
+            snaps.append(
+                (counts, table_snapshot(c, STG_RELEASES.qualified, STG_QUARANTINE.qualified))
+            )
+    assert CountingPool.submitted >= 7
     assert list(scratch.iterdir()) == []
     assert snaps[1] == snaps[0]
     (staged, quarantined), (compiled, quarantine) = snaps[0]

@@ -2,45 +2,16 @@
 in-process ingest (BODS here; OCDS has its own test in test_ocds.py)."""
 
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pytest
 
 from assets.raw import bods, parallel_parse
 from assets.raw.ingest import FILE_MANIFEST, QUARANTINE
+from tests.test_ocds import CountingPool, table_snapshot
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "raw"
-CLOCK = {"loaded_at", "parse_seconds", "ingested_at", "quarantined_at"}
-
-
-class _CountingPool(ProcessPoolExecutor):
-    """A real process pool that counts its tasks: proves the parallel path ran."""
-
-    submitted = 0
-
-    def submit(self, *args: Any, **kwargs: Any) -> Any:
-        type(self).submitted += 1
-        return super().submit(*args, **kwargs)
-
-
-def _snapshot(con: duckdb.DuckDBPyConnection, *tables: str) -> list[list[tuple[Any, ...]]]:
-    out = []
-    for table in tables:
-        schema, name = table.split(".")
-        cols = [
-            c
-            for (c,) in con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = ? "
-                "AND table_name = ? ORDER BY ordinal_position",
-                [schema, name],
-            ).fetchall()
-            if c not in CLOCK
-        ]
-        out.append(con.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY ALL").fetchall())
-    return out
 
 
 def _bods_folder(raw: Path) -> int:
@@ -61,8 +32,8 @@ def test_parallel_bods_ingest_equals_the_in_process_ingest(
 ) -> None:
     raw = tmp_path / "raw"
     to_workers = _bods_folder(raw)
-    monkeypatch.setattr(parallel_parse, "ProcessPoolExecutor", _CountingPool)
-    monkeypatch.setattr(_CountingPool, "submitted", 0)
+    monkeypatch.setattr(parallel_parse, "ProcessPoolExecutor", CountingPool)
+    monkeypatch.setattr(CountingPool, "submitted", 0)
     monkeypatch.setattr(parallel_parse, "PARALLEL_MIN_BYTES", 0)  # tiny files: workers all the same
     tables = (bods.PARSER.table.qualified, FILE_MANIFEST.qualified, QUARANTINE.qualified)
     snaps = []
@@ -81,8 +52,8 @@ def test_parallel_bods_ingest_equals_the_in_process_ingest(
                 parser_version=bods.PARSER_VERSION,
                 log=lambda _m: None,
             )
-            snaps.append((report.files_failed, report.rows_loaded, _snapshot(con, *tables)))
-    assert _CountingPool.submitted == to_workers
+            snaps.append((report.files_failed, report.rows_loaded, table_snapshot(con, *tables)))
+    assert CountingPool.submitted == to_workers
     assert snaps[1] == snaps[0]
     failed, loaded, (raw_rows, manifest, _quarantine) = snaps[0]
     assert failed == 1 and loaded == len(raw_rows) > 0  # the truncated file only
