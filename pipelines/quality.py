@@ -1021,10 +1021,13 @@ def _build_check(path: Path) -> dg.AssetChecksDefinition:
             f"GX suite {suite['name']}: {len(suite['expectations'])} expectations "
             f"on {schema}.{table}"
         )
+        from assets.common.fingerprint import catalog_snapshot
+
         with duckdb.get_connection() as conn:
             try:
-                fingerprint = _check_fingerprint(conn, suite, key)
-                previous = _previous_result(conn, suite, fingerprint)
+                with catalog_snapshot(conn):
+                    fingerprint = _check_fingerprint(conn, suite, key)
+                    previous = _previous_result(conn, suite, fingerprint)
                 if previous is not None:
                     context.log.info(f"GX suite {suite['name']}: table unchanged, not re-run")
                     return previous

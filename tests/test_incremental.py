@@ -506,3 +506,27 @@ def test_a_rebuild_that_keeps_its_rows_does_not_rebuild_what_reads_it(tmp_path: 
     BUILDS.clear()
     _materialize_names(db)
     assert BUILDS == ["staging.n", "marts.name_count"]
+
+
+def test_the_catalog_snapshot_answers_existence_as_the_catalog_does(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "b.duckdb"))
+    con.execute("CREATE SCHEMA staging; CREATE TABLE staging.t (a INT)")
+    con.execute("CREATE VIEW staging.v AS SELECT 1 AS a")
+    con.execute("ATTACH ':memory:' AS other; CREATE SCHEMA other.staging")
+    con.execute("CREATE TABLE other.staging.elsewhere (a INT)")  # another database: absent here
+    con.execute("CREATE TEMP TABLE gone (a INT)")
+    names = ["staging.t", "staging.v", "staging.elsewhere", "main.gone", "staging.nope"]
+    queried = {n: fingerprint._exists(con, n) for n in names}
+    with fingerprint.catalog_snapshot(con):
+        snapped = {n: fingerprint._exists(con, n) for n in names}
+    assert (
+        snapped
+        == queried
+        == {
+            "staging.t": True,
+            "staging.v": True,
+            "staging.elsewhere": False,
+            "main.gone": False,
+            "staging.nope": False,
+        }
+    )

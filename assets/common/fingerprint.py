@@ -28,6 +28,8 @@ The code version is the whole `assets` package: SQL is shared across modules (ma
 of each source), so any code change rebuilds everything below raw once, deliberately.
 """
 
+import contextlib
+import contextvars
 import datetime as dt
 import functools
 import hashlib
@@ -132,6 +134,37 @@ def ensure_fingerprint_table(con: duckdb.DuckDBPyConnection) -> None:
     create_table(con, BUILD_FINGERPRINTS, replace=False)
 
 
+_TABLES: contextvars.ContextVar[frozenset[str] | None] = contextvars.ContextVar(
+    "fundtrace_tables", default=None
+)
+
+
+@contextlib.contextmanager
+def catalog_snapshot(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Inside the block, whether a table exists is answered from one listing of the
+    database's tables and views: a skip decision asks 4-6 times (the fingerprint table, each
+    input, each own table; ~2 ms a catalog query), so ~7 ms of every skipped step. Only for
+    blocks that create and drop no table."""
+    rows = con.execute(
+        "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
+        "WHERE database_name = current_database() "
+        "UNION ALL SELECT schema_name || '.' || view_name FROM duckdb_views() "
+        "WHERE database_name = current_database()"
+    ).fetchall()
+    token = _TABLES.set(frozenset(r[0] for r in rows))
+    try:
+        yield
+    finally:
+        _TABLES.reset(token)
+
+
+def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    known = _TABLES.get()
+    if known is not None:
+        return table in known
+    return table_columns(con, table) is not None
+
+
 def split_input(name: str) -> tuple[str, list[str] | None, str]:
     """(table, columns or None, condition) of an input name: `layer.table`, optionally
     `[col, ...]` (only those columns are read) and ` WHERE condition` (only those rows)."""
@@ -174,7 +207,7 @@ def _stored(
     con: duckdb.DuckDBPyConnection, keys: Iterable[str]
 ) -> dict[str, tuple[str, int | None, str | None]]:
     keys = list(keys)
-    if not keys or table_columns(con, FINGERPRINTS) is None:
+    if not keys or not _exists(con, FINGERPRINTS):
         return {}
     rows = con.execute(
         f"SELECT asset_key, fingerprint, row_count, metadata FROM {FINGERPRINTS} "
@@ -205,7 +238,7 @@ def input_fingerprint(
     parts: dict[str, Any] = {"code": code_version(), "assets": sorted(own_keys), "extra": extra}
     for name in inputs:
         hit = stored.get(name)
-        exists = table_columns(con, split_input(name)[0]) is not None
+        exists = _exists(con, split_input(name)[0])
         if hit and exists:
             parts[name] = hit[0]
         elif contents is None:
@@ -218,7 +251,7 @@ def input_fingerprint(
 
 
 def _row_count(con: duckdb.DuckDBPyConnection, table: str) -> int | None:
-    if table_columns(con, table) is None:
+    if not _exists(con, table):
         return None
     return scalar_int(con, f"SELECT count(*) FROM {table}")
 
@@ -414,8 +447,9 @@ def skip_unchanged(
         resource = _resource(args, kwargs)
         extra_value = extra(**kwargs) if extra else ""
         with resource.get_connection() as con:
-            fingerprint = input_fingerprint(con, names, inputs, extra_value)
-            found = unchanged(con, names, fingerprint)
+            with catalog_snapshot(con):
+                fingerprint = input_fingerprint(con, names, inputs, extra_value)
+                found = unchanged(con, names, fingerprint)
             versions: dict[str, str] = {}
             if found is None and any(k.path[0] != "raw" for k in keys):
                 data_changed()  # below raw only: a raw asset (councils.csv) rebuilds early
