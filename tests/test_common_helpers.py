@@ -22,7 +22,7 @@ from assets.common.json_text import canonical_json, compact_json, loads
 from assets.common.levels import funder_levels_sql
 from assets.common.money import load_ecb_rates, parse_amount, to_eur_sql
 from assets.common.orgids import company_number_org_id, name_key, normalise_org_id
-from assets.common.tables import create_table, ensure_schemas
+from assets.common.tables import Column, TableSpec, create_table, ensure_schemas
 from assets.raw.reference import (
     ECB_RATES,
     FUNDERS,
@@ -412,3 +412,33 @@ def test_canonical_json_is_the_sorted_compact_standard_form() -> None:
 def test_json_loads_refuses_what_is_not_json(text: str) -> None:
     with pytest.raises(ValueError, match="is not a JSON value"):
         loads(text)
+
+
+def test_create_table_keeps_a_table_and_brings_its_comments_to_the_spec() -> None:
+    con = duckdb.connect()
+    spec = TableSpec(
+        schema="staging",
+        name="t",
+        grain="one row",
+        description="First description.",
+        columns=(Column("a", "INT", "Column a."), Column("b", "VARCHAR", "Column b.")),
+    )
+    create_table(con, spec, replace=False)
+    con.execute("INSERT INTO staging.t VALUES (1, 'x')")
+    changed = TableSpec(
+        schema="staging",
+        name="t",
+        grain="one row",
+        description="First description.",
+        columns=(Column("a", "INT", "Column a, reworded."), Column("b", "VARCHAR", "Column b.")),
+    )
+
+    def comments() -> list[tuple[object, ...]]:
+        return con.execute(
+            "SELECT NULL, comment FROM duckdb_tables() WHERE table_name = 't' UNION ALL "
+            "SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 't' ORDER BY 1"
+        ).fetchall()
+
+    create_table(con, changed, replace=False)
+    assert con.execute("SELECT * FROM staging.t").fetchall() == [(1, "x")]  # kept
+    assert comments() == sorted(changed.comments(), key=lambda c: (c[0] is None, c[0] or ""))

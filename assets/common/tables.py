@@ -61,14 +61,23 @@ class TableSpec:
         )
         return f"{verb} {self.qualified} (\n  {cols}\n)"
 
-    def comment_statements(self, catalog: str | None = None) -> list[str]:
+    def comments(self) -> list[tuple[str | None, str]]:
+        """(column, comment) of the table (column None) and of each column."""
+        return [(None, self.doc), *((c.name, c.description) for c in self.columns)]
+
+    def comment_statements(
+        self, catalog: str | None = None, only: Sequence[str | None] | None = None
+    ) -> list[str]:
+        """COMMENT ON statements for the table and its columns (`only`: these columns, None
+        standing for the table itself)."""
         target = f"{catalog}.{self.qualified}" if catalog else self.qualified
-        stmts = [f"COMMENT ON TABLE {target} IS {sql_literal(self.doc)}"]
-        stmts += [
-            f"COMMENT ON COLUMN {target}.{c.name} IS {sql_literal(c.description)}"
-            for c in self.columns
+        return [
+            f"COMMENT ON TABLE {target} IS {sql_literal(text)}"
+            if column is None
+            else f"COMMENT ON COLUMN {target}.{column} IS {sql_literal(text)}"
+            for column, text in self.comments()
+            if only is None or column in only
         ]
-        return stmts
 
     def column_schema(self) -> dg.TableSchema:
         return dg.TableSchema(
@@ -97,9 +106,25 @@ def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def create_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, *, replace: bool) -> None:
+    """Create (or with `replace`, recreate) `spec`'s table with its COMMENTs. An existing
+    table kept (`replace=False`) gets only the comments that differ from the spec: every
+    skipped step ensures its tables, and rewriting ~15 comments cost ~7 ms and a catalog
+    write each time."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {spec.schema}")
     con.execute(spec.ddl(replace=replace, if_not_exists=not replace))
-    for stmt in spec.comment_statements():
+    only: list[str | None] | None = None
+    if not replace:
+        schema, name = sql_literal(spec.schema), sql_literal(spec.name)
+        where = f"database_name = current_database() AND schema_name = {schema}"
+        current = dict(
+            con.execute(
+                f"SELECT NULL, comment FROM duckdb_tables() WHERE {where} AND table_name = {name} "
+                f"UNION ALL SELECT column_name, comment FROM duckdb_columns() "
+                f"WHERE {where} AND table_name = {name}"
+            ).fetchall()
+        )
+        only = [col for col, text in spec.comments() if current.get(col) != text]
+    for stmt in spec.comment_statements(only=only):
         con.execute(stmt)
 
 
