@@ -9,6 +9,7 @@ code's output.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from currency_converter import CurrencyConverter
 
 from assets.common.dates import parse_date
+from assets.common.files import sha256_files
 from assets.common.json_text import canonical_json, compact_json, loads
 from assets.common.levels import funder_levels_sql
 from assets.common.money import load_ecb_rates, parse_amount, to_eur_sql
@@ -442,3 +444,14 @@ def test_create_table_keeps_a_table_and_brings_its_comments_to_the_spec() -> Non
     create_table(con, changed, replace=False)
     assert con.execute("SELECT * FROM staging.t").fetchall() == [(1, "x")]  # kept
     assert comments() == sorted(changed.comments(), key=lambda c: (c[0] is None, c[0] or ""))
+
+
+def test_sha256_files_hashes_each_file_in_order(tmp_path: Path) -> None:
+    paths = []
+    for i, size in enumerate([0, 3, 5_000_000, 17]):
+        p = tmp_path / f"f{i}.bin"
+        p.write_bytes(bytes(range(256)) * (size // 256) + b"x" * (size % 256))
+        paths.append(p)
+    expected = [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+    assert sha256_files(paths) == expected
+    assert sha256_files(paths[2:3]) == expected[2:3] and sha256_files([]) == []

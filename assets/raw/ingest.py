@@ -27,7 +27,7 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 
-from assets.common.files import list_source_files, list_unsupported_files, sha256_file
+from assets.common.files import list_source_files, list_unsupported_files, sha256_files
 from assets.common.tables import Column, TableSpec, create_table, materialize_result, scalar_int
 
 PROVENANCE_COLUMNS = (
@@ -221,8 +221,7 @@ def ingest_folder(
         log(f"{source_system}: {gone} is gone from the raw folder; its rows were removed")
 
     todo: list[tuple[str, Path, str]] = []
-    for rel, path in present.items():
-        sha = sha256_file(path)
+    for (rel, path), sha in zip(present.items(), sha256_files(list(present.values())), strict=True):
         if not force and known.get(rel) == (sha, parser_version):
             report.files_unchanged += 1
             continue
