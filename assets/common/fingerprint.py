@@ -285,19 +285,33 @@ def unchanged_payload(con: duckdb.DuckDBPyConnection, key: str, fingerprint: str
     return None
 
 
+def versioned_entries(
+    con: duckdb.DuckDBPyConnection, names: Sequence[str]
+) -> dict[str, tuple[str, str, int | None, str | None]]:
+    """{name: (fingerprint, written at, row count, metadata)} of the stored entries of
+    `names`, with the table's version entry (its fingerprint and when it was written) in place
+    of the build's where it has one; a version without a current entry counts for nothing."""
+    if not names or not _exists(con, FINGERPRINTS):
+        return {}
+    rows = con.execute(
+        f"""SELECT b.asset_key, coalesce(v.fingerprint, b.fingerprint),
+              CAST(coalesce(v.built_at, b.built_at) AS VARCHAR), b.row_count, b.metadata
+            FROM {FINGERPRINTS} b LEFT JOIN {FINGERPRINTS} v
+              ON v.asset_key = b.asset_key || '{VERSION_SUFFIX}'
+            WHERE list_contains(?, b.asset_key)""",
+        [list(names)],
+    ).fetchall()
+    return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+
 def _versioned(
     con: duckdb.DuckDBPyConnection, names: Sequence[str]
 ) -> dict[str, tuple[str, int | None, str | None]]:
-    """The stored entries of `names`, each with its table's version in place of the build's
-    fingerprint where it has one (a version without a current entry counts for nothing)."""
-    stored = _stored(con, [*names, *(name + VERSION_SUFFIX for name in names)])
-    out = {}
-    for name in names:
-        hit = stored.get(name)
-        if hit is not None:
-            version = stored.get(name + VERSION_SUFFIX)
-            out[name] = (version[0], hit[1], hit[2]) if version else hit
-    return out
+    """The stored entries of `names` as `_stored` gives them, versions applied."""
+    return {
+        name: (fingerprint, rows, metadata)
+        for name, (fingerprint, _, rows, metadata) in versioned_entries(con, names).items()
+    }
 
 
 def current_versions(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> dict[str, str]:

@@ -43,14 +43,13 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from assets.common.fingerprint import (
-    FINGERPRINTS,
-    VERSION_SUFFIX,
     input_fingerprint,
     remember_file_output,
     skipped_file_output,
     table_name,
+    versioned_entries,
 )
-from assets.common.tables import TableSpec, sql_literal, table_columns
+from assets.common.tables import TableSpec, sql_literal
 from assets.marts.control import FUNDING_STREAM_CONTROL, PROJECT_CONTROL, ULTIMATE_CONTROLLERS
 from assets.marts.core import FUNDING_STREAMS, MONEY_FLOWS, ORGANISATIONS
 from assets.marts.data_quality import DATA_QUALITY
@@ -87,18 +86,13 @@ def _builds(con: duckdb.DuckDBPyConnection, specs: Sequence[TableSpec]) -> dict[
     """{mart name: [fingerprint, written at, row count]} of the build that last wrote each
     mart's rows: its version entry when it has one (a rebuild that kept the rows keeps it),
     else its build entry."""
-    if table_columns(con, FINGERPRINTS) is None:
-        return {}
-    by_key = {s.qualified: s.name for s in specs}
-    rows = con.execute(
-        f"""SELECT b.asset_key, coalesce(v.fingerprint, b.fingerprint),
-              CAST(coalesce(v.built_at, b.built_at) AS VARCHAR), b.row_count
-            FROM {FINGERPRINTS} b LEFT JOIN {FINGERPRINTS} v
-              ON v.asset_key = b.asset_key || '{VERSION_SUFFIX}'
-            WHERE list_contains(?, b.asset_key)""",
-        [list(by_key)],
-    ).fetchall()
-    return {by_key[key]: [fingerprint, built, rows] for key, fingerprint, built, rows in rows}
+    entries = versioned_entries(con, [s.qualified for s in specs])
+    builds: dict[str, list[Any]] = {}
+    for spec in specs:
+        if spec.qualified in entries:
+            fingerprint, written, rows, _ = entries[spec.qualified]
+            builds[spec.name] = [fingerprint, written, rows]
+    return builds
 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:
