@@ -5,7 +5,10 @@
   replaced atomically at the end of a successful run.
 - `FUNDTRACE_BUILD_DB` (default: `<marts dir>/.build/<marts name>`): the working database
   every layer is built in. It sits next to the marts so that two marts targets never share
-  one build database.
+  one build database. DuckDB names a database after its file name up to the first dot, so
+  a build database named like one of its schemas (`marts.duckdb`, `staging.db`) would make
+  every `marts.<table>` ambiguous: the default is then `.build/build_<marts name>`, and such
+  an explicit value is refused with the reason.
 - `FUNDTRACE_DUCKDB_MEMORY_LIMIT` (default `1GB`): DuckDB's memory limit on every connection
   to the build database; beyond it DuckDB spills to `<build db>.tmp/`.
 - `FUNDTRACE_WORKERS` (default 2, at most the CPU count): worker processes for the OCDS and BODS
@@ -29,6 +32,11 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import Field, PrivateAttr
 
+from assets.common.tables import LAYERS
+
+# the schemas of the build database (the layers and the quality tables)
+BUILD_SCHEMAS = (*LAYERS, "quality")
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -45,9 +53,27 @@ def marts_db_from_env() -> Path:
     return _resolve("FUNDTRACE_MARTS_DB", REPO_ROOT / "data" / "marts" / "fundtrace.duckdb")
 
 
+def catalog_clash(path: Path) -> str | None:
+    """The build schema a DuckDB file at `path` would be named like (DuckDB names a database
+    after its file name up to the first dot), or None."""
+    name = path.name.split(".", 1)[0].lower()
+    return name if name in BUILD_SCHEMAS else None
+
+
 def build_db_from_env(marts_db: Path | None = None) -> Path:
     marts = marts_db or marts_db_from_env()
-    return _resolve("FUNDTRACE_BUILD_DB", marts.parent / ".build" / marts.name)
+    if os.environ.get("FUNDTRACE_BUILD_DB", "").strip():
+        path = _resolve("FUNDTRACE_BUILD_DB", marts)
+        clash = catalog_clash(path)
+        if clash is not None:
+            raise ValueError(
+                f"FUNDTRACE_BUILD_DB={path}: DuckDB would name this database {clash!r}, like "
+                f"the build's schema {clash!r}, and every {clash}.<table> would be ambiguous; "
+                "choose another file name"
+            )
+        return path
+    name = marts.name if catalog_clash(marts) is None else f"build_{marts.name}"
+    return (marts.parent / ".build" / name).resolve()
 
 
 # DuckDB's own default is 80% of RAM: one staging step then reached 5.5 GiB at scale 1.

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from pipelines.definitions import build_definitions
-from pipelines.resources import BuildDatabase, build_database
+from pipelines.resources import BuildDatabase, build_database, build_db_from_env
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,6 +73,31 @@ def test_definitions_use_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     resource = (build_definitions().resources or {})["duckdb"]
     assert isinstance(resource, BuildDatabase)
     assert (resource.connection_config or {}).get("memory_limit")
+
+
+def test_build_database_is_never_named_like_one_of_its_schemas(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB names a file's database after its name up to the first dot: a build database
+    called marts.duckdb made every `marts.<table>` ambiguous and failed the marts steps."""
+    monkeypatch.delenv("FUNDTRACE_BUILD_DB", raising=False)
+    out = tmp_path / "out"
+    monkeypatch.setenv("FUNDTRACE_MARTS_DB", str(out / "fundtrace.duckdb"))
+    assert build_db_from_env() == out / ".build" / "fundtrace.duckdb"  # the default as before
+    monkeypatch.setenv("FUNDTRACE_MARTS_DB", str(out / "marts.duckdb"))
+    db = build_db_from_env()
+    assert db == out / ".build" / "build_marts.duckdb"
+    db.parent.mkdir(parents=True)
+    con = duckdb.connect(str(db))
+    con.execute("CREATE SCHEMA marts; CREATE TABLE marts.t AS SELECT 1 AS x")
+    assert con.execute("SELECT x FROM marts.t").fetchall() == [(1,)]
+    con.close()
+    for name in ("Staging.db", "quality.v2.duckdb"):
+        monkeypatch.setenv("FUNDTRACE_BUILD_DB", str(tmp_path / name))
+        with pytest.raises(ValueError, match="ambiguous"):
+            build_db_from_env()
+    monkeypatch.setenv("FUNDTRACE_BUILD_DB", str(tmp_path / "staging_work.duckdb"))
+    assert build_db_from_env() == tmp_path / "staging_work.duckdb"
 
 
 def test_shipped_instance_config_runs_one_run_at_a_time(

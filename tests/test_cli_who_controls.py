@@ -1,6 +1,7 @@
 """`fundtrace who-controls` against the demo marts: controllers, chains, no match, no marts."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,17 @@ def test_supplier_names_its_ultimate_owner_and_chain(
     assert "Simon Achterberg [person HBT-PERSON-0006]: 60% (indirect, 2 links)" in out
     assert f"chain: {LUMENWAVE_CHAIN}" in out
     assert marts.stat().st_mtime_ns == before  # read-only
+
+
+@pytest.mark.e2e
+def test_a_marts_file_named_like_the_schema_is_read(
+    demo_build: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marts = tmp_path / "marts.duckdb"  # opened directly, `marts.<table>` would be ambiguous
+    shutil.copyfile(demo_build["marts"], marts)
+    code, out, err = _run(capsys, "lumenwave", "--marts", str(marts))
+    assert (code, err) == (0, "")
+    assert f"chain: {LUMENWAVE_CHAIN}" in out
 
 
 @pytest.mark.e2e

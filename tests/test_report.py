@@ -113,7 +113,8 @@ def test_make_report_entry_point_renders_next_to_the_marts(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    marts = tmp_path / "marts" / "fundtrace.duckdb"
+    # named like the schema: opened directly, its `marts.<table>` would be ambiguous
+    marts = tmp_path / "out" / "marts.duckdb"
     marts.parent.mkdir()
     shutil.copyfile(demo_build["marts"], marts)
     monkeypatch.setenv("FUNDTRACE_MARTS_DB", str(marts))

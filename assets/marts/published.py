@@ -4,6 +4,8 @@ from pathlib import Path
 
 import duckdb
 
+CATALOG = "fundtrace_marts"
+
 
 class MartsNotFoundError(FileNotFoundError):
     """The published marts file to read from does not exist."""
@@ -17,4 +19,10 @@ def open_published_marts(marts_db: Path) -> duckdb.DuckDBPyConnection:
             f"no published marts at {marts_db}: run `make run` first "
             "(or point FUNDTRACE_MARTS_DB at a published marts file)"
         )
-    return duckdb.connect(str(marts_db), read_only=True)
+    con = duckdb.connect()
+    # attached under a fixed name: opened directly, a file named marts.duckdb would be a
+    # database called `marts`, and every `marts.<table>` ambiguous
+    path = str(marts_db).replace("'", "''")
+    con.execute(f"ATTACH '{path}' AS {CATALOG} (READ_ONLY)")
+    con.execute(f"USE {CATALOG}")
+    return con
