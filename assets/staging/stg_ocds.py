@@ -134,7 +134,9 @@ CREATE OR REPLACE TEMP MACRO ocds_list(j) AS CASE json_type(j)
 -- merge_sources[kind][id][pos] (pos 0: first merge order, 1: last, 2: index in the last)
 CREATE OR REPLACE TEMP MACRO ocds_source(ms, kind, id, pos) AS
   json_extract_string(ms, '$.' || kind || '."' || replace(id, '"', '\"') || '"[' || pos || ']');
-CREATE OR REPLACE TEMP MACRO ocds_name(x) AS ft_clean_name(ocds_unescape(ocds_text(x)));
+-- entities start with '&': the Python UDF (one call per row, under the GIL) only sees those
+CREATE OR REPLACE TEMP MACRO ocds_name(x) AS ft_clean_name(CASE WHEN contains(ocds_text(x), '&')
+  THEN ocds_unescape(ocds_text(x)) ELSE ocds_text(x) END);
 -- scheme + id -> normalised org-id; an empty scheme or id never makes one
 CREATE OR REPLACE TEMP MACRO ocds_org_ref(scheme, id) AS CASE
   WHEN ocds_text(scheme) IS NULL OR ocds_text(id) IS NULL THEN NULL
@@ -874,29 +876,37 @@ def build_stg_ocds_parties(
     install_ocds_sql(con)
     scope = _child_scope(con, STG_PARTIES, log)
     releases = scope.rows(STG_RELEASES.qualified)
+    # the pieces that name organisations, not the whole compiled release, go through the CTE
     source = f"""
     WITH c AS (
-      SELECT ocid, compiled_release AS j, ocds_list(json_extract(compiled_release, '$.parties')) AS parties
+      SELECT ocid, ocds_list(json_extract(compiled_release, '$.parties')) AS parties,
+        json_extract(compiled_release, '$.buyer') AS buyer,
+        json_extract(compiled_release, '$.tender.procuringEntity') AS procuring_entity,
+        ocds_list(json_extract(compiled_release, '$.tender.tenderers')) AS tenderers,
+        ocds_list(json_extract(compiled_release, '$.awards')) AS awards
       FROM {releases}
     ),
-    awards AS (SELECT ocid, parties, unnest(ocds_list(json_extract(j, '$.awards'))) AS award FROM c)
+    awards AS (SELECT ocid, parties, unnest(awards) AS award FROM c)
     SELECT ocid, parties, p, party_index, 'parties' AS origin, NULL AS role FROM (
       SELECT ocid, parties, unnest(parties) AS p, generate_subscripts(parties, 1) - 1 AS party_index FROM c)
-    UNION ALL SELECT ocid, parties, json_extract(j, '$.buyer'), NULL, 'buyer', 'buyer' FROM c
-    UNION ALL SELECT ocid, parties, json_extract(j, '$.tender.procuringEntity'), NULL,
+    UNION ALL SELECT ocid, parties, buyer, NULL, 'buyer', 'buyer' FROM c
+    UNION ALL SELECT ocid, parties, procuring_entity, NULL,
                      'tender.procuringEntity', 'procuringEntity' FROM c
-    UNION ALL SELECT ocid, parties, unnest(ocds_list(json_extract(j, '$.tender.tenderers'))), NULL,
-                     'tender.tenderers', 'tenderer' FROM c
+    UNION ALL SELECT ocid, parties, unnest(tenderers), NULL, 'tender.tenderers', 'tenderer' FROM c
     UNION ALL SELECT ocid, parties, unnest(ocds_list(json_extract(award, '$.suppliers'))), NULL,
                      'awards.suppliers', 'supplier' FROM awards
     """
+    # an inline organisation that names a listed party adds nothing (the party's row stands
+    # for it): dropped before the identifier macros run on it, about half the rows
     with_org_refs(
         con,
         "_ocds_party_orgs",
-        f"""SELECT ocid, p, party_index, origin, role,
-              ocds_text(json_extract_string(p, '$.id')) AS _id,
-              origin <> 'parties' AND ocds_resolved(parties, p) AS _listed
-            FROM ({source}) WHERE json_type(p) = 'OBJECT'""",
+        f"""SELECT * FROM (
+              SELECT ocid, p, party_index, origin, role,
+                ocds_text(json_extract_string(p, '$.id')) AS _id,
+                origin <> 'parties' AND ocds_resolved(parties, p) AS _listed
+              FROM ({source}) WHERE json_type(p) = 'OBJECT')
+            WHERE NOT _listed""",
         {"o": "p"},
     )
     select = f"""
