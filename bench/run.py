@@ -19,8 +19,10 @@
    and `make run` do, (5) and (6) the sensor's run, from that same state, for a 360Giving file
    whose recipients include 50 new organisations and for a file of 5,000 OCDS releases. Per step (asset or check) wall time comes from the Dagster event log
    (first STEP_START -> STEP_SUCCESS), rows from `dagster/row_count`, the step's peak RSS
-   from sampling /proc every 50 ms; the run's peak RSS and CPU seconds are the child's
-   `os.wait4` figures (the whole run: DuckDB, Python, Dagster).
+   and CPU seconds from sampling /proc every 50 ms (the process and its workers); the run's
+   peak RSS and CPU seconds are the child's `os.wait4` figures (the whole run: DuckDB,
+   Python, Dagster). The full build's five steps that leave the most core-seconds unused
+   (cores x wall - CPU) are listed: where parallelism would pay.
 5. A table is printed and the same figures written to `bench/results/<date>-scale<S>.json`
    with the commit, machine and load average ($BENCH_DUCKDB_CONFIG, a JSON object of DuckDB
    settings added to the resource, marks an experiment and suffixes the file name;
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import platform
@@ -254,6 +257,7 @@ def run_build(folders: Sequence[str] = ()) -> dict[str, Any]:
     for s in steps:
         window = s.pop("_window", None)
         s["peak_rss_mib"] = sampler.peak_mib(window) if window else None
+        s["cpu_seconds"] = sampler.cpu_seconds(window) if window else None
     return {
         "tree_peak_rss_mib": sampler.peak_mib(),
         "success": result.success,
@@ -267,29 +271,43 @@ def run_build(folders: Sequence[str] = ()) -> dict[str, Any]:
 
 
 class RssSampler:
-    """Samples the resident memory of this process *and its descendants* every 50 ms (worker
-    processes, e.g. the OCDS parse/merge pool, count towards the run's memory), to attribute
-    the peak to a step and to give the run's peak as a sum over the process tree."""
+    """Samples the resident memory and the CPU time of this process *and its descendants*
+    every 50 ms (worker processes, e.g. the OCDS parse/merge pool, count towards the run), to
+    attribute a peak and CPU seconds to each step and to give the run's peak as a sum over the
+    process tree. CPU seconds per step show which steps leave a core idle."""
 
     def __init__(self, interval: float = 0.05):
         import threading
 
         self.interval = interval
-        self.samples: list[tuple[float, int]] = []
+        self.samples: list[tuple[float, int, float]] = []  # (time, tree RSS, tree CPU seconds)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._page = os.sysconf("SC_PAGE_SIZE")
+        self._tick = os.sysconf("SC_CLK_TCK")
 
     def _tree_rss(self) -> int:
-        """RSS of this process plus its descendants; only this process's own figure is
-        required (a worker or thread that exits while it is read is skipped)."""
-        total, todo = 0, [os.getpid()]
+        return self._tree()[0]
+
+    def _tree(self) -> tuple[int, float]:
+        """RSS and CPU seconds of this process plus its descendants; only this process's own
+        figures are required (a worker or thread that exits while it is read is skipped).
+        CPU counts this process's reaped children too, so a worker pool that ends keeps its
+        seconds in the sum."""
+        total, cpu, todo = 0, 0.0, [os.getpid()]
         while todo:
             pid = todo.pop()
             try:
                 with open(f"/proc/{pid}/statm") as fh:
                     total += int(fh.read().split()[1]) * self._page
-            except (OSError, ValueError):
+                with open(f"/proc/{pid}/stat") as fh:
+                    # fields after the command name: utime, stime, cutime, cstime are 12-15
+                    fields = fh.read().rpartition(")")[2].split()
+                ticks = int(fields[11]) + int(fields[12])
+                if pid == os.getpid():
+                    ticks += int(fields[13]) + int(fields[14])
+                cpu += ticks / self._tick
+            except (OSError, ValueError, IndexError):
                 if pid == os.getpid():
                     raise
                 continue
@@ -303,15 +321,15 @@ class RssSampler:
                         todo.extend(int(c) for c in fh.read().split())
                 except (OSError, ValueError):
                     continue
-        return total
+        return total, cpu
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                rss = self._tree_rss()
-            except OSError:  # not Linux: no per-step figure
+                rss, cpu = self._tree()
+            except (OSError, ValueError, IndexError):  # not Linux: no per-step figures
                 return
-            self.samples.append((time.time(), rss))
+            self.samples.append((time.time(), rss, cpu))
             self._stop.wait(self.interval)
 
     def start(self) -> None:
@@ -322,8 +340,22 @@ class RssSampler:
         self._thread.join()
 
     def peak_mib(self, window: tuple[float, float] | None = None) -> float | None:
-        inside = [rss for t, rss in self.samples if window is None or window[0] <= t <= window[1]]
+        inside = [
+            rss for t, rss, _ in self.samples if window is None or window[0] <= t <= window[1]
+        ]
         return round(max(inside) / 2**20, 1) if inside else None
+
+    def cpu_seconds(self, window: tuple[float, float]) -> float | None:
+        """CPU seconds of the process tree between the samples around `window`; a drop (a
+        worker that exited before it was reaped) counts as nothing rather than negative."""
+        around = [
+            cpu
+            for t, _, cpu in self.samples
+            if window[0] - self.interval <= t <= window[1] + self.interval
+        ]
+        if len(around) < 2:
+            return None
+        return round(sum(max(0.0, b - a) for a, b in itertools.pairwise(around)), 3)
 
 
 def _apply_duckdb_experiment() -> None:
@@ -579,6 +611,12 @@ def summarize(
             if state != "passed"
         )
     slowest = sorted(full["steps"], key=lambda s: -(s["seconds"] or 0))[:5]
+    cores = machine.get("cpus") or 1
+    # core-seconds a step leaves unused: where parallelism (or less Python) would help most
+    idle = sorted(
+        (s for s in full["steps"] if s.get("seconds") and s.get("cpu_seconds") is not None),
+        key=lambda s: -(cores * s["seconds"] - s["cpu_seconds"]),
+    )[:5]
     return {
         "schema": SCHEMA,
         "date": date,
@@ -607,6 +645,16 @@ def summarize(
         "slowest_five": [
             {"step": s["step"], "seconds": s["seconds"], "rows": _rows(s)} for s in slowest
         ],
+        "idle_core_five": [
+            {
+                "step": s["step"],
+                "seconds": s["seconds"],
+                "cpu_seconds": s["cpu_seconds"],
+                "cores_used": round(s["cpu_seconds"] / s["seconds"], 2),
+                "idle_core_seconds": round(cores * s["seconds"] - s["cpu_seconds"], 2),
+            }
+            for s in idle
+        ],
     }
 
 
@@ -629,6 +677,8 @@ def format_table(report: dict[str, Any]) -> str:
                 s["step"], {"kind": s["kind"], "rows": _rows(s), "rss": s.get("peak_rss_mib")}
             )
             entry[name] = s["seconds"]
+            if name == "full":
+                entry["cpu"] = s.get("cpu_seconds")
     lines = []
     data = report["data"]
     lines.append(
@@ -638,7 +688,7 @@ def format_table(report: dict[str, Any]) -> str:
     head = (
         f"{'step':60} {'kind':5} "
         + " ".join(f"{COLUMNS[name]:>8}" for name in RUNS)
-        + f" {'rows':>10} {'peak MiB':>8}"
+        + f" {'full CPU':>8} {'rows':>10} {'peak MiB':>8}"
     )
     lines += [head, "-" * len(head)]
 
@@ -652,7 +702,7 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(
             f"{key[:60]:60} {s['kind']:5} "
             + " ".join(f"{cell(s.get(name)):>8}" for name in RUNS)
-            + f" {rows:>10} {rss:>8}{mark}"
+            + f" {cell(s.get('cpu'))} {rows:>10} {rss:>8}{mark}"
         )
     lines.append("-" * len(head))
     for label, field in (
@@ -700,6 +750,17 @@ def format_table(report: dict[str, Any]) -> str:
         f"peak RSS           {report['peak_rss_mib']:6.0f} MiB (target <= 2048) "
         f"{'OK' if t['peak_rss_within_2gib'] else 'MISSED'}"
     )
+    idle = report.get("idle_core_five") or []
+    if idle:
+        lines.append(
+            f"steps of the full build that leave most of the {report['machine'].get('cpus')} "
+            "cores idle (cores x wall - CPU seconds):"
+        )
+        for s in idle:
+            lines.append(
+                f"  {s['step'][:60]:60} {s['seconds']:7.2f}s wall {s['cpu_seconds']:7.2f}s CPU "
+                f"{s['cores_used']:5.2f} cores used, {s['idle_core_seconds']:6.2f} idle"
+            )
     for name, r in runs.items():
         if not r["success"] or r["failed_checks"]:
             lines.append(

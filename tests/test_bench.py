@@ -388,9 +388,11 @@ def test_report_has_the_required_fields(tmp_path: Path) -> None:
     manifest = gen.generate(TINY, 9, raw, ["private", "360giving"])
     floor = runner.measure_floor(raw, tmp_path / "f.duckdb", tmp_path / "t")
     floor.update(wall_seconds=2.0, peak_rss_mib=100.0, cpu_seconds=1.0)
+    # s6 keeps both cores busy, s5 one: s5 leaves the most core-seconds idle
     extra = [
         {"step": f"s{i}", "kind": "asset", "status": "success", "seconds": float(i),
-         "attempts": 1, "assets": {f"x/s{i}": i * 10}, "checks": {}}
+         "attempts": 1, "assets": {f"x/s{i}": i * 10}, "checks": {},
+         "cpu_seconds": {6: 12.0, 5: 5.0}.get(i, i * 1.5)}
         for i in range(1, 7)
     ]  # fmt: skip
     runs = {
@@ -408,7 +410,7 @@ def test_report_has_the_required_fields(tmp_path: Path) -> None:
         generate_seconds=0.1,
         floor=floor,
         runs=runs,
-        machine=runner.machine_info(),
+        machine={**runner.machine_info(), "cpus": 2},
         date="2026-01-01",
     )
     assert report["schema"] == runner.SCHEMA
@@ -437,7 +439,13 @@ def test_report_has_the_required_fields(tmp_path: Path) -> None:
     )
     assert [s["step"] for s in report["slowest_five"]] == ["s6", "s5", "s4", "s3", "s2"]
     assert report["slowest_five"][0]["rows"] == 60
+    idle = report["idle_core_five"]
+    assert [s["step"] for s in idle[:3]] == ["s5", "s4", "s3"]
+    assert idle[0] == {"step": "s5", "seconds": 5.0, "cpu_seconds": 5.0, "cores_used": 1.0,
+                       "idle_core_seconds": 5.0}  # fmt: skip
+    assert "s6" not in [s["step"] for s in idle[:2]]
     text = runner.format_table(report)
+    assert "leave most of the 2 cores idle" in text and "1.00 cores used" in text
     assert "<== slowest 5" in text and "build / floor" in text and "peak RSS" in text
     assert "(whole job)" in text and "(new orgs)" in text and "(OCDS file)" in text
     json.dumps(report)  # the results file is plain JSON
@@ -479,6 +487,23 @@ def test_rss_sampler_counts_worker_processes() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_sampler_counts_the_cpu_of_worker_processes_also_after_they_exit() -> None:
+    sampler = runner.RssSampler()
+    sampler.start()
+    started = time.time()
+    # ~0.6 s of CPU in a child that has ended (and been reaped) before the sampler stops
+    subprocess.run(
+        [sys.executable, "-c", "import time\nt = time.process_time()\n"
+         "while time.process_time() - t < 0.6: pass"],
+        check=True,
+    )  # fmt: skip
+    time.sleep(0.2)
+    sampler.stop()
+    cpu = sampler.cpu_seconds((started, time.time()))
+    assert cpu is not None and cpu >= 0.5
+    assert sampler.cpu_seconds((started - 100, started - 99)) is None  # no samples there
 
 
 def test_one_file_run_selects_what_the_sensor_launches(fundtrace_env: dict[str, Path]) -> None:
