@@ -96,6 +96,24 @@ def test_failed_publish_keeps_the_previous_export(tmp_path: Path) -> None:
     assert sorted(p.name for p in target.parent.iterdir()) == ["export", "fundtrace.duckdb"]
 
 
+def test_a_mart_that_changes_while_it_is_published_fails_the_publish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exports (a thread of their own) and the copy read the build table separately: a
+    copy whose row count is not the one the exports were cut from is refused."""
+    target = tmp_path / "out" / "fundtrace.duckdb"
+    export = export_dir_for(target)
+    con = _build(tmp_path / "build.duckdb", 5)
+    publish_marts(con, target, [TINY], export_dir=export)
+    before = {p.name: p.read_bytes() for p in export.iterdir()}, target.read_bytes()
+    monkeypatch.setattr(publish, "scalar_int", lambda *_: 6)  # as if a row came in between
+    with pytest.raises(RuntimeError, match="changed while it was published: 5 rows copied, 6"):
+        publish_marts(con, target, [TINY], export_dir=export)
+    con.close()
+    assert ({p.name: p.read_bytes() for p in export.iterdir()}, target.read_bytes()) == before
+    assert sorted(p.name for p in target.parent.iterdir()) == ["export", "fundtrace.duckdb"]
+
+
 def test_republish_replaces_the_export(tmp_path: Path) -> None:
     target = tmp_path / "out" / "fundtrace.duckdb"
     export = export_dir_for(target)

@@ -19,7 +19,11 @@ are copied in one transaction, so their data is written to the new file once, at
 The same step writes each mart as Parquet (and CSV when it is small) into an `export` folder
 next to the marts file, for BI tools and spreadsheets. The folder is written under a temporary
 name and swapped in after the marts file, so it always matches the published marts and a
-failed build leaves the previous export in place. A hidden manifest in the folder records,
+failed build leaves the previous export in place. The exports are written from the build
+tables, on a cursor of their own in a second thread, while the copy runs (3.1 -> 2.5 s at scale
+1: each alone leaves part of the second core idle): nothing else writes the marts while a run
+publishes them (the run holds the build database), and the row counts of the copy are checked
+against those the exports were written with. A hidden manifest in the folder records,
 per mart, the build it was exported from (its entry in `quality.build_fingerprints`: the
 fingerprint and when it was built; its version entry instead when it has one, so a rebuild
 that kept the rows keeps the export) and the size of each file. A mart whose entry is still the
@@ -33,6 +37,7 @@ written afresh.
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,7 +54,7 @@ from assets.common.fingerprint import (
     table_name,
     versioned_entries,
 )
-from assets.common.tables import TableSpec, sql_literal
+from assets.common.tables import TableSpec, scalar_int, sql_literal
 from assets.marts.control import FUNDING_STREAM_CONTROL, PROJECT_CONTROL, ULTIMATE_CONTROLLERS
 from assets.marts.core import FUNDING_STREAMS, MONEY_FLOWS, ORGANISATIONS
 from assets.marts.data_quality import DATA_QUALITY
@@ -128,8 +133,9 @@ def _write_exports(
     out: Path,
     previous: Path,
 ) -> None:
-    """COPY each published table (catalog `_ALIAS`) to `out`: Parquet always, CSV if small;
-    the files of a mart built by the same build as in `previous` are reused (module doc)."""
+    """COPY each table of `specs` (the build tables, in the published column order) to `out`:
+    Parquet always, CSV if small; the files of a mart built by the same build as in `previous`
+    are reused (module doc)."""
     out.mkdir(parents=True)
     before = _read_manifest(previous)
     manifest: dict[str, Any] = {}
@@ -148,7 +154,7 @@ def _write_exports(
             or last.get("build") != build
             or not _reuse(previous, last.get("files", {}), names, out)
         ):
-            source = f"(SELECT * FROM {_ALIAS}.{spec.qualified})"
+            source = f"(SELECT {spec.select_list()} FROM {spec.qualified})"
             for name in names:
                 options = (
                     "FORMAT csv, HEADER true"
@@ -196,32 +202,16 @@ def publish_marts(
     tmp_export = None
     if export_dir is not None:
         tmp_export = export_dir.with_name(f".{export_dir.name}.{os.getpid()}.{time.time_ns()}.tmp")
-    counts: dict[str, int] = {}
+    counts = {s.name: scalar_int(con, f"SELECT count(*) FROM {s.qualified}") for s in specs}
+    exports: _Exports | None = None
     try:
-        con.execute(f"ATTACH {sql_literal(str(tmp))} AS {_ALIAS}")
+        if tmp_export is not None and export_dir is not None:
+            exports = _Exports(con, specs, counts, tmp_export, export_dir)
         try:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute(f"CREATE SCHEMA {_ALIAS}.marts")
-                for spec in specs:
-                    # no ORDER BY: the build table is already in order (module doc)
-                    created = con.execute(
-                        f"CREATE TABLE {_ALIAS}.{spec.qualified} AS "
-                        f"SELECT {spec.select_list()} FROM {spec.qualified}"
-                    ).fetchall()
-                    counts[spec.name] = int(created[0][0])
-                    for stmt in spec.comment_statements(catalog=_ALIAS):
-                        con.execute(stmt)
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK")
-                raise
-            con.execute(f"CHECKPOINT {_ALIAS}")
-            if tmp_export is not None and export_dir is not None:
-                # exported from the file being published, so both always hold the same rows
-                _write_exports(con, specs, counts, _builds(con, specs), tmp_export, export_dir)
+            _copy(con, tmp, specs, counts)
         finally:
-            con.execute(f"DETACH {_ALIAS}")
+            if exports is not None:
+                exports.wait()  # before any clean-up below, also when the copy failed
         os.replace(tmp, target)
         if tmp_export is not None and export_dir is not None:
             _swap_dir(tmp_export, export_dir)
@@ -231,6 +221,69 @@ def publish_marts(
         if tmp_export is not None:
             shutil.rmtree(tmp_export, ignore_errors=True)
     return counts
+
+
+def _copy(
+    con: duckdb.DuckDBPyConnection, tmp: Path, specs: Sequence[TableSpec], counts: dict[str, int]
+) -> None:
+    """The marts of `specs` copied into the new file `tmp`, with their COMMENTs, in one
+    transaction; fails when a table's rows are not `counts` (what the exports were cut from)."""
+    con.execute(f"ATTACH {sql_literal(str(tmp))} AS {_ALIAS}")
+    try:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"CREATE SCHEMA {_ALIAS}.marts")
+            for spec in specs:
+                # no ORDER BY: the build table is already in order (module doc)
+                created = con.execute(
+                    f"CREATE TABLE {_ALIAS}.{spec.qualified} AS "
+                    f"SELECT {spec.select_list()} FROM {spec.qualified}"
+                ).fetchall()
+                if int(created[0][0]) != counts[spec.name]:
+                    raise RuntimeError(
+                        f"{spec.qualified} changed while it was published: "
+                        f"{created[0][0]} rows copied, {counts[spec.name]} exported"
+                    )
+                for stmt in spec.comment_statements(catalog=_ALIAS):
+                    con.execute(stmt)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        con.execute(f"CHECKPOINT {_ALIAS}")
+    finally:
+        con.execute(f"DETACH {_ALIAS}")
+
+
+class _Exports:
+    """`_write_exports` on a cursor of `con` in a thread of its own (module doc)."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        specs: Sequence[TableSpec],
+        counts: dict[str, int],
+        out: Path,
+        previous: Path,
+    ):
+        self._cursor = con.cursor()
+        self._args = (specs, counts, _builds(con, specs), out, previous)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="fundtrace-exports")
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            _write_exports(self._cursor, *self._args)
+        except BaseException as exc:  # re-raised in the step's thread by wait()
+            self._error = exc
+        finally:
+            self._cursor.close()
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 @dg.asset(
