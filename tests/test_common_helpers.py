@@ -452,3 +452,33 @@ def test_sha256_files_hashes_each_file_in_order(tmp_path: Path) -> None:
     expected = [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
     assert sha256_files(paths) == expected
     assert sha256_files(paths[2:3]) == expected[2:3] and sha256_files([]) == []
+
+
+def _preloaded(_: int) -> list[str]:
+    """In a worker: which of the fork server's preloads it found already imported."""
+    import sys
+
+    from assets.common.worker_processes import PRELOAD
+
+    return [m for m in PRELOAD if m in sys.modules]
+
+
+def test_workers_are_forked_from_a_server_that_imported_their_modules() -> None:
+    """A preload the server cannot import is skipped silently: every name must import, and a
+    worker must start with all of them loaded (no import of its own, no pandas per worker)."""
+    import importlib
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from assets.common.worker_processes import PRELOAD, worker_context
+
+    for name in PRELOAD:
+        importlib.import_module(name)
+    context = worker_context()
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        assert context.get_start_method() == "spawn"
+        pytest.skip("no forkserver on this platform: workers are spawned")
+    assert context.get_start_method() == "forkserver"
+    with ProcessPoolExecutor(2, mp_context=context) as pool:
+        found = list(pool.map(_preloaded, range(2)))
+    assert found == [list(PRELOAD)] * 2

@@ -15,7 +15,6 @@ receive it pickled) that writes its rows to `out`, a `RowWriter` or a `SpoolWrit
 
 from __future__ import annotations
 
-import multiprocessing
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
@@ -28,6 +27,7 @@ import duckdb
 import pyarrow as pa
 
 from assets.common.tables import TableSpec
+from assets.common.worker_processes import worker_context
 from assets.raw.ingest import (
     BATCH_BYTES,
     BATCH_ROWS,
@@ -40,8 +40,8 @@ from assets.raw.ingest import (
     ingest_folder,
 )
 
-# below this many bytes to parse, the files are parsed in the build process (spawning the
-# workers costs ~1 s)
+# below this many bytes to parse, the files are parsed in the build process (the first pool
+# of a run starts the fork server, ~1 s: assets/common/worker_processes.py)
 PARALLEL_MIN_BYTES = 32 * 2**20
 
 
@@ -144,10 +144,7 @@ class ParallelParser:
         # one file, or a few MB, gains nothing from workers that take ~1 s each to start
         size = sum(p.stat().st_size for p in self.queue if p.is_file())
         if len(self.queue) > 1 and size >= PARALLEL_MIN_BYTES:
-            # spawn, never fork: the parent holds a DuckDB connection
-            self.pool = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn")
-            )
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=worker_context())
         self._top_up()
 
     def _top_up(self) -> None:

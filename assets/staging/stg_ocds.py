@@ -68,7 +68,6 @@ award value (not split), as the canonical table documents.
 import contextlib
 import html
 import itertools
-import multiprocessing
 import shutil
 import tempfile
 from collections import deque
@@ -88,6 +87,7 @@ from assets.common.memory import memory_share
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE, to_eur_sql
 from assets.common.tables import Column, TableSpec, create_table, materialize_result, sql_literal
 from assets.common.unicode_names import install_macros as install_shared_macros
+from assets.common.worker_processes import worker_context
 from assets.raw.ingest import PROVENANCE_COLUMNS
 from assets.raw.ocds import RAW_RELEASES, SOURCE_SYSTEM
 from assets.raw.reference import ECB_RATES
@@ -669,8 +669,9 @@ def _compile_chunks(
     con: duckdb.DuckDBPyConnection, chunks: Iterator[pa.Table], workers: int, out_dir: Path
 ) -> Iterator[tuple[str, list[tuple[str, str]]]]:
     """compile_to_parquet of each chunk (one file per chunk in `out_dir`), in chunk order:
-    (file, failures). With workers > 1 and more than one chunk, in that many spawned
-    processes (never fork: the parent holds a DuckDB connection)."""
+    (file, failures). With workers > 1 and more than one chunk, in that many worker
+    processes (assets/common/worker_processes.py: never forked from this process, which
+    holds a DuckDB connection)."""
     paths = (str(out_dir / f"{n:06d}.parquet") for n in itertools.count())
     head = list(itertools.islice(chunks, 2 if workers > 1 else 1))
     if len(head) < 2:  # one process: small inputs do not pay for starting workers
@@ -685,7 +686,7 @@ def _compile_chunks(
 def _compile_in_pool(
     head: list[pa.Table], chunks: Iterator[pa.Table], workers: int, paths: Iterator[str]
 ) -> Iterator[tuple[str, list[tuple[str, str]]]]:
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(workers, mp_context=worker_context())
     try:
         pending: deque[tuple[str, Future[list[tuple[str, str]]]]] = deque()
         for chunk in itertools.chain(head, chunks):
