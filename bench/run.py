@@ -21,7 +21,8 @@
    (first STEP_START -> STEP_SUCCESS), rows from `dagster/row_count`, the step's peak RSS
    and CPU seconds from sampling /proc every 50 ms (the process and its workers); the run's
    peak RSS and CPU seconds are the child's `os.wait4` figures (the whole run: DuckDB,
-   Python, Dagster). The full build's five steps that leave the most core-seconds unused
+   Python, Dagster), plus the CPU of worker processes the child does not reap itself (those
+   of the fork server). The full build's five steps that leave the most core-seconds unused
    (cores x wall - CPU) are listed: where parallelism would pay.
 5. A table is printed and the same figures written to `bench/results/<date>-scale<S>.json`
    with the commit, machine and load average ($BENCH_DUCKDB_CONFIG, a JSON object of DuckDB
@@ -260,6 +261,7 @@ def run_build(folders: Sequence[str] = ()) -> dict[str, Any]:
         s["cpu_seconds"] = sampler.cpu_seconds(window) if window else None
     return {
         "tree_peak_rss_mib": sampler.peak_mib(),
+        "unreaped_cpu_seconds": sampler.unreaped_cpu_seconds,
         "success": result.success,
         "run_id": result.run_id,
         "duckdb_experiment": json.loads(os.environ.get("BENCH_DUCKDB_CONFIG") or "null"),
@@ -285,16 +287,21 @@ class RssSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._page = os.sysconf("SC_PAGE_SIZE")
         self._tick = os.sysconf("SC_CLK_TCK")
+        self.unreaped_cpu_seconds = 0.0
 
     def _tree_rss(self) -> int:
         return self._tree()[0]
 
     def _tree(self) -> tuple[int, float]:
-        """RSS and CPU seconds of this process plus its descendants; only this process's own
-        figures are required (a worker or thread that exits while it is read is skipped).
-        CPU counts this process's reaped children too, so a worker pool that ends keeps its
-        seconds in the sum."""
-        total, cpu, todo = 0, 0.0, [os.getpid()]
+        return self._tree_split()[:2]
+
+    def _tree_split(self) -> tuple[int, float, float]:
+        """RSS and CPU seconds of this process plus its descendants, and this process's own CPU
+        seconds; only this process's own figures are required (a worker or thread that exits
+        while it is read is skipped). Each process counts its reaped children too, so a
+        worker that ended keeps its seconds in the sum: reaped by this process, or by the
+        fork server that forked it (assets/common/worker_processes.py)."""
+        total, cpu, own, todo = 0, 0.0, 0.0, [os.getpid()]
         while todo:
             pid = todo.pop()
             try:
@@ -303,10 +310,10 @@ class RssSampler:
                 with open(f"/proc/{pid}/stat") as fh:
                     # fields after the command name: utime, stime, cutime, cstime are 12-15
                     fields = fh.read().rpartition(")")[2].split()
-                ticks = int(fields[11]) + int(fields[12])
+                seconds = sum(int(f) for f in fields[11:15]) / self._tick
+                cpu += seconds
                 if pid == os.getpid():
-                    ticks += int(fields[13]) + int(fields[14])
-                cpu += ticks / self._tick
+                    own = seconds
             except (OSError, ValueError, IndexError):
                 if pid == os.getpid():
                     raise
@@ -321,7 +328,7 @@ class RssSampler:
                         todo.extend(int(c) for c in fh.read().split())
                 except (OSError, ValueError):
                     continue
-        return total, cpu
+        return total, cpu, own
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -338,6 +345,13 @@ class RssSampler:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+        try:
+            _, cpu, own = self._tree_split()
+        except (OSError, ValueError, IndexError):
+            return
+        # descendants still alive (a fork server and the workers it reaped) are never reaped by
+        # this process, so os.wait4 of it will not count them: the run reports them on top
+        self.unreaped_cpu_seconds = round(cpu - own, 3)
 
     def peak_mib(self, window: tuple[float, float] | None = None) -> float | None:
         inside = [
@@ -509,8 +523,11 @@ def run_child(
     data["peak_rss_mib"] = max(
         round(usage.ru_maxrss / 1024, 1), data.pop("tree_peak_rss_mib", None) or 0
     )
-    # CPU seconds barely move when other work shares the machine; wall seconds do
-    data["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 2)
+    # CPU seconds barely move when other work shares the machine; wall seconds do. The
+    # workers of the fork server are reaped by it, not by the child: counted on top
+    data["cpu_seconds"] = round(
+        usage.ru_utime + usage.ru_stime + (data.pop("unreaped_cpu_seconds", None) or 0), 2
+    )
     data["exit_code"] = proc.returncode
     # other work on the machine inflates wall times: keep the 1-minute load around the run
     data["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]

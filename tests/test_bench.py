@@ -506,6 +506,36 @@ def test_sampler_counts_the_cpu_of_worker_processes_also_after_they_exit() -> No
     assert sampler.cpu_seconds((started - 100, started - 99)) is None  # no samples there
 
 
+def _burn(seconds: float) -> float:
+    begun = time.process_time()
+    while time.process_time() - begun < seconds:
+        pass
+    return time.process_time() - begun
+
+
+def test_sampler_counts_the_workers_a_fork_server_reaps() -> None:
+    """Workers forked by the fork server are its children: when they end, their CPU is in its
+    figures, not in this process's, and os.wait4 of this process never sees it."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from assets.common.worker_processes import worker_context
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no forkserver on this platform")
+    sampler = runner.RssSampler()
+    sampler.start()
+    started = time.time()
+    with ProcessPoolExecutor(2, mp_context=worker_context()) as pool:
+        burnt = sum(pool.map(_burn, [0.4, 0.4]))
+    time.sleep(0.3)  # the workers have ended and been reaped by the server
+    sampler.stop()
+    assert burnt >= 0.8
+    cpu = sampler.cpu_seconds((started, time.time()))
+    assert cpu is not None and cpu >= burnt - 0.1
+    assert sampler.unreaped_cpu_seconds >= burnt - 0.1
+
+
 def test_one_file_run_selects_what_the_sensor_launches(fundtrace_env: dict[str, Path]) -> None:
     from pipelines.definitions import build_definitions
     from pipelines.sensors import run_selection
