@@ -5,10 +5,12 @@ fresh interpreter and imports what its task needs (~0.6 s of CPU for the raw par
 import Dagster through their modules, and ~0.3 s more for pandas, which pyarrow loads on
 its first array), and every pool of every step paid that again: six workers per full build.
 
-On Linux the workers are forked from a `forkserver` instead: one clean process, started
-from scratch at the first pool of a run, imports the worker modules once (`PRELOAD`) and
-forks each worker from that state in milliseconds. It holds no DuckDB connection and runs
-no thread, so forking it is safe. Elsewhere workers are spawned as before.
+Where the platform has one (Linux, macOS) the workers are forked from a `forkserver`
+instead: one clean process, started from scratch at the first pool of a run, imports the
+worker modules once (`PRELOAD`) and forks each worker from that state in milliseconds. It
+holds no DuckDB connection and runs no thread, so forking it is safe. It lives as long as
+the build process (~230 MB resident at scale 1, part of the run's measured peak). Elsewhere
+workers are spawned as before.
 """
 
 from __future__ import annotations
