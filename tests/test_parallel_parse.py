@@ -61,3 +61,57 @@ def test_parallel_bods_ingest_equals_the_in_process_ingest(
     assert "truncated.json" in messages and "invalid JSON" in messages
     # the note the parser counts itself (it used to ask DuckDB)
     assert "personal fields removed from" in messages
+
+
+def _360_folder(raw: Path) -> int:
+    """The demo's JSON, CSV and XLSX files, a Windows-1252 CSV with a shifted row (Python
+    reader), a truncated package and a text file DuckDB cannot sniff."""
+    from assets.raw import threesixty_giving
+
+    folder = raw / threesixty_giving.FOLDER
+    shutil.copytree(DEMO / threesixty_giving.FOLDER, folder)
+    csv_text = (folder / "harbourton-community-foundation-grants.csv").read_text(encoding="utf-8")
+    header, *lines = csv_text.splitlines()
+    shifted = "\n".join([header, *lines[:3], lines[3] + ",extra,fields", *lines[4:]]) + "\n"
+    (folder / "cp1252.csv").write_bytes(shifted.replace("Trust", "Trüst").encode("cp1252"))
+    (folder / "truncated.json").write_text('{"grants": [{"id": "t-1", "title', encoding="utf-8")
+    (folder / "blank.csv").write_text("", encoding="utf-8")  # empty: rejected, not parsed
+    return 6  # every file is sent ahead, the blank one too
+
+
+def test_parallel_360giving_ingest_equals_the_in_process_ingest(
+    tmp_path: Path, template_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from assets.raw import threesixty_giving
+
+    raw = tmp_path / "raw"
+    to_workers = _360_folder(raw)
+    monkeypatch.setattr(parallel_parse, "ProcessPoolExecutor", CountingPool)
+    monkeypatch.setattr(CountingPool, "submitted", 0)
+    monkeypatch.setattr(parallel_parse, "PARALLEL_MIN_BYTES", 0)
+    spec = threesixty_giving.PARSER
+    tables = (spec.table.qualified, FILE_MANIFEST.qualified, QUARANTINE.qualified)
+    snaps = []
+    for workers in (1, 2):
+        db = tmp_path / f"w{workers}.duckdb"
+        shutil.copy(template_db, db)
+        with duckdb.connect(str(db)) as con:
+            report = parallel_parse.ingest_in_parallel(
+                con,
+                spec,
+                workers,
+                source_system=threesixty_giving.SOURCE_SYSTEM,
+                raw_dir=raw,
+                folder=threesixty_giving.FOLDER,
+                suffixes=threesixty_giving.SUFFIXES,
+                parser_version=threesixty_giving.PARSER_VERSION,
+                log=lambda _m: None,
+            )
+            snaps.append((report.files_failed, report.rows_loaded, table_snapshot(con, *tables)))
+    assert CountingPool.submitted == to_workers
+    assert snaps[1] == snaps[0]
+    failed, loaded, (raw_rows, manifest, quarantine) = snaps[0]
+    assert failed == 2 and loaded == len(raw_rows) > 0  # the truncated and the blank file
+    messages = " | ".join(str(r) for r in manifest)
+    assert "transcoded from" in messages and "xlsx" in messages
+    assert any("shifted or unquoted column" in str(r) for r in quarantine)

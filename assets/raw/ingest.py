@@ -419,6 +419,15 @@ class RowBuffer:
         if len(self.buffer["_row"]) >= self.batch_rows or self.bytes >= self.batch_bytes:
             self.flush()
 
+    def add_arrow(self, rows: pa.Table) -> None:
+        """Rows already in Arrow form (this buffer's columns in order, `_row`, `_loc`), e.g.
+        a file DuckDB read: written as they are, after the rows buffered so far."""
+        self.flush()
+        self.write_arrow(rows.cast(self.schema))
+
+    def write_arrow(self, rows: pa.Table) -> None:
+        raise NotImplementedError
+
     def take(self) -> pa.Table:
         """The buffered rows as one Arrow table (possibly empty); the buffer starts afresh."""
         batch = pa.table(self.buffer, schema=self.schema)
@@ -458,6 +467,9 @@ class RowWriter(RowBuffer):
         _raw_batch = self.take()
         self.insert_arrow(_raw_batch)
         del _raw_batch
+
+    def write_arrow(self, rows: pa.Table) -> None:
+        self.insert_arrow(rows)
 
     def insert_arrow(self, _raw_batch: pa.Table | pa.RecordBatchReader) -> int:
         """Append rows already in Arrow form (the writer's columns, `_row`, `_loc`): e.g. a

@@ -61,12 +61,14 @@ class SpoolWriter(RowBuffer):
         self.sink: pa.ipc.RecordBatchStreamWriter | None = None
 
     def flush(self) -> None:
-        batch = self.take()
+        self.write_arrow(self.take())
+
+    def write_arrow(self, rows: pa.Table) -> None:
         if self.sink is None:  # the file exists even when no row was written
             self.sink = pa.ipc.new_stream(str(self.path), self.schema)
-        if batch.num_rows:
-            self.sink.write_table(batch)
-        self.written += batch.num_rows
+        if rows.num_rows:
+            self.sink.write_table(rows)
+        self.written += rows.num_rows
 
     def close(self) -> None:
         if self.sink is not None:

@@ -14,6 +14,7 @@ Column titles are matched case- and whitespace-insensitively, ignoring `:0:`-sty
 
 import csv
 import datetime as dt
+import functools
 import re
 from collections.abc import Iterator
 from decimal import Decimal
@@ -26,19 +27,19 @@ import ijson
 from dagster_duckdb import DuckDBResource
 
 from assets.common.files import detect_encoding, transcode_to_utf8
-from assets.common.tables import Column, TableSpec, scalar_int
+from assets.common.tables import Column, TableSpec
 from assets.raw.ingest import (
     PROVENANCE_COLUMNS,
     FileContext,
     FileRejected,
     ParseResult,
     Reject,
-    RowWriter,
     ingest_single_table,
     reads_cleanly,
     record_json,
 )
-from pipelines.resources import FundtraceSettings
+from assets.raw.parallel_parse import RowSink, SpoolParser, ingest_in_parallel
+from pipelines.resources import FundtraceSettings, workers_from_env
 
 SOURCE_SYSTEM = "360giving"
 FOLDER = "360giving"
@@ -190,8 +191,11 @@ def _has_grants_key(path: Path) -> bool:
     return False
 
 
-def parse_json(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
-    writer = RowWriter(con, ctx, RAW_GRANTS.qualified, [*FIELD_NAMES, "org_counts"])
+RAW_COLUMNS = [*FIELD_NAMES, "org_counts"]
+
+
+def parse_json_to(writer: RowSink, path: Path) -> ParseResult:
+    """A JSON package's grants to `writer` (the raw table, or a worker's spool)."""
     rejects: list[Reject] = []
     index = -1
     try:
@@ -220,45 +224,54 @@ def parse_json(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> 
 # ---------------------------------------------------------------- CSV
 
 
-def _csv_titles(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+def _csv_titles(path: Path) -> list[str]:
     with path.open(encoding="utf-8-sig", newline="") as fh:
         header = next(csv.reader(fh), None)
     if not header:
         raise FileRejected("no header row", locator="line 1")
-    _ = con
     return header
 
 
-def parse_csv(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
+_LOCAL: dict[str, duckdb.DuckDBPyConnection] = {}
+
+
+def _local_duckdb() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB of this process for reading CSV files: in a worker process and in
+    the build process alike (never the build database: a failed read there would abort the
+    file's ingest transaction). Made on first use, never at import (the fork server imports
+    this module: assets/common/worker_processes.py)."""
+    if "con" not in _LOCAL:
+        _LOCAL["con"] = duckdb.connect()
+    return _LOCAL["con"]
+
+
+def parse_csv_to(out: RowSink, path: Path) -> ParseResult:
     encoding = detect_encoding(path)
     readable = path if encoding == "utf-8" else transcode_to_utf8(path, encoding)
     try:
-        titles = _csv_titles(con, readable)
+        titles = _csv_titles(readable)
         mapping = map_titles(titles)
         _require(mapping, titles)
-        loaded, rejects = _csv_with_duckdb(con, readable, ctx, titles, mapping)
+        rejects = _csv_with_duckdb(out, readable, titles, mapping)
         if rejects is None:
-            loaded, rejects = _csv_with_python(con, readable, ctx, titles, mapping)
+            rejects = _csv_with_python(out, readable, titles, mapping)
     finally:
         if readable != path:
             readable.unlink(missing_ok=True)
     note = None if encoding == "utf-8" else f"transcoded from {encoding}"
-    return ParseResult(loaded, "csv", encoding, rejects, note)
+    return ParseResult(out.written, "csv", encoding, rejects, note)
 
 
 def _csv_with_duckdb(
-    con: duckdb.DuckDBPyConnection,
-    path: Path,
-    ctx: FileContext,
-    titles: list[str],
-    mapping: dict[int, str],
-) -> tuple[int, list[Reject] | None]:
-    """Fast path. Returns (rows, []) or (0, None) when DuckDB cannot read the file exactly
-    (rejected lines, or a dialect its sniffer refuses): the Python reader takes over."""
+    out: RowSink, path: Path, titles: list[str], mapping: dict[int, str]
+) -> list[Reject] | None:
+    """Fast path. Returns [] or None when DuckDB cannot read the file exactly (rejected
+    lines, or a dialect its sniffer refuses): the Python reader takes over."""
+    con = _local_duckdb()
     # DuckDB's sniffer refuses some real files (mixed CRLF/LF)
     sniff = "SELECT * FROM sniff_csv(?, delim = ',', quote = '\"', escape = '\"', header = true)"
     if not reads_cleanly(con, sniff, [str(path)]):
-        return 0, None
+        return None
     names = [f"c{i}" for i in range(len(titles))]
     columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
     con.execute("DROP TABLE IF EXISTS _csv_rejects; DROP TABLE IF EXISTS _csv_scans")
@@ -269,33 +282,28 @@ def _csv_with_duckdb(
         "rejects_scan = '_csv_scans', parallel = false)",
         [str(path)],
     )
-    # fetchall: an open result would make the fallback's con.register() fail
     bad = con.execute("SELECT count(*) FROM _csv_rejects").fetchall()
     if bad[0][0]:
-        return 0, None
-    select = ", ".join(f"nullif(trim(c{i}), '') AS {name}" for i, name in sorted(mapping.items()))
-    all_empty = " AND ".join(f"nullif(trim(c{i}), '') IS NULL" for i in range(len(titles)))
-    con.execute(
-        f"INSERT INTO {RAW_GRANTS.qualified} "
-        f"({', '.join(mapping[i] for i in sorted(mapping))}, source_system, source_file, "
-        "file_sha256, loaded_at, source_row, source_locator) "
-        f"SELECT {select}, {ctx.provenance_sql()}, _n, 'data row ' || _n "
-        f"FROM (SELECT *, rowid - min(rowid) OVER () + 1 AS _n FROM _csv_file) "
-        f"WHERE NOT ({all_empty})"
+        return None
+    by_name = {name: i for i, name in mapping.items()}
+    select = ", ".join(
+        f"nullif(trim(c{by_name[c]}), '') AS {c}" if c in by_name else f"NULL::VARCHAR AS {c}"
+        for c in out.columns
     )
-    rows = scalar_int(con, f"SELECT count(*) FROM _csv_file WHERE NOT ({all_empty})")
+    all_empty = " AND ".join(f"nullif(trim(c{i}), '') IS NULL" for i in range(len(titles)))
+    rows = con.sql(
+        f"SELECT {select}, _n AS _row, 'data row ' || _n AS _loc "
+        f"FROM (SELECT *, rowid - min(rowid) OVER () + 1 AS _n FROM _csv_file) "
+        f"WHERE NOT ({all_empty}) ORDER BY _n"
+    ).to_arrow_table()
     con.execute("DROP TABLE _csv_file")
-    return rows, []
+    out.add_arrow(rows)
+    return []
 
 
 def _csv_with_python(
-    con: duckdb.DuckDBPyConnection,
-    path: Path,
-    ctx: FileContext,
-    titles: list[str],
-    mapping: dict[int, str],
-) -> tuple[int, list[Reject]]:
-    writer = RowWriter(con, ctx, RAW_GRANTS.qualified, [*FIELD_NAMES, "org_counts"])
+    writer: RowSink, path: Path, titles: list[str], mapping: dict[int, str]
+) -> list[Reject]:
     rejects: list[Reject] = []
     with path.open(encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh)
@@ -318,13 +326,13 @@ def _csv_with_python(
             row = {name: (rec[i].strip() or None) for i, name in mapping.items()}
             writer.add(row, n, locator)
     writer.flush()
-    return writer.written, rejects
+    return rejects
 
 
 # ---------------------------------------------------------------- XLSX
 
 
-def parse_xlsx(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
+def parse_xlsx_to(writer: RowSink, path: Path) -> ParseResult:
     from python_calamine import CalamineWorkbook
 
     try:
@@ -349,7 +357,6 @@ def parse_xlsx(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> 
         titles = [_text(v) or "" for v in rows[header_at]]
         mapping = map_titles(titles)
         _require(mapping, titles)
-        writer = RowWriter(con, ctx, RAW_GRANTS.qualified, [*FIELD_NAMES, "org_counts"])
         for n, rec in enumerate(rows[header_at + 1 :], start=1):
             values = [_text(v) for v in rec]
             if not any(values):
@@ -367,15 +374,27 @@ def parse_xlsx(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> 
     )
 
 
-def parse_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
+def parse_to(out: RowSink, path: Path) -> ParseResult:
+    """One file's grants to `out`: the raw table, or the spool of a worker process."""
     suffix = path.suffix.lower()
     if suffix == ".json":
-        return parse_json(con, path, ctx)
+        return parse_json_to(out, path)
     if suffix == ".csv":
-        return parse_csv(con, path, ctx)
+        return parse_csv_to(out, path)
     if suffix == ".xlsx":
-        return parse_xlsx(con, path, ctx)
+        return parse_xlsx_to(out, path)
     raise FileRejected(f"unsupported file type {suffix}")
+
+
+# The files of a folder are parsed a few ahead in worker processes (JSON with ijson, CSV with
+# an in-memory DuckDB or Python's csv reader, XLSX with calamine); the build process inserts
+# their rows (assets/raw/parallel_parse.py)
+PARSER = SpoolParser(parse_to, RAW_GRANTS, RAW_COLUMNS)
+
+
+def parse_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
+    """One file into raw.raw_360giving_grants, in this process."""
+    return PARSER.parse_file(con, path, ctx)
 
 
 @dg.asset(
@@ -396,7 +415,7 @@ def raw_360giving_grants(
             folder=FOLDER,
             suffixes=SUFFIXES,
             raw_table=RAW_GRANTS,
-            parser=parse_file,
             parser_version=PARSER_VERSION,
             log=context.log.info,
+            ingest=functools.partial(ingest_in_parallel, spec=PARSER, workers=workers_from_env()),
         )
