@@ -115,3 +115,47 @@ def test_parallel_360giving_ingest_equals_the_in_process_ingest(
     messages = " | ".join(str(r) for r in manifest)
     assert "transcoded from" in messages and "xlsx" in messages
     assert any("shifted or unquoted column" in str(r) for r in quarantine)
+
+
+def test_parallel_council_spend_ingest_equals_the_in_process_ingest(
+    tmp_path: Path, template_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clean files (DuckDB in the worker), one with a shifted row (Python reader; its message
+    names the file as the in-process ingest does), and councils.csv (validated, not loaded)."""
+    from assets.raw import council_spend
+
+    raw = tmp_path / "raw"
+    folder = raw / council_spend.FOLDER
+    shutil.copytree(DEMO / council_spend.FOLDER, folder)
+    spend = sorted(p for p in folder.glob("*.csv") if p.name != council_spend.COUNCILS_FILE)
+    # one demo file is Windows-1252: the shifted copy keeps its bytes
+    header, *lines = spend[0].read_bytes().splitlines()
+    (folder / "shifted.csv").write_bytes(b"\n".join([header, lines[0] + b",a,b", *lines[1:]]))
+    monkeypatch.setattr(parallel_parse, "ProcessPoolExecutor", CountingPool)
+    monkeypatch.setattr(CountingPool, "submitted", 0)
+    monkeypatch.setattr(parallel_parse, "PARALLEL_MIN_BYTES", 0)
+    spec = council_spend.PARSER
+    tables = (spec.table.qualified, FILE_MANIFEST.qualified, QUARANTINE.qualified)
+    snaps = []
+    for workers in (1, 2):
+        db = tmp_path / f"w{workers}.duckdb"
+        shutil.copy(template_db, db)
+        with duckdb.connect(str(db)) as con:
+            report = parallel_parse.ingest_in_parallel(
+                con,
+                spec,
+                workers,
+                source_system=council_spend.SOURCE_SYSTEM,
+                raw_dir=raw,
+                folder=council_spend.FOLDER,
+                suffixes=council_spend.SUFFIXES,
+                parser_version=council_spend.PARSER_VERSION,
+                log=lambda _m: None,
+            )
+            snaps.append((report.files_failed, report.rows_loaded, table_snapshot(con, *tables)))
+    assert CountingPool.submitted == len(list(folder.glob("*.csv")))
+    assert snaps[1] == snaps[0]
+    failed, loaded, (raw_rows, manifest, quarantine) = snaps[0]
+    assert failed == 0 and loaded == len(raw_rows) > 0
+    assert any("council_spend/shifted.csv data row 1 (line 2)" in str(r) for r in quarantine)
+    assert "payer mapping file" in " | ".join(str(r) for r in manifest)

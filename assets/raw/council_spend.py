@@ -22,6 +22,7 @@ typing, the payer and the recipient are the staging layer's job.
 
 import csv
 import fnmatch
+import functools
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -41,11 +42,12 @@ from assets.raw.ingest import (
     FileRejected,
     ParseResult,
     Reject,
-    RowWriter,
     ingest_single_table,
+    local_duckdb,
     reads_cleanly,
 )
-from pipelines.resources import FundtraceSettings
+from assets.raw.parallel_parse import RowSink, SpoolParser, ingest_in_parallel
+from pipelines.resources import FundtraceSettings, workers_from_env
 
 SOURCE_SYSTEM = "council_spend"
 FOLDER = "council_spend"
@@ -348,37 +350,36 @@ def _duckdb_reads_exactly(con: duckdb.DuckDBPyConnection, path: Path, columns: s
     )
 
 
-def _read_with_duckdb(
-    con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext, hm: HeaderMap
-) -> int | None:
-    """Fast path for a file whose header is its first line. None when DuckDB cannot read it
-    exactly (rejected lines, dialect trouble): the Python reader then takes over."""
+def _read_with_duckdb(out: RowSink, path: Path, hm: HeaderMap) -> bool:
+    """Fast path for a file whose header is its first line, read by this process's in-memory
+    DuckDB. False when DuckDB cannot read it exactly (rejected lines, dialect trouble): the
+    Python reader then takes over."""
+    con = local_duckdb()
     names = [f"c{i}" for i in range(len(hm.titles))]
     columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
     if not _duckdb_reads_exactly(con, path, columns):
-        return None
+        return False
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _cs_file AS SELECT * FROM read_csv(?, header = true, "
         f"columns = {columns}, {_CSV_DIALECT})",
         [str(path)],
     )
     blank = " AND ".join(f"nullif(trim(c{i}), '') IS NULL" for i in range(len(names)))
-    select = ", ".join(f"nullif(trim(c{hm.fields[f]}), '') AS {f}" for f in hm.fields)
-    con.execute(
-        f"INSERT INTO {RAW_SPEND.qualified} ({', '.join(hm.fields)}, source_system, source_file, "
-        "file_sha256, loaded_at, source_row, source_locator) "
-        f"SELECT {select}, {ctx.provenance_sql()}, _n, 'data row ' || _n FROM ("
-        f"  SELECT *, row_number() OVER (ORDER BY rowid) AS _n FROM _cs_file WHERE NOT ({blank}))"
+    select = ", ".join(
+        f"nullif(trim(c{hm.fields[f]}), '') AS {f}" if f in hm.fields else f"NULL::VARCHAR AS {f}"
+        for f in out.columns
     )
-    row = con.execute(f"SELECT count(*) FROM _cs_file WHERE NOT ({blank})").fetchone()
+    rows = con.sql(
+        f"SELECT {select}, _n AS _row, 'data row ' || _n AS _loc FROM ("
+        f"  SELECT *, row_number() OVER (ORDER BY rowid) AS _n FROM _cs_file WHERE NOT ({blank}))"
+        " ORDER BY _n"
+    ).to_arrow_table()
     con.execute("DROP TABLE _cs_file")
-    return int(row[0]) if row else 0
+    out.add_arrow(rows)
+    return True
 
 
-def _read_with_python(
-    con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext, hm: HeaderMap, skip: int
-) -> tuple[int, list[Reject]]:
-    writer = RowWriter(con, ctx, RAW_SPEND.qualified, FIELD_NAMES)
+def _read_with_python(out: RowSink, path: Path, hm: HeaderMap, skip: int) -> list[Reject]:
     rejects: list[Reject] = []
     width = len(hm.titles)
     n = 0
@@ -395,28 +396,25 @@ def _read_with_python(
                 Reject(
                     n,
                     locator,
-                    f"{ctx.source_file} {locator}: {len(rec)} fields where the header has "
+                    f"{out.source_file} {locator}: {len(rec)} fields where the header has "
                     f"{width}: shifted or unquoted column",
                     ",".join(rec),
                 )
             )
             continue
-        writer.add({f: (rec[i].strip() or None) for f, i in hm.fields.items()}, n, locator)
-    writer.flush()
-    return writer.written, rejects
+        out.add({f: (rec[i].strip() or None) for f, i in hm.fields.items()}, n, locator)
+    out.flush()
+    return rejects
 
 
-def parse_spend_csv(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
+def parse_spend_csv(out: RowSink, path: Path) -> ParseResult:
     encoding = detect_encoding(path)
     readable = path if encoding == "utf-8" else transcode_to_utf8(path, encoding)
     try:
-        hm, header_line, skip = find_header(readable, ctx.source_file)
-        loaded: int | None = None
+        hm, header_line, skip = find_header(readable, out.source_file)
         rejects: list[Reject] = []
-        if skip == 0 and header_line == 1:
-            loaded = _read_with_duckdb(con, readable, ctx, hm)
-        if loaded is None:
-            loaded, rejects = _read_with_python(con, readable, ctx, hm, skip)
+        if not (skip == 0 and header_line == 1 and _read_with_duckdb(out, readable, hm)):
+            rejects = _read_with_python(out, readable, hm, skip)
     finally:
         if readable != path:
             readable.unlink(missing_ok=True)
@@ -425,7 +423,7 @@ def parse_spend_csv(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext
         notes.append(f"{skip} line(s) above the header skipped")
     if encoding != "utf-8":
         notes.append(f"transcoded from {encoding}")
-    return ParseResult(loaded, "csv", encoding, rejects, " | ".join(notes))
+    return ParseResult(out.written, "csv", encoding, rejects, " | ".join(notes))
 
 
 # ---------------------------------------------------------------- councils.csv
@@ -548,11 +546,12 @@ def load_councils(con: duckdb.DuckDBPyConnection, raw_dir: Path) -> tuple[int, l
 # ---------------------------------------------------------------- dispatch and assets
 
 
-def parse_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
-    if ctx.source_file.lower() == f"{FOLDER}/{COUNCILS_FILE}":
+def parse_to(out: RowSink, path: Path) -> ParseResult:
+    """One file of the folder to `out`: the raw table, or the spool of a worker process."""
+    if out.source_file.lower() == f"{FOLDER}/{COUNCILS_FILE}":
         # validated here so a broken mapping file shows in raw_file_manifest/data_quality;
         # its rows are loaded by the raw_council_spend_councils asset
-        mappings, rejects = read_councils(path, ctx.source_file)
+        mappings, rejects = read_councils(path, out.source_file)
         return ParseResult(
             0,
             "councils mapping",
@@ -562,8 +561,18 @@ def parse_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> 
             f"{RAW_COUNCILS.qualified}",
         )
     if path.suffix.lower() == ".csv":
-        return parse_spend_csv(con, path, ctx)
+        return parse_spend_csv(out, path)
     raise FileRejected(f"unsupported file type {path.suffix}")
+
+
+# 77 files of ~0.7 MB at scale 1, each read by DuckDB or Python's csv reader: a few ahead in
+# worker processes (assets/raw/parallel_parse.py); the build process inserts their rows
+PARSER = SpoolParser(parse_to, RAW_SPEND, FIELD_NAMES)
+
+
+def parse_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
+    """One file into raw.raw_council_spend, in this process."""
+    return PARSER.parse_file(con, path, ctx)
 
 
 @dg.asset(
@@ -584,9 +593,9 @@ def raw_council_spend(
             folder=FOLDER,
             suffixes=SUFFIXES,
             raw_table=RAW_SPEND,
-            parser=parse_file,
             parser_version=PARSER_VERSION,
             log=context.log.info,
+            ingest=functools.partial(ingest_in_parallel, spec=PARSER, workers=workers_from_env()),
         )
 
 

@@ -400,7 +400,9 @@ class RowBuffer:
         *,
         batch_rows: int = BATCH_ROWS,
         batch_bytes: int = BATCH_BYTES,
+        source_file: str = "",
     ):
+        self.source_file = source_file  # the rows' file, relative to the raw folder (messages)
         self.columns = list(dict.fromkeys(columns))
         self.schema = pa.schema(
             [*((c, pa.string()) for c in self.columns), ("_row", pa.int64()), ("_loc", pa.string())]
@@ -457,7 +459,9 @@ class RowWriter(RowBuffer):
         batch_rows: int = BATCH_ROWS,
         batch_bytes: int = BATCH_BYTES,
     ):
-        super().__init__(columns, batch_rows=batch_rows, batch_bytes=batch_bytes)
+        super().__init__(
+            columns, batch_rows=batch_rows, batch_bytes=batch_bytes, source_file=ctx.source_file
+        )
         self.con, self.ctx, self.table = con, ctx, table
         self.constants = dict(constants or {})
 
@@ -488,6 +492,19 @@ class RowWriter(RowBuffer):
         n = int(result[0]) if result else 0
         self.written += n
         return n
+
+
+_LOCAL: dict[str, duckdb.DuckDBPyConnection] = {}
+
+
+def local_duckdb() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB of this process for parsers that read a file with DuckDB into Arrow
+    rows: in a worker process and in the build process alike (never the build database, where a
+    failed read would abort the file's ingest transaction). Made on first use, never at import:
+    the fork server imports the parser modules (assets/common/worker_processes.py)."""
+    if "con" not in _LOCAL:
+        _LOCAL["con"] = duckdb.connect()
+    return _LOCAL["con"]
 
 
 def reads_cleanly(

@@ -55,8 +55,11 @@ class SpoolWriter(RowBuffer):
         *,
         batch_rows: int = BATCH_ROWS,
         batch_bytes: int = BATCH_BYTES,
+        source_file: str = "",
     ):
-        super().__init__(columns, batch_rows=batch_rows, batch_bytes=batch_bytes)
+        super().__init__(
+            columns, batch_rows=batch_rows, batch_bytes=batch_bytes, source_file=source_file
+        )
         self.path = path
         self.sink: pa.ipc.RecordBatchStreamWriter | None = None
 
@@ -89,10 +92,15 @@ class Spooled:
 
 
 def parse_to_spool(
-    parse_to: ParseTo, columns: Sequence[str], batch_rows: int, path: Path, spool: Path
+    parse_to: ParseTo,
+    columns: Sequence[str],
+    batch_rows: int,
+    path: Path,
+    spool: Path,
+    source_file: str = "",
 ) -> Spooled:
     """`parse_to` in a worker process, its rows to `spool`."""
-    out = SpoolWriter(spool, columns, batch_rows=batch_rows)
+    out = SpoolWriter(spool, columns, batch_rows=batch_rows, source_file=source_file)
     try:
         return Spooled(spool, result=parse_to(out, path))
     except FileRejected as exc:
@@ -125,8 +133,8 @@ class ParallelParser:
 
     Use as a context manager around ingest_folder(parser=self, prefetch=self.prefetch)."""
 
-    def __init__(self, spec: SpoolParser, workers: int):
-        self.spec, self.workers = spec, workers
+    def __init__(self, spec: SpoolParser, workers: int, raw_dir: Path | None = None):
+        self.spec, self.workers, self.raw_dir = spec, workers, raw_dir
         self.pool: ProcessPoolExecutor | None = None
         self.queue: list[Path] = []
         self.running: dict[Path, Future[Spooled]] = {}
@@ -155,6 +163,8 @@ class ParallelParser:
             path = self.queue.pop(0)
             self.spooled += 1
             spool = self.spool_dir / f"{self.spooled:06d}.arrows"
+            # the name its rows carry, as ingest_folder gives it (parsers quote it)
+            rel = path.relative_to(self.raw_dir).as_posix() if self.raw_dir else path.name
             self.running[path] = self.pool.submit(
                 parse_to_spool,
                 self.spec.parse_to,
@@ -162,6 +172,7 @@ class ParallelParser:
                 self.spec.batch_rows,
                 path,
                 spool,
+                rel,
             )
 
     def __call__(self, con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
@@ -199,5 +210,5 @@ def ingest_in_parallel(
     args = {"raw_table": spec.table, **ingest_args}
     if workers <= 1:
         return ingest_folder(con, parser=spec.parse_file, **args)
-    with ParallelParser(spec, workers) as parallel:
+    with ParallelParser(spec, workers, ingest_args.get("raw_dir")) as parallel:
         return ingest_folder(con, parser=parallel, prefetch=parallel.prefetch, **args)

@@ -35,6 +35,7 @@ from assets.raw.ingest import (
     ParseResult,
     Reject,
     ingest_single_table,
+    local_duckdb,
     reads_cleanly,
     record_json,
 )
@@ -232,19 +233,6 @@ def _csv_titles(path: Path) -> list[str]:
     return header
 
 
-_LOCAL: dict[str, duckdb.DuckDBPyConnection] = {}
-
-
-def _local_duckdb() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB of this process for reading CSV files: in a worker process and in
-    the build process alike (never the build database: a failed read there would abort the
-    file's ingest transaction). Made on first use, never at import (the fork server imports
-    this module: assets/common/worker_processes.py)."""
-    if "con" not in _LOCAL:
-        _LOCAL["con"] = duckdb.connect()
-    return _LOCAL["con"]
-
-
 def parse_csv_to(out: RowSink, path: Path) -> ParseResult:
     encoding = detect_encoding(path)
     readable = path if encoding == "utf-8" else transcode_to_utf8(path, encoding)
@@ -267,7 +255,7 @@ def _csv_with_duckdb(
 ) -> list[Reject] | None:
     """Fast path. Returns [] or None when DuckDB cannot read the file exactly (rejected
     lines, or a dialect its sniffer refuses): the Python reader takes over."""
-    con = _local_duckdb()
+    con = local_duckdb()
     # DuckDB's sniffer refuses some real files (mixed CRLF/LF)
     sniff = "SELECT * FROM sniff_csv(?, delim = ',', quote = '\"', escape = '\"', header = true)"
     if not reads_cleanly(con, sniff, [str(path)]):
