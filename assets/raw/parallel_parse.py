@@ -1,16 +1,18 @@
 """Raw files parsed ahead in worker processes; the build process only inserts their rows.
 
-The JSON parsers of OCDS and BODS are Python: ijson builds each object, the
-parser picks its fields and writes its canonical text. One core does that while the other
-idles, so a folder of several files is parsed a few files ahead in `workers` spawned
-processes. (360Giving folders mix JSON with CSV files that DuckDB reads on both cores here:
-with workers its raw step took 4.7-4.9 s against 4.4-4.6 s in-process at scale 1.) Each worker writes a file's rows to an Arrow stream file (`SpoolWriter`, the
-same rows `RowWriter` would insert); the parent inserts them in the ingest's file order and
-transactions, so the tables, manifest and quarantine equal those of an in-process ingest
-(tested per source).
+Parsing is Python for most of a file's time: ijson building each OCDS release, BODS statement
+or 360Giving grant, the csv reader of files DuckDB rejects lines of, calamine for XLSX. One
+core did that while the other idled, so a folder of several files is parsed a few files ahead
+in `workers` processes (OCDS, BODS, 360Giving, council spend). Files DuckDB can read are read
+by the worker's own in-memory DuckDB (`ingest.local_duckdb`) into Arrow. Each worker writes a
+file's rows to an Arrow stream file (`SpoolWriter`, the same rows `RowWriter` would insert);
+the parent inserts them in the ingest's file order and transactions, so the tables, manifest
+and quarantine equal those of an in-process ingest (tested per source). Workers are forked
+from a fork server that imported the parser modules once (assets/common/worker_processes.py).
 
 A source supplies `parse_to(out, path) -> ParseResult`, a module-level function (workers
-receive it pickled) that writes its rows to `out`, a `RowWriter` or a `SpoolWriter`.
+receive it pickled) that writes its rows to `out`, a `RowWriter` or a `SpoolWriter`; `out`
+knows the file's name relative to the raw folder (`source_file`) for messages.
 """
 
 from __future__ import annotations
