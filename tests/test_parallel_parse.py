@@ -1,8 +1,10 @@
 """Raw files parsed in worker processes: the same tables, manifest and quarantine as the
-in-process ingest (BODS here; OCDS has its own test in test_ocds.py)."""
+in-process ingest (BODS, 360Giving and council spend here; OCDS has its own test in
+test_ocds.py)."""
 
 import shutil
 from pathlib import Path
+from types import ModuleType
 
 import duckdb
 import pytest
@@ -12,6 +14,40 @@ from assets.raw.ingest import FILE_MANIFEST, QUARANTINE
 from tests.test_ocds import CountingPool, table_snapshot
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "raw"
+
+
+Snapshot = tuple[int, int, tuple[list[tuple], ...]]
+
+
+def _ingest_in_process_and_in_workers(
+    tmp_path: Path, template_db: Path, monkeypatch: pytest.MonkeyPatch, module: ModuleType
+) -> tuple[Snapshot, Snapshot]:
+    """The source's folder under tmp_path/raw ingested in-process and by two workers (a real
+    process pool that counts its tasks; every file goes to a worker, however small): (files
+    failed, rows loaded, (raw table, manifest, quarantine)) of each."""
+    monkeypatch.setattr(parallel_parse, "ProcessPoolExecutor", CountingPool)
+    monkeypatch.setattr(CountingPool, "submitted", 0)
+    monkeypatch.setattr(parallel_parse, "PARALLEL_MIN_BYTES", 0)
+    spec = module.PARSER
+    tables = (spec.table.qualified, FILE_MANIFEST.qualified, QUARANTINE.qualified)
+    snaps = []
+    for workers in (1, 2):
+        db = tmp_path / f"w{workers}.duckdb"
+        shutil.copy(template_db, db)
+        with duckdb.connect(str(db)) as con:
+            report = parallel_parse.ingest_in_parallel(
+                con,
+                spec,
+                workers,
+                source_system=module.SOURCE_SYSTEM,
+                raw_dir=tmp_path / "raw",
+                folder=module.FOLDER,
+                suffixes=module.SUFFIXES,
+                parser_version=module.PARSER_VERSION,
+                log=lambda _m: None,
+            )
+            snaps.append((report.files_failed, report.rows_loaded, table_snapshot(con, *tables)))
+    return snaps[0], snaps[1]
 
 
 def _bods_folder(raw: Path) -> int:
@@ -30,32 +66,13 @@ def _bods_folder(raw: Path) -> int:
 def test_parallel_bods_ingest_equals_the_in_process_ingest(
     tmp_path: Path, template_db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    raw = tmp_path / "raw"
-    to_workers = _bods_folder(raw)
-    monkeypatch.setattr(parallel_parse, "ProcessPoolExecutor", CountingPool)
-    monkeypatch.setattr(CountingPool, "submitted", 0)
-    monkeypatch.setattr(parallel_parse, "PARALLEL_MIN_BYTES", 0)  # tiny files: workers all the same
-    tables = (bods.PARSER.table.qualified, FILE_MANIFEST.qualified, QUARANTINE.qualified)
-    snaps = []
-    for workers in (1, 2):
-        db = tmp_path / f"w{workers}.duckdb"
-        shutil.copy(template_db, db)
-        with duckdb.connect(str(db)) as con:
-            report = parallel_parse.ingest_in_parallel(
-                con,
-                bods.PARSER,
-                workers,
-                source_system=bods.SOURCE_SYSTEM,
-                raw_dir=raw,
-                folder=bods.FOLDER,
-                suffixes=bods.SUFFIXES,
-                parser_version=bods.PARSER_VERSION,
-                log=lambda _m: None,
-            )
-            snaps.append((report.files_failed, report.rows_loaded, table_snapshot(con, *tables)))
+    to_workers = _bods_folder(tmp_path / "raw")
+    in_process, in_workers = _ingest_in_process_and_in_workers(
+        tmp_path, template_db, monkeypatch, bods
+    )
     assert CountingPool.submitted == to_workers
-    assert snaps[1] == snaps[0]
-    failed, loaded, (raw_rows, manifest, _quarantine) = snaps[0]
+    assert in_workers == in_process
+    failed, loaded, (raw_rows, manifest, _quarantine) = in_process
     assert failed == 1 and loaded == len(raw_rows) > 0  # the truncated file only
     messages = " | ".join(str(r) for r in manifest)
     assert "truncated.json" in messages and "invalid JSON" in messages
@@ -84,33 +101,13 @@ def test_parallel_360giving_ingest_equals_the_in_process_ingest(
 ) -> None:
     from assets.raw import threesixty_giving
 
-    raw = tmp_path / "raw"
-    to_workers = _360_folder(raw)
-    monkeypatch.setattr(parallel_parse, "ProcessPoolExecutor", CountingPool)
-    monkeypatch.setattr(CountingPool, "submitted", 0)
-    monkeypatch.setattr(parallel_parse, "PARALLEL_MIN_BYTES", 0)
-    spec = threesixty_giving.PARSER
-    tables = (spec.table.qualified, FILE_MANIFEST.qualified, QUARANTINE.qualified)
-    snaps = []
-    for workers in (1, 2):
-        db = tmp_path / f"w{workers}.duckdb"
-        shutil.copy(template_db, db)
-        with duckdb.connect(str(db)) as con:
-            report = parallel_parse.ingest_in_parallel(
-                con,
-                spec,
-                workers,
-                source_system=threesixty_giving.SOURCE_SYSTEM,
-                raw_dir=raw,
-                folder=threesixty_giving.FOLDER,
-                suffixes=threesixty_giving.SUFFIXES,
-                parser_version=threesixty_giving.PARSER_VERSION,
-                log=lambda _m: None,
-            )
-            snaps.append((report.files_failed, report.rows_loaded, table_snapshot(con, *tables)))
+    to_workers = _360_folder(tmp_path / "raw")
+    in_process, in_workers = _ingest_in_process_and_in_workers(
+        tmp_path, template_db, monkeypatch, threesixty_giving
+    )
     assert CountingPool.submitted == to_workers
-    assert snaps[1] == snaps[0]
-    failed, loaded, (raw_rows, manifest, quarantine) = snaps[0]
+    assert in_workers == in_process
+    failed, loaded, (raw_rows, manifest, quarantine) = in_process
     assert failed == 2 and loaded == len(raw_rows) > 0  # the truncated and the blank file
     messages = " | ".join(str(r) for r in manifest)
     assert "transcoded from" in messages and "xlsx" in messages
@@ -131,31 +128,12 @@ def test_parallel_council_spend_ingest_equals_the_in_process_ingest(
     # one demo file is Windows-1252: the shifted copy keeps its bytes
     header, *lines = spend[0].read_bytes().splitlines()
     (folder / "shifted.csv").write_bytes(b"\n".join([header, lines[0] + b",a,b", *lines[1:]]))
-    monkeypatch.setattr(parallel_parse, "ProcessPoolExecutor", CountingPool)
-    monkeypatch.setattr(CountingPool, "submitted", 0)
-    monkeypatch.setattr(parallel_parse, "PARALLEL_MIN_BYTES", 0)
-    spec = council_spend.PARSER
-    tables = (spec.table.qualified, FILE_MANIFEST.qualified, QUARANTINE.qualified)
-    snaps = []
-    for workers in (1, 2):
-        db = tmp_path / f"w{workers}.duckdb"
-        shutil.copy(template_db, db)
-        with duckdb.connect(str(db)) as con:
-            report = parallel_parse.ingest_in_parallel(
-                con,
-                spec,
-                workers,
-                source_system=council_spend.SOURCE_SYSTEM,
-                raw_dir=raw,
-                folder=council_spend.FOLDER,
-                suffixes=council_spend.SUFFIXES,
-                parser_version=council_spend.PARSER_VERSION,
-                log=lambda _m: None,
-            )
-            snaps.append((report.files_failed, report.rows_loaded, table_snapshot(con, *tables)))
+    in_process, in_workers = _ingest_in_process_and_in_workers(
+        tmp_path, template_db, monkeypatch, council_spend
+    )
     assert CountingPool.submitted == len(list(folder.glob("*.csv")))
-    assert snaps[1] == snaps[0]
-    failed, loaded, (raw_rows, manifest, quarantine) = snaps[0]
+    assert in_workers == in_process
+    failed, loaded, (raw_rows, manifest, quarantine) = in_process
     assert failed == 0 and loaded == len(raw_rows) > 0
     assert any("council_spend/shifted.csv data row 1 (line 2)" in str(r) for r in quarantine)
     assert "payer mapping file" in " | ".join(str(r) for r in manifest)
