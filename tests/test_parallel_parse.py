@@ -137,3 +137,24 @@ def test_parallel_council_spend_ingest_equals_the_in_process_ingest(
     assert failed == 0 and loaded == len(raw_rows) > 0
     assert any("council_spend/shifted.csv data row 1 (line 2)" in str(r) for r in quarantine)
     assert "payer mapping file" in " | ".join(str(r) for r in manifest)
+
+
+def test_parallel_kohesio_ingest_equals_the_in_process_ingest(
+    tmp_path: Path, template_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The layout, a per-file value, is a column of each row the worker writes."""
+    from assets.raw import eu_kohesio
+
+    folder = tmp_path / "raw" / eu_kohesio.FOLDER
+    shutil.copytree(DEMO / eu_kohesio.FOLDER, folder)
+    first = sorted(folder.iterdir())[0]
+    header, *lines = first.read_bytes().splitlines()
+    (folder / "shifted.tsv").write_bytes(b"\n".join([header, lines[0] + b"\tx\ty", *lines[1:]]))
+    in_process, in_workers = _ingest_in_process_and_in_workers(
+        tmp_path, template_db, monkeypatch, eu_kohesio
+    )
+    assert CountingPool.submitted == len(list(folder.iterdir()))
+    assert in_workers == in_process
+    failed, loaded, (raw_rows, _manifest, quarantine) = in_process
+    assert failed == 0 and loaded == len(raw_rows) > 0
+    assert quarantine, "the shifted row is quarantined"

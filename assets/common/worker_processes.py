@@ -1,5 +1,5 @@
-"""How the build starts worker processes (the OCDS, BODS, 360Giving and council spend
-parsers, the OCDS merge).
+"""How the build starts worker processes (the OCDS, BODS, 360Giving, council spend and
+Kohesio parsers, the OCDS merge).
 
 Never by forking the build process: it holds a DuckDB connection. A spawned worker starts a
 fresh interpreter and imports what its task needs (~0.6 s of CPU for the raw parsers, which
@@ -27,6 +27,7 @@ PRELOAD = (
     "assets.raw.bods",
     "assets.raw.threesixty_giving",
     "assets.raw.council_spend",
+    "assets.raw.eu_kohesio",
     "assets.staging.ocds_compile",
 )
 

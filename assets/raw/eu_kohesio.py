@@ -36,6 +36,7 @@ Nothing is typed here: amounts, rates and dates stay text for the staging layer.
 """
 
 import csv
+import functools
 import itertools
 import re
 from collections.abc import Iterable, Iterator
@@ -54,10 +55,10 @@ from assets.raw.ingest import (
     FileRejected,
     ParseResult,
     Reject,
-    RowWriter,
     ingest_single_table,
 )
-from pipelines.resources import FundtraceSettings
+from assets.raw.parallel_parse import RowSink, SpoolParser, ingest_in_parallel
+from pipelines.resources import FundtraceSettings, workers_from_env
 
 SOURCE_SYSTEM = "eu_kohesio"
 FOLDER = "eu_kohesio"
@@ -323,7 +324,11 @@ def _lines(fh: Iterable[str]) -> Iterator[str]:
 
 
 def _read_export(
-    lines: Iterator[tuple[int, str]], delim: str, writer: RowWriter, rejects: list[Reject]
+    lines: Iterator[tuple[int, str]],
+    delim: str,
+    writer: RowSink,
+    rejects: list[Reject],
+    layout: str,
 ) -> None:
     n = 0
     for lineno, line in lines:
@@ -336,6 +341,7 @@ def _read_export(
             rejects.append(Reject(n, locator, row, line))
             continue
         row.values["parse_note"] = row.note
+        row.values["layout"] = layout
         writer.add(row.values, n, locator)
 
 
@@ -344,8 +350,9 @@ def _read_csv(
     delim: str,
     titles: list[str],
     mapping: dict[int, str],
-    writer: RowWriter,
+    writer: RowSink,
     rejects: list[Reject],
+    layout: str,
 ) -> None:
     consumed: list[int] = []  # line numbers handed to the csv reader, in order
 
@@ -378,29 +385,32 @@ def _read_csv(
                 )
             )
             continue
-        writer.add({name: (fields[i].strip() or None) for i, name in mapping.items()}, n, locator)
+        row = {name: (fields[i].strip() or None) for i, name in mapping.items()}
+        writer.add({**row, "layout": layout}, n, locator)
 
 
-def parse_kohesio(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
+def parse_to(writer: RowSink, path: Path) -> ParseResult:
+    """One file's operations or beneficiaries to `writer`: the raw table, or the spool of a
+    worker process (the layout is a column of each row)."""
+    if path.suffix.lower() not in SUFFIXES:
+        raise FileRejected(f"unsupported file type {path.suffix}")
     encoding = detect_encoding(path)
     readable = path if encoding == "utf-8" else transcode_to_utf8(path, encoding)
     try:
-        return _parse_utf8(con, readable, ctx, encoding)
+        return _parse_utf8(writer, readable, encoding)
     finally:
         if readable != path:
             readable.unlink(missing_ok=True)
 
 
-def _parse_utf8(
-    con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext, encoding: str
-) -> ParseResult:
+def _parse_utf8(writer: RowSink, path: Path, encoding: str) -> ParseResult:
     with path.open(encoding="utf-8-sig", newline="") as fh:
         numbered = enumerate(_lines(fh), start=1)
         first = next(numbered, None)
         while first is not None and not first[1].strip():
             first = next(numbered, None)
         if first is None:
-            raise FileRejected(f"{ctx.source_file}: no header row", locator="line 1")
+            raise FileRejected(f"{writer.source_file}: no header row", locator="line 1")
         header_line = first[1]
         delim = sniff_delimiter(header_line)
         titles, glued = split_glued_header(header_line, delim)
@@ -409,23 +419,16 @@ def _parse_utf8(
         while titles and not titles[-1].strip():  # trailing delimiter after the last title
             titles.pop()
         mapping = map_titles(titles)
-        layout = detect_layout(titles, mapping, ctx.source_file)
+        layout = detect_layout(titles, mapping, writer.source_file)
         data: Iterator[tuple[int, str]] = (
             itertools.chain([(first[0], glued)], numbered) if glued is not None else numbered
-        )
-        writer = RowWriter(
-            con,
-            ctx,
-            RAW_KOHESIO.qualified,
-            [*FIELD_NAMES, "parse_note"],
-            constants={"layout": layout},
         )
         rejects: list[Reject] = []
         literal = [t.strip() for t in titles] == list(EXPORT_TITLES)
         if literal:
-            _read_export(data, delim, writer, rejects)
+            _read_export(data, delim, writer, rejects, layout)
         else:
-            _read_csv(data, delim, titles, mapping, writer, rejects)
+            _read_csv(data, delim, titles, mapping, writer, rejects, layout)
         writer.flush()
     notes = [f"{layout} layout", f"delimiter {delim!r}"]
     if glued is not None:
@@ -441,10 +444,14 @@ def _parse_utf8(
     return ParseResult(writer.written, fmt, encoding, rejects, "; ".join(notes))
 
 
+# each file parsed in Python (its layout, glued headers, unquoted exports): a few ahead in
+# worker processes (assets/raw/parallel_parse.py); the build process inserts their rows
+PARSER = SpoolParser(parse_to, RAW_KOHESIO, [*FIELD_NAMES, "parse_note", "layout"])
+
+
 def parse_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
-    if path.suffix.lower() in SUFFIXES:
-        return parse_kohesio(con, path, ctx)
-    raise FileRejected(f"unsupported file type {path.suffix}")
+    """One file into raw.raw_kohesio, in this process."""
+    return PARSER.parse_file(con, path, ctx)
 
 
 @dg.asset(
@@ -465,7 +472,7 @@ def raw_kohesio(
             folder=FOLDER,
             suffixes=SUFFIXES,
             raw_table=RAW_KOHESIO,
-            parser=parse_file,
             parser_version=PARSER_VERSION,
             log=context.log.info,
+            ingest=functools.partial(ingest_in_parallel, spec=PARSER, workers=workers_from_env()),
         )

@@ -3,12 +3,13 @@
 Parsing is Python for most of a file's time: ijson building each OCDS release, BODS statement
 or 360Giving grant, the csv reader of files DuckDB rejects lines of, calamine for XLSX. One
 core did that while the other idled, so a folder of several files is parsed a few files ahead
-in `workers` processes (OCDS, BODS, 360Giving, council spend). Files DuckDB can read are read
-by the worker's own in-memory DuckDB (`ingest.local_duckdb`) into Arrow. Each worker writes a
-file's rows to an Arrow stream file (`SpoolWriter`, the same rows `RowWriter` would insert);
-the parent inserts them in the ingest's file order and transactions, so the tables, manifest
-and quarantine equal those of an in-process ingest (tested per source). Workers are forked
-from a fork server that imported the parser modules once (assets/common/worker_processes.py).
+in `workers` processes (OCDS, BODS, 360Giving, council spend, Kohesio). Files DuckDB can read
+are read by the worker's own in-memory DuckDB (`ingest.local_duckdb`) into Arrow. Each worker
+writes a file's rows to an Arrow stream file (`SpoolWriter`, the same rows `RowWriter` would
+insert); the parent inserts them in the ingest's file order and transactions, so the tables,
+manifest and quarantine equal those of an in-process ingest (tested per source). Workers are
+forked from a fork server that imported the parser modules once
+(assets/common/worker_processes.py).
 
 A source supplies `parse_to(out, path) -> ParseResult`, a module-level function (workers
 receive it pickled) that writes its rows to `out`, a `RowWriter` or a `SpoolWriter`; `out`
@@ -43,8 +44,9 @@ from assets.raw.ingest import (
 )
 
 # below this many bytes to parse, the files are parsed in the build process (the first pool
-# of a run starts the fork server, ~1 s: assets/common/worker_processes.py)
-PARALLEL_MIN_BYTES = 32 * 2**20
+# of a run starts the fork server, ~1 s: assets/common/worker_processes.py; Kohesio's 30 MB
+# at scale 1 gain ~0.7 s from workers)
+PARALLEL_MIN_BYTES = 16 * 2**20
 
 
 class SpoolWriter(RowBuffer):
