@@ -364,10 +364,11 @@ def _start_warm_up() -> None:
 
 
 def warm_up_gx_when_data_changes() -> None:
-    """Import Great Expectations in a background thread once an asset of this process
-    rebuilds (`fingerprint.when_data_changes`), so the first check that validates does not
-    wait ~2 s for it. A run where nothing changed never imports it, and a process that only
-    loads the definitions (webserver, `definitions validate`) starts no thread. Idempotent."""
+    """Import Great Expectations in a background thread once data changes in this process
+    (`fingerprint.when_data_changes`: a raw file parsed, an asset rebuilt), so the first
+    check that validates does not wait ~2 s for it. A run where nothing changed never imports
+    it, and a process that only loads the definitions (webserver, `definitions validate`)
+    starts no thread. Idempotent."""
     from assets.common.fingerprint import when_data_changes
 
     if "great_expectations" in sys.modules:

@@ -530,3 +530,41 @@ def test_the_catalog_snapshot_answers_existence_as_the_catalog_does(tmp_path: Pa
             "staging.nope": False,
         }
     )
+
+
+def test_a_raw_file_parsed_signals_the_data_change(
+    tmp_path: Path, template_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first file a run parses starts what a changing run needs (Great Expectations'
+    import); a run whose raw files are all unchanged starts nothing."""
+    import shutil
+
+    from assets.raw import eu_kohesio
+    from assets.raw.ingest import ingest_folder
+
+    monkeypatch.setattr(fingerprint, "_data_changed", False)
+    monkeypatch.setattr(fingerprint, "_on_data_change", [])
+    calls: list[str] = []
+    fingerprint.when_data_changes(lambda: calls.append("first run"))
+    raw = tmp_path / "raw"
+    demo = Path(__file__).resolve().parents[1] / "data" / "raw" / eu_kohesio.FOLDER
+    shutil.copytree(demo, raw / eu_kohesio.FOLDER)
+    db = tmp_path / "build.duckdb"
+    shutil.copy(template_db, db)
+    args = {
+        "source_system": eu_kohesio.SOURCE_SYSTEM,
+        "raw_dir": raw,
+        "folder": eu_kohesio.FOLDER,
+        "suffixes": eu_kohesio.SUFFIXES,
+        "raw_table": eu_kohesio.RAW_KOHESIO,
+        "parser": eu_kohesio.parse_file,
+        "parser_version": eu_kohesio.PARSER_VERSION,
+        "log": lambda _m: None,
+    }
+    with duckdb.connect(str(db)) as con:
+        assert ingest_folder(con, **args).files_parsed == 1
+        assert calls == ["first run"]
+        monkeypatch.setattr(fingerprint, "_data_changed", False)  # as in a new run
+        fingerprint.when_data_changes(lambda: calls.append("second run"))
+        assert ingest_folder(con, **args).files_parsed == 0
+    assert calls == ["first run"]

@@ -57,17 +57,19 @@ ASSETS_DIR = Path(__file__).resolve().parents[1]
 SKIPPED = "fundtrace/skipped"
 VERSION_SUFFIX = "#version"
 _PROVENANCE = {"source_file", "file_sha256", "loaded_at"}
-# Run once, in this process, when an asset below raw first rebuilds: work only a changing
-# run needs can start early (pipelines/quality.py imports Great Expectations ahead, ~2 s).
-# Not on a raw file parsed: that would compete for the GIL with the raw steps that follow.
+# Run once, in this process, when data first changes (a raw file is parsed, or an asset below
+# raw rebuilds): work only a changing run needs can start early (pipelines/quality.py imports
+# Great Expectations ahead, ~2 s of CPU). Until session 8 a parsed raw file did not count: the
+# import competed for the GIL with the raw parsers, which now run in worker processes.
 _on_data_change: list[Callable[[], None]] = []
 _data_changed = False
 _data_change_lock = threading.Lock()
 
 
 def when_data_changes(callback: Callable[[], None]) -> None:
-    """Call `callback` once, at the first rebuild below raw in this process (now if one
-    happened already). A callback already waiting is not added twice."""
+    """Call `callback` once, at the first data change in this process (a raw file parsed, an
+    asset below raw rebuilt; now if one happened already). A callback already waiting is not
+    added twice."""
     with _data_change_lock:
         if _data_changed:
             pending = True
@@ -80,7 +82,8 @@ def when_data_changes(callback: Callable[[], None]) -> None:
 
 
 def data_changed() -> None:
-    """An asset below raw is about to rebuild: run the callbacks, the first time only."""
+    """Data is about to change (a raw file parsed, an asset below raw rebuilt): run the
+    callbacks, the first time only."""
     global _data_changed
     with _data_change_lock:
         if _data_changed:

@@ -28,6 +28,7 @@ import duckdb
 import pyarrow as pa
 
 from assets.common.files import list_source_files, list_unsupported_files, sha256_files
+from assets.common.fingerprint import data_changed
 from assets.common.tables import Column, TableSpec, create_table, materialize_result, scalar_int
 
 PROVENANCE_COLUMNS = (
@@ -226,6 +227,8 @@ def ingest_folder(
             report.files_unchanged += 1
             continue
         todo.append((rel, path, sha))
+    if todo:
+        data_changed()  # work a changing run needs can start (Great Expectations' import)
     if prefetch is not None:
         prefetch([path for _, path, _ in todo])
     with fewer_checkpoints(con) if todo else contextlib.nullcontext():
