@@ -290,10 +290,7 @@ class RssSampler:
         self.unreaped_cpu_seconds = 0.0
 
     def _tree_rss(self) -> int:
-        return self._tree()[0]
-
-    def _tree(self) -> tuple[int, float]:
-        return self._tree_split()[:2]
+        return self._tree_split()[0]
 
     def _tree_split(self) -> tuple[int, float, float]:
         """RSS and CPU seconds of this process plus its descendants, and this process's own CPU
@@ -333,7 +330,7 @@ class RssSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                rss, cpu = self._tree()
+                rss, cpu, _ = self._tree_split()
             except (OSError, ValueError, IndexError):  # not Linux: no per-step figures
                 return
             self.samples.append((time.time(), rss, cpu))

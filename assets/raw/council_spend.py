@@ -44,7 +44,7 @@ from assets.raw.ingest import (
     Reject,
     ingest_single_table,
     local_duckdb,
-    reads_cleanly,
+    read_csv_exactly,
 )
 from assets.raw.parallel_parse import RowSink, SpoolParser, ingest_in_parallel
 from pipelines.resources import FundtraceSettings, workers_from_env
@@ -338,43 +338,28 @@ def find_header(path: Path, source_file: str) -> tuple[HeaderMap, int, int]:
     raise FileRejected(layout_error(source_file, first[0], first[1]), f"line {first[1]}")
 
 
-def _duckdb_reads_exactly(con: duckdb.DuckDBPyConnection, path: Path, columns: str) -> bool:
-    """Whether DuckDB reads every line of `path` with these columns."""
-    return reads_cleanly(
-        con,
-        f"SELECT count(*) FROM read_csv(?, header = true, columns = {columns}, {_CSV_DIALECT}, "
-        "ignore_errors = true, store_rejects = true, rejects_table = '_cs_rejects', "
-        "rejects_scan = '_cs_scans')",
-        [str(path)],
-        rejects_table="_cs_rejects",
-    )
-
-
 def _read_with_duckdb(out: RowSink, path: Path, hm: HeaderMap) -> bool:
     """Fast path for a file whose header is its first line, read by this process's in-memory
     DuckDB. False when DuckDB cannot read it exactly (rejected lines, dialect trouble): the
     Python reader then takes over."""
-    con = local_duckdb()
-    names = [f"c{i}" for i in range(len(hm.titles))]
-    columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
-    if not _duckdb_reads_exactly(con, path, columns):
+    width = len(hm.titles)
+    try:
+        if not read_csv_exactly(path, width, _CSV_DIALECT):
+            return False
+    except duckdb.Error:
         return False
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _cs_file AS SELECT * FROM read_csv(?, header = true, "
-        f"columns = {columns}, {_CSV_DIALECT})",
-        [str(path)],
-    )
-    blank = " AND ".join(f"nullif(trim(c{i}), '') IS NULL" for i in range(len(names)))
+    con = local_duckdb()
+    blank = " AND ".join(f"nullif(trim(c{i}), '') IS NULL" for i in range(width))
     select = ", ".join(
         f"nullif(trim(c{hm.fields[f]}), '') AS {f}" if f in hm.fields else f"NULL::VARCHAR AS {f}"
         for f in out.columns
     )
     rows = con.sql(
         f"SELECT {select}, _n AS _row, 'data row ' || _n AS _loc FROM ("
-        f"  SELECT *, row_number() OVER (ORDER BY rowid) AS _n FROM _cs_file WHERE NOT ({blank}))"
+        f"  SELECT *, row_number() OVER (ORDER BY rowid) AS _n FROM _csv_file WHERE NOT ({blank}))"
         " ORDER BY _n"
     ).to_arrow_table()
-    con.execute("DROP TABLE _cs_file")
+    con.execute("DROP TABLE _csv_file")
     out.add_arrow(rows)
     return True
 

@@ -190,14 +190,15 @@ def ingest_folder(
     log: Callable[[str], None] = print,
     force: bool = False,
     also_tables: Sequence[TableSpec] = (),
-    prefetch: Callable[[Sequence[Path]], None] | None = None,
+    prefetch: Callable[[Sequence[tuple[str, Path]]], None] | None = None,
 ) -> IngestReport:
     """Bring `raw_table` in line with the files under `raw_dir/folder` (see module doc).
 
     `also_tables`: further raw tables the parser writes (e.g. notices beside awards); a file's
     rows are replaced, rolled back and forgotten in all of them together.
-    `prefetch`: told the files the parser will be called for, in order, before the first
-    call (a parser working ahead in other processes); the files still load one by one."""
+    `prefetch`: told the files the parser will be called for, in order, as (source_file,
+    path), before the first call (a parser working ahead in other processes); the files
+    still load one by one."""
     ensure_ingest_tables(con)
     tables = (raw_table, *also_tables)
     for spec in tables:
@@ -230,7 +231,7 @@ def ingest_folder(
     if todo:
         data_changed()  # work a changing run needs can start (Great Expectations' import)
     if prefetch is not None:
-        prefetch([path for _, path, _ in todo])
+        prefetch([(rel, path) for rel, path, _ in todo])
     with fewer_checkpoints(con) if todo else contextlib.nullcontext():
         for rel, path, sha in todo:
             ctx = FileContext(
@@ -508,6 +509,27 @@ def local_duckdb() -> duckdb.DuckDBPyConnection:
     if "con" not in _LOCAL:
         _LOCAL["con"] = duckdb.connect()
     return _LOCAL["con"]
+
+
+def read_csv_exactly(path: Path, width: int, dialect: str) -> bool:
+    """`path` read by this process's in-memory DuckDB (`local_duckdb`) into the TEMP table
+    _csv_file: every field as text in columns c0..c<width-1>, the header line skipped. False,
+    and no table, when DuckDB rejects any line: the caller's Python reader takes over. One
+    read: outside the build database no failed statement can abort an ingest transaction, so
+    no separate probe is needed. A file DuckDB cannot read at all raises duckdb.Error."""
+    con = local_duckdb()
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
+    con.execute("DROP TABLE IF EXISTS _csv_rejects; DROP TABLE IF EXISTS _csv_scans")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _csv_file AS SELECT * FROM read_csv(?, header = true, "
+        f"columns = {columns}, {dialect}, ignore_errors = true, store_rejects = true, "
+        "rejects_table = '_csv_rejects', rejects_scan = '_csv_scans')",
+        [str(path)],
+    )
+    if scalar_int(con, "SELECT count(*) FROM _csv_rejects"):
+        con.execute("DROP TABLE _csv_file")
+        return False
+    return True
 
 
 def reads_cleanly(

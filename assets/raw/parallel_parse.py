@@ -137,10 +137,10 @@ class ParallelParser:
 
     Use as a context manager around ingest_folder(parser=self, prefetch=self.prefetch)."""
 
-    def __init__(self, spec: SpoolParser, workers: int, raw_dir: Path | None = None):
-        self.spec, self.workers, self.raw_dir = spec, workers, raw_dir
+    def __init__(self, spec: SpoolParser, workers: int):
+        self.spec, self.workers = spec, workers
         self.pool: ProcessPoolExecutor | None = None
-        self.queue: list[Path] = []
+        self.queue: list[tuple[str, Path]] = []  # (source_file, path) of the files to come
         self.running: dict[Path, Future[Spooled]] = {}
         self.spooled = 0
         self.spool_dir = Path(tempfile.mkdtemp(prefix=f"fundtrace-{spec.table.name}-"))
@@ -153,10 +153,10 @@ class ParallelParser:
             self.pool.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self.spool_dir, ignore_errors=True)
 
-    def prefetch(self, paths: Sequence[Path]) -> None:
-        self.queue = list(paths)
+    def prefetch(self, files: Sequence[tuple[str, Path]]) -> None:
+        self.queue = list(files)
         # one file, or a few MB, gains nothing from workers that take ~1 s each to start
-        size = sum(p.stat().st_size for p in self.queue if p.is_file())
+        size = sum(p.stat().st_size for _, p in self.queue if p.is_file())
         if len(self.queue) > 1 and size >= PARALLEL_MIN_BYTES:
             self.pool = ProcessPoolExecutor(self.workers, mp_context=worker_context())
         self._top_up()
@@ -164,11 +164,9 @@ class ParallelParser:
     def _top_up(self) -> None:
         # a bounded number of files ahead, so spooled rows on disk stay a few files' worth
         while self.pool is not None and self.queue and len(self.running) < self.workers + 1:
-            path = self.queue.pop(0)
+            source_file, path = self.queue.pop(0)
             self.spooled += 1
             spool = self.spool_dir / f"{self.spooled:06d}.arrows"
-            # the name its rows carry, as ingest_folder gives it (parsers quote it)
-            rel = path.relative_to(self.raw_dir).as_posix() if self.raw_dir else path.name
             self.running[path] = self.pool.submit(
                 parse_to_spool,
                 self.spec.parse_to,
@@ -176,7 +174,7 @@ class ParallelParser:
                 self.spec.batch_rows,
                 path,
                 spool,
-                rel,
+                source_file,
             )
 
     def __call__(self, con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
@@ -214,5 +212,5 @@ def ingest_in_parallel(
     args = {"raw_table": spec.table, **ingest_args}
     if workers <= 1:
         return ingest_folder(con, parser=spec.parse_file, **args)
-    with ParallelParser(spec, workers, ingest_args.get("raw_dir")) as parallel:
+    with ParallelParser(spec, workers) as parallel:
         return ingest_folder(con, parser=parallel, prefetch=parallel.prefetch, **args)

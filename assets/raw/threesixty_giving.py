@@ -36,6 +36,7 @@ from assets.raw.ingest import (
     Reject,
     ingest_single_table,
     local_duckdb,
+    read_csv_exactly,
     reads_cleanly,
     record_json,
 )
@@ -47,6 +48,8 @@ FOLDER = "360giving"
 SUFFIXES = (".json", ".csv", ".xlsx")
 PARSER_VERSION = "360giving-2"
 HEADER_SEARCH_ROWS = 10  # spreadsheet header rows sit at most this far down
+_SNIFF_DIALECT = "delim = ',', quote = '\"', escape = '\"'"
+_CSV_DIALECT = f"{_SNIFF_DIALECT}, parallel = false"
 
 # canonical column -> (flattened CSV/XLSX title, JSON path in a grant object)
 FIELDS: dict[str, tuple[str, str]] = {
@@ -257,21 +260,10 @@ def _csv_with_duckdb(
     lines, or a dialect its sniffer refuses): the Python reader takes over."""
     con = local_duckdb()
     # DuckDB's sniffer refuses some real files (mixed CRLF/LF)
-    sniff = "SELECT * FROM sniff_csv(?, delim = ',', quote = '\"', escape = '\"', header = true)"
+    sniff = f"SELECT * FROM sniff_csv(?, {_SNIFF_DIALECT}, header = true)"
     if not reads_cleanly(con, sniff, [str(path)]):
         return None
-    names = [f"c{i}" for i in range(len(titles))]
-    columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
-    con.execute("DROP TABLE IF EXISTS _csv_rejects; DROP TABLE IF EXISTS _csv_scans")
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _csv_file AS SELECT * FROM read_csv(?, header = true, "
-        f"columns = {columns}, delim = ',', quote = '\"', escape = '\"', "
-        "ignore_errors = true, store_rejects = true, rejects_table = '_csv_rejects', "
-        "rejects_scan = '_csv_scans', parallel = false)",
-        [str(path)],
-    )
-    bad = con.execute("SELECT count(*) FROM _csv_rejects").fetchall()
-    if bad[0][0]:
+    if not read_csv_exactly(path, len(titles), _CSV_DIALECT):
         return None
     by_name = {name: i for i, name in mapping.items()}
     select = ", ".join(
