@@ -11,8 +11,8 @@
   an explicit value is refused with the reason.
 - `FUNDTRACE_DUCKDB_MEMORY_LIMIT` (default `1GB`): DuckDB's memory limit on every connection
   to the build database; beyond it DuckDB spills to `<build db>.tmp/`.
-- `FUNDTRACE_WORKERS` (default 2, at most the CPU count): worker processes for the OCDS and BODS
-  parsers and the OCDS merge.
+- `FUNDTRACE_WORKERS` (default 2, at most the CPU count): worker processes for the OCDS, BODS,
+  360Giving, council spend and Kohesio parsers and the OCDS merge.
 
 `BuildDatabase` is the `duckdb` resource: a `DuckDBResource` that holds the build database
 open for the whole run, so the many short connections of a run do not each reload the catalog
@@ -92,7 +92,8 @@ def duckdb_config_from_env(build_db: Path) -> dict[str, str]:
 
 def workers_from_env() -> int:
     """`FUNDTRACE_WORKERS` (default: 2, or 1 on a one-core machine): processes for the steps
-    that parallelise (OCDS and BODS parsing, the OCDS merge); 1 runs them in-process."""
+    that parallelise (parsing OCDS, BODS, 360Giving, council spend and Kohesio files, the OCDS
+    merge); 1 runs them in-process."""
     value = os.environ.get("FUNDTRACE_WORKERS", "").strip()
     if not value:
         return min(2, os.cpu_count() or 1)
