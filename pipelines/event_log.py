@@ -38,12 +38,11 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     SqliteEventLogStorage,
 )
 from dagster._core.storage.sql import create_engine
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection, Engine
 
-# how long a connection waits for another process's write lock (Dagster's own value)
-_BUSY_TIMEOUT_SECONDS = 30
 # open database files kept: the running run's, the index, and a few a webserver reads
 MAX_OPEN_DATABASES = 8
 
@@ -93,7 +92,7 @@ class FastSqliteEventLogStorage(SqliteEventLogStorage):
             poolclass=sa.pool.QueuePool,
             pool_size=1,
             # the pool hands its connection to whichever thread holds _db_lock
-            connect_args={"timeout": _BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
         )
         sa_event.listen(engine, "connect", _fast_commits)
         if shard not in self._initialized_dbs:
