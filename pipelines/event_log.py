@@ -34,6 +34,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from dagster import Field, StringSource
+from dagster._core.instance.ref import _event_logs_directory
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     SqliteEventLogStorage,
 )
@@ -48,13 +49,14 @@ MAX_OPEN_DATABASES = 8
 
 
 def default_base_dir() -> str:
-    """Where Dagster keeps the run event logs of `$DAGSTER_HOME` (its default layout)."""
+    """Where Dagster's default instance keeps the run event logs of `$DAGSTER_HOME` (asked of
+    Dagster, so both stay in one place)."""
     home = os.environ.get("DAGSTER_HOME", "").strip()
     if not home:
         raise RuntimeError(
             "FastSqliteEventLogStorage needs DAGSTER_HOME set, or a base_dir in its config"
         )
-    return os.path.join(home, "history", "runs", "")
+    return _event_logs_directory(home)
 
 
 def _fast_commits(dbapi_connection: Any, _record: Any) -> None:

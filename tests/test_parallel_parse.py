@@ -19,12 +19,17 @@ DEMO = Path(__file__).resolve().parents[1] / "data" / "raw"
 Snapshot = tuple[int, int, tuple[list[tuple], ...]]
 
 
-def _ingest_in_process_and_in_workers(
-    tmp_path: Path, template_db: Path, monkeypatch: pytest.MonkeyPatch, module: ModuleType
-) -> tuple[Snapshot, Snapshot]:
+def _parallel_equals_in_process(
+    tmp_path: Path,
+    template_db: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    module: ModuleType,
+    sent_to_workers: int,
+) -> Snapshot:
     """The source's folder under tmp_path/raw ingested in-process and by two workers (a real
-    process pool that counts its tasks; every file goes to a worker, however small): (files
-    failed, rows loaded, (raw table, manifest, quarantine)) of each."""
+    process pool that counts its tasks; every file goes to a worker, however small). Asserts
+    that `sent_to_workers` files went to the pool and that both ingests give the same result;
+    returns it: (files failed, rows loaded, (raw table, manifest, quarantine))."""
     monkeypatch.setattr(parallel_parse, "ProcessPoolExecutor", CountingPool)
     monkeypatch.setattr(CountingPool, "submitted", 0)
     monkeypatch.setattr(parallel_parse, "PARALLEL_MIN_BYTES", 0)
@@ -47,7 +52,10 @@ def _ingest_in_process_and_in_workers(
                 log=lambda _m: None,
             )
             snaps.append((report.files_failed, report.rows_loaded, table_snapshot(con, *tables)))
-    return snaps[0], snaps[1]
+    in_process, in_workers = snaps
+    assert CountingPool.submitted == sent_to_workers
+    assert in_workers == in_process
+    return in_process
 
 
 def _bods_folder(raw: Path) -> int:
@@ -67,11 +75,7 @@ def test_parallel_bods_ingest_equals_the_in_process_ingest(
     tmp_path: Path, template_db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     to_workers = _bods_folder(tmp_path / "raw")
-    in_process, in_workers = _ingest_in_process_and_in_workers(
-        tmp_path, template_db, monkeypatch, bods
-    )
-    assert CountingPool.submitted == to_workers
-    assert in_workers == in_process
+    in_process = _parallel_equals_in_process(tmp_path, template_db, monkeypatch, bods, to_workers)
     failed, loaded, (raw_rows, manifest, _quarantine) = in_process
     assert failed == 1 and loaded == len(raw_rows) > 0  # the truncated file only
     messages = " | ".join(str(r) for r in manifest)
@@ -102,11 +106,9 @@ def test_parallel_360giving_ingest_equals_the_in_process_ingest(
     from assets.raw import threesixty_giving
 
     to_workers = _360_folder(tmp_path / "raw")
-    in_process, in_workers = _ingest_in_process_and_in_workers(
-        tmp_path, template_db, monkeypatch, threesixty_giving
+    in_process = _parallel_equals_in_process(
+        tmp_path, template_db, monkeypatch, threesixty_giving, to_workers
     )
-    assert CountingPool.submitted == to_workers
-    assert in_workers == in_process
     failed, loaded, (raw_rows, manifest, quarantine) = in_process
     assert failed == 2 and loaded == len(raw_rows) > 0  # the truncated and the blank file
     messages = " | ".join(str(r) for r in manifest)
@@ -128,11 +130,9 @@ def test_parallel_council_spend_ingest_equals_the_in_process_ingest(
     # one demo file is Windows-1252: the shifted copy keeps its bytes
     header, *lines = spend[0].read_bytes().splitlines()
     (folder / "shifted.csv").write_bytes(b"\n".join([header, lines[0] + b",a,b", *lines[1:]]))
-    in_process, in_workers = _ingest_in_process_and_in_workers(
-        tmp_path, template_db, monkeypatch, council_spend
+    in_process = _parallel_equals_in_process(
+        tmp_path, template_db, monkeypatch, council_spend, len(list(folder.glob("*.csv")))
     )
-    assert CountingPool.submitted == len(list(folder.glob("*.csv")))
-    assert in_workers == in_process
     failed, loaded, (raw_rows, manifest, quarantine) = in_process
     assert failed == 0 and loaded == len(raw_rows) > 0
     assert any("council_spend/shifted.csv data row 1 (line 2)" in str(r) for r in quarantine)
@@ -150,11 +150,9 @@ def test_parallel_kohesio_ingest_equals_the_in_process_ingest(
     first = sorted(folder.iterdir())[0]
     header, *lines = first.read_bytes().splitlines()
     (folder / "shifted.tsv").write_bytes(b"\n".join([header, lines[0] + b"\tx\ty", *lines[1:]]))
-    in_process, in_workers = _ingest_in_process_and_in_workers(
-        tmp_path, template_db, monkeypatch, eu_kohesio
+    in_process = _parallel_equals_in_process(
+        tmp_path, template_db, monkeypatch, eu_kohesio, len(list(folder.iterdir()))
     )
-    assert CountingPool.submitted == len(list(folder.iterdir()))
-    assert in_workers == in_process
     failed, loaded, (raw_rows, _manifest, quarantine) = in_process
     assert failed == 0 and loaded == len(raw_rows) > 0
     assert quarantine, "the shifted row is quarantined"
