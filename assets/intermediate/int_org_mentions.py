@@ -121,8 +121,8 @@ def _vat(expr: str) -> str:
 class MentionSource:
     """One staged table that publishes organisations, read only when it exists with `columns`.
 
-    `sql` selects org_ref, name, country, kind, identifiers, role, source_system,
-    source_table, source_file.
+    `sql` selects org_ref, name, country, kind, identifiers, branch (the role and source
+    table: `_tail`), source_system, source_file.
     """
 
     table: str
@@ -130,9 +130,17 @@ class MentionSource:
     sql: str
 
 
+# (role, source table) of each SELECT in MENTION_SOURCES; the SELECTs carry its position
+# instead, and the two names join back once per output row (grouping millions of records on
+# two long text keys was ~10% of this table's build at scale 1)
+_BRANCHES: list[tuple[str, str]] = []
+
+
 def _tail(role: str, table: str, from_sql: str | None = None) -> str:
+    if (role, table) not in _BRANCHES:
+        _BRANCHES.append((role, table))
     return (
-        f"'{role}' AS role, source_system, '{table}' AS source_table, source_file "
+        f"{_BRANCHES.index((role, table))}::UTINYINT AS branch, source_system, source_file "
         f"FROM {from_sql or table}"
     )
 
@@ -336,8 +344,8 @@ def mention_sources(
 
 _EMPTY_PART = (
     "SELECT NULL::VARCHAR AS org_ref, NULL::VARCHAR AS name, NULL::VARCHAR AS country, "
-    "'organisation' AS kind, CAST([] AS VARCHAR[]) AS identifiers, '' AS role, "
-    "'' AS source_system, '' AS source_table, '' AS source_file WHERE false"
+    "'organisation' AS kind, CAST([] AS VARCHAR[]) AS identifiers, 0::UTINYINT AS branch, "
+    "'' AS source_system, '' AS source_file WHERE false"
 )
 
 
@@ -348,10 +356,14 @@ def mentions_sql(parts: Sequence[str]) -> str:
     another slice: that is what lets a build redo only the slices whose input changed.
     """
     union = " UNION ALL ".join(f"({p})" for p in (_EMPTY_PART, *parts))
+    branches = "VALUES " + ", ".join(
+        f"({i}::UTINYINT, {sql_literal(role)}, {sql_literal(table)})"
+        for i, (role, table) in enumerate(_BRANCHES)
+    )
     return f"""
     WITH per_file AS (
-      SELECT org_ref, name, country, kind, identifiers, role, source_system, source_table,
-        source_file, count(*) AS n
+      SELECT org_ref, name, country, kind, identifiers, branch, source_system, source_file,
+        count(*) AS n
       FROM ({union}) AS u
       WHERE nullif(trim(org_ref), '') IS NOT NULL
       GROUP BY ALL
@@ -369,7 +381,7 @@ def mentions_sql(parts: Sequence[str]) -> str:
       SELECT trim(p.org_ref) AS org_ref, nm.clean AS name, ct.clean AS country,
         coalesce(p.kind, 'organisation') AS kind,
         list_sort(list_distinct(list_filter(p.identifiers, lambda x: x <> trim(p.org_ref)))) AS identifiers,
-        p.role, p.source_system, p.source_table,
+        p.branch, p.source_system,
         list_sort(list_distinct(list(p.source_file))) AS source_files,
         sum(p.n)::BIGINT AS records
       FROM per_file p
@@ -379,7 +391,9 @@ def mentions_sql(parts: Sequence[str]) -> str:
     ),
     -- each distinct name normalised once
     keys AS (SELECT name, ft_match_key(name) AS name_key FROM (SELECT DISTINCT name FROM m))
-    SELECT m.*, k.name_key FROM m LEFT JOIN keys k USING (name)
+    SELECT m.org_ref, m.name, m.country, m.kind, m.identifiers, b.role, m.source_system,
+      b.source_table, m.source_files, m.records, k.name_key
+    FROM m LEFT JOIN keys k USING (name) JOIN ({branches}) AS b(branch, role, source_table) USING (branch)
     """
 
 
