@@ -18,6 +18,8 @@ from pathlib import Path
 import duckdb
 import pytest
 from currency_converter import CurrencyConverter
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from assets.common.dates import parse_date
 from assets.common.files import sha256_files
@@ -236,6 +238,40 @@ def test_name_key_ignores_case_punctuation_and_legal_form() -> None:
     # different organisations stay different
     assert name_key("Tidewater Digital Ltd") != name_key("Tidewater Data Ltd")
     assert name_key("") is None
+
+
+# every whitespace character RE2's \s matches, and neighbours it does not (VT, NBSP, U+2028)
+_SPACES = " \t\n\x0c\r\x0b\xa0\u2028"
+_TEXT = st.one_of(
+    st.none(),
+    st.text(alphabet=st.sampled_from(list(_SPACES) + list("aZ9-é.")), max_size=12),
+    st.text(max_size=8),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_TEXT, min_size=1, max_size=40))
+def test_whitespace_macros_equal_their_plain_regexes(values: list[str | None]) -> None:
+    """ft_clean_name and ft_id_text skip the regex when nothing matches it; the result is
+    the regex's, also inside a lambda and on an argument computed in the call."""
+    con = duckdb.connect()
+    from assets.common.orgids import install_macros
+
+    install_macros(con)
+    con.execute("CREATE TABLE v (t VARCHAR)")
+    con.executemany("INSERT INTO v VALUES (?)", [[x] for x in values])
+    rows = con.execute(
+        r"""SELECT t,
+          ft_clean_name(t), nullif(regexp_replace(trim(t), '\s+', ' ', 'g'), ''),
+          ft_id_text(t), upper(regexp_replace(trim(t), '\s+', '', 'g')),
+          ft_clean_name(t || ' ' || t), nullif(regexp_replace(trim(t || ' ' || t), '\s+', ' ', 'g'), ''),
+          list_transform([t, t], lambda t: ft_clean_name(t)),
+          list_transform([t, t], lambda t: nullif(regexp_replace(trim(t), '\s+', ' ', 'g'), ''))
+        FROM v"""
+    ).fetchall()
+    con.close()
+    for t, *got in rows:
+        assert got[0::2] == got[1::2], repr(t)
 
 
 # --------------------------------------------------------------------------- reference CSVs

@@ -26,8 +26,19 @@ LEGAL_FORMS = (
 _LEGAL_FORM_RE = r"\b(" + "|".join(f.replace(" ", r"\s") for f in LEGAL_FORMS) + r")\b"
 
 MACROS = rf"""
+-- The regexes below cost ~0.4 us a value and rarely change one: they run only on text that
+-- holds what they replace (contains() is ~10x cheaper); the argument goes through a
+-- one-element list so that, however costly, it is evaluated once.
+CREATE OR REPLACE TEMP MACRO ft_squash_spaces(t) AS CASE
+  WHEN contains(t, '  ') OR contains(t, chr(9)) OR contains(t, chr(10))
+    OR contains(t, chr(12)) OR contains(t, chr(13))
+  THEN regexp_replace(t, '\s+', ' ', 'g') ELSE t END;
+CREATE OR REPLACE TEMP MACRO ft_drop_spaces(t) AS CASE
+  WHEN contains(t, ' ') OR contains(t, chr(9)) OR contains(t, chr(10))
+    OR contains(t, chr(12)) OR contains(t, chr(13))
+  THEN regexp_replace(t, '\s+', '', 'g') ELSE t END;
 CREATE OR REPLACE TEMP MACRO ft_id_text(x) AS
-  upper(regexp_replace(trim(CAST(x AS VARCHAR)), '\s+', '', 'g'));
+  upper(list_transform([trim(CAST(x AS VARCHAR))], lambda t: ft_drop_spaces(t))[1]);
 CREATE OR REPLACE TEMP MACRO ft_is_placeholder_id(s) AS
   s IS NULL OR s = '' OR s IN ({_PLACEHOLDER_LIST}) OR regexp_full_match(s, '[-_./0]*');
 CREATE OR REPLACE TEMP MACRO ft_company_number(x) AS (
@@ -54,7 +65,7 @@ CREATE OR REPLACE TEMP MACRO ft_org_id_from_company_number(x) AS 'GB-COH-' || ft
 CREATE OR REPLACE TEMP MACRO ft_org_id_from_charity_number(x) AS
   CASE WHEN NOT ft_is_placeholder_id(ft_id_text(x)) THEN 'GB-CHC-' || ft_id_text(x) END;
 CREATE OR REPLACE TEMP MACRO ft_clean_name(x) AS
-  nullif(regexp_replace(trim(CAST(x AS VARCHAR)), '\s+', ' ', 'g'), '');
+  nullif(list_transform([trim(CAST(x AS VARCHAR))], lambda t: ft_squash_spaces(t))[1], '');
 CREATE OR REPLACE TEMP MACRO ft_name_key(x) AS
   nullif(trim(regexp_replace(regexp_replace(regexp_replace(
     regexp_replace(replace(replace(lower(ft_clean_name(x)), '&amp;', '&'), '.', ''),
