@@ -140,7 +140,7 @@ def _tail(role: str, table: str, from_sql: str | None = None) -> str:
     if (role, table) not in _BRANCHES:
         _BRANCHES.append((role, table))
     return (
-        f"{_BRANCHES.index((role, table))}::UTINYINT AS branch, source_system, source_file "
+        f"{_BRANCHES.index((role, table))}::USMALLINT AS branch, source_system, source_file "
         f"FROM {from_sql or table}"
     )
 
@@ -344,7 +344,7 @@ def mention_sources(
 
 _EMPTY_PART = (
     "SELECT NULL::VARCHAR AS org_ref, NULL::VARCHAR AS name, NULL::VARCHAR AS country, "
-    "'organisation' AS kind, CAST([] AS VARCHAR[]) AS identifiers, 0::UTINYINT AS branch, "
+    "'organisation' AS kind, CAST([] AS VARCHAR[]) AS identifiers, 0::USMALLINT AS branch, "
     "'' AS source_system, '' AS source_file WHERE false"
 )
 
@@ -357,7 +357,7 @@ def mentions_sql(parts: Sequence[str]) -> str:
     """
     union = " UNION ALL ".join(f"({p})" for p in (_EMPTY_PART, *parts))
     branches = "VALUES " + ", ".join(
-        f"({i}::UTINYINT, {sql_literal(role)}, {sql_literal(table)})"
+        f"({i}::USMALLINT, {sql_literal(role)}, {sql_literal(table)})"
         for i, (role, table) in enumerate(_BRANCHES)
     )
     return f"""
