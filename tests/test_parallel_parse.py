@@ -156,3 +156,21 @@ def test_parallel_kohesio_ingest_equals_the_in_process_ingest(
     failed, loaded, (raw_rows, _manifest, quarantine) = in_process
     assert failed == 0 and loaded == len(raw_rows) > 0
     assert quarantine, "the shifted row is quarantined"
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_raw_asset_ingests_with_the_configured_workers(
+    monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    """`PARSER.ingest`, what the raw assets hand to ingest_single_table, is ingest_in_parallel
+    with $FUNDTRACE_WORKERS processes and the ingest's own arguments."""
+    calls: list[tuple] = []
+    monkeypatch.setenv("FUNDTRACE_WORKERS", workers)
+    monkeypatch.setattr(
+        parallel_parse,
+        "ingest_in_parallel",
+        lambda con, spec, n, **kw: calls.append((con, spec, n, kw)),
+    )
+    con = object()
+    bods.PARSER.ingest(con, folder="bods", log=print)  # type: ignore[arg-type]
+    assert calls == [(con, bods.PARSER, int(workers), {"folder": "bods", "log": print})]

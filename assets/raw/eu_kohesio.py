@@ -36,7 +36,6 @@ Nothing is typed here: amounts, rates and dates stay text for the staging layer.
 """
 
 import csv
-import functools
 import itertools
 import re
 from collections.abc import Iterable, Iterator
@@ -44,21 +43,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 from dagster_duckdb import DuckDBResource
 
 from assets.common.files import detect_encoding, transcode_to_utf8
 from assets.common.tables import Column, TableSpec
 from assets.raw.ingest import (
     PROVENANCE_COLUMNS,
-    FileContext,
     FileRejected,
     ParseResult,
     Reject,
     ingest_single_table,
 )
-from assets.raw.parallel_parse import RowSink, SpoolParser, ingest_in_parallel
-from pipelines.resources import FundtraceSettings, workers_from_env
+from assets.raw.parallel_parse import RowSink, SpoolParser
+from pipelines.resources import FundtraceSettings
 
 SOURCE_SYSTEM = "eu_kohesio"
 FOLDER = "eu_kohesio"
@@ -449,9 +446,8 @@ def _parse_utf8(writer: RowSink, path: Path, encoding: str) -> ParseResult:
 PARSER = SpoolParser(parse_to, RAW_KOHESIO, [*FIELD_NAMES, "parse_note", "layout"])
 
 
-def parse_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
-    """One file into raw.raw_kohesio, in this process."""
-    return PARSER.parse_file(con, path, ctx)
+# one file into the raw table, in this process (the tests' and real-data checks' entry)
+parse_file = PARSER.parse_file
 
 
 @dg.asset(
@@ -474,5 +470,5 @@ def raw_kohesio(
             raw_table=RAW_KOHESIO,
             parser_version=PARSER_VERSION,
             log=context.log.info,
-            ingest=functools.partial(ingest_in_parallel, spec=PARSER, workers=workers_from_env()),
+            ingest=PARSER.ingest,
         )

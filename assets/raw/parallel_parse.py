@@ -42,6 +42,7 @@ from assets.raw.ingest import (
     RowWriter,
     ingest_folder,
 )
+from pipelines.resources import workers_from_env
 
 # below this many bytes to parse, the files are parsed in the build process (the first pool
 # of a run starts the fork server, ~1 s: assets/common/worker_processes.py; Kohesio's 30 MB
@@ -130,6 +131,11 @@ class SpoolParser:
         """The in-process parse: the same rows straight into the raw table."""
         out = RowWriter(con, ctx, self.table.qualified, self.columns, batch_rows=self.batch_rows)
         return self.parse_to(out, path)
+
+    def ingest(self, con: duckdb.DuckDBPyConnection, **ingest_args: Any) -> IngestReport:
+        """ingest_in_parallel with $FUNDTRACE_WORKERS processes: what a raw asset passes to
+        ingest_single_table as `ingest`."""
+        return ingest_in_parallel(con, self, workers_from_env(), **ingest_args)
 
 
 class ParallelParser:

@@ -14,7 +14,6 @@ Column titles are matched case- and whitespace-insensitively, ignoring `:0:`-sty
 
 import csv
 import datetime as dt
-import functools
 import re
 from collections.abc import Iterator
 from decimal import Decimal
@@ -22,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import duckdb
 import ijson
 from dagster_duckdb import DuckDBResource
 
@@ -30,7 +28,6 @@ from assets.common.files import detect_encoding, transcode_to_utf8
 from assets.common.tables import Column, TableSpec
 from assets.raw.ingest import (
     PROVENANCE_COLUMNS,
-    FileContext,
     FileRejected,
     ParseResult,
     Reject,
@@ -40,8 +37,8 @@ from assets.raw.ingest import (
     reads_cleanly,
     record_json,
 )
-from assets.raw.parallel_parse import RowSink, SpoolParser, ingest_in_parallel
-from pipelines.resources import FundtraceSettings, workers_from_env
+from assets.raw.parallel_parse import RowSink, SpoolParser
+from pipelines.resources import FundtraceSettings
 
 SOURCE_SYSTEM = "360giving"
 FOLDER = "360giving"
@@ -372,9 +369,8 @@ def parse_to(out: RowSink, path: Path) -> ParseResult:
 PARSER = SpoolParser(parse_to, RAW_GRANTS, RAW_COLUMNS)
 
 
-def parse_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> ParseResult:
-    """One file into raw.raw_360giving_grants, in this process."""
-    return PARSER.parse_file(con, path, ctx)
+# one file into the raw table, in this process (the tests' and real-data checks' entry)
+parse_file = PARSER.parse_file
 
 
 @dg.asset(
@@ -397,5 +393,5 @@ def raw_360giving_grants(
             raw_table=RAW_GRANTS,
             parser_version=PARSER_VERSION,
             log=context.log.info,
-            ingest=functools.partial(ingest_in_parallel, spec=PARSER, workers=workers_from_env()),
+            ingest=PARSER.ingest,
         )
