@@ -27,15 +27,14 @@ DATE_FORMATS = (
 _FORMAT_LIST = "[" + ", ".join(f"'{f}'" for f in DATE_FORMATS) + "]"
 
 MACROS = rf"""
-CREATE OR REPLACE TEMP MACRO ft_parse_date(x) AS (
-  WITH t AS (SELECT trim(CAST(x AS VARCHAR)) AS s)
-  SELECT CASE
-    WHEN s IS NULL OR s = '' THEN NULL
+-- no subquery (see money.py): the trimmed text is bound once through a one-element list
+CREATE OR REPLACE TEMP MACRO ft_parse_date(x) AS
+  list_transform([trim(CAST(x AS VARCHAR))], lambda ft_d: CASE
+    WHEN ft_d IS NULL OR ft_d = '' THEN NULL
     -- ISO datetimes (with or without zone): the calendar date as written
-    WHEN regexp_matches(s, '^\d{{4}}-\d{{2}}-\d{{2}}[T ]') THEN TRY_CAST(left(s, 10) AS DATE)
-    ELSE CAST(try_strptime(s, {_FORMAT_LIST}) AS DATE)
-  END FROM t
-);
+    WHEN regexp_matches(ft_d, '^\d{{4}}-\d{{2}}-\d{{2}}[T ]') THEN TRY_CAST(left(ft_d, 10) AS DATE)
+    ELSE CAST(try_strptime(ft_d, {_FORMAT_LIST}) AS DATE)
+  END)[1];
 """
 
 

@@ -46,34 +46,34 @@ _NAMES_SQL = "MAP {" + ", ".join(f"{sql_literal(k)}: '{v}'" for k, v in COUNTRY_
 _PREFIX_LIST = ", ".join(f"'{p}'" for p in VAT_PREFIXES)
 
 MACROS = rf"""
-CREATE OR REPLACE TEMP MACRO ft_country_code(x) AS (
-  WITH t AS (SELECT upper(trim(CAST(x AS VARCHAR))) AS s)
-  SELECT CASE
-    WHEN s IS NULL OR s = '' THEN NULL
-    WHEN s = 'UK' THEN 'GB'
-    WHEN s = 'EL' THEN 'GR'
-    WHEN regexp_full_match(s, '[A-Z]{{2}}') THEN s
+-- no subqueries (see money.py): values are bound once through one-element lists
+CREATE OR REPLACE TEMP MACRO ft_country_code(x) AS
+  list_transform([upper(trim(CAST(x AS VARCHAR)))], lambda ft_cc: CASE
+    WHEN ft_cc IS NULL OR ft_cc = '' THEN NULL
+    WHEN ft_cc = 'UK' THEN 'GB'
+    WHEN ft_cc = 'EL' THEN 'GR'
+    WHEN regexp_full_match(ft_cc, '[A-Z]{{2}}') THEN ft_cc
     ELSE {_NAMES_SQL}[lower(regexp_replace(trim(CAST(x AS VARCHAR)), '\s+', ' ', 'g'))]
-  END FROM t
-);
-CREATE OR REPLACE TEMP MACRO ft_vat_prefix(country) AS (
-  WITH t AS (SELECT ft_country_code(country) AS c)
-  SELECT CASE WHEN c = 'GR' THEN 'EL' WHEN c = 'CH' THEN 'CHE'
-              WHEN c IN ({_PREFIX_LIST}) THEN c END FROM t
-);
-CREATE OR REPLACE TEMP MACRO ft_vat_number(vat, country) AS (
-  WITH t AS (SELECT upper(regexp_replace(coalesce(CAST(vat AS VARCHAR), ''), '[^A-Za-z0-9]', '', 'g')) AS s)
-  SELECT CASE
-    WHEN s = '' OR ft_is_placeholder_id(s) OR regexp_full_match(s, '[A-Z]{{0,3}}0*') THEN NULL
-    WHEN regexp_full_match(s, 'CHE[0-9]{{9}}[A-Z]*') THEN s
-    WHEN regexp_full_match(s, '(UK|GR)[0-9A-Z]{{2,14}}')
-      THEN CASE left(s, 2) WHEN 'UK' THEN 'GB' ELSE 'EL' END || substr(s, 3)
-    WHEN regexp_full_match(s, '[A-Z]{{2}}[0-9A-Z]{{2,14}}') AND left(s, 2) IN ({_PREFIX_LIST}) THEN s
-    WHEN regexp_full_match(s, '[0-9][0-9A-Z]{{1,14}}') AND ft_vat_prefix(country) IS NOT NULL
-      THEN ft_vat_prefix(country) || s
-    ELSE s
-  END FROM t
-);
+  END)[1];
+CREATE OR REPLACE TEMP MACRO ft_vat_prefix(country) AS
+  list_transform([ft_country_code(country)], lambda ft_vc: CASE
+    WHEN ft_vc = 'GR' THEN 'EL' WHEN ft_vc = 'CH' THEN 'CHE'
+    WHEN ft_vc IN ({_PREFIX_LIST}) THEN ft_vc END)[1];
+CREATE OR REPLACE TEMP MACRO ft_vat_number(vat, country) AS
+  list_transform(
+    [upper(regexp_replace(coalesce(CAST(vat AS VARCHAR), ''), '[^A-Za-z0-9]', '', 'g'))],
+    lambda ft_v: CASE
+      WHEN ft_v = '' OR ft_is_placeholder_id(ft_v) OR regexp_full_match(ft_v, '[A-Z]{{0,3}}0*')
+        THEN NULL
+      WHEN regexp_full_match(ft_v, 'CHE[0-9]{{9}}[A-Z]*') THEN ft_v
+      WHEN regexp_full_match(ft_v, '(UK|GR)[0-9A-Z]{{2,14}}')
+        THEN CASE left(ft_v, 2) WHEN 'UK' THEN 'GB' ELSE 'EL' END || substr(ft_v, 3)
+      WHEN regexp_full_match(ft_v, '[A-Z]{{2}}[0-9A-Z]{{2,14}}') AND left(ft_v, 2) IN ({_PREFIX_LIST})
+        THEN ft_v
+      WHEN regexp_full_match(ft_v, '[0-9][0-9A-Z]{{1,14}}') AND ft_vat_prefix(country) IS NOT NULL
+        THEN ft_vat_prefix(country) || ft_v
+      ELSE ft_v
+    END)[1];
 """
 
 

@@ -30,27 +30,25 @@ MACROS = rf"""
 CREATE OR REPLACE TEMP MACRO ft_strip_amount_text(x) AS
   regexp_replace(trim(CAST(x AS VARCHAR)), '[£€$\s{chr(0xA0)}]|GBP|EUR|USD', '', 'g');
 -- '1.234,56' and '12,5' are decimal-comma; '1,234' and '1,234.56' use a thousands comma.
-CREATE OR REPLACE TEMP MACRO ft_clean_amount_text(x) AS (
-  WITH t AS (SELECT ft_strip_amount_text(x) AS s)
-  SELECT CASE
-    WHEN regexp_full_match(s, '\(?-?[0-9.]*,[0-9]{{1,2}}\)?-?')
-      THEN replace(replace(s, '.', ''), ',', '.')
-    ELSE replace(s, ',', '')
-  END FROM t
-);
-CREATE OR REPLACE TEMP MACRO ft_parse_amount(x) AS (
-  WITH t AS (SELECT ft_clean_amount_text(x) AS s)
-  SELECT CASE
-    WHEN s IS NULL OR s = '' THEN NULL
-    WHEN regexp_full_match(s, '\(.*\)') THEN
-      -1 * coalesce(TRY_CAST(substr(s, 2, length(s) - 2) AS {AMOUNT_TYPE}),
-                    TRY_CAST(TRY_CAST(substr(s, 2, length(s) - 2) AS DOUBLE) AS {AMOUNT_TYPE}))
-    WHEN regexp_full_match(s, '.*-') THEN
-      -1 * TRY_CAST(rtrim(s, '-') AS {AMOUNT_TYPE})
-    ELSE coalesce(TRY_CAST(s AS {AMOUNT_TYPE}),
-                  TRY_CAST(TRY_CAST(s AS DOUBLE) AS {AMOUNT_TYPE}))
-  END FROM t
-);
+-- No subqueries: DuckDB plans a macro's subquery as a join grouped on every column its
+-- argument reads (a whole JSON document, say) and back; a one-element list binds the value once.
+CREATE OR REPLACE TEMP MACRO ft_clean_amount_text(x) AS
+  list_transform([ft_strip_amount_text(x)], lambda ft_s: CASE
+    WHEN regexp_full_match(ft_s, '\(?-?[0-9.]*,[0-9]{{1,2}}\)?-?')
+      THEN replace(replace(ft_s, '.', ''), ',', '.')
+    ELSE replace(ft_s, ',', '')
+  END)[1];
+CREATE OR REPLACE TEMP MACRO ft_parse_amount(x) AS
+  list_transform([ft_clean_amount_text(x)], lambda ft_a: CASE
+    WHEN ft_a IS NULL OR ft_a = '' THEN NULL
+    WHEN regexp_full_match(ft_a, '\(.*\)') THEN
+      -1 * coalesce(TRY_CAST(substr(ft_a, 2, length(ft_a) - 2) AS {AMOUNT_TYPE}),
+                    TRY_CAST(TRY_CAST(substr(ft_a, 2, length(ft_a) - 2) AS DOUBLE) AS {AMOUNT_TYPE}))
+    WHEN regexp_full_match(ft_a, '.*-') THEN
+      -1 * TRY_CAST(rtrim(ft_a, '-') AS {AMOUNT_TYPE})
+    ELSE coalesce(TRY_CAST(ft_a AS {AMOUNT_TYPE}),
+                  TRY_CAST(TRY_CAST(ft_a AS DOUBLE) AS {AMOUNT_TYPE}))
+  END)[1];
 CREATE OR REPLACE TEMP MACRO ft_parse_currency(x) AS
   CASE WHEN regexp_full_match(upper(trim(x)), '[A-Z]{{3}}') THEN upper(trim(x)) END;
 """

@@ -41,26 +41,24 @@ CREATE OR REPLACE TEMP MACRO ft_id_text(x) AS
   upper(list_transform([trim(CAST(x AS VARCHAR))], lambda t: ft_drop_spaces(t))[1]);
 CREATE OR REPLACE TEMP MACRO ft_is_placeholder_id(s) AS
   s IS NULL OR s = '' OR s IN ({_PLACEHOLDER_LIST}) OR regexp_full_match(s, '[-_./0]*');
-CREATE OR REPLACE TEMP MACRO ft_company_number(x) AS (
-  WITH t AS (SELECT ft_id_text(x) AS s)
-  SELECT CASE
-    WHEN ft_is_placeholder_id(s) OR regexp_full_match(s, '[A-Z]{{2}}0+') THEN NULL
-    WHEN regexp_full_match(s, '[0-9]{{1,8}}') THEN lpad(s, 8, '0')
-    WHEN regexp_full_match(s, '[A-Z]{{2}}[0-9]{{1,6}}') THEN left(s, 2) || lpad(substr(s, 3), 6, '0')
-    ELSE s
-  END FROM t
-);
-CREATE OR REPLACE TEMP MACRO ft_org_id(x) AS (
-  WITH t AS (SELECT ft_id_text(x) AS s)
-  SELECT CASE
-    WHEN ft_is_placeholder_id(s) THEN NULL
+-- no subqueries (see money.py): the cleaned text is bound once through a one-element list
+CREATE OR REPLACE TEMP MACRO ft_company_number(x) AS
+  list_transform([ft_id_text(x)], lambda ft_cn: CASE
+    WHEN ft_is_placeholder_id(ft_cn) OR regexp_full_match(ft_cn, '[A-Z]{{2}}0+') THEN NULL
+    WHEN regexp_full_match(ft_cn, '[0-9]{{1,8}}') THEN lpad(ft_cn, 8, '0')
+    WHEN regexp_full_match(ft_cn, '[A-Z]{{2}}[0-9]{{1,6}}')
+      THEN left(ft_cn, 2) || lpad(substr(ft_cn, 3), 6, '0')
+    ELSE ft_cn
+  END)[1];
+CREATE OR REPLACE TEMP MACRO ft_org_id(x) AS
+  list_transform([ft_id_text(x)], lambda ft_oid: CASE
+    WHEN ft_is_placeholder_id(ft_oid) THEN NULL
     -- NULL when the number is a placeholder: || propagates NULL (one evaluation, no CASE)
-    WHEN starts_with(s, 'GB-COH-') THEN 'GB-COH-' || ft_company_number(substr(s, 8))
+    WHEN starts_with(ft_oid, 'GB-COH-') THEN 'GB-COH-' || ft_company_number(substr(ft_oid, 8))
     -- a scheme with an empty or all-zero identifier is a placeholder
-    WHEN regexp_full_match(s, '[A-Z0-9]{{2,}}-[A-Z0-9]+-[-0]*') THEN NULL
-    ELSE s
-  END FROM t
-);
+    WHEN regexp_full_match(ft_oid, '[A-Z0-9]{{2,}}-[A-Z0-9]+-[-0]*') THEN NULL
+    ELSE ft_oid
+  END)[1];
 CREATE OR REPLACE TEMP MACRO ft_org_id_from_company_number(x) AS 'GB-COH-' || ft_company_number(x);
 CREATE OR REPLACE TEMP MACRO ft_org_id_from_charity_number(x) AS
   CASE WHEN NOT ft_is_placeholder_id(ft_id_text(x)) THEN 'GB-CHC-' || ft_id_text(x) END;

@@ -56,10 +56,9 @@ STG_GRANTS = TableSpec(
 # Everything a row needs, with the first failed rule as `_reason`. Each parsed value and org
 # reference is computed once in the inner selects and read from there by the checks and the
 # final select: DuckDB inlines macros and does not share repeated calls, so every repetition
-# (ft_org_id is a correlated subquery) cost a full evaluation.
-# The macros run over the row key and their inputs only (each subquery macro's join carries
-# every column of its input) and the raw row joins back once; source_file + source_row is
-# unique in raw.
+# cost a full evaluation.
+# The macros run over the row key and their inputs only and the raw row joins back once
+# (source_file + source_row is unique in raw).
 _NARROW_INPUTS = (
     "funding_org_name, recipient_org_company_number, recipient_org_charity_number, "
     "recipient_org_name, recipient_ind_identifier"

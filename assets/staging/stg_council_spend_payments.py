@@ -161,8 +161,8 @@ WITH by_name AS (
   FROM {RAW_COUNCILS.qualified} WHERE match_kind = 'name' GROUP BY 1
 ),
 by_file AS ({by_file}),
--- The parsing macros hold subqueries, and each subquery join carries every column of its
--- input: they run over the row key and their inputs only, and the raw row joins back once.
+-- The parsing macros run over the row key and their inputs only, and the raw row joins back
+-- once.
 narrow AS (
   SELECT r.source_file AS _key_file, r.source_row AS _key_row,
     ft_parse_amount(r.amount) AS _amount,

@@ -94,28 +94,25 @@ _NATIONAL_RE = _keyword_regex(NATIONAL_KEYWORDS)
 _WEAK_LOCAL_RE = _keyword_regex(WEAK_LOCAL_KEYWORDS)
 
 MACROS = f"""
-CREATE OR REPLACE TEMP MACRO ft_kohesio_rate(x) AS (
-  WITH t AS (
-    SELECT coalesce(
-             TRY_CAST(ft_clean_amount_text(replace(x, '%', '')) AS DECIMAL(18,8)),
-             TRY_CAST(TRY_CAST(ft_clean_amount_text(replace(x, '%', '')) AS DOUBLE) AS DECIMAL(18,8))
-           ) AS v,
-           contains(coalesce(x, ''), '%') AS pct)
-  SELECT CASE
-    WHEN v IS NULL OR v < 0 THEN NULL
-    WHEN pct OR v > 1 THEN CASE WHEN v <= 100 THEN CAST(v / 100 AS {SHARE_RATE_TYPE}) END
-    ELSE CAST(v AS {SHARE_RATE_TYPE})
-  END FROM t
-);
+-- no subqueries (see assets/common/money.py): the value is bound once through a one-element list
+CREATE OR REPLACE TEMP MACRO ft_kohesio_rate(x) AS
+  list_transform([coalesce(
+      TRY_CAST(ft_clean_amount_text(replace(x, '%', '')) AS DECIMAL(18,8)),
+      TRY_CAST(TRY_CAST(ft_clean_amount_text(replace(x, '%', '')) AS DOUBLE) AS DECIMAL(18,8))
+    )], lambda ft_r: CASE
+    WHEN ft_r IS NULL OR ft_r < 0 THEN NULL
+    WHEN contains(coalesce(x, ''), '%') OR ft_r > 1
+      THEN CASE WHEN ft_r <= 100 THEN CAST(ft_r / 100 AS {SHARE_RATE_TYPE}) END
+    ELSE CAST(ft_r AS {SHARE_RATE_TYPE})
+  END)[1];
 -- wide enough for any DECIMAL(18,4) amount times a rate with 8 decimals
 CREATE OR REPLACE TEMP MACRO ft_kohesio_times_rate(amount, rate) AS
   CAST(amount AS DECIMAL(38,4)) * CAST(rate AS DECIMAL(38,8));
-CREATE OR REPLACE TEMP MACRO ft_kohesio_period_start(code) AS (
-  WITH t AS (SELECT TRY_CAST(regexp_extract(upper(trim(code)), '^(20[0-9]{{2}})[A-Z]{{2}}', 1)
-                             AS INTEGER) AS y)
-  SELECT CASE WHEN y IN ({", ".join(str(y) for y in PERIOD_STARTS)}) THEN make_date(y, 1, 1) END
-  FROM t
-);
+CREATE OR REPLACE TEMP MACRO ft_kohesio_period_start(code) AS
+  list_transform(
+    [TRY_CAST(regexp_extract(upper(trim(code)), '^(20[0-9]{{2}})[A-Z]{{2}}', 1) AS INTEGER)],
+    lambda ft_y: CASE WHEN ft_y IN ({", ".join(str(y) for y in PERIOD_STARTS)})
+                      THEN make_date(ft_y, 1, 1) END)[1];
 CREATE OR REPLACE TEMP MACRO ft_ma_keyword_level(name) AS
   CASE WHEN regexp_matches(lower(name), '{_STRONG_LOCAL_RE}') THEN 'local'
        WHEN regexp_matches(lower(name), '{_NATIONAL_RE}') THEN 'national'
@@ -212,9 +209,9 @@ _AGG_KEY = """'BEN-' || upper(left(md5(concat_ws('|', coalesce(r.country, ''), c
 
 # Every parsed or normalised value is computed once, in the inner selects, and the checks and
 # the later stages read those columns: DuckDB inlines macros and does not share repeated calls,
-# so each repetition of e.g. ft_parse_amount (a correlated subquery) costs a full evaluation.
-# The macros run over the row key and their inputs only (each subquery macro's join carries
-# every column of its input); the raw row joins back once (source_file + source_row is unique).
+# so each repetition of e.g. ft_parse_amount costs a full evaluation.
+# The macros run over the row key and their inputs only; the raw row joins back once
+# (source_file + source_row is unique).
 _NARROW_SQL = f"""
 SELECT n.*,
   CASE WHEN n.layout = '{OPERATIONS}'

@@ -145,7 +145,7 @@ CREATE OR REPLACE TEMP MACRO ocds_org_ref(scheme, id) AS CASE
 CREATE OR REPLACE TEMP MACRO ocds_identifier_text(o) AS CASE
   WHEN ocds_text(json_extract_string(o, '$.identifier.scheme')) IS NOT NULL AND ocds_text(json_extract_string(o, '$.identifier.id')) IS NOT NULL
     THEN ocds_text(json_extract_string(o, '$.identifier.scheme')) || '-' || ocds_text(json_extract_string(o, '$.identifier.id')) END;
--- the first additional identifier with both scheme and id (ft_org_id cannot run in a lambda)
+-- the first additional identifier with both scheme and id
 CREATE OR REPLACE TEMP MACRO ocds_first_additional(o) AS list_filter(
   ocds_list(json_extract(o, '$.additionalIdentifiers')),
   lambda a: ocds_text(json_extract_string(a, '$.scheme')) IS NOT NULL AND ocds_text(json_extract_string(a, '$.id')) IS NOT NULL)[1];
@@ -454,8 +454,8 @@ def with_org_refs(
     expression: p_name, p_identifier (scheme-id as published), p_org_ref, p_org_ref_basis
     (identifier | additionalIdentifiers | name), p_country_name.
 
-    Built in steps through temporary tables: nesting the identifier macros (which hold
-    subqueries) inside one expression makes DuckDB's planner blow up.
+    Built in steps through temporary tables: the identifier macros run once per distinct
+    identifier and name, not once per row.
     """
     fields = ", ".join(
         f"""ocds_org_name({e}) AS {p}_name,
@@ -468,8 +468,7 @@ def with_org_refs(
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_1 AS SELECT *, {fields} FROM ({source_sql})")
     # The identifier and name macros run once per distinct (scheme, id) and name, in small
-    # lookup tables joined back: the same organisations recur across processes, and each
-    # ft_org_id (a subquery) otherwise drags the whole wide row through a join of its own.
+    # lookup tables joined back: the same organisations recur across processes.
     # A NULL scheme, id or name gives no reference either way, so NULLs stay out of the lookups.
     pairs = " UNION ".join(
         f"SELECT _{p}_scheme, _{p}_idf FROM {table}_1 "

@@ -84,7 +84,7 @@ CREATE OR REPLACE TEMP MACRO ft_ted_date(x) AS
 CREATE OR REPLACE TEMP MACRO ft_ted_id_text(x) AS
   upper(regexp_replace(coalesce(CAST(x AS VARCHAR), ''), '[^A-Za-z0-9-]', '', 'g'));
 -- The org macros take precomputed columns (ft_ted_id_text, ft_country_iso2, ft_html_unescape):
--- nested macros repeat their arguments, and repeated subquery macros make planning slow.
+-- nested macros repeat their arguments, and each repetition is evaluated again.
 -- An org-id for registry numbers we can scheme; NULL for VAT, SIRET, NIP... (see module doc).
 CREATE OR REPLACE TEMP MACRO ft_ted_registry_id(idt, cc) AS
   CASE
