@@ -431,6 +431,23 @@ def test_ocds_1_0_inline_organisations(con, raw) -> None:
     )
 
 
+def test_one_party_row_per_key_the_listed_party_of_lowest_index(con, raw) -> None:
+    # two id-less parties with one company number share a key: the first listed one stands,
+    # and an id-less inline supplier with that number adds no row of its own
+    acme = {"scheme": "GB-COH", "id": "1234567"}
+    r = rel("r1", parties=[
+        {"name": "Acme Ltd", "identifier": acme, "roles": ["supplier"]},
+        {"name": "ACME LIMITED", "identifier": acme, "roles": ["tenderer"]},
+        {"id": "B1", "name": "Town Council", "roles": ["buyer"]},
+    ], awards=[award(suppliers=[{"name": "Acme (inline)", "identifier": acme}])])  # fmt: skip
+    write(raw, "p.json", package(r))
+    load(con, raw)
+    assert rows(con, f"SELECT party_key, party_index, party_name, party_origin FROM {STG_PARTIES.qualified} ORDER BY party_key") == [
+        ("B1", 2, "Town Council", "parties"),
+        ("GB-COH-01234567", 0, "Acme Ltd", "parties"),
+    ]  # fmt: skip
+
+
 # --------------------------------------------------------------------------- quirks
 
 

@@ -946,7 +946,10 @@ def build_stg_ocds_parties(
     rows AS (
       SELECT * FROM listed
       UNION ALL BY NAME SELECT * FROM inline_grouped
-    )
+    ),
+    -- one row per (ocid, party_key): the listed party of lowest index, else the inline one
+    -- (one per key). Chosen on the narrow key: ranking the wide rows cost ~1.8 s at scale 1.
+    keep AS (SELECT ocid, party_key, min(party_index) AS party_index FROM rows GROUP BY ALL)
     SELECT r.ocid, r.party_key, r.party_index, ocds_text(json_extract_string(r.p, '$.id')) AS party_id,
       r.o_name AS party_name, r.party_roles, r.party_origin,
       ocds_text(json_extract_string(r.p, '$.identifier.scheme')) AS identifier_scheme,
@@ -967,8 +970,10 @@ def build_stg_ocds_parties(
       ocds_country(r.o_country_name, CASE WHEN r.o_org_ref_basis <> 'name' THEN r.o_org_ref END)
         AS address_country,
       {_prov("s")}
-    FROM rows r JOIN {releases} s USING (ocid)
-    QUALIFY row_number() OVER (PARTITION BY r.ocid, r.party_key ORDER BY r.party_index NULLS LAST) = 1
+    FROM rows r
+    SEMI JOIN keep k ON k.ocid = r.ocid AND k.party_key = r.party_key
+      AND k.party_index IS NOT DISTINCT FROM r.party_index
+    JOIN {releases} s USING (ocid)
     """
     staged = scope.write(con, select)
     con.execute("DROP TABLE _ocds_party_orgs")
@@ -1162,6 +1167,12 @@ def build_stg_ocds_award_suppliers(
              WHEN r_org_ref_basis IN ('identifier', 'additionalIdentifiers') THEN r_org_ref_basis
              ELSE coalesce(p_org_ref_basis, r_org_ref_basis) END AS supplier_org_ref_basis
       FROM _ocds_supplier_orgs
+    ),
+    -- one row per supplier organisation of an award (1.0 releases repeat inline suppliers):
+    -- the first, chosen on the narrow key rather than by ranking the wide rows
+    keep AS (
+      SELECT ocid, award_id, min(supplier_index) AS supplier_index FROM x
+      WHERE supplier_org_ref IS NOT NULL GROUP BY ocid, award_id, supplier_org_ref
     )
     SELECT x.ocid, x.award_id, x.supplier_index, ocds_text(json_extract_string(x.ref, '$.id')) AS supplier_id,
       coalesce(x.r_name, x.p_name) AS supplier_name, x.party_resolved,
@@ -1175,11 +1186,8 @@ def build_stg_ocds_award_suppliers(
       w.source_system, w.source_file, w.source_row,
       w.source_locator || '.suppliers[' || x.supplier_index || ']' AS source_locator,
       w.file_sha256, w.loaded_at
-    FROM x JOIN {STG_AWARDS.qualified} w ON w.ocid = x.ocid AND w.award_id = x.award_id
-    WHERE x.supplier_org_ref IS NOT NULL
-    -- one row per supplier organisation of an award (1.0 releases repeat inline suppliers)
-    QUALIFY row_number() OVER (PARTITION BY x.ocid, x.award_id, x.supplier_org_ref
-                               ORDER BY x.supplier_index) = 1
+    FROM x SEMI JOIN keep k USING (ocid, award_id, supplier_index)
+    JOIN {STG_AWARDS.qualified} w ON w.ocid = x.ocid AND w.award_id = x.award_id
     """
     staged = scope.write(con, select)
     con.execute("DROP TABLE _ocds_supplier_orgs")
