@@ -57,12 +57,6 @@ STG_GRANTS = TableSpec(
 # reference is computed once in the inner selects and read from there by the checks and the
 # final select: DuckDB inlines macros and does not share repeated calls, so every repetition
 # cost a full evaluation.
-# The macros run over the row key and their inputs only and the raw row joins back once
-# (source_file + source_row is unique in raw).
-_NARROW_INPUTS = (
-    "funding_org_name, recipient_org_company_number, recipient_org_charity_number, "
-    "recipient_org_name, recipient_ind_identifier"
-)
 
 
 def _checked_sql(source: str) -> str:
@@ -83,9 +77,6 @@ SELECT p.*,
       THEN 'no usable recipient identifier or name'
   END AS _reason
 FROM (
-  SELECT r.*, k.* EXCLUDE (_key_file, _key_row, {_NARROW_INPUTS})
-  FROM {source} r
-  JOIN (
   SELECT o.*,
     coalesce(o._funder_org_id, ft_name_org_id(o.funding_org_name)) AS _funder_ref,
     -- the fallbacks are only read when the published identifier is no registered org-id
@@ -96,7 +87,7 @@ FROM (
     CASE WHEN o._rcp_org_id IS NULL THEN ft_name_org_id(o.recipient_org_name) END AS _rcp_name_id,
     CASE WHEN o._rcp_org_id IS NULL THEN ft_org_id(o.recipient_ind_identifier) END AS _rcp_ind_id
   FROM (
-    SELECT r.source_file AS _key_file, r.source_row AS _key_row, {_NARROW_INPUTS},
+    SELECT r.*,
       nullif(trim(r.identifier), '') AS _grant_id,
       ft_parse_amount(r.amount_awarded) AS _amount,
       ft_parse_currency(r.currency) AS _currency,
@@ -105,7 +96,6 @@ FROM (
       ft_org_id(r.recipient_org_identifier) AS _rcp_org_id
     FROM {source} r
   ) o
-  ) k ON k._key_file = r.source_file AND k._key_row = r.source_row
 ) p
 """
 

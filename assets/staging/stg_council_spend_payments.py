@@ -161,10 +161,8 @@ WITH by_name AS (
   FROM {RAW_COUNCILS.qualified} WHERE match_kind = 'name' GROUP BY 1
 ),
 by_file AS ({by_file}),
--- The parsing macros run over the row key and their inputs only, and the raw row joins back
--- once.
-narrow AS (
-  SELECT r.source_file AS _key_file, r.source_row AS _key_row,
+parsed AS (
+  SELECT r.*,
     ft_parse_amount(r.amount) AS _amount,
     ft_parse_amount(r.vat_amount) AS _vat,
     ft_cs_date(r.payment_date) AS _date,
@@ -181,15 +179,9 @@ narrow AS (
       WHEN f.org_id IS NOT NULL THEN 'councils.csv file glob ''' || f.pattern || ''''
       ELSE 'body column org-id'
     END AS _payer_basis
-  FROM (SELECT source_file, source_row, amount, vat_amount, payment_date, supplier_name,
-               supplier_company_number, supplier_charity_number, body_name
-        FROM {source}) r
+  FROM {source} r
   LEFT JOIN by_name n ON n.k = {_body_key("r.body_name")}
   LEFT JOIN by_file f ON f.source_file = r.source_file
-),
-parsed AS (
-  SELECT r.*, p.* EXCLUDE (_key_file, _key_row)
-  FROM {source} r JOIN narrow p ON p._key_file = r.source_file AND p._key_row = r.source_row
 ),
 refs AS (
   -- a registered company number only: 8 digits, or two letters and six digits

@@ -210,15 +210,15 @@ _AGG_KEY = """'BEN-' || upper(left(md5(concat_ws('|', coalesce(r.country, ''), c
 # Every parsed or normalised value is computed once, in the inner selects, and the checks and
 # the later stages read those columns: DuckDB inlines macros and does not share repeated calls,
 # so each repetition of e.g. ft_parse_amount costs a full evaluation.
-# The macros run over the row key and their inputs only; the raw row joins back once
-# (source_file + source_row is unique).
-_NARROW_SQL = f"""
-SELECT n.*,
-  CASE WHEN n.layout = '{OPERATIONS}'
-       THEN coalesce(n._start, ft_kohesio_period_start(n.programme_code))
-       ELSE DATE '{AGGREGATE_DATE}' END AS _award_date
+_PARSED_SQL = f"""
+SELECT r.*,
+  CASE WHEN r.layout = '{OPERATIONS}'
+       THEN coalesce(r._start, ft_kohesio_period_start(r.programme_code))
+       ELSE DATE '{AGGREGATE_DATE}' END AS _award_date,
+  TRY_CAST(r.project_count AS INTEGER) AS _projects,
+  CASE WHEN r.layout = '{OPERATIONS}' THEN nullif(trim(r.operation_id), '') ELSE {_AGG_KEY} END AS _key
 FROM (
-  SELECT r.source_file AS _key_file, r.source_row AS _key_row, r.layout, r.programme_code,
+  SELECT r.*,
     ft_parse_amount(r.total_eligible) AS _total,
     ft_parse_amount(r.eu_budget) AS _eu_pub,
     ft_kohesio_rate(r.cofinancing_rate) AS _rate,
@@ -234,15 +234,7 @@ FROM (
     SELECT managing_authority, ft_name_org_id_any(managing_authority) AS _ref
     FROM (SELECT DISTINCT managing_authority FROM {RAW_KOHESIO.qualified})
   ) ma ON ma.managing_authority = r.managing_authority
-) n
-"""
-
-_PARSED_SQL = f"""
-SELECT r.*, n.* EXCLUDE (_key_file, _key_row, layout, programme_code),
-  TRY_CAST(r.project_count AS INTEGER) AS _projects,
-  CASE WHEN r.layout = '{OPERATIONS}' THEN nullif(trim(r.operation_id), '') ELSE {_AGG_KEY} END AS _key
-FROM {RAW_KOHESIO.qualified} r
-JOIN ({_NARROW_SQL}) n ON n._key_file = r.source_file AND n._key_row = r.source_row
+) r
 """
 
 # the name reference is only needed (and only computed) without a usable Beneficiary_Id
