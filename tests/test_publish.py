@@ -1,5 +1,6 @@
 """The publish step keeps the build order without sorting and reuses unchanged exports."""
 
+import os
 import re
 from pathlib import Path
 
@@ -190,4 +191,116 @@ def test_a_mart_rebuilt_with_its_rows_kept_keeps_its_export(tmp_path: Path) -> N
     fingerprint.remember(con, version, "fp-3", None)  # rows written again
     publish_marts(con, target, SPECS, export_dir=export)
     assert _inodes(export)["changing.parquet"] != first["changing.parquet"]
+    con.close()
+
+
+# --------------------------------------------------------------------------- by difference
+
+KEYED = TableSpec(
+    schema="marts",
+    name="keyed",
+    grain="one test row per id",
+    description="A mart refreshed key by key.",
+    columns=(Column("id", "VARCHAR", "Key.", False), Column("amount", "INTEGER", "A value.")),
+    order_by=("id",),
+)
+BY_DIFFERENCE = [KEYED, STABLE]
+
+
+def _keyed_rows(changed: dict[int, int], dropped: range = range(0), extra: int = 0) -> str:
+    """SELECT of 100 keyed rows (amount = i), some amounts changed, some keys dropped,
+    `extra` keys added."""
+    cases = " ".join(f"WHEN {i} THEN {v}" for i, v in changed.items()) or "WHEN -1 THEN -1"
+    return (
+        f"SELECT 'k' || lpad(i::VARCHAR, 4, '0') AS id, CASE i {cases} ELSE i END AS amount "
+        f"FROM range({100 + extra}) t(i) WHERE i NOT IN (SELECT unnest({list(dropped)}::INT[]))"
+    )
+
+
+def _published(path: Path, spec: TableSpec) -> list[tuple]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return sorted(con.execute(f"SELECT * FROM {spec.qualified}").fetchall())
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize(
+    "history",
+    ["refreshed", "refreshed twice", "rebuilt after a refresh", "file touched", "log lost"],
+)
+def test_publish_by_difference_writes_what_a_whole_copy_writes(
+    tmp_path: Path, history: str
+) -> None:
+    """A publish that starts from the previous published file rewrites only the keys a
+    refresh changed, and only when that file and the log of writes allow it; the file then
+    holds exactly the build tables' rows, comments included."""
+    from assets.common.tables import MART_WRITES, rebuild_table, refresh_table
+    from assets.marts.publish import publish_marts_by_difference
+
+    target = tmp_path / "out" / "fundtrace.duckdb"
+    con = duckdb.connect(str(tmp_path / "build.duckdb"))
+    con.execute("CREATE SCHEMA marts")
+    rebuild_table(con, KEYED, _keyed_rows({}))
+    rebuild_table(con, STABLE, "SELECT i AS id, 'row ' || i AS label FROM range(7) t(i)")
+    _, how = publish_marts_by_difference(con, target, BY_DIFFERENCE)
+    assert how == {"keyed": "whole", "stable": "whole"}
+
+    refresh_table(con, KEYED, _keyed_rows({3: 30, 50: 500}, range(10, 12), extra=2), "id")
+    expected = {"keyed": "6 keys", "stable": "kept"}  # 2 changed, 2 dropped, 2 added
+    if history == "refreshed twice":
+        refresh_table(con, KEYED, _keyed_rows({3: 31, 60: 600}, range(10, 12), extra=2), "id")
+        expected = {"keyed": "7 keys", "stable": "kept"}  # and 60 changed
+    elif history == "rebuilt after a refresh":
+        rebuild_table(con, KEYED, _keyed_rows({7: 70}))
+        expected = {"keyed": "whole", "stable": "kept"}
+    elif history == "file touched":  # written by someone else since it was published
+        stat = target.stat()
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+        expected = {"keyed": "whole", "stable": "whole"}
+    elif history == "log lost":
+        con.execute(f"DROP TABLE {MART_WRITES.qualified}")
+        expected = {"keyed": "whole", "stable": "whole"}
+    con.execute(f"COMMENT ON TABLE {STABLE.qualified} IS 'a newer description'")
+    counts, how = publish_marts_by_difference(con, target, BY_DIFFERENCE)
+    assert how == expected
+    fresh = tmp_path / "fresh" / "fundtrace.duckdb"
+    publish_marts_by_difference(con, fresh, BY_DIFFERENCE)
+    for spec in BY_DIFFERENCE:
+        build = sorted(con.execute(f"SELECT * FROM {spec.qualified}").fetchall())
+        assert _published(target, spec) == build == _published(fresh, spec), spec.name
+        assert counts[spec.name] == len(build)
+    con.close()
+    check = duckdb.connect(str(target), read_only=True)
+    comments = check.execute(
+        "SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = 'marts'"
+    ).fetchall()
+    check.close()
+    assert dict(comments)["stable"] == STABLE.doc  # the spec's comments, not the build's edit
+    assert sorted(p.name for p in target.parent.iterdir()) == ["fundtrace.duckdb"]
+
+
+def test_a_published_file_that_lost_rows_is_copied_whole(tmp_path: Path) -> None:
+    """A kept mart is checked: a published file whose table does not hold the build's rows
+    (here: rows deleted behind the pipeline, state record rewritten to match) is not patched
+    but copied again."""
+    from assets.common.tables import rebuild_table
+    from assets.marts.publish import PUBLISHED_VERSIONS, publish_marts_by_difference
+
+    target = tmp_path / "out" / "fundtrace.duckdb"
+    con = duckdb.connect(str(tmp_path / "build.duckdb"))
+    con.execute("CREATE SCHEMA marts")
+    rebuild_table(con, KEYED, _keyed_rows({}))
+    rebuild_table(con, STABLE, "SELECT i AS id, 'row ' || i AS label FROM range(7) t(i)")
+    publish_marts_by_difference(con, target, BY_DIFFERENCE)
+    other = duckdb.connect(str(target))
+    other.execute(f"DELETE FROM {STABLE.qualified} WHERE id < 3")
+    other.close()
+    con.execute(
+        f"UPDATE {PUBLISHED_VERSIONS.qualified} SET file_state = ?",
+        [fingerprint.file_state(target)],
+    )
+    _, how = publish_marts_by_difference(con, target, BY_DIFFERENCE)
+    assert how == {"keyed": "whole", "stable": "whole"}
+    assert len(_published(target, STABLE)) == 7
     con.close()

@@ -25,6 +25,7 @@ from assets.common.tables import (
     TableSpec,
     create_table,
     partial_build_metadata,
+    record_mart_write,
     table_columns,
 )
 
@@ -128,6 +129,8 @@ def refresh_slices(
 
     con.execute("BEGIN")
     try:
+        # slice by slice, and stray rows deleted below: a mart is published whole
+        record_mart_write(con, spec)
         if result.full:
             create_table(con, spec, replace=True)
         else:

@@ -128,12 +128,59 @@ def create_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, *, replace: bo
         con.execute(stmt)
 
 
+# Every write of a published mart (schema `marts`) gets the table's next version, so that
+# publishing can bring the previous published copy up to date by difference
+# (assets/marts/publish.py): a refresh that rewrote some keys records them; any other write is
+# whole. A write records itself before it changes the table (or in its transaction), so a
+# failure in between can only make the next publish copy more than it had to.
+MART_WRITES = TableSpec(
+    schema="quality",
+    name="mart_writes",
+    grain="one write of a mart table (schema marts), kept until a later version is published",
+    description="Versions of the mart tables, for publishing by difference "
+    "(assets/common/tables.py, assets/marts/publish.py).",
+    columns=(
+        Column("table_name", "VARCHAR", "The mart (`marts.name`).", False),
+        Column("version", "BIGINT", "The table's version after this write (1, 2, ...).", False),
+        Column("key_column", "VARCHAR", "The column `rewritten_keys` holds values of."),
+        Column(
+            "rewritten_keys",
+            "VARCHAR[]",
+            "Keys whose rows this write deleted and inserted again (as text); NULL: the whole "
+            "table was written.",
+        ),
+    ),
+)  # fmt: skip
+
+
+def record_mart_write(
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    key: str | None = None,
+    keys_sql: str | None = None,
+) -> None:
+    """Log a write of `spec` if it is a mart: whole, or (`key`, `keys_sql`: a SELECT of the
+    rewritten key values) by key."""
+    if spec.schema != "marts":
+        return
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {MART_WRITES.schema}")
+    con.execute(MART_WRITES.ddl(if_not_exists=True))
+    keys = f"(SELECT list(CAST(k AS VARCHAR)) FROM ({keys_sql}) AS t(k))" if keys_sql else "NULL"
+    con.execute(
+        f"INSERT INTO {MART_WRITES.qualified} "
+        f"SELECT ?, coalesce(max(version), 0) + 1, ?, {keys} "
+        f"FROM {MART_WRITES.qualified} WHERE table_name = ?",
+        [spec.qualified, key if keys_sql else None, spec.qualified],
+    )
+
+
 def rebuild_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, select_sql: str) -> int:
     """Replace `spec`'s table with the rows of `select_sql` (its columns in spec order).
 
     Rows are written in `spec.order_by` order so that two builds of the same input are
     identical row for row.
     """
+    record_mart_write(con, spec)
     create_table(con, spec, replace=True)
     order = f" ORDER BY {', '.join(spec.order_by)}" if spec.order_by else ""
     con.execute(
@@ -225,6 +272,7 @@ def refresh_table(
                     f"INSERT INTO {spec.qualified} ({cols}) SELECT {cols} FROM ({select_sql}) AS q "
                     f"WHERE q.{key} IN (SELECT k FROM _refresh_keys){order}"
                 )
+                record_mart_write(con, spec, key, "SELECT k FROM _refresh_keys")
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")

@@ -1,6 +1,15 @@
 """Publish the marts: copy schema `marts` into a fresh DuckDB file, then atomically replace
 `$FUNDTRACE_MARTS_DB` with it.
 
+By difference, when it can: every write of a mart is logged with the table's next version
+(`quality.mart_writes`, assets/common/tables.py), with the keys a `refresh_table` rewrote. When
+the published file is still the one last published (its size and mtime as recorded in
+`quality.published_mart_versions`), the new file starts as a copy of it: a mart not written
+since is kept, a mart refreshed key by key since gets those keys' rows again, any other is
+copied whole. Each table's columns and row count are checked against the build table; a
+mismatch copies everything into an empty file instead. A new funding file changes ~1,000 of
+the 1.2M money flows at scale 1: their copy took 1.6-1.9 s of every one-file run.
+
 Analysts hold the published file open read-only. `os.replace` swaps the directory entry in one
 step, so a reader sees the complete old file (its open handle keeps the old inode alive) or
 the complete new one, never a half-written table. This asset runs only when every mart and
@@ -40,6 +49,7 @@ import shutil
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +58,21 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from assets.common.fingerprint import (
+    file_state,
     input_fingerprint,
     remember_file_output,
     skipped_file_output,
     table_name,
     versioned_entries,
 )
-from assets.common.tables import TableSpec, scalar_int, sql_literal
+from assets.common.tables import (
+    MART_WRITES,
+    Column,
+    TableSpec,
+    scalar_int,
+    sql_literal,
+    table_columns,
+)
 from assets.marts.control import FUNDING_STREAM_CONTROL, PROJECT_CONTROL, ULTIMATE_CONTROLLERS
 from assets.marts.core import FUNDING_STREAMS, MONEY_FLOWS, ORGANISATIONS
 from assets.marts.data_quality import DATA_QUALITY
@@ -187,6 +205,118 @@ def _swap_dir(new: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+PUBLISHED_VERSIONS = TableSpec(
+    schema="quality",
+    name="published_mart_versions",
+    grain="one mart table as it was last published",
+    description="The version (quality.mart_writes) of each mart in the published marts file "
+    "and that file's state right after: while both hold, the next publish starts from a copy "
+    "of the file and rewrites only what changed (assets/marts/publish.py).",
+    columns=(
+        Column("table_name", "VARCHAR", "The mart (`marts.name`).", False),
+        Column("version", "BIGINT", "Its version in the published file.", False),
+        Column("file_state", "VARCHAR", "Name, size and mtime of the published file.", False),
+    ),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Change:
+    """How a mart gets into the new published file: `whole` (copied), `kept` (as it is in
+    the previous file) or by key (`key` column, `keys` rewritten since it was published)."""
+
+    version: int
+    how: str  # "whole" | "kept" | "keys"
+    key: str | None = None
+    keys: tuple[str, ...] = ()
+
+
+class _StaleCopy(RuntimeError):
+    """The previous published file does not hold what its record says: copy everything."""
+
+
+def _plan(
+    con: duckdb.DuckDBPyConnection, target: Path, specs: Sequence[TableSpec]
+) -> dict[str, _Change]:
+    """What each mart needs, from the writes logged since the recorded publish
+    (quality.mart_writes): everything whole unless the published file is the one recorded."""
+    versions: dict[str, int] = {}
+    if table_columns(con, MART_WRITES.qualified) is not None:
+        versions = dict(
+            con.execute(
+                f"SELECT table_name, max(version) FROM {MART_WRITES.qualified} GROUP BY 1"
+            ).fetchall()
+        )
+    published: dict[str, tuple[int, str]] = {}
+    if table_columns(con, PUBLISHED_VERSIONS.qualified) is not None:
+        published = {
+            t: (v, f)
+            for t, v, f in con.execute(
+                f"SELECT table_name, version, file_state FROM {PUBLISHED_VERSIONS.qualified}"
+            ).fetchall()
+        }
+    # a WAL next to the file: what it holds is not in a copy of the file alone
+    state = file_state(target) if target.exists() and not _wal(target).exists() else None
+    plan: dict[str, _Change] = {}
+    for spec in specs:
+        now = int(versions.get(spec.qualified, 0))
+        was = published.get(spec.qualified)
+        if state is None or was is None or was[1] != state or was[0] > now:
+            plan[spec.name] = _Change(now, "whole")
+        elif was[0] == now:
+            plan[spec.name] = _Change(now, "kept")
+        else:
+            writes = con.execute(
+                f"SELECT key_column, rewritten_keys FROM {MART_WRITES.qualified} "
+                "WHERE table_name = ? AND version > ? ORDER BY version",
+                [spec.qualified, was[0]],
+            ).fetchall()
+            columns = {k for k, _ in writes}
+            if (
+                len(writes) != now - was[0]
+                or any(keys is None for _, keys in writes)
+                or (len(columns) != 1)
+            ):
+                plan[spec.name] = _Change(now, "whole")
+            else:
+                keys = sorted({k for _, ks in writes for k in ks})
+                plan[spec.name] = _Change(now, "keys", columns.pop(), tuple(keys))
+    return plan
+
+
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + ".wal")
+
+
+def _record_published(
+    con: duckdb.DuckDBPyConnection,
+    target: Path,
+    plan: dict[str, _Change],
+    specs: Sequence[TableSpec],
+) -> None:
+    """The versions now in `target` and its state; the writes they include are forgotten."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {PUBLISHED_VERSIONS.schema}")
+    con.execute(PUBLISHED_VERSIONS.ddl(if_not_exists=True))
+    con.execute(MART_WRITES.ddl(if_not_exists=True))
+    state = file_state(target)
+    con.execute("BEGIN")
+    try:
+        con.execute(f"DELETE FROM {PUBLISHED_VERSIONS.qualified}")
+        con.executemany(
+            f"INSERT INTO {PUBLISHED_VERSIONS.qualified} VALUES (?, ?, ?)",
+            [[spec.qualified, plan[spec.name].version, state] for spec in specs],
+        )
+        # the latest write of each table stays: it holds the table's current version
+        con.execute(
+            f"DELETE FROM {MART_WRITES.qualified} w USING {PUBLISHED_VERSIONS.qualified} p "
+            "WHERE w.table_name = p.table_name AND w.version < p.version"
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 def publish_marts(
     con: duckdb.DuckDBPyConnection,
     target: Path,
@@ -197,18 +327,45 @@ def publish_marts(
 
     With `export_dir`, also replace that folder with Parquet/CSV copies of the published tables.
     """
+    return publish_marts_by_difference(con, target, specs, export_dir)[0]
+
+
+def publish_marts_by_difference(
+    con: duckdb.DuckDBPyConnection,
+    target: Path,
+    specs: Sequence[TableSpec] = PUBLISHED_MARTS,
+    export_dir: Path | None = None,
+) -> tuple[dict[str, int], dict[str, str]]:
+    """publish_marts, and how each mart got into the file: "whole" (copied), "kept" (as it
+    was in the previous file) or "N keys" (rows of N keys rewritten in a copy of it).
+
+    When the published file is the one last published (its recorded state), the new file
+    starts as a copy of it: a mart not written since is kept, a mart refreshed key by key
+    since gets those keys' rows again, any other is copied whole. Otherwise every mart is
+    copied into an empty file. Either way the file is swapped in atomically."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.time_ns()}.tmp")
     tmp_export = None
     if export_dir is not None:
         tmp_export = export_dir.with_name(f".{export_dir.name}.{os.getpid()}.{time.time_ns()}.tmp")
     counts = {s.name: scalar_int(con, f"SELECT count(*) FROM {s.qualified}") for s in specs}
+    plan = _plan(con, target, specs)
     exports: _Exports | None = None
     try:
         if tmp_export is not None and export_dir is not None:
             exports = _Exports(con, specs, counts, tmp_export, export_dir)
         try:
-            _copy(con, tmp, specs, counts)
+            if all(c.how == "whole" for c in plan.values()):
+                _copy(con, tmp, specs, counts)
+            else:
+                try:
+                    shutil.copyfile(target, tmp)
+                    _update(con, tmp, specs, counts, plan)
+                except _StaleCopy:
+                    for leftover in (tmp, _wal(tmp)):
+                        leftover.unlink(missing_ok=True)
+                    plan = {name: _Change(c.version, "whole") for name, c in plan.items()}
+                    _copy(con, tmp, specs, counts)
         finally:
             if exports is not None:
                 exports.wait()  # before any clean-up below, also when the copy failed
@@ -216,11 +373,13 @@ def publish_marts(
         if tmp_export is not None and export_dir is not None:
             _swap_dir(tmp_export, export_dir)
     finally:
-        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+        for leftover in (tmp, _wal(tmp)):
             leftover.unlink(missing_ok=True)
         if tmp_export is not None:
             shutil.rmtree(tmp_export, ignore_errors=True)
-    return counts
+    _record_published(con, target, plan, specs)
+    how = {name: f"{len(c.keys)} keys" if c.how == "keys" else c.how for name, c in plan.items()}
+    return counts, how
 
 
 def _copy(
@@ -244,6 +403,69 @@ def _copy(
                         f"{spec.qualified} changed while it was published: "
                         f"{created[0][0]} rows copied, {counts[spec.name]} exported"
                     )
+                for stmt in spec.comment_statements(catalog=_ALIAS):
+                    con.execute(stmt)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        con.execute(f"CHECKPOINT {_ALIAS}")
+    finally:
+        con.execute(f"DETACH {_ALIAS}")
+
+
+def _update(
+    con: duckdb.DuckDBPyConnection,
+    tmp: Path,
+    specs: Sequence[TableSpec],
+    counts: dict[str, int],
+    plan: dict[str, _Change],
+) -> None:
+    """Bring `tmp`, a copy of the previous published file, to the marts of `specs` as `plan`
+    says, in one transaction; _StaleCopy when a table there is not what the plan assumes
+    (other columns, another row count afterwards)."""
+    con.execute(f"ATTACH {sql_literal(str(tmp))} AS {_ALIAS}")
+    try:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ALIAS}.marts")
+            found: dict[str, list[tuple[str, str]]] = {}
+            for table, column, kind in con.execute(
+                "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+                f"WHERE database_name = '{_ALIAS}' AND schema_name = 'marts' "
+                "ORDER BY table_name, column_index"
+            ).fetchall():
+                found.setdefault(table, []).append((column, kind))
+            names = {spec.name for spec in specs}
+            for table in sorted(set(found) - names):  # a mart no longer published
+                con.execute(f"DROP TABLE {_ALIAS}.marts.{table}")
+            for spec in specs:
+                change = plan[spec.name]
+                expected = [(c.name, c.type) for c in spec.columns]
+                target = f"{_ALIAS}.{spec.qualified}"
+                if change.how != "whole" and found.get(spec.name) != expected:
+                    raise _StaleCopy(f"{target} has other columns than {spec.qualified}")
+                if change.how == "whole":
+                    con.execute(f"DROP TABLE IF EXISTS {target}")
+                    con.execute(
+                        f"CREATE TABLE {target} AS SELECT {spec.select_list()} FROM {spec.qualified}"
+                    )
+                elif change.how == "keys":
+                    key_type = next(c.type for c in spec.columns if c.name == change.key)
+                    keys = f"(SELECT CAST(unnest(?::VARCHAR[]) AS {key_type}))"
+                    con.execute(f"DELETE FROM {target} WHERE {change.key} IN {keys}", [change.keys])
+                    con.execute(
+                        f"INSERT INTO {target} ({spec.select_list()}) "
+                        f"SELECT {spec.select_list()} FROM {spec.qualified} "
+                        f"WHERE {change.key} IN {keys}",
+                        [change.keys],
+                    )
+                # read here, not through scalar_int: the count the exports were cut from
+                if (
+                    con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
+                    != counts[spec.name]
+                ):
+                    raise _StaleCopy(f"{target} does not hold the rows of {spec.qualified}")
                 for stmt in spec.comment_statements(catalog=_ALIAS):
                     con.execute(stmt)
             con.execute("COMMIT")
@@ -311,8 +533,8 @@ def published_marts(
         if skipped is not None:
             context.log.info(f"{target}: marts unchanged since it was published, not rewritten")
             return dg.MaterializeResult(metadata=skipped)
-        counts = publish_marts(con, target, export_dir=export_dir)
-        context.log.info(f"published {target} and exports in {export_dir}: {counts}")
+        counts, how = publish_marts_by_difference(con, target, export_dir=export_dir)
+        context.log.info(f"published {target} and exports in {export_dir}: {counts}; marts {how}")
         exports = sorted(p.name for p in export_dir.iterdir() if p.name != MANIFEST_NAME)
         metadata = {
             "path": dg.MetadataValue.path(str(target)),
@@ -321,6 +543,7 @@ def published_marts(
             "export_files": dg.MetadataValue.md("\n".join(f"- `{name}`" for name in exports)),
             "csv_max_rows": CSV_MAX_ROWS,
             **{f"rows/{name}": n for name, n in counts.items()},
+            **{f"published/{name}": h for name, h in how.items()},
         }
         remember_file_output(con, key, fingerprint, [target, export_dir], metadata)
     return dg.MaterializeResult(metadata=metadata)
