@@ -150,7 +150,7 @@ MART_WRITES = TableSpec(
             "table was written.",
         ),
     ),
-)  # fmt: skip
+)
 
 
 def record_mart_write(

@@ -217,7 +217,7 @@ PUBLISHED_VERSIONS = TableSpec(
         Column("version", "BIGINT", "Its version in the published file.", False),
         Column("file_state", "VARCHAR", "Name, size and mtime of the published file.", False),
     ),
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
