@@ -43,12 +43,13 @@ missing or different (no fingerprint, another row count, a file missing or of an
 written afresh.
 """
 
+import contextlib
 import json
 import os
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -382,29 +383,15 @@ def publish_marts_by_difference(
     return counts, how
 
 
-def _copy(
-    con: duckdb.DuckDBPyConnection, tmp: Path, specs: Sequence[TableSpec], counts: dict[str, int]
-) -> None:
-    """The marts of `specs` copied into the new file `tmp`, with their COMMENTs, in one
-    transaction; fails when a table's rows are not `counts` (what the exports were cut from)."""
-    con.execute(f"ATTACH {sql_literal(str(tmp))} AS {_ALIAS}")
+@contextlib.contextmanager
+def _in_file(con: duckdb.DuckDBPyConnection, path: Path) -> Iterator[None]:
+    """`path` attached as `published` for one transaction: committed, checkpointed and
+    detached when the block ends, rolled back when it fails."""
+    con.execute(f"ATTACH {sql_literal(str(path))} AS {_ALIAS}")
     try:
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(f"CREATE SCHEMA {_ALIAS}.marts")
-            for spec in specs:
-                # no ORDER BY: the build table is already in order (module doc)
-                created = con.execute(
-                    f"CREATE TABLE {_ALIAS}.{spec.qualified} AS "
-                    f"SELECT {spec.select_list()} FROM {spec.qualified}"
-                ).fetchall()
-                if int(created[0][0]) != counts[spec.name]:
-                    raise RuntimeError(
-                        f"{spec.qualified} changed while it was published: "
-                        f"{created[0][0]} rows copied, {counts[spec.name]} exported"
-                    )
-                for stmt in spec.comment_statements(catalog=_ALIAS):
-                    con.execute(stmt)
+            yield
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
@@ -412,6 +399,28 @@ def _copy(
         con.execute(f"CHECKPOINT {_ALIAS}")
     finally:
         con.execute(f"DETACH {_ALIAS}")
+
+
+def _copy(
+    con: duckdb.DuckDBPyConnection, tmp: Path, specs: Sequence[TableSpec], counts: dict[str, int]
+) -> None:
+    """The marts of `specs` copied into the new file `tmp`, with their COMMENTs, in one
+    transaction; fails when a table's rows are not `counts` (what the exports were cut from)."""
+    with _in_file(con, tmp):
+        con.execute(f"CREATE SCHEMA {_ALIAS}.marts")
+        for spec in specs:
+            # no ORDER BY: the build table is already in order (module doc)
+            created = con.execute(
+                f"CREATE TABLE {_ALIAS}.{spec.qualified} AS "
+                f"SELECT {spec.select_list()} FROM {spec.qualified}"
+            ).fetchall()
+            if int(created[0][0]) != counts[spec.name]:
+                raise RuntimeError(
+                    f"{spec.qualified} changed while it was published: "
+                    f"{created[0][0]} rows copied, {counts[spec.name]} exported"
+                )
+            for stmt in spec.comment_statements(catalog=_ALIAS):
+                con.execute(stmt)
 
 
 def _update(
@@ -424,57 +433,45 @@ def _update(
     """Bring `tmp`, a copy of the previous published file, to the marts of `specs` as `plan`
     says, in one transaction; _StaleCopy when a table there is not what the plan assumes
     (other columns, another row count afterwards)."""
-    con.execute(f"ATTACH {sql_literal(str(tmp))} AS {_ALIAS}")
-    try:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ALIAS}.marts")
-            found: dict[str, list[tuple[str, str]]] = {}
-            for table, column, kind in con.execute(
-                "SELECT table_name, column_name, data_type FROM duckdb_columns() "
-                f"WHERE database_name = '{_ALIAS}' AND schema_name = 'marts' "
-                "ORDER BY table_name, column_index"
-            ).fetchall():
-                found.setdefault(table, []).append((column, kind))
-            names = {spec.name for spec in specs}
-            for table in sorted(set(found) - names):  # a mart no longer published
-                con.execute(f"DROP TABLE {_ALIAS}.marts.{table}")
-            for spec in specs:
-                change = plan[spec.name]
-                expected = [(c.name, c.type) for c in spec.columns]
-                target = f"{_ALIAS}.{spec.qualified}"
-                if change.how != "whole" and found.get(spec.name) != expected:
-                    raise _StaleCopy(f"{target} has other columns than {spec.qualified}")
-                if change.how == "whole":
-                    con.execute(f"DROP TABLE IF EXISTS {target}")
-                    con.execute(
-                        f"CREATE TABLE {target} AS SELECT {spec.select_list()} FROM {spec.qualified}"
-                    )
-                elif change.how == "keys":
-                    key_type = next(c.type for c in spec.columns if c.name == change.key)
-                    keys = f"(SELECT CAST(unnest(?::VARCHAR[]) AS {key_type}))"
-                    con.execute(f"DELETE FROM {target} WHERE {change.key} IN {keys}", [change.keys])
-                    con.execute(
-                        f"INSERT INTO {target} ({spec.select_list()}) "
-                        f"SELECT {spec.select_list()} FROM {spec.qualified} "
-                        f"WHERE {change.key} IN {keys}",
-                        [change.keys],
-                    )
-                # read here, not through scalar_int: the count the exports were cut from
-                if (
-                    con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
-                    != counts[spec.name]
-                ):
-                    raise _StaleCopy(f"{target} does not hold the rows of {spec.qualified}")
-                for stmt in spec.comment_statements(catalog=_ALIAS):
-                    con.execute(stmt)
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
-        con.execute(f"CHECKPOINT {_ALIAS}")
-    finally:
-        con.execute(f"DETACH {_ALIAS}")
+    with _in_file(con, tmp):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ALIAS}.marts")
+        found: dict[str, list[tuple[str, str]]] = {}
+        for table, column, kind in con.execute(
+            "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+            f"WHERE database_name = '{_ALIAS}' AND schema_name = 'marts' "
+            "ORDER BY table_name, column_index"
+        ).fetchall():
+            found.setdefault(table, []).append((column, kind))
+        names = {spec.name for spec in specs}
+        for table in sorted(set(found) - names):  # a mart no longer published
+            con.execute(f"DROP TABLE {_ALIAS}.marts.{table}")
+        for spec in specs:
+            change = plan[spec.name]
+            expected = [(c.name, c.type) for c in spec.columns]
+            target = f"{_ALIAS}.{spec.qualified}"
+            if change.how != "whole" and found.get(spec.name) != expected:
+                raise _StaleCopy(f"{target} has other columns than {spec.qualified}")
+            if change.how == "whole":
+                con.execute(f"DROP TABLE IF EXISTS {target}")
+                con.execute(
+                    f"CREATE TABLE {target} AS SELECT {spec.select_list()} FROM {spec.qualified}"
+                )
+            elif change.how == "keys":
+                key_type = next(c.type for c in spec.columns if c.name == change.key)
+                keys = f"(SELECT CAST(unnest(?::VARCHAR[]) AS {key_type}))"
+                con.execute(f"DELETE FROM {target} WHERE {change.key} IN {keys}", [change.keys])
+                con.execute(
+                    f"INSERT INTO {target} ({spec.select_list()}) "
+                    f"SELECT {spec.select_list()} FROM {spec.qualified} "
+                    f"WHERE {change.key} IN {keys}",
+                    [change.keys],
+                )
+            # read here, not through scalar_int: the count the exports were cut from
+            rows = con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
+            if rows != counts[spec.name]:
+                raise _StaleCopy(f"{target} does not hold the rows of {spec.qualified}")
+            for stmt in spec.comment_statements(catalog=_ALIAS):
+                con.execute(stmt)
 
 
 class _Exports:
