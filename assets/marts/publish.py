@@ -276,7 +276,7 @@ def _plan(
             if (
                 len(writes) != now - was[0]
                 or any(keys is None for _, keys in writes)
-                or (len(columns) != 1)
+                or len(columns) != 1
             ):
                 plan[spec.name] = _Change(now, "whole")
             else:
@@ -409,18 +409,24 @@ def _copy(
     with _in_file(con, tmp):
         con.execute(f"CREATE SCHEMA {_ALIAS}.marts")
         for spec in specs:
-            # no ORDER BY: the build table is already in order (module doc)
-            created = con.execute(
-                f"CREATE TABLE {_ALIAS}.{spec.qualified} AS "
-                f"SELECT {spec.select_list()} FROM {spec.qualified}"
-            ).fetchall()
-            if int(created[0][0]) != counts[spec.name]:
-                raise RuntimeError(
-                    f"{spec.qualified} changed while it was published: "
-                    f"{created[0][0]} rows copied, {counts[spec.name]} exported"
-                )
-            for stmt in spec.comment_statements(catalog=_ALIAS):
-                con.execute(stmt)
+            _copy_table(con, spec, counts)
+
+
+def _copy_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, counts: dict[str, int]) -> None:
+    """`spec`'s build table copied whole into the attached file, with its COMMENTs; fails
+    when its rows are not `counts` (what the exports were cut from)."""
+    # no ORDER BY: the build table is already in order (module doc)
+    created = con.execute(
+        f"CREATE TABLE {_ALIAS}.{spec.qualified} AS "
+        f"SELECT {spec.select_list()} FROM {spec.qualified}"
+    ).fetchall()
+    if int(created[0][0]) != counts[spec.name]:
+        raise RuntimeError(
+            f"{spec.qualified} changed while it was published: "
+            f"{created[0][0]} rows copied, {counts[spec.name]} exported"
+        )
+    for stmt in spec.comment_statements(catalog=_ALIAS):
+        con.execute(stmt)
 
 
 def _update(
@@ -453,10 +459,9 @@ def _update(
                 raise _StaleCopy(f"{target} has other columns than {spec.qualified}")
             if change.how == "whole":
                 con.execute(f"DROP TABLE IF EXISTS {target}")
-                con.execute(
-                    f"CREATE TABLE {target} AS SELECT {spec.select_list()} FROM {spec.qualified}"
-                )
-            elif change.how == "keys":
+                _copy_table(con, spec, counts)
+                continue
+            if change.how == "keys":
                 key_type = next(c.type for c in spec.columns if c.name == change.key)
                 keys = f"(SELECT CAST(unnest(?::VARCHAR[]) AS {key_type}))"
                 con.execute(f"DELETE FROM {target} WHERE {change.key} IN {keys}", [change.keys])
