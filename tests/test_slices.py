@@ -106,6 +106,31 @@ def test_slices_that_do_not_partition_the_table_fail_and_change_nothing() -> Non
     assert con.execute(f"SELECT * FROM {SLICE_STATE} ORDER BY ALL").fetchall() == state
 
 
+_NOTHING = "SELECT 'c' AS source_system, 'Q' AS value WHERE false"
+
+
+@pytest.mark.parametrize(
+    "rebuilt",
+    [
+        # b's row lands in no slice
+        [Slice("b", "source_system = 'b'", "SELECT 'q' AS source_system, 'Z' AS value")],
+        # b's new row lands in b and in a new, empty slice c
+        [_slices("!")[1], Slice("c", "value = 'Z!'", _NOTHING)],
+    ],
+    ids=["in no slice", "in two slices"],
+)
+def test_rebuilt_slices_that_leave_a_row_outside_or_in_two_fail_and_change_nothing(
+    rebuilt: list[Slice],
+) -> None:
+    # the kept slice's count is unchanged: only the per-row partition check sees the row
+    con = _con()
+    refresh_slices(con, TARGET, _slices())
+    before = _rows(con)
+    with pytest.raises(ValueError, match=r"1 row\(s\) fall in no slice or in several"):
+        refresh_slices(con, TARGET, [_slices()[0], *rebuilt])
+    assert _rows(con) == before
+
+
 def test_no_slices_at_all_leave_an_empty_table() -> None:
     con = _con()
     refresh_slices(con, TARGET, _slices())
