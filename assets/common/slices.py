@@ -4,9 +4,11 @@ A table that is a union of independent parts (one per source system, say) is dec
 `Slice`s: a key, a predicate that selects exactly that slice's rows in the table, the SELECT
 that produces them, and the tables it reads. Each slice's inputs are fingerprinted like an
 asset's, together with its SQL and the code version (`fingerprint.input_fingerprint`: stored
-fingerprints, or content; `"table WHERE condition"` fingerprints only those rows). A build deletes and re-inserts the slices whose
-fingerprint changed, or whose row count in the table is not the one stored, and keeps the
-others. The result is what a full rebuild writes, except for the physical row order.
+fingerprints, or content; `"table WHERE condition"` fingerprints only those rows). A build
+deletes and re-inserts the slices whose fingerprint changed, or whose row count in the table
+is not the one stored, and keeps the others; given a key column, it rewrites such a slice by
+difference, only the keys whose rows changed. The result is what a full rebuild writes,
+except for the physical row order.
 
 State lives in `quality.table_slices`, written in the same transaction as the rows. The
 slices must partition the table; a build that leaves a row in no slice or in two fails with an
@@ -21,11 +23,13 @@ import duckdb
 
 from assets.common.fingerprint import input_fingerprint
 from assets.common.tables import (
+    REFRESH_MAX_SHARE,
     Column,
     TableSpec,
     create_table,
     partial_build_metadata,
     record_mart_write,
+    scalar_int,
     table_columns,
 )
 
@@ -64,11 +68,17 @@ class SliceRefresh:
     rebuilt: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     full: bool = False
+    # rebuilt slices rewritten by difference: slice -> (keys rewritten, keys in the slice)
+    by_key: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def summary(self) -> str:
         if self.full:
             return f"all {len(self.rebuilt)} slices built"
-        return f"slices rebuilt: {', '.join(self.rebuilt) or 'none'}; kept: {len(self.kept)}"
+        rebuilt = [
+            f"{k} ({self.by_key[k][0]} of {self.by_key[k][1]} keys)" if k in self.by_key else k
+            for k in self.rebuilt
+        ]
+        return f"slices rebuilt: {', '.join(rebuilt) or 'none'}; kept: {len(self.kept)}"
 
     def metadata(self) -> dict[str, object]:
         return partial_build_metadata(self.summary(), not self.full and not self.rebuilt)
@@ -102,11 +112,17 @@ def refresh_slices(
     spec: TableSpec,
     slices: Sequence[Slice],
     whole_sql: str | None = None,
+    key: str | None = None,
 ) -> SliceRefresh:
     """Bring `spec`'s table up to date, rebuilding only the slices whose inputs changed.
 
     `whole_sql`: one SELECT of every slice's rows, used when all are rebuilt (slices that
-    share work, such as CTEs, would each redo it in a union of their SELECTs)."""
+    share work, such as CTEs, would each redo it in a union of their SELECTs).
+
+    `key`: a column that groups a slice's rows (a row id, an organisation). A slice to rebuild
+    that was built before is then rewritten by difference (`_rewrite_keys`): only the rows
+    of the keys whose rows changed are deleted and inserted again. A new file so rewrites its
+    own rows, not its whole source's, and the checkpoint after it has that much less to do."""
     create_table(con, TABLE_SLICES, replace=False)
     contents: dict[str, str] = {}  # a table several slices read is hashed once
     fingerprints = {
@@ -145,8 +161,15 @@ def refresh_slices(
         else:
             covered = " OR ".join(f"coalesce(({s.where}), false)" for s in slices) or "false"
             con.execute(f"DELETE FROM {spec.qualified} WHERE NOT ({covered})")
+            whole = []
             for s in todo:
-                con.execute(f"DELETE FROM {spec.qualified} WHERE {s.where}")
+                rewritten = _rewrite_keys(con, spec, s, key) if key and s.key in stored else None
+                if rewritten is None:
+                    con.execute(f"DELETE FROM {spec.qualified} WHERE {s.where}")
+                    whole.append(s)
+                else:
+                    result.by_key[s.key] = rewritten
+            todo = whole
         if todo:
             every = whole_sql is not None and len(todo) == len(slices)
             union = (
@@ -178,3 +201,49 @@ def refresh_slices(
         con.execute("ROLLBACK")
         raise
     return result
+
+
+def _rewrite_keys(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, s: Slice, key: str
+) -> tuple[int, int] | None:
+    """Rewrite slice `s` in `spec`'s table by difference on `key`, inside the caller's
+    transaction: per key, the count and the sum of the row hashes of the slice's new rows and
+    of its rows in the table are compared (as `refresh_table` does), and the rows of the keys
+    that differ, appeared or disappeared are deleted and inserted again. Returns (keys
+    rewritten, keys in the slice), or None, having written nothing, when a NULL key differs or
+    more than REFRESH_MAX_SHARE of the keys do: the caller then rewrites the slice whole."""
+    cols = spec.select_list()
+    # the new rows as the table stores them (hash() of a DOUBLE and of its DECIMAL differ),
+    # computed once for the comparison and the insert
+    typed = ", ".join(f"CAST({c.name} AS {c.type}) AS {c.name}" for c in spec.columns)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _slice_new AS SELECT {typed} FROM ({s.sql}) AS q")
+    try:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _slice_keys AS
+            SELECT k FROM (
+              SELECT {key} AS k, count(*) AS n, sum(hash({cols})) AS h
+              FROM _slice_new GROUP BY ALL) a
+            FULL JOIN (
+              SELECT {key} AS k, count(*) AS n, sum(hash({cols})) AS h
+              FROM {spec.qualified} WHERE {s.where} GROUP BY ALL) b USING (k)
+            WHERE a.n IS DISTINCT FROM b.n OR a.h IS DISTINCT FROM b.h"""
+        )
+        keys = scalar_int(con, f"SELECT count(DISTINCT {key}) FROM _slice_new")
+        changed, null_key = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE k IS NULL) FROM _slice_keys"
+        ).fetchall()[0]
+        if null_key or changed > REFRESH_MAX_SHARE * max(keys, 1):
+            return None
+        if changed:
+            order = f" ORDER BY {', '.join(spec.order_by)}" if spec.order_by else ""
+            con.execute(
+                f"DELETE FROM {spec.qualified} "
+                f"WHERE ({s.where}) AND {key} IN (SELECT k FROM _slice_keys)"
+            )
+            con.execute(
+                f"INSERT INTO {spec.qualified} ({cols}) SELECT {cols} FROM _slice_new "
+                f"WHERE {key} IN (SELECT k FROM _slice_keys){order}"
+            )
+        return int(changed), keys
+    finally:
+        con.execute("DROP TABLE IF EXISTS _slice_new; DROP TABLE IF EXISTS _slice_keys")

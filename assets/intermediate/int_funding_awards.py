@@ -97,7 +97,8 @@ def award_slices() -> list[Slice]:
 
 
 def build_int_funding_awards(con: duckdb.DuckDBPyConnection) -> SliceRefresh:
-    return refresh_slices(con, INT_FUNDING_AWARDS, award_slices())
+    # a new file rewrites its own awards, not its source's (the unique award_id as key)
+    return refresh_slices(con, INT_FUNDING_AWARDS, award_slices(), key="award_id")
 
 
 @dg.asset(

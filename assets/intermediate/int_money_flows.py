@@ -212,7 +212,8 @@ def flow_slices() -> list[Slice]:
 
 def build_int_money_flows(con: duckdb.DuckDBPyConnection) -> SliceRefresh:
     install_macros(con)
-    return refresh_slices(con, INT_MONEY_FLOWS, flow_slices())
+    # a new file rewrites its own flows, not its source's (the unique flow_id as key)
+    return refresh_slices(con, INT_MONEY_FLOWS, flow_slices(), key="flow_id")
 
 
 @dg.asset(

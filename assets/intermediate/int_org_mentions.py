@@ -445,7 +445,10 @@ def build_int_org_mentions(con: duckdb.DuckDBPyConnection) -> MentionsBuild:
     whole = mentions_sql(
         [f"SELECT * FROM ({src.sql}) AS p WHERE source_system IS NOT NULL" for src in sources]
     )
-    refresh = refresh_slices(con, INT_ORG_MENTIONS, mention_slices(con, sources), whole)
+    # by organisation: a new file rewrites the mentions of the organisations it names
+    refresh = refresh_slices(
+        con, INT_ORG_MENTIONS, mention_slices(con, sources), whole, key="org_ref"
+    )
     return MentionsBuild(
         rows=row_count(con, INT_ORG_MENTIONS),
         used=[src.table for src in sources],
