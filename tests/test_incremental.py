@@ -568,3 +568,54 @@ def test_a_raw_file_parsed_signals_the_data_change(
         fingerprint.when_data_changes(lambda: calls.append("second run"))
         assert ingest_folder(con, **args).files_parsed == 0
     assert calls == ["first run"]
+
+
+@dg.asset(key=["marts", "amounts"], deps=[dg.AssetKey(["staging", "s"])])
+@skip_unchanged(reads={"staging.s": "staging.s[amount] WHERE amount > 0"})
+def amounts(duckdb: DuckDBResource) -> dg.MaterializeResult:
+    BUILDS.append("marts.amounts")
+    with duckdb.get_connection() as con:
+        con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+        con.execute(
+            "CREATE OR REPLACE TABLE marts.amounts AS "
+            "SELECT sum(amount) AS total FROM staging.s WHERE amount > 0"
+        )
+    return dg.MaterializeResult()
+
+
+def test_an_asset_that_reads_part_of_an_input_is_rebuilt_only_when_that_part_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "build.duckdb"
+    monkeypatch.setattr(fingerprint, "_on_data_change", [])
+    with duckdb.connect(str(db)) as con:
+        _raw_rows(con, [("a", 1), ("b", 2)])
+    BUILDS.clear()
+    _materialize(db, [staged, amounts])
+    assert BUILDS == ["staging.s", "marts.amounts"]
+
+    # names change, amounts and the rows read do not: the input is rebuilt, the reader is not
+    changes = [
+        [("c", 1), ("b", 2)],  # another name
+        [("c", 1), ("b", 2), ("d", 0)],  # a row outside WHERE amount > 0
+    ]
+    for rows in changes:
+        with duckdb.connect(str(db)) as con:
+            _raw_rows(con, rows)
+        BUILDS.clear()
+        meta = _materialize(db, [staged, amounts])
+        assert BUILDS == ["staging.s"]
+        assert SKIPPED in meta["marts/amounts"]
+
+    with duckdb.connect(str(db)) as con:
+        _raw_rows(con, [("c", 5), ("b", 2), ("d", 0)])
+    BUILDS.clear()
+    _materialize(db, [staged, amounts])
+    assert BUILDS == ["staging.s", "marts.amounts"]
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT total FROM marts.amounts").fetchall() == [(14,)]
+
+
+def test_reads_must_name_a_part_of_its_table() -> None:
+    with pytest.raises(ValueError, match=r"not a part of staging\.s"):
+        skip_unchanged(reads={"staging.s": "staging.other[amount]"})(lambda: None)

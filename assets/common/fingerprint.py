@@ -444,23 +444,34 @@ def skip_unchanged(
     *,
     extra_tables: Sequence[str] = (),
     extra: Callable[..., str] | None = None,
+    reads: Mapping[str, str] | None = None,
 ) -> Any:
     """Decorate an asset function (under `@dg.asset` / `@dg.multi_asset`) whose tables are
     `layer.table` of its asset keys so that it is skipped when its inputs are unchanged.
 
     `extra_tables`: tables the asset reads without a Dagster dep (shared tables such as
     `staging.stg_quarantine`). `extra(**resources)`: a string for inputs outside the database,
-    e.g. a file's hash.
+    e.g. a file's hash. `reads`: {input table: what the asset reads of it, as an input name
+    `layer.table[col, ...] WHERE condition` (see `split_input`)}; that part is fingerprinted
+    by content, so a rebuild of the input that leaves it as it was (the names and evidence
+    of known organisations, say) does not rebuild the asset.
     """
     if fn is None:
-        return functools.partial(skip_unchanged, extra_tables=extra_tables, extra=extra)
+        return functools.partial(
+            skip_unchanged, extra_tables=extra_tables, extra=extra, reads=reads
+        )
     func = fn
+    for table, part in (reads or {}).items():
+        if split_input(part)[0] != table:
+            raise ValueError(f"skip_unchanged: {part!r} is not a part of {table}")
 
     def plan(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
         context = dg.AssetExecutionContext.get()
         keys = sorted(context.selected_asset_keys, key=lambda k: k.to_user_string())
         names = [table_name(k) for k in keys]
-        inputs = _upstream(context.assets_def, keys) | set(extra_tables)
+        inputs = {
+            (reads or {}).get(t, t) for t in _upstream(context.assets_def, keys) | set(extra_tables)
+        }
         resource = _resource(args, kwargs)
         extra_value = extra(**kwargs) if extra else ""
         with resource.get_connection() as con:

@@ -73,6 +73,8 @@ def ownership_modules() -> list:
 _MEMBERS = stg_governance.STG_MEMBERS.qualified
 _PARTNERSHIPS = stg_governance.STG_PARTNERSHIPS.qualified
 _IDENTITY = INT_ORG_IDENTITY.qualified
+# what of identity canonical_org_id_sql and PARTNERSHIP_NODES_SQL read (skip_unchanged's reads)
+IDENTITY_READ = f"{_IDENTITY}[org_ref, org_id, name, names_seen]"
 
 
 PARTNERSHIP_NODES_SQL = f"""
@@ -191,7 +193,9 @@ def _deps() -> list[dg.AssetKey]:
     description=INT_CONTROL_EDGES.doc,
     deps=_deps(),
 )
-@skip_unchanged
+# identity is read for canonical ids and the spellings of registered organisations: a new
+# funding file that leaves those as they were does not rebuild the edges
+@skip_unchanged(reads={_IDENTITY: IDENTITY_READ})
 def int_control_edges(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         built = build_int_control_edges(con)

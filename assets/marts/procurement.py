@@ -23,7 +23,7 @@ from dagster_duckdb import DuckDBResource
 from assets.common.fingerprint import skip_unchanged
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE
 from assets.common.tables import Column, Refresh, TableSpec, materialize_result, refresh_table
-from assets.intermediate.int_control_edges import PARTNERSHIP_NODES_SQL
+from assets.intermediate.int_control_edges import IDENTITY_READ, PARTNERSHIP_NODES_SQL
 from assets.intermediate.int_money_flows import INT_MONEY_FLOWS
 from assets.intermediate.int_org_identity import INT_ORG_IDENTITY, canonical_org_id_sql
 from assets.intermediate.int_procurement_awards import (
@@ -95,7 +95,8 @@ SELECT c.contract_award_id, c.process_id, c.award_id, c.buyer_id AS buyer_org_id
   coalesce(i.link_basis,
            CASE WHEN EXISTS (SELECT 1 FROM nodes n WHERE n.node_id = c.buyer_id)
                 THEN 'buyer is the partnership company' END) AS link_basis,
-  EXISTS (SELECT 1 FROM {INT_MONEY_FLOWS.qualified} f WHERE f.flow_id = c.contract_award_id)
+  EXISTS (SELECT 1 FROM {INT_MONEY_FLOWS.qualified} f
+          WHERE f.flow_type = 'contract_award' AND f.flow_id = c.contract_award_id)
     AS counted_in_money_flows,
   c.source_system, c.source_file, c.source_record_id
 FROM c
@@ -125,7 +126,16 @@ def build_procurement_contracts(con: duckdb.DuckDBPyConnection) -> Refresh:
         INT_MONEY_FLOWS.asset_key,
     ],
 )
-@skip_unchanged
+# of identity it reads the canonical ids and (partnership nodes) the spellings of registered
+# organisations, of the money flows the contract flows' ids: a new funding file of known
+# organisations leaves these, and the contracts, as they were
+@skip_unchanged(
+    reads={
+        INT_ORG_IDENTITY.qualified: IDENTITY_READ,
+        INT_MONEY_FLOWS.qualified: f"{INT_MONEY_FLOWS.qualified}[flow_id] "
+        "WHERE flow_type = 'contract_award'",
+    }
+)
 def procurement_contracts(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         built = build_procurement_contracts(con)
