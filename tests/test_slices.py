@@ -242,3 +242,27 @@ def test_a_keyed_row_whose_other_columns_change_is_rewritten() -> None:
     assert step.by_key == {"r": (1, 10)}
     table = con.execute(f"SELECT * FROM {rows.qualified} ORDER BY id").fetchall()
     assert table == con.execute(f"SELECT * FROM ({slices[0].sql}) ORDER BY id").fetchall()
+
+
+def test_a_keyed_rewrite_that_fails_changes_nothing_and_leaves_nothing_behind() -> None:
+    con = _keyed_con()
+    con.execute("INSERT INTO staging.b VALUES ('w')")
+    refresh_slices(con, TARGET, _slices(), key="value")
+    before = _rows(con)
+    # one key of b changes, and its new row breaks a constraint at the insert
+    failing = [
+        _slices()[0],
+        Slice(
+            "b",
+            "source_system = 'b'",
+            "SELECT CASE WHEN v = 'w' THEN NULL ELSE 'b' END AS source_system, "
+            "CASE WHEN v = 'w' THEN 'W2' ELSE upper(v) END AS value FROM staging.b",
+        ),
+    ]
+    with pytest.raises(duckdb.ConstraintException):  # the original error, not a follow-up
+        refresh_slices(con, TARGET, failing, key="value")
+    assert _rows(con) == before
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchall() == [(0,)]
+    con.execute("INSERT INTO staging.b VALUES ('u')")
+    assert refresh_slices(con, TARGET, _slices(), key="value").by_key == {"b": (1, 3)}
+    assert _rows(con) == _full(con, _slices())

@@ -216,34 +216,32 @@ def _rewrite_keys(
     # the new rows as the table stores them (hash() of a DOUBLE and of its DECIMAL differ),
     # computed once for the comparison and the insert
     typed = ", ".join(f"CAST({c.name} AS {c.type}) AS {c.name}" for c in spec.columns)
+    # created inside the caller's transaction: an error there rolls them back with the rest
     con.execute(f"CREATE OR REPLACE TEMP TABLE _slice_new AS SELECT {typed} FROM ({s.sql}) AS q")
-    try:
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _slice_keys AS
+        SELECT k FROM (
+          SELECT {key} AS k, count(*) AS n, sum(hash({cols})) AS h
+          FROM _slice_new GROUP BY ALL) a
+        FULL JOIN (
+          SELECT {key} AS k, count(*) AS n, sum(hash({cols})) AS h
+          FROM {spec.qualified} WHERE {s.where} GROUP BY ALL) b USING (k)
+        WHERE a.n IS DISTINCT FROM b.n OR a.h IS DISTINCT FROM b.h"""
+    )
+    keys = scalar_int(con, f"SELECT count(DISTINCT {key}) FROM _slice_new")
+    changed, null_key = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE k IS NULL) FROM _slice_keys"
+    ).fetchall()[0]
+    whole = bool(null_key) or changed > REFRESH_MAX_SHARE * max(keys, 1)
+    if changed and not whole:
+        order = f" ORDER BY {', '.join(spec.order_by)}" if spec.order_by else ""
         con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _slice_keys AS
-            SELECT k FROM (
-              SELECT {key} AS k, count(*) AS n, sum(hash({cols})) AS h
-              FROM _slice_new GROUP BY ALL) a
-            FULL JOIN (
-              SELECT {key} AS k, count(*) AS n, sum(hash({cols})) AS h
-              FROM {spec.qualified} WHERE {s.where} GROUP BY ALL) b USING (k)
-            WHERE a.n IS DISTINCT FROM b.n OR a.h IS DISTINCT FROM b.h"""
+            f"DELETE FROM {spec.qualified} "
+            f"WHERE ({s.where}) AND {key} IN (SELECT k FROM _slice_keys)"
         )
-        keys = scalar_int(con, f"SELECT count(DISTINCT {key}) FROM _slice_new")
-        changed, null_key = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE k IS NULL) FROM _slice_keys"
-        ).fetchall()[0]
-        if null_key or changed > REFRESH_MAX_SHARE * max(keys, 1):
-            return None
-        if changed:
-            order = f" ORDER BY {', '.join(spec.order_by)}" if spec.order_by else ""
-            con.execute(
-                f"DELETE FROM {spec.qualified} "
-                f"WHERE ({s.where}) AND {key} IN (SELECT k FROM _slice_keys)"
-            )
-            con.execute(
-                f"INSERT INTO {spec.qualified} ({cols}) SELECT {cols} FROM _slice_new "
-                f"WHERE {key} IN (SELECT k FROM _slice_keys){order}"
-            )
-        return int(changed), keys
-    finally:
-        con.execute("DROP TABLE IF EXISTS _slice_new; DROP TABLE IF EXISTS _slice_keys")
+        con.execute(
+            f"INSERT INTO {spec.qualified} ({cols}) SELECT {cols} FROM _slice_new "
+            f"WHERE {key} IN (SELECT k FROM _slice_keys){order}"
+        )
+    con.execute("DROP TABLE _slice_new; DROP TABLE _slice_keys")
+    return None if whole else (int(changed), keys)
