@@ -23,13 +23,15 @@ import duckdb
 
 from assets.common.fingerprint import input_fingerprint
 from assets.common.tables import (
-    REFRESH_MAX_SHARE,
+    CHANGED_KEYS,
     Column,
     TableSpec,
     create_table,
+    diff_keys,
     partial_build_metadata,
     record_mart_write,
-    scalar_int,
+    rewrite_changed_keys,
+    stored_rows_sql,
     table_columns,
 )
 
@@ -207,41 +209,16 @@ def _rewrite_keys(
     con: duckdb.DuckDBPyConnection, spec: TableSpec, s: Slice, key: str
 ) -> tuple[int, int] | None:
     """Rewrite slice `s` in `spec`'s table by difference on `key`, inside the caller's
-    transaction: per key, the count and the sum of the row hashes of the slice's new rows and
-    of its rows in the table are compared (as `refresh_table` does), and the rows of the keys
-    that differ, appeared or disappeared are deleted and inserted again. Returns (keys
-    rewritten, keys in the slice), or None, having written nothing, when a NULL key differs or
-    more than REFRESH_MAX_SHARE of the keys do: the caller then rewrites the slice whole."""
-    cols = spec.select_list()
-    # the new rows as the table stores them (hash() of a DOUBLE and of its DECIMAL differ),
-    # computed once for the comparison and the insert
-    typed = ", ".join(f"CAST({c.name} AS {c.type}) AS {c.name}" for c in spec.columns)
-    # created inside the caller's transaction: an error there rolls them back with the rest
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _slice_new AS SELECT {typed} FROM ({s.sql}) AS q")
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _slice_keys AS
-        SELECT k FROM (
-          SELECT {key} AS k, count(*) AS n, sum(hash({cols})) AS h
-          FROM _slice_new GROUP BY ALL) a
-        FULL JOIN (
-          SELECT {key} AS k, count(*) AS n, sum(hash({cols})) AS h
-          FROM {spec.qualified} WHERE {s.where} GROUP BY ALL) b USING (k)
-        WHERE a.n IS DISTINCT FROM b.n OR a.h IS DISTINCT FROM b.h"""
-    )
-    keys = scalar_int(con, f"SELECT count(DISTINCT {key}) FROM _slice_new")
-    changed, null_key = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE k IS NULL) FROM _slice_keys"
-    ).fetchall()[0]
-    whole = bool(null_key) or changed > REFRESH_MAX_SHARE * max(keys, 1)
-    if changed and not whole:
-        order = f" ORDER BY {', '.join(spec.order_by)}" if spec.order_by else ""
-        con.execute(
-            f"DELETE FROM {spec.qualified} "
-            f"WHERE ({s.where}) AND {key} IN (SELECT k FROM _slice_keys)"
-        )
-        con.execute(
-            f"INSERT INTO {spec.qualified} ({cols}) SELECT {cols} FROM _slice_new "
-            f"WHERE {key} IN (SELECT k FROM _slice_keys){order}"
-        )
-    con.execute("DROP TABLE _slice_new; DROP TABLE _slice_keys")
-    return None if whole else (int(changed), keys)
+    transaction, as `refresh_table` does a table (`diff_keys`, `rewrite_changed_keys`): only
+    the rows of the keys that differ, appeared or disappeared are deleted and inserted again.
+    Returns (keys rewritten, keys in the slice), or None, having written nothing, when a NULL
+    key differs or more than REFRESH_MAX_SHARE of the keys do: the caller then rewrites the
+    slice whole."""
+    # computed once for the comparison and the insert; created inside the caller's
+    # transaction, so an error there rolls the temporary tables back with the rest
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _slice_new AS {stored_rows_sql(spec, s.sql)}")
+    diff = diff_keys(con, spec, "SELECT * FROM _slice_new", key, s.where)
+    if diff.changed and not diff.rewrite_whole:
+        rewrite_changed_keys(con, spec, "SELECT * FROM _slice_new", key, s.where)
+    con.execute(f"DROP TABLE _slice_new; DROP TABLE {CHANGED_KEYS}")
+    return None if diff.rewrite_whole else (diff.changed, diff.keys)

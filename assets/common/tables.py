@@ -221,65 +221,113 @@ def partial_build_metadata(summary: str, unchanged: bool) -> dict[str, object]:
     return {"build": summary, OUTPUT_UNCHANGED: unchanged}
 
 
+def stored_rows_sql(spec: TableSpec, select_sql: str) -> str:
+    """The rows of `select_sql` as `spec`'s table stores them: hash() of a DOUBLE and of the
+    DECIMAL it is inserted as differ, so values are compared after the cast."""
+    typed = ", ".join(f"CAST({c.name} AS {c.type}) AS {c.name}" for c in spec.columns)
+    return f"SELECT {typed} FROM ({select_sql}) AS q"
+
+
+@dataclass(frozen=True)
+class KeyDiff:
+    """What diff_keys found: keys that differ, keys of the new rows, a NULL key among them."""
+
+    changed: int
+    keys: int
+    null_key: bool
+
+    @property
+    def rewrite_whole(self) -> bool:
+        """A NULL key matches no key, and above REFRESH_MAX_SHARE a whole write is cheaper."""
+        return self.null_key or self.changed > REFRESH_MAX_SHARE * max(self.keys, 1)
+
+
+CHANGED_KEYS = "_changed_keys"  # the TEMP table diff_keys leaves for rewrite_changed_keys
+
+
+def diff_keys(
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    new_sql: str,
+    key: str,
+    where: str | None = None,
+) -> KeyDiff:
+    """TEMP CHANGED_KEYS (column k): the keys whose rows differ between `new_sql` (rows as the
+    table stores them: stored_rows_sql) and `spec`'s table (its rows `where`, if given), an
+    appeared or gone key included. Per key, the row count and the sum of the row hashes are
+    compared: no stored state, the table is its own."""
+    cols = spec.select_list()
+    only = f" WHERE {where}" if where else ""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _new_keys AS SELECT {key} AS k, count(*) AS n, "
+        f"sum(hash({cols})) AS h FROM ({new_sql}) AS q GROUP BY ALL"
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {CHANGED_KEYS} AS
+        SELECT k FROM _new_keys a FULL JOIN (
+          SELECT {key} AS k, count(*) AS n, sum(hash({cols})) AS h
+          FROM {spec.qualified}{only} GROUP BY ALL) b USING (k)
+        WHERE a.n IS DISTINCT FROM b.n OR a.h IS DISTINCT FROM b.h"""
+    )
+    keys = scalar_int(con, "SELECT count(*) FROM _new_keys")
+    con.execute("DROP TABLE _new_keys")
+    changed, null_key = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE k IS NULL) FROM {CHANGED_KEYS}"
+    ).fetchall()[0]
+    return KeyDiff(int(changed), keys, bool(null_key))
+
+
+def rewrite_changed_keys(
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    rows_sql: str,
+    key: str,
+    where: str | None = None,
+) -> None:
+    """Delete the table's rows (those `where`, if given) of the keys in CHANGED_KEYS and
+    insert `rows_sql`'s rows of those keys, in `order_by` order, after the others."""
+    cols = spec.select_list()
+    changed = f"(SELECT k FROM {CHANGED_KEYS})"
+    only = f"({where}) AND " if where else ""
+    order = f" ORDER BY {', '.join(spec.order_by)}" if spec.order_by else ""
+    con.execute(f"DELETE FROM {spec.qualified} WHERE {only}{key} IN {changed}")
+    con.execute(
+        f"INSERT INTO {spec.qualified} ({cols}) SELECT {cols} FROM ({rows_sql}) AS q "
+        f"WHERE q.{key} IN {changed}{order}"
+    )
+
+
 def refresh_table(
     con: duckdb.DuckDBPyConnection, spec: TableSpec, select_sql: str, key: str
 ) -> Refresh:
     """Make `spec`'s table hold exactly the rows of `select_sql`, writing only the rows of
-    the keys (`key`, a column) whose rows differ.
+    the keys (`key`, a column) whose rows differ (diff_keys, rewrite_changed_keys).
 
-    Per key, the count and the sum of the row hashes of the table and of `select_sql` are
-    compared (no stored state: the table is its own); the rows of a key that differs, appeared
-    or disappeared are deleted and inserted again. Writing a wide table costs far more than
-    computing it, so a small change (a new file) saves most of a rebuild. Without the table,
-    with other columns, when more than REFRESH_MAX_SHARE of the keys differ or a NULL key
-    does (NULL matches no key), the table is rebuilt. Rewritten keys' rows sit at the end of
-    the table, not in `order_by` order.
+    Writing a wide table costs far more than computing it, so a small change (a new file)
+    saves most of a rebuild. Without the table, with other columns, when more than
+    REFRESH_MAX_SHARE of the keys differ or a NULL key does (NULL matches no key), the table
+    is rebuilt. Rewritten keys' rows sit at the end of the table, not in `order_by` order.
     """
     if table_columns(con, spec.qualified) != spec.column_names:
         n = rebuild_table(con, spec, select_sql)
         return Refresh(n, n, n, True)
-    cols = spec.select_list()
-    # the SELECT's values as the table stores them: hash() of a DOUBLE and of the DECIMAL it
-    # is inserted as differ
-    typed = ", ".join(f"CAST({c.name} AS {c.type})" for c in spec.columns)
-    key_type = next(c.type for c in spec.columns if c.name == key)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _refresh_new AS SELECT CAST({key} AS {key_type}) AS k, "
-        f"count(*) AS n, sum(hash({typed})) AS h FROM ({select_sql}) GROUP BY ALL"
-    )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _refresh_keys AS
-        SELECT k FROM _refresh_new a FULL JOIN (
-          SELECT {key} AS k, count(*) AS n, sum(hash({cols})) AS h
-          FROM {spec.qualified} GROUP BY ALL) b USING (k)
-        WHERE a.n IS DISTINCT FROM b.n OR a.h IS DISTINCT FROM b.h"""
-    )
-    keys = scalar_int(con, "SELECT count(*) FROM _refresh_new")
-    changed = scalar_int(con, "SELECT count(*) FROM _refresh_keys")
     try:
-        null_key = scalar_int(con, "SELECT count(*) FROM _refresh_keys WHERE k IS NULL")
-        if null_key or changed > REFRESH_MAX_SHARE * max(keys, 1):
+        diff = diff_keys(con, spec, stored_rows_sql(spec, select_sql), key)
+        if diff.rewrite_whole:
             n = rebuild_table(con, spec, select_sql)
-            return Refresh(n, keys, keys, True)
-        if changed:
-            order = f" ORDER BY {', '.join(spec.order_by)}" if spec.order_by else ""
+            return Refresh(n, diff.keys, diff.keys, True)
+        if diff.changed:
             con.execute("BEGIN")
             try:
-                con.execute(
-                    f"DELETE FROM {spec.qualified} WHERE {key} IN (SELECT k FROM _refresh_keys)"
-                )
-                con.execute(
-                    f"INSERT INTO {spec.qualified} ({cols}) SELECT {cols} FROM ({select_sql}) AS q "
-                    f"WHERE q.{key} IN (SELECT k FROM _refresh_keys){order}"
-                )
-                record_mart_write(con, spec, key, "SELECT k FROM _refresh_keys")
+                rewrite_changed_keys(con, spec, select_sql, key)
+                record_mart_write(con, spec, key, f"SELECT k FROM {CHANGED_KEYS}")
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        return Refresh(row_count(con, spec), changed, keys, False)
+        return Refresh(row_count(con, spec), diff.changed, diff.keys, False)
     finally:
-        con.execute("DROP TABLE IF EXISTS _refresh_new; DROP TABLE IF EXISTS _refresh_keys")
+        con.execute(f"DROP TABLE IF EXISTS _new_keys; DROP TABLE IF EXISTS {CHANGED_KEYS}")
 
 
 def scalar_int(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object] = ()) -> int:
