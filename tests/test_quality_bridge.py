@@ -712,3 +712,21 @@ def test_gx_is_imported_ahead_only_once_data_changes() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("ok")
+
+
+def test_gx_import_defers_scipy_stats_until_used() -> None:
+    # 0.6 s of GX's import; a suite that uses scipy.stats must still get the real module
+    code = (
+        "import sys; from pipelines import quality; quality._import_gx(); "
+        "print('scipy.stats._stats_py' in sys.modules); "
+        "from great_expectations.expectations.core import "
+        "expect_column_kl_divergence_to_be_less_than as kl; "
+        "print(round(float(kl.stats.entropy([0.5, 0.5], base=2)), 3)); "
+        "import scipy.stats; print(scipy.stats.norm.cdf(0.0))"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "1.0", "0.5"]
