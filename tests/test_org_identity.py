@@ -194,6 +194,24 @@ def test_name_only_reference_joins_the_single_identified_namesake() -> None:
     assert got["GB-COH-09990002"] == ("GB-COH-09990002", "identifier")
 
 
+def test_exact_name_joins_the_strongest_member_of_the_namesake_cluster() -> None:
+    # the PIC joins the company first; the name-only reference then sees one cluster
+    # publishing its name through two members, and is joined to the registered one
+    name_ref = _name_ref("Tidewater Digital")
+    con = _con()
+    for ref, name in [
+        ("GB-COH-09990002", "Tidewater Digital Ltd"),
+        ("XI-PIC-999990003", "Tidewater Digital"),
+        (name_ref, "TIDEWATER DIGITAL"),
+    ]:
+        _flow(con, ref, name)
+    got = _resolve(con)
+    assert got[name_ref] == ("GB-COH-09990002", "exact_name")
+    assert [m[:4] for m in _matches(con) if m[0] == name_ref] == [
+        (name_ref, "GB-COH-09990002", "exact_name", True)
+    ]
+
+
 def test_ambiguous_names_never_merge() -> None:
     name_ref = _name_ref("Harbour Works")
     con = _con()

@@ -58,9 +58,10 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import numpy as np
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from assets.common.files import detect_encoding, sha256_file
 from assets.common.fingerprint import (
@@ -639,37 +640,40 @@ class Matcher:
         return out
 
     def match_exact_names(self, keys: NameKeys) -> None:
+        refs, find = self.refs, self.clusters.find
         by_key: dict[str, list[str]] = defaultdict(list)
         for ref, ks in keys.items():
             for k in ks:
                 by_key[k].append(ref)
         # a key of one reference only has no candidate
-        by_key = {k: refs for k, refs in by_key.items() if len(refs) > 1}
+        by_key = {k: v for k, v in by_key.items() if len(v) > 1}
         weak = sorted(
-            (r for r in keys if self.refs[r].rank != RANK_REGISTRY),
-            key=lambda r: (self.refs[r].rank, r),
+            (r for r in keys if refs[r].rank != RANK_REGISTRY),
+            key=lambda r: (refs[r].rank, r),
         )
         for w in weak:
             if not self._eligible(w):
                 continue
-            info = self.refs[w]
-            root = self.clusters.find(w)
-            # candidate clusters: same key, compatible country, not weaker than w
-            cands: dict[str, list[tuple[str, str]]] = defaultdict(list)
+            info = refs[w]
+            rank, countries = info.rank, info.countries
+            root = find(w)
+            # candidate clusters (same key, compatible country, not weaker than w), each by
+            # its strongest member (rank, ref) and the first key they share
+            reps: dict[str, tuple[int, str, str]] = {}
             for k in sorted(keys[w]):
                 for r in by_key.get(k, ()):
-                    ri = self.refs[r]
-                    if r == w or ri.rank > info.rank or self.clusters.find(r) == root:
+                    ri = refs[r]
+                    if r == w or ri.rank > rank:
                         continue
-                    if not _countries_compatible(info.countries, ri.countries):
+                    c = find(r)
+                    if c == root or not _countries_compatible(countries, ri.countries):
                         continue
-                    cands[self.clusters.find(r)].append((r, k))
-            if not cands:
+                    rep = reps.get(c)
+                    if rep is None or (ri.rank, r) < rep[:2]:
+                        reps[c] = (ri.rank, r, k)
+            if not reps:
                 continue
-            reps = {
-                c: min(v, key=lambda rk: (self.refs[rk[0]].rank, rk[0])) for c, v in cands.items()
-            }
-            ordered = sorted(reps.values(), key=lambda rk: (self.refs[rk[0]].rank, rk[0]))
+            ordered = [(r, k) for _, r, k in sorted(reps.values())]
 
             if len(ordered) == 1:
                 self._try(self._exact_row(w, *ordered[0]))
@@ -689,8 +693,12 @@ class Matcher:
         return MatchRow(w, r, "exact_name", 100.0, False, key_a=k, key_b=k, note=country)
 
     # ---- 4. fuzzy names
-    def _fuzzy_pairs(self, eligible: list[str]) -> Iterator[tuple[str, list[tuple[str, str, str]]]]:
-        """(w, [(w key, candidate, candidate key)]) for each eligible w, in (rank, ref) order.
+    def _fuzzy_pairs(
+        self, eligible: list[str]
+    ) -> Iterator[tuple[str, list[tuple[str, str, str, float]]]]:
+        """(w, [(w key, candidate, candidate key, score)]) for each eligible w, in (rank, ref)
+        order, with the pairs whose token_sort_ratio reaches `fuzzy_report_min` (a w with none
+        is left out).
 
         Candidates share an uncommon block with w (a pair of its rarest words, or a word of a
         short name), the same numbers and initials,
@@ -705,7 +713,7 @@ class Matcher:
         stops = ", ".join(f"'{t}'" for t in STOP_TOKENS)
         # streamed from the connection itself: its temp tables are not visible to a cursor, and
         # nothing else runs on it while the pairs are consumed
-        cur = self.con.execute(
+        cur = self.con.sql(
             f"""
             WITH usable AS (
               -- numbers and initials a fuzzy match may not change ("Academy 1" vs "Academy 2")
@@ -760,15 +768,26 @@ class Matcher:
             """
         )
         current: str | None = None
-        batch: list[tuple[str, str, str]] = []
-        while chunk := cur.fetchmany(10_000):
-            for _, w, wk, r, rk in chunk:
+        batch: list[tuple[str, str, str, float]] = []
+        for chunk in cur.to_arrow_reader(20_000):
+            ws, wks, rs, rks = (chunk.column(i).to_pylist() for i in range(1, 5))
+            # scored in one call per chunk (rapidfuzz's C loop), so the matcher's Python
+            # only sees the pairs that reach the report floor: 0 below it, as score_cutoff
+            scores = process.cpdist(
+                wks,
+                rks,
+                scorer=fuzz.token_sort_ratio,
+                score_cutoff=cfg.fuzzy_report_min,
+                dtype=np.float64,
+            ).tolist()
+            for w, wk, r, rk, score in zip(ws, wks, rs, rks, scores, strict=True):
                 if w != current:
-                    if current is not None:
+                    if current is not None and batch:
                         yield current, batch
                     current, batch = w, []
-                batch.append((wk, r, rk))
-        if current is not None:
+                if score:
+                    batch.append((wk, r, rk, score))
+        if current is not None and batch:
             yield current, batch
 
     def match_fuzzy_names(self, keys: NameKeys) -> int:
@@ -777,23 +796,20 @@ class Matcher:
             (r for r in keys if self._eligible(r) and r not in self.ambiguous),
             key=lambda r: (self.refs[r].rank, r),
         )
-        scored = 0
+        pairs_near = 0  # pairs at or above the report floor, outside w's cluster
         for w, pairs in self._fuzzy_pairs(eligible):
             if w in self.ambiguous or not self._eligible(w):
                 continue
             info = self.refs[w]
             root = self.clusters.find(w)
             best: dict[str, tuple[float, str, str, str]] = {}  # cluster -> (score, r, wk, rk)
-            for wk, r, rk in pairs:
+            for wk, r, rk, score in pairs:
                 ri = self.refs[r]
                 if ri.rank > info.rank or self.clusters.find(r) == root:
                     continue
                 if not _countries_compatible(info.countries, ri.countries):
                     continue
-                scored += 1
-                score = fuzz.token_sort_ratio(wk, rk, score_cutoff=cfg.fuzzy_report_min)
-                if not score:
-                    continue
+                pairs_near += 1
                 c = self.clusters.find(r)
                 cand = (round(float(score), 2), r, wk, rk)
                 if c not in best or self._order(cand) < self._order(best[c]):
@@ -818,7 +834,7 @@ class Matcher:
                     self._add(r2)
             else:
                 self._try(self._fuzzy_row(w, top, f"; next best cluster {second:g}"))
-        return scored
+        return pairs_near
 
     def _order(self, scored: tuple[float, str, str, str]) -> tuple[float, int, str]:
         """Best score first, then the stronger reference, then alphabetical."""
@@ -870,7 +886,7 @@ def match_organisations(
         m.match_exact_names(keys)
         timings["exact_name_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        timings["fuzzy_pairs_scored"] = m.match_fuzzy_names(keys)
+        timings["fuzzy_pairs_near"] = m.match_fuzzy_names(keys)
         timings["fuzzy_name_s"] = time.perf_counter() - t
         t = time.perf_counter()
         todo = []
@@ -1219,11 +1235,14 @@ def build_int_org_matches(
     else:
         # the table and its basis as last built, by this code: decisions taken again on the
         # same basis show what they showed, unless their references' mentions changed
+        t = time.perf_counter()
         shown = _stored_shown(con) if as_built else None
+        timings["shown_s"] = time.perf_counter() - t
         rows, more = match_organisations(con, overrides, config, shown)
         timings.update(more)
         steps = list(range(1, len(rows) + 1))
         path = f"all decisions taken again: {why}"
+    t = time.perf_counter()
     con.execute("BEGIN")
     try:
         with registered_table(con, "_ft_match_rows", _rows_table(rows, steps)):
@@ -1253,6 +1272,7 @@ def build_int_org_matches(
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    timings["write_s"] = time.perf_counter() - t
     return BuildResult(n, path, timings)
 
 
