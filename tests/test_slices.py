@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from assets.common import fingerprint
-from assets.common.slices import SLICE_STATE, Slice, refresh_slices, tables_in
+from assets.common.slices import SLICE_STATE, Slice, SliceRefresh, refresh_slices, tables_in
 from assets.common.tables import Column, TableSpec, ensure_schemas
 
 TARGET = TableSpec(
@@ -266,3 +266,28 @@ def test_a_keyed_rewrite_that_fails_changes_nothing_and_leaves_nothing_behind() 
     con.execute("INSERT INTO staging.b VALUES ('u')")
     assert refresh_slices(con, TARGET, _slices(), key="value").by_key == {"b": (1, 3)}
     assert _rows(con) == _full(con, _slices())
+
+
+def test_keyed_slices_rebuilt_together_are_computed_in_one_pass_and_equal_a_full_build() -> None:
+    con = _keyed_con()
+    calls: list[list[str]] = []
+
+    def together(todo: list[Slice]) -> str:
+        calls.append([s.key for s in todo])
+        return " UNION ALL ".join(f"SELECT * FROM ({s.sql})" for s in todo)
+
+    def refresh() -> SliceRefresh:
+        return refresh_slices(con, TARGET, _slices(), key="value", together=together)
+
+    refresh()  # a first build: the slices are new, nothing to compute together
+    con.execute("INSERT INTO staging.a VALUES ('new'); INSERT INTO staging.b VALUES ('w')")
+    step = refresh()
+    # each slice took its own rows from the shared pass: one key added to each
+    assert calls == [["a", "b"]]
+    assert step.by_key == {"a": (1, 13), "b": (1, 2)}
+    assert _rows(con) == _full(con, _slices())
+    con.execute("INSERT INTO staging.a VALUES ('newer')")
+    refresh()  # one slice changed: its own SELECT, no shared pass
+    assert calls == [["a", "b"]]
+    assert _rows(con) == _full(con, _slices())
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone() == (0,)

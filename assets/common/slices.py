@@ -16,7 +16,7 @@ error naming the table, before anything is committed.
 """
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import duckdb
@@ -49,6 +49,8 @@ TABLE_SLICES = TableSpec(
     ),
 )  # fmt: skip
 SLICE_STATE = TABLE_SLICES.qualified
+# the rows of several slices computed in one pass (`refresh_slices(together=)`)
+_SLICES_NEW = "_slices_new"
 _TABLE_RE = re.compile(r"\b(?:raw|staging|intermediate|marts|quality)\.[a-z_0-9]+\b")
 
 
@@ -115,11 +117,14 @@ def refresh_slices(
     slices: Sequence[Slice],
     whole_sql: str | None = None,
     key: str | None = None,
+    together: Callable[[Sequence[Slice]], str] | None = None,
 ) -> SliceRefresh:
     """Bring `spec`'s table up to date, rebuilding only the slices whose inputs changed.
 
     `whole_sql`: one SELECT of every slice's rows, used when all are rebuilt (slices that
     share work, such as CTEs, would each redo it in a union of their SELECTs).
+    `together`: one SELECT of the rows of the given slices; with `key`, two or more slices
+    rewritten by difference are computed in one pass (the same rows, shared work done once).
 
     `key`: a column that groups a slice's rows (a row id, an organisation). A slice to rebuild
     that was built before is then rewritten by difference (`_rewrite_keys`): only the rows
@@ -164,13 +169,25 @@ def refresh_slices(
             covered = " OR ".join(f"coalesce(({s.where}), false)" for s in slices) or "false"
             con.execute(f"DELETE FROM {spec.qualified} WHERE NOT ({covered})")
             whole = []
+            keyed = [s for s in todo if key and s.key in stored]
+            computed = False
+            if together is not None and len(keyed) > 1:
+                con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE {_SLICES_NEW} AS "
+                    f"{stored_rows_sql(spec, together(keyed))}"
+                )
+                computed = True
             for s in todo:
-                rewritten = _rewrite_keys(con, spec, s, key) if key and s.key in stored else None
+                rows = f"SELECT * FROM {_SLICES_NEW} WHERE {s.where}" if computed else None
+                rewritten = (
+                    _rewrite_keys(con, spec, s, key, rows) if key and s.key in stored else None
+                )
                 if rewritten is None:
                     con.execute(f"DELETE FROM {spec.qualified} WHERE {s.where}")
                     whole.append(s)
                 else:
                     result.by_key[s.key] = rewritten
+            con.execute(f"DROP TABLE IF EXISTS {_SLICES_NEW}")
             todo = whole
         if todo:
             every = whole_sql is not None and len(todo) == len(slices)
@@ -206,17 +223,25 @@ def refresh_slices(
 
 
 def _rewrite_keys(
-    con: duckdb.DuckDBPyConnection, spec: TableSpec, s: Slice, key: str
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    s: Slice,
+    key: str,
+    rows_sql: str | None = None,
 ) -> tuple[int, int] | None:
     """Rewrite slice `s` in `spec`'s table by difference on `key`, inside the caller's
     transaction, as `refresh_table` does a table (`diff_keys`, `rewrite_changed_keys`): only
     the rows of the keys that differ, appeared or disappeared are deleted and inserted again.
+    `rows_sql`: the slice's new rows when they were computed already (default: `s.sql`).
     Returns (keys rewritten, keys in the slice), or None, having written nothing, when a NULL
     key differs or more than REFRESH_MAX_SHARE of the keys do: the caller then rewrites the
     slice whole."""
-    # computed once for the comparison and the insert; created inside the caller's
-    # transaction, so an error there rolls the temporary tables back with the rest
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _slice_new AS {stored_rows_sql(spec, s.sql)}")
+    # computed once for the comparison and the insert (or taken from the rows computed for
+    # several slices together); created inside the caller's transaction, so an error there
+    # rolls the temporary tables back with the rest
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _slice_new AS {stored_rows_sql(spec, rows_sql or s.sql)}"
+    )
     diff = diff_keys(con, spec, "SELECT * FROM _slice_new", key, s.where)
     if diff.changed and not diff.rewrite_whole:
         rewrite_changed_keys(con, spec, "SELECT * FROM _slice_new", key, s.where)

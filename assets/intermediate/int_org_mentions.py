@@ -406,9 +406,12 @@ class MentionsBuild:
     kept: int  # slices whose rows were kept as they were
 
 
-def mention_slices(con: duckdb.DuckDBPyConnection, sources: Sequence[MentionSource]) -> list[Slice]:
-    """One slice per source table x source system present, fingerprinted on those rows."""
-    slices = []
+def mention_slices(
+    con: duckdb.DuckDBPyConnection, sources: Sequence[MentionSource]
+) -> tuple[list[Slice], dict[str, str]]:
+    """One slice per source table x source system present, fingerprinted on those rows; and
+    per slice key, the SELECT of its input rows (a part of `mentions_sql`)."""
+    slices, parts = [], {}
     for src in sources:
         systems = [
             r[0]
@@ -419,15 +422,17 @@ def mention_slices(con: duckdb.DuckDBPyConnection, sources: Sequence[MentionSour
         ]
         for system in systems:
             rows = f"source_system = {sql_literal(system)}"
+            key = f"{src.table}:{system}"
+            parts[key] = f"SELECT * FROM ({src.sql}) AS p WHERE {rows}"
             slices.append(
                 Slice(
-                    key=f"{src.table}:{system}",
+                    key=key,
                     where=f"source_table = {sql_literal(src.table)} AND {rows}",
-                    sql=mentions_sql([f"SELECT * FROM ({src.sql}) AS p WHERE {rows}"]),
+                    sql=mentions_sql([parts[key]]),
                     inputs=(f"{src.table} WHERE {rows}",),
                 )
             )
-    return slices
+    return slices, parts
 
 
 def build_int_org_mentions(con: duckdb.DuckDBPyConnection) -> MentionsBuild:
@@ -445,9 +450,17 @@ def build_int_org_mentions(con: duckdb.DuckDBPyConnection) -> MentionsBuild:
     whole = mentions_sql(
         [f"SELECT * FROM ({src.sql}) AS p WHERE source_system IS NOT NULL" for src in sources]
     )
-    # by organisation: a new file rewrites the mentions of the organisations it names
+    slices, parts = mention_slices(con, sources)
+    # by organisation: a new file rewrites the mentions of the organisations it names; the
+    # slices it changes (its money flows and its source table) computed in one pass, each
+    # distinct name keyed once, as grouping keeps the slices' rows apart
     refresh = refresh_slices(
-        con, INT_ORG_MENTIONS, mention_slices(con, sources), whole, key="org_ref"
+        con,
+        INT_ORG_MENTIONS,
+        slices,
+        whole,
+        key="org_ref",
+        together=lambda todo: mentions_sql([parts[s.key] for s in todo]),
     )
     return MentionsBuild(
         rows=row_count(con, INT_ORG_MENTIONS),
