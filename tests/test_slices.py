@@ -2,6 +2,7 @@
 rebuilt, and the table always equals a full build of the same inputs."""
 
 import dataclasses
+from collections.abc import Sequence
 
 import duckdb
 import pytest
@@ -272,7 +273,7 @@ def test_keyed_slices_rebuilt_together_are_computed_in_one_pass_and_equal_a_full
     con = _keyed_con()
     calls: list[list[str]] = []
 
-    def together(todo: list[Slice]) -> str:
+    def together(todo: Sequence[Slice]) -> str:
         calls.append([s.key for s in todo])
         return " UNION ALL ".join(f"SELECT * FROM ({s.sql})" for s in todo)
 
