@@ -7,11 +7,13 @@
 """
 
 import argparse
+import logging
 import os
 import shutil
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import dagster as dg
 
@@ -117,5 +119,21 @@ def main(argv: list[str] | None = None) -> int:
     return int(args.func(args))
 
 
+def exit_process(code: int) -> NoReturn:
+    """End the process with `code` once its output is flushed, without Python's finalisation.
+
+    After a run the heap holds millions of objects (Dagster, Great Expectations, the run's
+    events), and the interpreter's last garbage collections traverse all of them: ~1.5 s
+    after every scale-1 run had finished. Everything that must outlive the process is closed
+    before this point (the build database and the Dagster instance at the end of the run,
+    the published marts when they are swapped in); the fork server of the worker pools exits
+    when its parent does. Exit handlers are not run: nothing of ours registers one.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())  # usage errors still leave through argparse's SystemExit

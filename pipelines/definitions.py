@@ -9,7 +9,6 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.common.python_gc import freeze_heap_at_exit
 from assets.intermediate import (
     int_control_edges,
     int_funding_awards,
@@ -96,8 +95,6 @@ def build_definitions(expectations_dir: Path = EXPECTATIONS_DIR) -> dg.Definitio
     marts_db = marts_db_from_env()
     build_db = build_db_from_env(marts_db)
     build_db.parent.mkdir(parents=True, exist_ok=True)
-    # every process that loads the definitions (CLI, run workers, webserver) exits quickly
-    freeze_heap_at_exit()
     return dg.Definitions(
         assets=with_ui_metadata(
             [

@@ -147,3 +147,23 @@ def test_module_and_launcher_use_fundtrace_marts_db(demo_build: dict[str, Path])
         )
         assert done.returncode == 0, done.stderr
         assert "Simon Achterberg [person HBT-PERSON-0006]: 100% (direct)" in done.stdout
+
+
+def test_exit_process_flushes_output_and_skips_finalisation() -> None:
+    # the CLI ends without Python's last collections (~1.5 s after a scale-1 run)
+    code = (
+        "import atexit, sys\n"
+        "from pipelines.cli import exit_process\n"
+        "atexit.register(lambda: print('exit handler ran'))\n"
+        "sys.stdout.write('buffered, no newline')\n"
+        "sys.stderr.write('and an error line')\n"
+        "exit_process(3)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (
+        3,
+        "buffered, no newline",
+        "and an error line",
+    )

@@ -12,8 +12,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -583,27 +581,3 @@ def test_workers_are_forked_from_a_server_that_imported_their_modules() -> None:
     with ProcessPoolExecutor(2, mp_context=context) as pool:
         found = list(pool.map(_preloaded, range(2)))
     assert found == [list(PRELOAD)] * 2
-
-
-def test_loading_the_definitions_freezes_the_heap_at_exit_once() -> None:
-    # the handler must run (gc.freeze) when the process ends, and be registered only once
-    code = (
-        "import atexit, gc\n"
-        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
-        "from pipelines.definitions import build_definitions\n"
-        "from assets.common.python_gc import freeze_heap_at_exit\n"
-        "n = atexit._ncallbacks()\n"
-        "build_definitions(); freeze_heap_at_exit()\n"
-        "print('registered once', atexit._ncallbacks() == n)\n"
-        "print('frozen before exit', gc.get_freeze_count() > 0)\n"
-    )
-    repo = Path(__file__).resolve().parents[1]
-    proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == [
-        "registered once True",
-        "frozen before exit False",
-        "frozen True",
-    ]

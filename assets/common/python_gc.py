@@ -5,7 +5,6 @@ matcher's references, ocdsmerge's flattened releases) triggers many of them for 
 No DuckDB or Dagster import here: the OCDS merge workers use it.
 """
 
-import atexit
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,26 +20,3 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-_freeze_registered = False
-
-
-def _freeze() -> None:
-    gc.freeze()
-
-
-def freeze_heap_at_exit() -> None:
-    """Spare the interpreter its last full collection when the process exits (idempotent).
-
-    After a run the heap holds millions of objects (Dagster, Great Expectations, the run's
-    events), and Python's finalisation traverses all of them once more: ~1.5 s after every
-    scale-1 run, after the run itself has finished. An exit handler moves them to the
-    permanent generation (`gc.freeze`), which that collection skips; the process ends right
-    after, so nothing lives longer. The build database is closed explicitly at the end of each
-    run (`BuildDatabase`), so no checkpoint waits for the collector.
-    """
-    global _freeze_registered
-    if not _freeze_registered:
-        atexit.register(_freeze)
-        _freeze_registered = True
