@@ -760,7 +760,7 @@ class Matcher:
               AND b.fixed = a.fixed
             WHERE b.rank <= a.rank
               AND (len(a.countries) = 0 OR len(b.countries) = 0
-                   OR len(list_intersect(a.countries, b.countries)) > 0)
+                   OR list_has_any(a.countries, b.countries))
               -- the similarity cannot reach the report floor when the lengths differ this much
               AND 200 * least(length(a.k), length(b.k))
                   >= {cfg.fuzzy_report_min} * (length(a.k) + length(b.k))
