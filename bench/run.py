@@ -1000,7 +1000,9 @@ def _child(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    # as the CLI that `make run` uses ends (pipelines/cli.py): the run measured is that one
+    code = main()
+    # as the CLI that `make run` uses ends (pipelines/cli.py): the run measured is that one;
+    # imported only now, so Dagster's import stays in the build's startup figure
     from pipelines.cli import exit_process
 
-    exit_process(main())
+    exit_process(code)
