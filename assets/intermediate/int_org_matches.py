@@ -427,6 +427,7 @@ class Matcher:
         self.rows: list[MatchRow] = []
         self.ambiguous: set[str] = set()
         self.decided: set[tuple[str, str, str]] = set()
+        self._country_notes: dict[frozenset[str], str] = {}  # countries -> "GB/IE"
 
     # ---- inputs
     def _load_refs(self) -> dict[str, RefInfo]:
@@ -651,16 +652,17 @@ class Matcher:
             (r for r in keys if refs[r].rank != RANK_REGISTRY),
             key=lambda r: (refs[r].rank, r),
         )
+        has_registry = self.clusters.has_registry
         for w in weak:
-            if not self._eligible(w):
-                continue
             info = refs[w]
-            rank, countries = info.rank, info.countries
             root = find(w)
+            if not info.matchable or has_registry(root):  # weak: only its cluster can be
+                continue
+            rank, countries = info.rank, info.countries
             # candidate clusters (same key, compatible country, not weaker than w), each by
-            # its strongest member (rank, ref) and the first key they share
+            # its strongest member (rank, ref) and the first key they share (keys are sorted)
             reps: dict[str, tuple[int, str, str]] = {}
-            for k in sorted(keys[w]):
+            for k in keys[w]:
                 for r in by_key.get(k, ()):
                     ri = refs[r]
                     if r == w or ri.rank > rank:
@@ -673,11 +675,11 @@ class Matcher:
                         reps[c] = (ri.rank, r, k)
             if not reps:
                 continue
-            ordered = [(r, k) for _, r, k in sorted(reps.values())]
-
-            if len(ordered) == 1:
-                self._try(self._exact_row(w, *ordered[0]))
+            if len(reps) == 1:
+                ((_, r, k),) = reps.values()
+                self._try(self._exact_row(w, r, k))
                 continue
+            ordered = [(r, k) for _, r, k in sorted(reps.values())]
             self.ambiguous.add(w)
             names = ", ".join(r for r, _ in ordered)
             for r, k in ordered:
@@ -689,7 +691,9 @@ class Matcher:
 
     def _exact_row(self, w: str, r: str, k: str) -> MatchRow:
         countries = self.refs[w].countries | self.refs[r].countries
-        country = "/".join(sorted(countries)) or "unknown"
+        country = self._country_notes.get(countries)
+        if country is None:
+            country = self._country_notes[countries] = "/".join(sorted(countries)) or "unknown"
         return MatchRow(w, r, "exact_name", 100.0, False, key_a=k, key_b=k, note=country)
 
     # ---- 4. fuzzy names
