@@ -54,6 +54,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 
 import dagster as dg
@@ -983,33 +984,35 @@ def render_rows(
             row.evidence, row.source_systems = row.note, ["governance"]
 
 
-def _basis_table(rows: Sequence[MatchRow], steps: Sequence[int]) -> pa.Table:
+_ARROW_TYPES = {
+    **dict.fromkeys(
+        ("ref_a", "ref_b", "method", "rejection_reason", "key_a", "key_b"), pa.string()
+    ),
+    **dict.fromkeys(("note", "evidence", "name_a", "name_b"), pa.string()),
+    "score": pa.float64(),
+    "accepted": pa.bool_(),
+    "source_systems": pa.list_(pa.string()),
+}
+
+
+def _rows_columns(
+    rows: Sequence[MatchRow], steps: Sequence[int], columns: Sequence[str]
+) -> pa.Table:
+    """`columns` of `rows` (MatchRow fields), with their steps, as Arrow."""
     return pa.table(
         {
             "step": pa.array(steps, pa.int64()),
-            "ref_a": pa.array([r.ref_a for r in rows], pa.string()),
-            "ref_b": pa.array([r.ref_b for r in rows], pa.string()),
-            "method": pa.array([r.method for r in rows], pa.string()),
-            "score": pa.array([r.score for r in rows], pa.float64()),
-            "accepted": pa.array([r.accepted for r in rows], pa.bool_()),
-            "rejection_reason": pa.array([r.rejection_reason for r in rows], pa.string()),
-            "key_a": pa.array([r.key_a for r in rows], pa.string()),
-            "key_b": pa.array([r.key_b for r in rows], pa.string()),
-            "note": pa.array([r.note for r in rows], pa.string()),
+            **{c: pa.array(list(map(attrgetter(c), rows)), _ARROW_TYPES[c]) for c in columns},
         }
     )
+
+
+def _basis_table(rows: Sequence[MatchRow], steps: Sequence[int]) -> pa.Table:
+    return _rows_columns(rows, steps, BASIS_COLUMNS)
 
 
 def _shown_table(rows: Sequence[MatchRow], steps: Sequence[int]) -> pa.Table:
-    return pa.table(
-        {
-            "step": pa.array(steps, pa.int64()),
-            "evidence": pa.array([r.evidence for r in rows], pa.string()),
-            "name_a": pa.array([r.name_a for r in rows], pa.string()),
-            "name_b": pa.array([r.name_b for r in rows], pa.string()),
-            "source_systems": pa.array([r.source_systems for r in rows], pa.list_(pa.string())),
-        }
-    )
+    return _rows_columns(rows, steps, SHOWN_COLUMNS)
 
 
 # the rows of int_org_matches from the temp tables of their basis and of what they show
