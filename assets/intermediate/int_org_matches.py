@@ -984,11 +984,9 @@ def render_rows(
             row.evidence, row.source_systems = row.note, ["governance"]
 
 
+_STRINGS = ("ref_a", "ref_b", "method", "rejection_reason", "key_a", "key_b", "note")
 _ARROW_TYPES = {
-    **dict.fromkeys(
-        ("ref_a", "ref_b", "method", "rejection_reason", "key_a", "key_b"), pa.string()
-    ),
-    **dict.fromkeys(("note", "evidence", "name_a", "name_b"), pa.string()),
+    **dict.fromkeys((*_STRINGS, "evidence", "name_a", "name_b"), pa.string()),
     "score": pa.float64(),
     "accepted": pa.bool_(),
     "source_systems": pa.list_(pa.string()),
