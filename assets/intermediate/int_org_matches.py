@@ -711,10 +711,9 @@ class Matcher:
         report floor: all set-based in DuckDB, streamed so memory does not grow with the pairs.
         """
         cfg = self.config
-        with registered(self.con, "_ft_tmp", {"org_ref": list(eligible)}):
-            self.con.execute(
-                "CREATE OR REPLACE TEMP TABLE _ft_fuzzy_eligible AS SELECT org_ref FROM _ft_tmp"
-            )
+        _temp_table(
+            self.con, "_ft_fuzzy_eligible", pa.table({"org_ref": pa.array(eligible, pa.string())})
+        )
         stops = ", ".join(f"'{t}'" for t in STOP_TOKENS)
         # streamed from the connection itself: its temp tables are not visible to a cursor, and
         # nothing else runs on it while the pairs are consumed
@@ -1194,18 +1193,14 @@ def _temp_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> N
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _ft_arrow")
 
 
-def _reuse_display(con: duckdb.DuckDBPyConnection, rows: list[MatchRow]) -> set[int]:
-    """Keep the decisions' basis as the temp table _ft_basis, and in _ft_shown what the stored
-    rows of the same basis show when their two references' mentions are unchanged
-    (_ft_digests against the stored hashes: only the mentions change what a row shows).
-    Returns the indexes of `rows` so displayed; the others are to render.
+def _reuse_display(con: duckdb.DuckDBPyConnection) -> set[int]:
+    """Into the temp table _ft_shown, for the decisions of _ft_basis, what the stored rows of
+    the same basis show when their two references' mentions are unchanged (not in
+    _ft_changed: only the mentions change what a row shows). Returns the indexes (step - 1)
+    of the decisions so displayed; the others are to render.
 
     The join runs in DuckDB, so what the 76k stored rows show never passes through Python
     (0.27 s at scale 1 when it was read into a dict)."""
-    _temp_table(con, "_ft_basis", _basis_table(rows, range(1, len(rows) + 1)))
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _ft_changed AS " + changed_refs(INT_ORG_MATCHES, "mentions")
-    )
     basis = ", ".join(BASIS_COLUMNS)
     same = " AND ".join(f"b.{c} IS NOT DISTINCT FROM s.{c}" for c in BASIS_COLUMNS)
     con.execute(
@@ -1223,7 +1218,6 @@ def _reuse_display(con: duckdb.DuckDBPyConnection, rows: list[MatchRow]) -> set[
         JOIN {INT_ORG_MATCHES.qualified} m ON m.step = s.stored_step
         """
     )
-    con.execute("DROP TABLE _ft_changed")
     return {step - 1 for (step,) in con.execute("SELECT step FROM _ft_shown").fetchall()}
 
 
@@ -1246,13 +1240,14 @@ def build_int_org_matches(
     t = time.perf_counter()
     ref_digests(con, decisions=True)
     why, as_built = _why_rematch(con, context)
-    timings = {"digests_s": time.perf_counter() - t}
-    if why is None:
-        t = time.perf_counter()
+    if as_built:  # the references whose mentions changed: their rows are rendered again
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _ft_changed AS "
             + changed_refs(INT_ORG_MATCHES, "mentions")
         )
+    timings = {"digests_s": time.perf_counter() - t}
+    if why is None:
+        t = time.perf_counter()
         rows, steps = _rerender(con)
         _temp_table(con, "_ft_basis", _basis_table(rows, steps))
         _temp_table(con, "_ft_shown", _shown_table(rows, steps))
@@ -1268,21 +1263,21 @@ def build_int_org_matches(
         reused: set[int] = set()
 
         def displayed(decided: list[MatchRow]) -> set[int]:
-            reused.update(_reuse_display(con, decided))
+            _temp_table(con, "_ft_basis", _basis_table(decided, range(1, len(decided) + 1)))
+            if as_built:
+                reused.update(_reuse_display(con))
+            else:
+                _temp_table(con, "_ft_shown", _shown_table([], []))
             return reused
 
-        rows, more = match_organisations(con, overrides, config, displayed if as_built else None)
+        rows, more = match_organisations(con, overrides, config, displayed)
         timings.update(more)
         t = time.perf_counter()
-        if not as_built:
-            _temp_table(con, "_ft_basis", _basis_table(rows, range(1, len(rows) + 1)))
         rendered = [i for i in range(len(rows)) if i not in reused]
-        shown = _shown_table([rows[i] for i in rendered], [i + 1 for i in rendered])
-        if as_built:
-            with registered_table(con, "_ft_arrow", shown):
-                con.execute("INSERT INTO _ft_shown SELECT * FROM _ft_arrow")
-        else:
-            _temp_table(con, "_ft_shown", shown)
+        with registered_table(
+            con, "_ft_arrow", _shown_table([rows[i] for i in rendered], [i + 1 for i in rendered])
+        ):
+            con.execute("INSERT INTO _ft_shown SELECT * FROM _ft_arrow")
         timings["rows_s"] = time.perf_counter() - t
         path = f"all decisions taken again: {why}"
     t = time.perf_counter()
@@ -1313,7 +1308,8 @@ def build_int_org_matches(
         con.execute("ROLLBACK")
         raise
     finally:
-        con.execute("DROP TABLE IF EXISTS _ft_basis; DROP TABLE IF EXISTS _ft_shown")
+        for table in ("_ft_basis", "_ft_shown", "_ft_changed"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
     timings["write_s"] = time.perf_counter() - t
     return BuildResult(n, path, timings)
 
