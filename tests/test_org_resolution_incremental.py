@@ -135,6 +135,21 @@ def test_a_file_of_known_references_keeps_the_decisions_and_equals_a_full_build(
     assert after == _from_scratch(con)
 
 
+def test_a_registered_id_published_with_another_country_keeps_the_decisions() -> None:
+    """A registered id's countries are its register's: a source that publishes one for it (an
+    OCDS party's address) changes nothing matching reads."""
+    con = _con()
+    _build(con)
+    before = _tables(con)
+    _mention(con, "GB-COH-09990002", "Quayside Digital Ltd", country="FR", system="ocds")
+    _mention(con, "GB-COH-09990003", "Tidewater Community Gardens Ltd", country=None)
+    paths = _build(con)
+    assert paths[0].startswith(KEPT) and "2 reference(s)" in paths[0]
+    after = _tables(con)
+    assert after[0] != before[0]  # the exact-name row shows the new source system
+    assert after == _from_scratch(con)
+
+
 def test_identity_reads_its_links_back_while_the_clusters_keep_their_shape() -> None:
     con = _con()
     _build(con)
@@ -179,6 +194,8 @@ def test_nothing_changed_redoes_nothing() -> None:
         lambda con: _mention(con, "360G-HBT-ORG-9", "Quayside Digital", file="360giving/b.csv"),
         # a known reference in a new country: candidates it was compatible with may not be
         lambda con: _mention(con, "360G-HBT-ORG-7", "Tidewater Comunity Gardens", country="FR"),
+        # the same for a PIC: its countries are the published ones, it has no register
+        lambda con: _mention(con, "XI-PIC-900001", "HARBOUR ARTS TRUST", country="FR"),
         # a new identifier
         lambda con: _mention(
             con, "GB-COH-09990003", "Tidewater Community Gardens Ltd", ids=["VAT:GB123"]

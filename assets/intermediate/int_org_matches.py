@@ -34,7 +34,8 @@ pairs; `intermediate.int_org_identity` turns them into canonical ids.
 Incremental runs. A row is a decision (refs, method, score, accepted, why, and what it rests
 on: the identifier or name keys, kept in `quality.org_match_basis`) plus what it shows (names,
 evidence with files, systems), rendered afterwards from the mentions of its two references.
-Matching reads, per reference, only its kinds, countries, the keys of its names and its
+Matching reads, per reference, only its kinds, countries (a registered id's are its
+register's, so the countries its mentions publish are not read), the keys of its names and its
 identifiers; `quality.key_digests` keeps a hash of those (`decision`) and one of
 all its mention columns (`mentions`), and `quality.build_fingerprints` the fingerprint of
 code, thresholds, overrides and org-id prefixes and the row count (under
@@ -1068,8 +1069,9 @@ def ref_digests(con: duckdb.DuckDBPyConnection, decisions: bool) -> None:
     """The temp table _ft_digests: per reference, hashes of its mentions.
 
     `mentions` covers every column. `decision` (only with `decisions`) covers what matching
-    reads: kinds, countries, the name keys of named organisation mentions and identifiers,
-    as a set, so a new file that repeats them for a known reference changes nothing.
+    reads: kinds, countries (not for a registered id, whose register gives them), the name
+    keys of named organisation mentions and identifiers, as a set, so a new file that repeats
+    them for a known reference, or publishes a company's country, changes nothing.
     """
     cols = ", ".join(table_columns(con, INT_ORG_MENTIONS.qualified) or [])
     mentions = f"""SELECT org_ref, sum(hash({cols})) AS mentions
@@ -1086,7 +1088,10 @@ def ref_digests(con: duckdb.DuckDBPyConnection, decisions: bool) -> None:
         SELECT org_ref, d.decision, m.mentions
         FROM ({mentions}) m JOIN (
           SELECT org_ref, sum(hash(kind, country, k, identifiers)) AS decision FROM (
-            SELECT DISTINCT org_ref, kind, country, identifiers,
+            -- a registered id's countries are its register's (_load_refs): the ones its
+            -- mentions publish are not read
+            SELECT DISTINCT org_ref, kind, identifiers,
+              CASE WHEN ft_ref_rank(org_ref) <> {RANK_REGISTRY} THEN country END AS country,
               CASE WHEN name IS NOT NULL AND kind = 'organisation' THEN name_key END AS k
             FROM {INT_ORG_MENTIONS.qualified})
           GROUP BY org_ref) d USING (org_ref)
