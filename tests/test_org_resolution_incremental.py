@@ -6,6 +6,7 @@ state), so a decision kept when it should have been taken again, or a row not re
 here. Fixtures write int_org_mentions directly: a few references of each match method.
 """
 
+import random
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -235,6 +236,120 @@ def test_the_fallback_changes_decisions_a_replay_would_have_kept() -> None:
         "WHERE method = 'exact_name' AND accepted"
     ).fetchall()
     assert ("360G-HBT-ORG-9", "GB-COH-09990002") in accepted
+
+
+def test_new_references_that_share_nothing_with_others_keep_the_decisions() -> None:
+    """A file of organisations nobody published before: names, words and identifiers of
+    their own. Matching would take the same decisions and none about them."""
+    con = _con()
+    _build(con)
+    before = _tables(con)
+    _mention(con, "360G-HBT-ORG-42", "Lonely Lighthouse Society", file="360giving/b.csv")
+    _mention(con, "GB-CHC-1199999", "Zephyr Bellringers", ids=["VAT:GB999"], system="ocds")
+    _mention(con, "FT-PERSON-2", "John Roe", kind="person", file="360giving/b.csv")
+    paths = _build(con)
+    assert paths[0].startswith(f"{KEPT} (3 new reference(s) share nothing")
+    assert paths[1] == "3 reference(s) redone (mentions or links changed)"
+    after = _tables(con)
+    assert after[0] == before[0] and len(after[1]) == len(before[1]) + 3
+    assert after == _from_scratch(con)
+
+
+# a new reference with a number of its own: no fuzzy pair (numbers must agree), so only what
+# it does to the blocks of the others connects it
+_NUMBERED = ("360G-HBT-ORG-53", "Tidewater Gardens Trust No 5")
+
+
+@pytest.mark.parametrize(
+    ("new", "config", "why"),
+    [
+        # an override names it (it was invalid while nobody published the reference)
+        (("360G-HBT-ORG-50", "Harbour Lanterns"), MATCH_CONFIG, "an override names"),
+        (("XI-PIC-900002", "Lanterns Of The Harbour"), MATCH_CONFIG, "shares the identifier"),
+        (("360G-HBT-ORG-51", "Quayside Digital"), MATCH_CONFIG, "shares the name key"),
+        (("360G-HBT-ORG-52", "Tidewater Comunity Gardns"), MATCH_CONFIG, "fuzzy candidate"),
+        # a registered id, candidate of a weak reference that had none: the weak one joins
+        (("GB-COH-09990060", "Lanterm Makers Guild Ltd"), MATCH_CONFIG, "fuzzy candidate"),
+        # its block "gardens tidewater" takes the one the fuzzy pair shares past the cap
+        (_NUMBERED, MatchConfig(block_max_refs=2), 'block "gardens tidewater"'),
+        # "gardens" gets one reference more: the rarest words of longer names may change
+        (_NUMBERED, MatchConfig(block_max_tokens=2), "counts among the rarest words"),
+    ],
+)
+def test_a_new_reference_connected_to_others_takes_every_decision_again(
+    tmp_path: Path, new: tuple[str, str], config: MatchConfig, why: str
+) -> None:
+    con = _con()
+    path = _overrides(tmp_path / "overrides.csv", [("360G-HBT-ORG-50", "XI-PIC-900001", "same")])
+    _mention(con, "360G-HBT-ORG-60", "Lantern Makers Guild", file="360giving/a.csv")
+    _build(con, path, config)
+    ref, name = new
+    ids = ["VAT:GB123"] if ref == "XI-PIC-900002" else None
+    _mention(con, ref, name, ids=ids, file="360giving/b.csv")
+    paths = _build(con, path, config)
+    assert paths[0].startswith(f"{RETAKEN}: what matching reads changed for 1 reference(s): ")
+    assert why in paths[0]
+    assert _tables(con) == _from_scratch(con, path, config)
+
+
+def test_the_block_cap_is_why_a_new_reference_changes_decisions() -> None:
+    """The case the block check exists for: a new name that pairs with nobody still drops
+    the block a fuzzy decision rested on."""
+    config = MatchConfig(block_max_refs=2)
+    con = _con()
+    _build(con, config=config)
+    fuzzy = f"SELECT count(*) FROM {INT_ORG_MATCHES.qualified} WHERE method = 'fuzzy_name'"
+    assert con.execute(fuzzy).fetchall() == [(1,)]
+    _mention(con, *_NUMBERED, file="360giving/b.csv")
+    assert _build(con, config=config)[0].startswith(RETAKEN)
+    assert con.execute(fuzzy).fetchall() == [(0,)]
+
+
+_WORDS = ("harbour", "tidewater", "community", "gardens", "trust", "digital", "arts", "quay")
+
+
+def _random_run(seed: int) -> bool:
+    """Twenty references of random names, ids and kinds over a small vocabulary, built, then
+    one to three new ones (some of words nobody else uses), with tight block caps: the
+    result must be the full build's. Returns whether the decisions were kept."""
+    rng = random.Random(seed)
+    config = MatchConfig(block_max_refs=3, block_max_tokens=3)
+
+    def word(fresh: float) -> str:
+        if rng.random() < fresh:  # a word nobody else uses
+            return "".join(rng.choice("bcdfgklmnprstvz") for _ in range(7))
+        return rng.choice(_WORDS)
+
+    def mention(i: int, fresh: float = 0.0) -> None:
+        name = " ".join(dict.fromkeys(word(fresh) for _ in range(rng.randint(2, 4))))
+        if rng.random() < 0.3:
+            name = name.replace("a", "e", 1)  # a typo
+        if rng.random() < 0.3:
+            name += f" no {rng.randint(1, 3)}"
+        ref = rng.choice(
+            [f"GB-COH-0999{i:04d}", f"360G-HBT-ORG-{i}", f"XI-PIC-9{i:05d}", _name_ref(con, name)]
+        )
+        ids = [f"VAT:GB{rng.randint(1, 30)}"] if rng.random() < 0.2 else None
+        kind = "person" if rng.random() < 0.1 else "organisation"
+        country = rng.choice(["GB", "GB", "FR", None])
+        _mention(con, ref, name, ids=ids, kind=kind, country=country)
+
+    con = _con()
+    for i in range(100, 120):
+        mention(i)
+    _build(con, config=config)
+    fresh = rng.choice([0.3, 0.6, 0.9])
+    for i in range(200, 200 + rng.randint(1, 3)):
+        mention(i, fresh)
+    kept = _build(con, config=config)[0].startswith(KEPT)
+    assert _tables(con) == _from_scratch(con, config=config), f"seed {seed}"
+    return kept
+
+
+def test_random_new_references_equal_a_full_build() -> None:
+    kept = [_random_run(seed) for seed in range(30)]
+    # both paths taken, or the runs prove little
+    assert 3 <= sum(kept) <= len(kept) - 3, kept
 
 
 def test_decisions_taken_again_render_only_the_rows_of_references_that_changed() -> None:

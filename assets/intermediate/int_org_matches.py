@@ -43,8 +43,12 @@ code, thresholds, overrides and org-id prefixes and the row count (under
 every rebuild). When that fingerprint and every reference's `decision` hash are unchanged (no
 reference added or gone), matching would read exactly what it read last time and, being
 deterministic, take the same decisions: they are kept and only the rows of references whose
-`mentions` hash changed are rendered again (a new file of known recipients). Anything else
-takes every decision again. Rows and state are written in one transaction, so a failed build
+`mentions` hash changed are rendered again (a new file of known recipients). They are kept
+too when the only references whose `decision` hash changed are new ones that share nothing
+matching reads with any other (`_apart`: no override names them, no identifier, name key or
+fuzzy pair joins them to another, and they push no block past its cap nor change which words
+of a longer name are its rarest): a file of organisations nobody published before. Anything
+else takes every decision again. Rows and state are written in one transaction, so a failed build
 leaves both as they were.
 """
 
@@ -73,7 +77,12 @@ from assets.common.fingerprint import (
     skip_unchanged,
     stored_entry,
 )
-from assets.common.key_digests import changed_keys_sql, ensure_key_digests, store_digests
+from assets.common.key_digests import (
+    changed_keys_sql,
+    ensure_key_digests,
+    store_digests,
+    stored_sql,
+)
 from assets.common.python_gc import gc_paused
 from assets.common.tables import (
     Column,
@@ -418,13 +427,120 @@ def _files_text(first: list[str], count: int) -> str:
 NameKeys = dict[str, list[str]]
 
 
+def create_refs_table(con: duckdb.DuckDBPyConnection) -> None:
+    """The temp table _ft_refs: per reference what matching reads of it (rank, scheme, kind,
+    countries, whether it may match) and the name it is shown with."""
+    prefixes = (
+        f"SELECT prefix, country FROM {ORGID_PREFIXES.qualified} WHERE country IS NOT NULL"
+        if table_columns(con, ORGID_PREFIXES.qualified)
+        else "SELECT NULL::VARCHAR AS prefix, NULL::VARCHAR AS country WHERE false"
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _ft_refs AS
+        WITH r AS (
+          SELECT org_ref, ft_ref_rank(org_ref) AS rank,
+            CASE WHEN starts_with(org_ref, 'FT-REDACTED-') OR bool_or(kind = 'redacted') THEN 'redacted'
+                 WHEN bool_or(kind = 'person') THEN 'person'
+                 WHEN bool_or(kind = 'individual') THEN 'individual'
+                 WHEN bool_and(kind = 'partnership') THEN 'partnership'
+                 ELSE 'organisation' END AS kind,
+            list_sort(list(DISTINCT country) FILTER (WHERE country IS NOT NULL)) AS countries,
+            {_REF_NAME} AS name
+          FROM (SELECT org_ref, kind, country, name, sum(records) AS records
+                FROM {INT_ORG_MENTIONS.qualified} GROUP BY ALL)
+          GROUP BY org_ref
+        ),
+        register_country AS (
+          SELECT r.org_ref, arg_max(p.country, length(p.prefix)) AS country
+          FROM r JOIN ({prefixes}) p ON starts_with(r.org_ref || '-', p.prefix || '-')
+          WHERE r.rank = 0
+          GROUP BY r.org_ref
+        )
+        SELECT r.org_ref, r.rank, ft_ref_scheme(r.org_ref) AS scheme, r.kind,
+          -- a registered id's country is its register's; else what the sources publish
+          coalesce(CASE WHEN r.rank = 0 THEN
+            list_filter([coalesce(c.country,
+              CASE WHEN NOT regexp_matches(r.org_ref, '^(XI|XM)-')
+                   THEN regexp_extract(r.org_ref, '^([A-Z]{{2}})-', 1) END)],
+              lambda x: x IS NOT NULL) END,
+            r.countries, []::VARCHAR[]) AS countries, r.name,
+          r.kind = 'organisation' AND r.rank < {RANK_NEVER} AS matchable
+        FROM r LEFT JOIN register_country c USING (org_ref)
+        """
+    )
+
+
+def create_names_table(con: duckdb.DuckDBPyConnection, config: MatchConfig) -> None:
+    """The temp table _ft_names: the name keys of each matchable reference of _ft_refs (the
+    shorter ones fuzzy matching may use included)."""
+    placeholders = ", ".join(f"'{k}'" for k in PLACEHOLDER_NAME_KEYS)
+    min_length = min(2, config.fuzzy_min_key_length)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _ft_names AS
+        SELECT DISTINCT org_ref, name_key AS k
+        FROM {INT_ORG_MENTIONS.qualified}
+        SEMI JOIN (SELECT org_ref FROM _ft_refs WHERE matchable) USING (org_ref)
+        WHERE name IS NOT NULL AND kind = 'organisation' AND name_key IS NOT NULL
+          AND length(name_key) >= {min_length} AND name_key NOT IN ({placeholders})
+        """
+    )
+
+
+def _block_ctes(cfg: MatchConfig) -> str:
+    """The CTEs of fuzzy blocking over _ft_names and _ft_refs, ending in `block_tokens`: per
+    matchable reference and name key (k) of at least `fuzzy_min_key_length`, its numbers
+    and initials (fixed), its blocks that `block_max_refs` keeps, its rank and countries.
+    `name_blocks` holds every block before that cap, `ranked` each name's usable tokens."""
+    stops = ", ".join(f"'{t}'" for t in STOP_TOKENS)
+    return f"""
+        usable AS (
+          -- numbers and initials a fuzzy match may not change ("Academy 1" vs "Academy 2")
+          SELECT org_ref, k, list_sort(list_filter(string_split(k, ' '),
+                   lambda x: length(x) <= 2 OR regexp_matches(x, '[0-9]'))) AS fixed
+          FROM _ft_names WHERE length(k) >= {cfg.fuzzy_min_key_length}
+        ),
+        tokens AS (
+          SELECT DISTINCT org_ref, k, fixed, t FROM (
+            SELECT org_ref, k, fixed, unnest(string_split(k, ' ')) AS t FROM usable)
+          WHERE length(t) >= {cfg.block_min_token_length} AND t NOT IN ({stops})
+        ),
+        token_refs AS (SELECT t, count(DISTINCT org_ref) AS n FROM tokens GROUP BY t),
+        -- the rarest tokens of each name (long names keep {cfg.block_max_tokens})
+        ranked AS (
+          SELECT tokens.*, count(*) OVER (PARTITION BY org_ref, k) AS tokens_in_name,
+            row_number() OVER (PARTITION BY org_ref, k ORDER BY token_refs.n, t) AS i
+          FROM tokens JOIN token_refs USING (t)
+        ),
+        kept AS (SELECT * FROM ranked WHERE i <= {cfg.block_max_tokens}),
+        -- blocks: every pair of tokens (a typo in one word of a three-word name leaves a
+        -- pair intact); short names also block on single words
+        name_blocks AS (
+          SELECT a.org_ref, a.k, a.fixed, a.t || ' ' || b.t AS block
+          FROM kept a JOIN kept b ON b.org_ref = a.org_ref AND b.k = a.k AND a.t < b.t
+          UNION ALL
+          SELECT org_ref, k, fixed, t FROM kept WHERE tokens_in_name <= 2
+        ),
+        blocks AS (
+          SELECT block FROM name_blocks GROUP BY block
+          HAVING count(DISTINCT org_ref) <= {cfg.block_max_refs}
+        ),
+        block_tokens AS (
+          SELECT nb.*, f.rank, f.countries
+          FROM name_blocks nb SEMI JOIN blocks USING (block) JOIN _ft_refs f USING (org_ref)
+        )
+        """
+
+
 class Matcher:
     """Takes the decisions in order; `rows` is the content of int_org_matches."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, config: MatchConfig):
+    def __init__(self, con: duckdb.DuckDBPyConnection, config: MatchConfig, prepared: bool = False):
         self.con = con
         self.config = config
-        self.refs = self._load_refs()
+        self.prepared = prepared  # _ft_refs and _ft_names made already (`_unconnected`)
+        self.refs = self._load_refs(prepared)
         self.clusters = Clusters(self.refs)
         self.rows: list[MatchRow] = []
         self.ambiguous: set[str] = set()
@@ -432,47 +548,11 @@ class Matcher:
         self._country_notes: dict[frozenset[str], str] = {}  # countries -> "GB/IE"
 
     # ---- inputs
-    def _load_refs(self) -> dict[str, RefInfo]:
-        """Every reference, also kept as the temp table _ft_refs for the set-based steps."""
-        prefixes = (
-            f"SELECT prefix, country FROM {ORGID_PREFIXES.qualified} WHERE country IS NOT NULL"
-            if table_columns(self.con, ORGID_PREFIXES.qualified)
-            else "SELECT NULL::VARCHAR AS prefix, NULL::VARCHAR AS country WHERE false"
-        )
-        self.con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE _ft_refs AS
-            WITH r AS (
-              SELECT org_ref, ft_ref_rank(org_ref) AS rank,
-                CASE WHEN starts_with(org_ref, 'FT-REDACTED-') OR bool_or(kind = 'redacted') THEN 'redacted'
-                     WHEN bool_or(kind = 'person') THEN 'person'
-                     WHEN bool_or(kind = 'individual') THEN 'individual'
-                     WHEN bool_and(kind = 'partnership') THEN 'partnership'
-                     ELSE 'organisation' END AS kind,
-                list_sort(list(DISTINCT country) FILTER (WHERE country IS NOT NULL)) AS countries,
-                {_REF_NAME} AS name
-              FROM (SELECT org_ref, kind, country, name, sum(records) AS records
-                    FROM {INT_ORG_MENTIONS.qualified} GROUP BY ALL)
-              GROUP BY org_ref
-            ),
-            register_country AS (
-              SELECT r.org_ref, arg_max(p.country, length(p.prefix)) AS country
-              FROM r JOIN ({prefixes}) p ON starts_with(r.org_ref || '-', p.prefix || '-')
-              WHERE r.rank = 0
-              GROUP BY r.org_ref
-            )
-            SELECT r.org_ref, r.rank, ft_ref_scheme(r.org_ref) AS scheme, r.kind,
-              -- a registered id's country is its register's; else what the sources publish
-              coalesce(CASE WHEN r.rank = 0 THEN
-                list_filter([coalesce(c.country,
-                  CASE WHEN NOT regexp_matches(r.org_ref, '^(XI|XM)-')
-                       THEN regexp_extract(r.org_ref, '^([A-Z]{{2}})-', 1) END)],
-                  lambda x: x IS NOT NULL) END,
-                r.countries, []::VARCHAR[]) AS countries, r.name,
-              r.kind = 'organisation' AND r.rank < {RANK_NEVER} AS matchable
-            FROM r LEFT JOIN register_country c USING (org_ref)
-            """
-        )
+    def _load_refs(self, prepared: bool) -> dict[str, RefInfo]:
+        """Every reference, also kept as the temp table _ft_refs for the set-based steps
+        (`prepared`: already made, by `create_refs_table`)."""
+        if not prepared:
+            create_refs_table(self.con)
         # countries as one string (no list per row to convert); equal sets share one frozenset
         rows = self.con.execute(
             "SELECT org_ref, rank, scheme, kind, CASE WHEN len(countries) > 0 "
@@ -623,18 +703,8 @@ class Matcher:
         Also kept as the temp table _ft_names (with the shorter keys fuzzy may use): the one
         pass over the mentions both name steps need.
         """
-        placeholders = ", ".join(f"'{k}'" for k in PLACEHOLDER_NAME_KEYS)
-        min_length = min(2, self.config.fuzzy_min_key_length)
-        self.con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE _ft_names AS
-            SELECT DISTINCT org_ref, name_key AS k
-            FROM {INT_ORG_MENTIONS.qualified}
-            SEMI JOIN (SELECT org_ref FROM _ft_refs WHERE matchable) USING (org_ref)
-            WHERE name IS NOT NULL AND kind = 'organisation' AND name_key IS NOT NULL
-              AND length(name_key) >= {min_length} AND name_key NOT IN ({placeholders})
-            """
-        )
+        if not self.prepared:
+            create_names_table(self.con, self.config)
         out: NameKeys = defaultdict(list)
         for ref, key in self.con.execute(
             "SELECT org_ref, k FROM _ft_names WHERE length(k) >= 2 ORDER BY org_ref, k"
@@ -715,46 +785,11 @@ class Matcher:
         _temp_table(
             self.con, "_ft_fuzzy_eligible", pa.table({"org_ref": pa.array(eligible, pa.string())})
         )
-        stops = ", ".join(f"'{t}'" for t in STOP_TOKENS)
         # streamed from the connection itself: its temp tables are not visible to a cursor, and
         # nothing else runs on it while the pairs are consumed
         cur = self.con.sql(
             f"""
-            WITH usable AS (
-              -- numbers and initials a fuzzy match may not change ("Academy 1" vs "Academy 2")
-              SELECT org_ref, k, list_sort(list_filter(string_split(k, ' '),
-                       lambda x: length(x) <= 2 OR regexp_matches(x, '[0-9]'))) AS fixed
-              FROM _ft_names WHERE length(k) >= {cfg.fuzzy_min_key_length}
-            ),
-            tokens AS (
-              SELECT DISTINCT org_ref, k, fixed, t FROM (
-                SELECT org_ref, k, fixed, unnest(string_split(k, ' ')) AS t FROM usable)
-              WHERE length(t) >= {cfg.block_min_token_length} AND t NOT IN ({stops})
-            ),
-            token_refs AS (SELECT t, count(DISTINCT org_ref) AS n FROM tokens GROUP BY t),
-            -- the rarest tokens of each name (long names keep {cfg.block_max_tokens})
-            ranked AS (
-              SELECT tokens.*, count(*) OVER (PARTITION BY org_ref, k) AS tokens_in_name,
-                row_number() OVER (PARTITION BY org_ref, k ORDER BY token_refs.n, t) AS i
-              FROM tokens JOIN token_refs USING (t)
-            ),
-            kept AS (SELECT * FROM ranked WHERE i <= {cfg.block_max_tokens}),
-            -- blocks: every pair of tokens (a typo in one word of a three-word name leaves a
-            -- pair intact); short names also block on single words
-            name_blocks AS (
-              SELECT a.org_ref, a.k, a.fixed, a.t || ' ' || b.t AS block
-              FROM kept a JOIN kept b ON b.org_ref = a.org_ref AND b.k = a.k AND a.t < b.t
-              UNION ALL
-              SELECT org_ref, k, fixed, t FROM kept WHERE tokens_in_name <= 2
-            ),
-            blocks AS (
-              SELECT block FROM name_blocks GROUP BY block
-              HAVING count(DISTINCT org_ref) <= {cfg.block_max_refs}
-            ),
-            block_tokens AS (
-              SELECT nb.*, f.rank, f.countries
-              FROM name_blocks nb SEMI JOIN blocks USING (block) JOIN _ft_refs f USING (org_ref)
-            ),
+            WITH {_block_ctes(cfg)},
             -- the eligible side first: joined last, the block self-join spilled GBs to disk
             eligible_tokens AS MATERIALIZED (
               SELECT * FROM block_tokens SEMI JOIN _ft_fuzzy_eligible USING (org_ref)
@@ -863,16 +898,18 @@ def match_organisations(
     overrides: list[Override],
     config: MatchConfig = MATCH_CONFIG,
     displayed: Callable[[list[MatchRow]], set[int]] | None = None,
+    prepared: bool = False,
 ) -> tuple[list[MatchRow], dict[str, float]]:
     """Decide every candidate pair over intermediate.int_org_mentions (see the module doc).
 
     `displayed`: given the decisions, the indexes of those whose names, evidence and systems
-    the caller has already (`_reuse_display`); only the others are rendered."""
+    the caller has already (`_reuse_display`); only the others are rendered. `prepared`:
+    _ft_refs and _ft_names are made already, from the same mentions (`_apart`)."""
     with gc_paused():
         install_macros(con)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        m = Matcher(con, config)
+        m = Matcher(con, config, prepared)
         timings["load_refs_s"] = time.perf_counter() - t0
         for label, step in (
             ("overrides_s", lambda: m.apply_overrides(overrides)),
@@ -1144,9 +1181,10 @@ def changed_refs(spec: TableSpec, column: str) -> str:
     return f"SELECT key AS org_ref FROM ({changed})"
 
 
-def _why_rematch(con: duckdb.DuckDBPyConnection, context: str) -> tuple[str | None, bool]:
+def _why_rematch(con: duckdb.DuckDBPyConnection, context: str) -> tuple[str | None, bool, int]:
     """(why the decisions must be taken again, or None when the stored ones provably stand;
-    whether the stored rows are as last built, in this context).
+    whether the stored rows are as last built, in this context; how many references changed
+    what matching reads, then).
 
     They stand when the table and its basis are as last built, in the same context, and
     every reference has the same decision digest: then matching would read exactly what it
@@ -1154,12 +1192,135 @@ def _why_rematch(con: duckdb.DuckDBPyConnection, context: str) -> tuple[str | No
     """
     why = stored_state(con, INT_ORG_MATCHES, DECISIONS_KEY, context)
     if why is not None:
-        return why, False
+        return why, False, 0
     basis = scalar_int(con, f"SELECT count(*) FROM {MATCH_BASIS}")
     if basis != scalar_int(con, f"SELECT count(*) FROM {INT_ORG_MATCHES.qualified}"):
-        return "the table changed since it was built", False
+        return "the table changed since it was built", False, 0
     n = scalar_int(con, f"SELECT count(*) FROM ({changed_refs(INT_ORG_MATCHES, 'decision')})")
-    return (f"what matching reads changed for {n} reference(s)" if n else None), True
+    return (f"what matching reads changed for {n} reference(s)" if n else None), True, n
+
+
+def _apart(
+    con: duckdb.DuckDBPyConnection,
+    changed: int,
+    overrides: list[Override],
+    config: MatchConfig,
+) -> str | None:
+    """None when the `changed` references whose decision digest changed are all new ones
+    that share nothing matching reads with any other reference: then matching would take
+    the stored decisions again, in the same order, and none about them. Else what they
+    share. Leaves _ft_refs and _ft_names made (`Matcher(prepared=True)`).
+
+    Matching connects two references only through an override naming them, a shared
+    identifier, a shared name key, or a fuzzy pair (a shared block, the same numbers and
+    initials, compatible countries, a score at the report floor). A new reference also
+    weighs on others' blocks: by the references counted per block (`block_max_refs`) and per
+    word (which words of a long name are its rarest). Each is checked, the fuzzy pair from
+    either side, whatever the clusters: a superset of what matching would consider.
+    """
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _ft_added AS SELECT c.org_ref FROM "
+        f"({changed_refs(INT_ORG_MATCHES, 'decision')}) c ANTI JOIN "
+        f"({stored_sql(_digests_state(INT_ORG_MATCHES, 'decision'))}) s ON s.key = c.org_ref"
+    )
+    create_refs_table(con)
+    create_names_table(con, config)
+    added = scalar_int(con, "SELECT count(*) FROM _ft_added")
+    if added != changed:
+        return f"{changed - added} known reference(s) changed or are gone"
+    if overrides:
+        with registered(
+            con, "_ft_tmp", {"ref": [r for o in overrides for r in (o.ref_a, o.ref_b)]}
+        ):
+            named = con.execute(
+                "SELECT first(ref) FROM _ft_tmp WHERE ft_override_ref(ref) IN "
+                "(SELECT org_ref FROM _ft_added)"
+            ).fetchall()[0][0]
+        if named is not None:
+            return f"an override names the new reference {named}"
+    shared = con.execute(
+        f"""
+        WITH keys AS (
+          SELECT DISTINCT org_ref, unnest(identifiers) AS key FROM {INT_ORG_MENTIONS.qualified}
+          UNION ALL
+          SELECT org_ref, org_ref FROM _ft_refs WHERE rank <= 2
+        ),
+        added AS (SELECT * FROM keys SEMI JOIN _ft_added USING (org_ref))
+        SELECT first(a.org_ref || ' shares the identifier ' || a.key || ' with ' || k.org_ref)
+        FROM added a JOIN keys k ON k.key = a.key AND k.org_ref <> a.org_ref
+        """
+    ).fetchall()[0][0]
+    if shared is not None:
+        return f"the new reference {shared}"
+    shared = con.execute(
+        """
+        SELECT first(a.org_ref || ' shares the name key "' || a.k || '" with ' || n.org_ref)
+        FROM _ft_names a SEMI JOIN _ft_added USING (org_ref)
+        JOIN _ft_names n ON n.k = a.k AND n.org_ref <> a.org_ref
+        """
+    ).fetchall()[0][0]
+    if shared is not None:
+        return f"the new reference {shared}"
+    cfg = config
+    # the new references' fuzzy pairs, from either side (the side that joins is never a
+    # registered id), whatever the clusters
+    pairs = f"""
+        added_tokens AS MATERIALIZED (
+          SELECT * FROM block_tokens SEMI JOIN _ft_added USING (org_ref)
+        ),
+        pairs AS (
+          SELECT DISTINCT a.org_ref AS a, a.k AS ak, b.org_ref AS b, b.k AS bk
+          FROM added_tokens a
+          JOIN block_tokens b ON b.block = a.block AND b.org_ref <> a.org_ref AND b.k <> a.k
+            AND b.fixed = a.fixed
+          WHERE greatest(a.rank, b.rank) <> {RANK_REGISTRY}
+            AND (len(a.countries) = 0 OR len(b.countries) = 0
+                 OR list_has_any(a.countries, b.countries))
+            AND 200 * least(length(a.k), length(b.k))
+                >= {cfg.fuzzy_report_min} * (length(a.k) + length(b.k))
+        )"""
+    # one statement, so the blocks are computed once for the three questions
+    crossing, long_name, n_pairs = con.execute(
+        f"""
+        WITH {_block_ctes(cfg)},
+        theirs AS (SELECT DISTINCT block FROM name_blocks SEMI JOIN _ft_added USING (org_ref)),
+        crossing AS (
+          SELECT block FROM name_blocks SEMI JOIN theirs USING (block) GROUP BY block
+          HAVING count(DISTINCT org_ref) > {cfg.block_max_refs}
+             AND count(DISTINCT org_ref) FILTER (
+               WHERE org_ref NOT IN (SELECT org_ref FROM _ft_added)) <= {cfg.block_max_refs}
+        ),
+        their_words AS (SELECT DISTINCT t FROM tokens SEMI JOIN _ft_added USING (org_ref)),
+        long_names AS (
+          SELECT org_ref FROM ranked SEMI JOIN their_words USING (t)
+          WHERE tokens_in_name > {cfg.block_max_tokens}
+            AND org_ref NOT IN (SELECT org_ref FROM _ft_added)
+        ),
+        {pairs}
+        SELECT (SELECT first(block) FROM crossing), (SELECT first(org_ref) FROM long_names),
+          (SELECT count(*) FROM pairs)
+        """
+    ).fetchall()[0]
+    if crossing is not None:
+        return f'the block "{crossing}" of a new name passes {cfg.block_max_refs} references'
+    if long_name is not None:
+        return f"a word of a new name counts among the rarest words of {long_name}'s name"
+    if n_pairs:
+        # scored like the matcher's pairs; streamed, and only until one reaches the floor
+        cur = con.sql(f"WITH {_block_ctes(cfg)}, {pairs} SELECT * FROM pairs ORDER BY ALL")
+        for chunk in cur.to_arrow_reader(20_000):
+            a_refs, a_keys, b_refs, b_keys = (chunk.column(i).to_pylist() for i in range(4))
+            scores = process.cpdist(
+                a_keys,
+                b_keys,
+                scorer=fuzz.token_sort_ratio,
+                score_cutoff=cfg.fuzzy_report_min,
+                dtype=np.float64,
+            ).tolist()
+            for a_ref, a_key, b_ref, score in zip(a_refs, a_keys, b_refs, scores, strict=True):
+                if score:
+                    return f'the new reference {a_ref} ("{a_key}") is a fuzzy candidate of {b_ref}'
+    return None
 
 
 def _rerender(con: duckdb.DuckDBPyConnection) -> tuple[list[MatchRow], list[int]]:
@@ -1244,13 +1405,25 @@ def build_int_org_matches(
     )
     t = time.perf_counter()
     ref_digests(con, decisions=True)
-    why, as_built = _why_rematch(con, context)
+    why, as_built, changed_refs_n = _why_rematch(con, context)
     if as_built:  # the references whose mentions changed: their rows are rendered again
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _ft_changed AS "
             + changed_refs(INT_ORG_MATCHES, "mentions")
         )
     timings = {"digests_s": time.perf_counter() - t}
+    kept = "no reference changed what matching reads"
+    prepared = False  # _ft_refs and _ft_names made by _apart
+    if why is not None and changed_refs_n:
+        t = time.perf_counter()
+        apart = _apart(con, changed_refs_n, overrides, config)
+        prepared = True
+        timings["apart_s"] = time.perf_counter() - t
+        if apart is None:
+            why = None
+            kept = f"{changed_refs_n} new reference(s) share nothing matching reads with others"
+        else:
+            why = f"{why}: {apart}"
     if why is None:
         t = time.perf_counter()
         rows, steps = _rerender(con)
@@ -1259,7 +1432,7 @@ def build_int_org_matches(
         timings["evidence_s"] = time.perf_counter() - t
         changed = scalar_int(con, "SELECT count(*) FROM _ft_changed")
         path = (
-            f"decisions kept (no reference changed what matching reads); evidence redone for "
+            f"decisions kept ({kept}); evidence redone for "
             f"{len(rows)} row(s) of {changed} reference(s) whose mentions changed"
         )
     else:
@@ -1275,7 +1448,7 @@ def build_int_org_matches(
                 _temp_table(con, "_ft_shown", _shown_table([], []))
             return reused
 
-        rows, more = match_organisations(con, overrides, config, displayed)
+        rows, more = match_organisations(con, overrides, config, displayed, prepared)
         timings.update(more)
         t = time.perf_counter()
         rendered = [i for i in range(len(rows)) if i not in reused]
@@ -1313,7 +1486,7 @@ def build_int_org_matches(
         con.execute("ROLLBACK")
         raise
     finally:
-        for table in ("_ft_basis", "_ft_shown", "_ft_changed"):
+        for table in ("_ft_basis", "_ft_shown", "_ft_changed", "_ft_added"):
             con.execute(f"DROP TABLE IF EXISTS {table}")
     timings["write_s"] = time.perf_counter() - t
     return BuildResult(n, path, timings)
