@@ -30,7 +30,10 @@ file the benchmark drops in for its one-new-file run; `extra-new-orgs/360giving/
 bench-extra-new-organisations.csv` is the same kind of file where one recipient in twenty is an
 organisation no file has published before (its one-new-file run with new organisations);
 `extra-ocds/ocds/bench-extra-releases.jsonl` holds 5,000 OCDS releases of new contracting
-processes (its one-new-OCDS-file run).
+processes (its one-new-OCDS-file run); `extra-near-names/360giving/bench-extra-near-names.csv`
+is a 360Giving file where one recipient in twenty is a known organisation's name with a typo
+and no identifier (its run with names close to known ones: matching takes every decision
+again).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-GENERATOR_VERSION = "7"
+GENERATOR_VERSION = "8"
 FUNDING_ROWS_AT_SCALE_1 = 1_000_000
 OCDS_RELEASES_AT_SCALE_1 = 500_000
 BODS_STATEMENTS_AT_SCALE_1 = 200_000
@@ -61,6 +64,9 @@ EXTRA_ROWS = 1_000
 EXTRA_NEW_ORGS_DIR = "extra-new-orgs"
 EXTRA_NEW_ORGS_FILE = "360giving/bench-extra-new-organisations.csv"
 NEW_ORG_EVERY = 20  # in that file: 50 recipients of 1,000 are new organisations
+EXTRA_NEAR_NAMES_DIR = "extra-near-names"
+EXTRA_NEAR_NAMES_FILE = "360giving/bench-extra-near-names.csv"
+NEAR_NAME_EVERY = 20  # in that file: 50 recipients are known organisations' names with a typo
 EXTRA_OCDS_DIR = "extra-ocds"
 EXTRA_OCDS_FILE = "ocds/bench-extra-releases.jsonl"
 EXTRA_OCDS_RELEASES = 5_000  # a day of a national publisher: 1% of the releases at scale 1
@@ -70,6 +76,7 @@ EXTRA_RUNS = {
     "one_file": (EXTRA_DIR, "extra"),
     "one_file_new_orgs": (EXTRA_NEW_ORGS_DIR, "extra_new_orgs"),
     "one_file_ocds": (EXTRA_OCDS_DIR, "extra_ocds"),
+    "one_file_near_names": (EXTRA_NEAR_NAMES_DIR, "extra_near_names"),
 }
 BAD_VALUE_RATE = 0.004
 BAD_STRUCTURE_RATE = 0.004  # inside the one-in-four files that have broken rows: ~0.1% overall
@@ -142,6 +149,7 @@ class Manifest:
     extra: list[FileEntry] = field(default_factory=list)
     extra_new_orgs: list[FileEntry] = field(default_factory=list)
     extra_ocds: list[FileEntry] = field(default_factory=list)
+    extra_near_names: list[FileEntry] = field(default_factory=list)
     seconds: float = 0.0
 
     def rows_by_source(self) -> dict[str, int]:
@@ -164,6 +172,7 @@ class Manifest:
             "extra": [asdict(f) for f in self.extra],
             "extra_new_orgs": [asdict(f) for f in self.extra_new_orgs],
             "extra_ocds": [asdict(f) for f in self.extra_ocds],
+            "extra_near_names": [asdict(f) for f in self.extra_near_names],
         }
 
 
@@ -527,6 +536,21 @@ def make_grant(world: World, rng: random.Random, funder: Funder, n: int) -> Gran
     )
 
 
+def with_typo(name: str, rng: random.Random) -> str:
+    """`name` with two neighbouring letters of its longest word swapped (a typing slip that
+    changes its normalised key but keeps it close: token_sort_ratio ~95)."""
+    words = name.split(" ")
+    i = max(range(len(words)), key=lambda j: (len(words[j]), -j))
+    w = words[i]
+    if len(w) < 4:
+        return name + "s"
+    at = rng.randrange(1, len(w) - 2)
+    if w[at] == w[at + 1]:
+        at = next((j for j in range(1, len(w) - 2) if w[j] != w[j + 1]), at)
+    words[i] = w[:at] + w[at + 1] + w[at] + w[at + 2 :]
+    return " ".join(words)
+
+
 def write_360_csv(
     path: Path,
     entry: FileEntry,
@@ -536,9 +560,11 @@ def write_360_csv(
     dirty: bool,
     start: int,
     new_org_every: int = 0,
+    near_name_every: int = 0,
 ) -> None:
     """`new_org_every` > 0: every such row's recipient is an organisation of its own, named
-    by name only, that no other file publishes."""
+    by name only, that no other file publishes. `near_name_every` > 0: every such row's
+    recipient is a known organisation's name with a typo, by name only (a fuzzy candidate)."""
     out = CsvOut(path, bom=rng.random() < 0.3)
     titles: list[str] = list(GRANT_TITLES_CSV)
     if rng.random() < 0.3:  # the `:0:` index form some publishers export
@@ -557,6 +583,9 @@ def write_360_csv(
             written.append(g.identifier)
         if new_org_every and k % new_org_every == 0:
             g.recipient_name = f"{rng.choice(_WORDS_A)} Newfield Community Trust No {start + k}"
+            g.recipient_id = g.charity_number = g.company_number = ""
+        elif near_name_every and k % near_name_every == 0:
+            g.recipient_name = with_typo(g.recipient_name, rng)
             g.recipient_id = g.charity_number = g.company_number = ""
         values = [
             g.identifier, g.title, g.description, g.currency, g.amount, g.award_date,
@@ -1660,6 +1689,12 @@ def generate(scale: float, seed: int, out: Path, sources: list[str] | None = Non
             False, 9_100_000, new_org_every=NEW_ORG_EVERY,
         )  # fmt: skip
         manifest.extra_new_orgs.append(new_orgs)
+        near = FileEntry(f"{EXTRA_NEAR_NAMES_DIR}/{EXTRA_NEAR_NAMES_FILE}", "360giving", "csv")
+        write_360_csv(
+            out / near.path, near, world, file_rng(seed, near.path), EXTRA_ROWS,
+            False, 9_200_000, near_name_every=NEAR_NAME_EVERY,
+        )  # fmt: skip
+        manifest.extra_near_names.append(near)
 
     manifest.files.sort(key=lambda f: f.path)
     manifest.seconds = time.perf_counter() - started

@@ -1,7 +1,8 @@
-"""`make bench`: generate (cached), measure the DuckDB read floor, then time six builds.
+"""`make bench`: generate (cached), measure the DuckDB read floor, then time seven builds.
 
     python -m bench.run [--scale S] [--seed N]
-        [--runs full,no_change,one_file,one_file_job,one_file_new_orgs,one_file_ocds]
+        [--runs full,no_change,one_file,one_file_job,one_file_new_orgs,one_file_ocds,
+                one_file_near_names]
     (scale default: $BENCH_SCALE or 0.01)
 
 1. The synthetic raw folder for (scale, seed, generator version, wired sources) comes from
@@ -11,13 +12,15 @@
 3. **Floor** (median of three): in a child process, DuckDB alone reads every raw file into a
    table of one fresh database file (`read_csv` with the dialect given; JSON packages
    streamed with ijson to JSON Lines and read with `read_json`; JSON Lines read directly).
-4. Six builds, each `fundtrace_all` executed in process as `make run` does, each in its own
+4. Seven builds, each `fundtrace_all` executed in process as `make run` does, each in its own
    child process: (1) full build, (2) no-change re-run, (3) one new small 360Giving CSV added,
    running what the `fundtrace_raw_files` sensor launches for it (the raw assets of that
    folder and everything downstream, with their checks), (4) the same new file from the same
    state (build database and marts restored), running the whole job as the nightly schedule
-   and `make run` do, (5) and (6) the sensor's run, from that same state, for a 360Giving file
-   whose recipients include 50 new organisations and for a file of 5,000 OCDS releases. Per step (asset or check) wall time comes from the Dagster event log
+   and `make run` do, (5), (6) and (7) the sensor's run, from that same state, for a
+   360Giving file whose recipients include 50 new organisations, for a file of 5,000 OCDS
+   releases, and for a 360Giving file whose recipients include 50 known organisations' names
+   with a typo. Per step (asset or check) wall time comes from the Dagster event log
    (first STEP_START -> STEP_SUCCESS), rows from `dagster/row_count`, the step's peak RSS
    and CPU seconds from sampling /proc every 50 ms (the process and its workers); the run's
    peak RSS and CPU seconds are the child's `os.wait4` figures (the whole run: DuckDB,
@@ -57,18 +60,23 @@ RESULTS_DIR = BENCH_DIR / "results"
 DEFAULT_SCALE = 0.01
 DEFAULT_SEED = 42
 SCHEMA = "fundtrace-bench/1"
-RUNS = ("full", "no_change", "one_file", "one_file_job", "one_file_new_orgs", "one_file_ocds")
+RUNS = (
+    "full", "no_change", "one_file", "one_file_job", "one_file_new_orgs", "one_file_ocds",
+    "one_file_near_names",
+)  # fmt: skip
 # the runs judged against the one-new-file target, with their label in the printed report
 ONE_FILE_RUNS = {
     "one_file": "one-file / full",
     "one_file_job": "  (whole job)",
     "one_file_new_orgs": "  (new orgs)",
     "one_file_ocds": "  (OCDS file)",
+    "one_file_near_names": "  (near names)",
 }
 COLUMNS = {"full": "full s", "no_change": "nochg s", "one_file": "1file s", "one_file_job": "1f job",
-           "one_file_new_orgs": "1f new", "one_file_ocds": "1f ocds"}  # fmt: skip
+           "one_file_new_orgs": "1f new", "one_file_ocds": "1f ocds",
+           "one_file_near_names": "1f near"}  # fmt: skip
 # runs that start from the state after no_change, restored from a copy
-FROM_BEFORE_ONE_FILE = ("one_file_job", "one_file_new_orgs", "one_file_ocds")
+FROM_BEFORE_ONE_FILE = ("one_file_job", "one_file_new_orgs", "one_file_ocds", "one_file_near_names")
 FLOOR_REPEATS = 3  # the floor is short and noisy: median of three
 TARGETS = {
     "build_over_floor": 3.0,

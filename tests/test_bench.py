@@ -5,6 +5,7 @@ asks for. Nothing here asserts a duration: performance is read from bench/result
 import csv
 import hashlib
 import json
+import random
 import subprocess
 import sys
 import time
@@ -264,6 +265,52 @@ def test_the_new_organisations_file_brings_organisations_no_other_file_names(
     assert not any("Newfield" in n for n in everything_else)
 
 
+def test_the_near_names_file_spells_known_organisations_slightly_differently(
+    tmp_path: Path,
+) -> None:
+    raw = tmp_path / "raw"
+    gen.generate(TINY, 3, raw, ["360giving"])
+    near = raw / gen.EXTRA_NEAR_NAMES_DIR / gen.EXTRA_NEAR_NAMES_FILE
+
+    def recipients(path: Path) -> list[tuple[str, str]]:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            return [
+                (r["Recipient Org:Name"], r["Recipient Org:Identifier"]) for r in csv.DictReader(fh)
+            ]
+
+    def norm(name: str) -> str:  # spellings differ in case and spaces across files
+        return " ".join(name.split()).casefold()
+
+    # the generator's organisations, in the spellings publishers give them (name_variant)
+    known = {
+        norm(v)
+        for o in gen.World(TINY, 3).orgs
+        for v in (o.name, f"The {o.name}", o.name.replace(" Ltd", " Limited"))
+    }
+    rows = recipients(near)
+    typos = rows[:: gen.NEAR_NAME_EVERY]
+    assert len(rows) == gen.EXTRA_ROWS and len(typos) == gen.EXTRA_ROWS // gen.NEAR_NAME_EVERY
+    assert all(i == "" for _, i in typos)
+    # each is one swap of neighbouring letters away from a known organisation's name
+    for name in (norm(n) for n, _ in typos):
+        assert name not in known
+        assert any(
+            len(k) == len(name)
+            and sorted(k) == sorted(name)
+            and sum(a != b for a, b in zip(k, name, strict=True)) == 2
+            for k in known
+        ), name
+
+
+def test_with_typo_swaps_two_neighbouring_letters_of_the_longest_word() -> None:
+    rng = random.Random(1)
+    for name in ("Harbour Arts Trust", "Tidewater Community Gardens Ltd", "Beacon Aalborg"):
+        typo = gen.with_typo(name, rng)
+        assert typo != name and sorted(typo) == sorted(name) and len(typo) == len(name)
+        changed = [w for w, v in zip(name.split(), typo.split(), strict=True) if w != v]
+        assert changed == [max(name.split(), key=len)]
+
+
 def test_the_new_ocds_file_holds_new_contracting_processes(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     manifest = gen.generate(TINY, 3, raw, ["ocds"])
@@ -316,7 +363,7 @@ def test_dataset_cache_is_reused(tmp_path: Path) -> None:
 def test_floor_reads_every_generated_file_into_duckdb(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     manifest = gen.generate(TINY, 4, raw, [*FUNDING_AND_REGISTER, "ocds", "bods"])
-    for extra in (gen.EXTRA_DIR, gen.EXTRA_NEW_ORGS_DIR, gen.EXTRA_OCDS_DIR):  # not linked
+    for extra, _ in gen.EXTRA_RUNS.values():  # not linked
         (raw / extra).rename(tmp_path / extra)
     floor = runner.measure_floor(raw, tmp_path / "floor.duckdb", tmp_path / "tmp")
     assert floor["skipped_files"] == []
@@ -402,6 +449,7 @@ def test_report_has_the_required_fields(tmp_path: Path) -> None:
         "one_file_job": _fake_run(real_steps, 16.0, 2400.0),
         "one_file_new_orgs": _fake_run(real_steps, 7.0, 2000.0),
         "one_file_ocds": _fake_run(real_steps, 9.0, 2000.0),
+        "one_file_near_names": _fake_run(real_steps, 10.0, 2000.0),
     }
     report = runner.summarize(
         scale=TINY,
@@ -433,6 +481,7 @@ def test_report_has_the_required_fields(tmp_path: Path) -> None:
     assert report["targets"]["one_file_job_within_20pct"] is False
     assert report["targets"]["one_file_new_orgs_within_20pct"] is True
     assert report["targets"]["one_file_ocds_within_20pct"] is False
+    assert report["ratios"]["one_file_near_names_over_full"] == 0.25
     assert report["data"]["one_file_ocds_added"] is None  # no OCDS generated here
     assert report["data"]["one_file_new_orgs_added"] == (
         f"{gen.EXTRA_NEW_ORGS_DIR}/{gen.EXTRA_NEW_ORGS_FILE}"
@@ -448,6 +497,7 @@ def test_report_has_the_required_fields(tmp_path: Path) -> None:
     assert "leave most of the 2 cores idle" in text and "1.00 cores used" in text
     assert "<== slowest 5" in text and "build / floor" in text and "peak RSS" in text
     assert "(whole job)" in text and "(new orgs)" in text and "(OCDS file)" in text
+    assert "(near names)" in text
     json.dumps(report)  # the results file is plain JSON
 
 
