@@ -292,6 +292,17 @@ def test_a_new_reference_connected_to_others_takes_every_decision_again(
     assert _tables(con) == _from_scratch(con, path, config)
 
 
+def test_the_new_references_pairs_are_streamed_when_many(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(matches_module, "_APART_PAIRS_INLINE", 0)
+    con = _con()
+    _build(con)
+    _mention(con, "360G-HBT-ORG-52", "Tidewater Comunity Gardns", file="360giving/b.csv")
+    assert "is a fuzzy candidate of" in _build(con)[0]
+    assert _tables(con) == _from_scratch(con)
+
+
 def test_the_block_cap_is_why_a_new_reference_changes_decisions() -> None:
     """The case the block check exists for: a new name that pairs with nobody still drops
     the block a fuzzy decision rested on."""

@@ -1200,6 +1200,10 @@ def _why_rematch(con: duckdb.DuckDBPyConnection, context: str) -> tuple[str | No
     return (f"what matching reads changed for {n} reference(s)" if n else None), True, n
 
 
+# new references' fuzzy pairs up to this many come back with _apart's one query
+_APART_PAIRS_INLINE = 20_000
+
+
 def _apart(
     con: duckdb.DuckDBPyConnection,
     changed: int,
@@ -1279,8 +1283,9 @@ def _apart(
             AND 200 * least(length(a.k), length(b.k))
                 >= {cfg.fuzzy_report_min} * (length(a.k) + length(b.k))
         )"""
-    # one statement, so the blocks are computed once for the three questions
-    crossing, long_name, n_pairs = con.execute(
+    # one statement, so the blocks are computed once for the three questions; the pairs come
+    # back with it when they are few (as the benchmark's near names: ~100), else streamed
+    crossing, long_name, n_pairs, few = con.execute(
         f"""
         WITH {_block_ctes(cfg)},
         theirs AS (SELECT DISTINCT block FROM name_blocks SEMI JOIN _ft_added USING (org_ref)),
@@ -1298,28 +1303,37 @@ def _apart(
         ),
         {pairs}
         SELECT (SELECT first(block) FROM crossing), (SELECT first(org_ref) FROM long_names),
-          (SELECT count(*) FROM pairs)
+          (SELECT count(*) FROM pairs),
+          (SELECT list([a, ak, b, bk] ORDER BY a, ak, b, bk) FROM (
+             SELECT * FROM pairs LIMIT {_APART_PAIRS_INLINE}))
         """
     ).fetchall()[0]
     if crossing is not None:
         return f'the block "{crossing}" of a new name passes {cfg.block_max_refs} references'
     if long_name is not None:
         return f"a word of a new name counts among the rarest words of {long_name}'s name"
-    if n_pairs:
-        # scored like the matcher's pairs; streamed, and only until one reaches the floor
+    if not n_pairs:
+        return None
+    chunks: Iterator[list[list[str]]]
+    if n_pairs <= _APART_PAIRS_INLINE:
+        chunks = iter([few])
+    else:
         cur = con.sql(f"WITH {_block_ctes(cfg)}, {pairs} SELECT * FROM pairs ORDER BY ALL")
-        for chunk in cur.to_arrow_reader(20_000):
-            a_refs, a_keys, b_refs, b_keys = (chunk.column(i).to_pylist() for i in range(4))
-            scores = process.cpdist(
-                a_keys,
-                b_keys,
-                scorer=fuzz.token_sort_ratio,
-                score_cutoff=cfg.fuzzy_report_min,
-                dtype=np.float64,
-            ).tolist()
-            for a_ref, a_key, b_ref, score in zip(a_refs, a_keys, b_refs, scores, strict=True):
-                if score:
-                    return f'the new reference {a_ref} ("{a_key}") is a fuzzy candidate of {b_ref}'
+        chunks = (
+            [list(row) for row in zip(*(c.to_pylist() for c in chunk.columns), strict=True)]
+            for chunk in cur.to_arrow_reader(20_000)
+        )
+    for chunk in chunks:  # scored like the matcher's pairs, until one reaches the floor
+        scores = process.cpdist(
+            [p[1] for p in chunk],
+            [p[3] for p in chunk],
+            scorer=fuzz.token_sort_ratio,
+            score_cutoff=cfg.fuzzy_report_min,
+            dtype=np.float64,
+        ).tolist()
+        for (a_ref, a_key, b_ref, _), score in zip(chunk, scores, strict=True):
+            if score:
+                return f'the new reference {a_ref} ("{a_key}") is a fuzzy candidate of {b_ref}'
     return None
 
 
