@@ -1678,23 +1678,20 @@ def generate(scale: float, seed: int, out: Path, sources: list[str] | None = Non
             entries.append(e)
 
     if on("360giving"):
-        extra = FileEntry(f"{EXTRA_DIR}/{EXTRA_FILE}", "360giving", "csv")
-        write_360_csv(
-            out / extra.path, extra, world, file_rng(seed, extra.path), EXTRA_ROWS, False, 9_000_000
-        )
-        manifest.extra.append(extra)
-        new_orgs = FileEntry(f"{EXTRA_NEW_ORGS_DIR}/{EXTRA_NEW_ORGS_FILE}", "360giving", "csv")
-        write_360_csv(
-            out / new_orgs.path, new_orgs, world, file_rng(seed, new_orgs.path), EXTRA_ROWS,
-            False, 9_100_000, new_org_every=NEW_ORG_EVERY,
-        )  # fmt: skip
-        manifest.extra_new_orgs.append(new_orgs)
-        near = FileEntry(f"{EXTRA_NEAR_NAMES_DIR}/{EXTRA_NEAR_NAMES_FILE}", "360giving", "csv")
-        write_360_csv(
-            out / near.path, near, world, file_rng(seed, near.path), EXTRA_ROWS,
-            False, 9_200_000, near_name_every=NEAR_NAME_EVERY,
-        )  # fmt: skip
-        manifest.extra_near_names.append(near)
+        # the new 360Giving files of the one-file runs: (file, first row number, options, list)
+        extras: list[tuple[str, int, dict[str, int], list[FileEntry]]] = [
+            (f"{EXTRA_DIR}/{EXTRA_FILE}", 9_000_000, {}, manifest.extra),
+            (f"{EXTRA_NEW_ORGS_DIR}/{EXTRA_NEW_ORGS_FILE}", 9_100_000,
+             {"new_org_every": NEW_ORG_EVERY}, manifest.extra_new_orgs),
+            (f"{EXTRA_NEAR_NAMES_DIR}/{EXTRA_NEAR_NAMES_FILE}", 9_200_000,
+             {"near_name_every": NEAR_NAME_EVERY}, manifest.extra_near_names),
+        ]  # fmt: skip
+        for rel, start, options, listed in extras:
+            e = FileEntry(rel, "360giving", "csv")
+            write_360_csv(
+                out / rel, e, world, file_rng(seed, rel), EXTRA_ROWS, False, start, **options
+            )
+            listed.append(e)
 
     manifest.files.sort(key=lambda f: f.path)
     manifest.seconds = time.perf_counter() - started

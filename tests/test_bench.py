@@ -236,27 +236,36 @@ def test_generated_bods_is_read_by_the_bods_parser_when_it_exists(tmp_path: Path
     assert set(versions) == {"0.3", "0.4"}
 
 
-def test_the_new_organisations_file_brings_organisations_no_other_file_names(
-    tmp_path: Path,
-) -> None:
-    raw = tmp_path / "raw"
+def _recipients(path: Path) -> list[tuple[str, str]]:
+    """(name, identifier) of each recipient of a 360Giving CSV."""
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return [
+            (r["Recipient Org:Name"], r["Recipient Org:Identifier"]) for r in csv.DictReader(fh)
+        ]
+
+
+@pytest.fixture(scope="module")
+def raw_360giving(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny generated 360Giving folder with the one-file runs' new files."""
+    raw = tmp_path_factory.mktemp("g360") / "raw"
     gen.generate(TINY, 3, raw, ["360giving"])
+    return raw
+
+
+def test_the_new_organisations_file_brings_organisations_no_other_file_names(
+    raw_360giving: Path,
+) -> None:
+    raw = raw_360giving
     known = raw / gen.EXTRA_DIR / gen.EXTRA_FILE
     new = raw / gen.EXTRA_NEW_ORGS_DIR / gen.EXTRA_NEW_ORGS_FILE
-
-    def recipients(path: Path) -> list[tuple[str, str]]:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            return [
-                (r["Recipient Org:Name"], r["Recipient Org:Identifier"]) for r in csv.DictReader(fh)
-            ]
 
     everything_else = {
         name
         for p in [*(raw / "360giving").iterdir(), known]
         if p.suffix == ".csv"
-        for name, _ in recipients(p)
+        for name, _ in _recipients(p)
     }
-    rows = recipients(new)
+    rows = _recipients(new)
     fresh = [(n, i) for n, i in rows if "Newfield Community Trust" in n]
     assert len(rows) == gen.EXTRA_ROWS
     assert len(fresh) == gen.EXTRA_ROWS // gen.NEW_ORG_EVERY
@@ -266,17 +275,9 @@ def test_the_new_organisations_file_brings_organisations_no_other_file_names(
 
 
 def test_the_near_names_file_spells_known_organisations_slightly_differently(
-    tmp_path: Path,
+    raw_360giving: Path,
 ) -> None:
-    raw = tmp_path / "raw"
-    gen.generate(TINY, 3, raw, ["360giving"])
-    near = raw / gen.EXTRA_NEAR_NAMES_DIR / gen.EXTRA_NEAR_NAMES_FILE
-
-    def recipients(path: Path) -> list[tuple[str, str]]:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            return [
-                (r["Recipient Org:Name"], r["Recipient Org:Identifier"]) for r in csv.DictReader(fh)
-            ]
+    near = raw_360giving / gen.EXTRA_NEAR_NAMES_DIR / gen.EXTRA_NEAR_NAMES_FILE
 
     def norm(name: str) -> str:  # spellings differ in case and spaces across files
         return " ".join(name.split()).casefold()
@@ -287,7 +288,7 @@ def test_the_near_names_file_spells_known_organisations_slightly_differently(
         for o in gen.World(TINY, 3).orgs
         for v in (o.name, f"The {o.name}", o.name.replace(" Ltd", " Limited"))
     }
-    rows = recipients(near)
+    rows = _recipients(near)
     typos = rows[:: gen.NEAR_NAME_EVERY]
     assert len(rows) == gen.EXTRA_ROWS and len(typos) == gen.EXTRA_ROWS // gen.NEAR_NAME_EVERY
     assert all(i == "" for _, i in typos)
