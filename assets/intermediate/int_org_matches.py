@@ -539,7 +539,7 @@ class Matcher:
     def __init__(self, con: duckdb.DuckDBPyConnection, config: MatchConfig, prepared: bool = False):
         self.con = con
         self.config = config
-        self.prepared = prepared  # _ft_refs and _ft_names made already (`_unconnected`)
+        self.prepared = prepared  # _ft_refs and _ft_names made already (`_apart`)
         self.refs = self._load_refs(prepared)
         self.clusters = Clusters(self.refs)
         self.rows: list[MatchRow] = []
