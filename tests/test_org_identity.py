@@ -117,11 +117,18 @@ def _matches(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     ).fetchall()
 
 
-def _identity(rows: list[tuple[str, str]]) -> dict[str, tuple[str, str]]:
+def _resolved(
+    rows: list[tuple[str, str]],
+) -> tuple[duckdb.DuckDBPyConnection, dict[str, tuple[str, str]]]:
+    """A flow to each (reference, name) of `rows`, resolved: the connection and the identity."""
     con = _con()
     for ref, name in rows:
         _flow(con, ref, name)
-    out = _resolve(con)
+    return con, _resolve(con)
+
+
+def _identity(rows: list[tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    con, out = _resolved(rows)
     con.close()
     return out
 
@@ -198,14 +205,13 @@ def test_exact_name_joins_the_strongest_member_of_the_namesake_cluster() -> None
     # the PIC joins the company first; the name-only reference then sees one cluster
     # publishing its name through two members, and is joined to the registered one
     name_ref = _name_ref("Tidewater Digital")
-    con = _con()
-    for ref, name in [
-        ("GB-COH-09990002", "Tidewater Digital Ltd"),
-        ("XI-PIC-999990003", "Tidewater Digital"),
-        (name_ref, "TIDEWATER DIGITAL"),
-    ]:
-        _flow(con, ref, name)
-    got = _resolve(con)
+    con, got = _resolved(
+        [
+            ("GB-COH-09990002", "Tidewater Digital Ltd"),
+            ("XI-PIC-999990003", "Tidewater Digital"),
+            (name_ref, "TIDEWATER DIGITAL"),
+        ]
+    )
     assert got[name_ref] == ("GB-COH-09990002", "exact_name")
     assert [m[:4] for m in _matches(con) if m[0] == name_ref] == [
         (name_ref, "GB-COH-09990002", "exact_name", True)
@@ -214,14 +220,13 @@ def test_exact_name_joins_the_strongest_member_of_the_namesake_cluster() -> None
 
 def test_ambiguous_names_never_merge() -> None:
     name_ref = _name_ref("Harbour Works")
-    con = _con()
-    for ref, name in [
-        ("GB-COH-09990101", "Harbour Works Ltd"),
-        ("GB-CHC-1199101", "Harbour Works"),
-        (name_ref, "Harbour Works"),
-    ]:
-        _flow(con, ref, name)
-    got = _resolve(con)
+    con, got = _resolved(
+        [
+            ("GB-COH-09990101", "Harbour Works Ltd"),
+            ("GB-CHC-1199101", "Harbour Works"),
+            (name_ref, "Harbour Works"),
+        ]
+    )
     assert got[name_ref] == (name_ref, "name")
     rejected = [m for m in _matches(con) if m[0] == name_ref]
     assert {m[1] for m in rejected} == {"GB-COH-09990101", "GB-CHC-1199101"}

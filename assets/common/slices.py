@@ -169,7 +169,7 @@ def refresh_slices(
             covered = " OR ".join(f"coalesce(({s.where}), false)" for s in slices) or "false"
             con.execute(f"DELETE FROM {spec.qualified} WHERE NOT ({covered})")
             whole = []
-            keyed = [s for s in todo if key and s.key in stored]
+            keyed = [s for s in todo if key and s.key in stored]  # rewritten by difference
             computed = False
             if together is not None and len(keyed) > 1:
                 con.execute(
@@ -179,9 +179,7 @@ def refresh_slices(
                 computed = True
             for s in todo:
                 rows = f"SELECT * FROM {_SLICES_NEW} WHERE {s.where}" if computed else None
-                rewritten = (
-                    _rewrite_keys(con, spec, s, key, rows) if key and s.key in stored else None
-                )
+                rewritten = _rewrite_keys(con, spec, s, key, rows) if s in keyed and key else None
                 if rewritten is None:
                     con.execute(f"DELETE FROM {spec.qualified} WHERE {s.where}")
                     whole.append(s)

@@ -533,6 +533,45 @@ def _block_ctes(cfg: MatchConfig) -> str:
         """
 
 
+def _candidates_sql(cfg: MatchConfig, side: str, rank_rule: str) -> str:
+    """FROM and WHERE of the fuzzy candidate pairs (a of `side`, b of `block_tokens`, after
+    `_block_ctes`): a shared block, the same numbers and initials, `rank_rule`, compatible
+    countries and lengths that can still reach the report floor."""
+    return f"""
+        FROM {side} a
+        JOIN block_tokens b ON b.block = a.block AND b.org_ref <> a.org_ref AND b.k <> a.k
+          AND b.fixed = a.fixed
+        WHERE {rank_rule}
+          AND (len(a.countries) = 0 OR len(b.countries) = 0
+               OR list_has_any(a.countries, b.countries))
+          -- the similarity cannot reach the report floor when the lengths differ this much
+          AND 200 * least(length(a.k), length(b.k))
+              >= {cfg.fuzzy_report_min} * (length(a.k) + length(b.k))
+        """
+
+
+def _scores(cfg: MatchConfig, a_keys: list[str], b_keys: list[str]) -> list[float]:
+    """token_sort_ratio of each pair of keys, in one rapidfuzz call (its C loop); 0 below
+    the report floor."""
+    return process.cpdist(
+        a_keys,
+        b_keys,
+        scorer=fuzz.token_sort_ratio,
+        score_cutoff=cfg.fuzzy_report_min,
+        dtype=np.float64,
+    ).tolist()
+
+
+# per reference, the identifiers published for it, and its own id when it is one (rank 0-2)
+_IDENTIFIER_KEYS = f"""
+    SELECT DISTINCT org_ref, key FROM (
+      SELECT org_ref, unnest(identifiers) AS key FROM {INT_ORG_MENTIONS.qualified})
+    UNION ALL
+    -- an identifier-bearing reference is published under its own id
+    SELECT org_ref, org_ref FROM _ft_refs WHERE rank <= 2
+"""
+
+
 class Matcher:
     """Takes the decisions in order; `rows` is the content of int_org_matches."""
 
@@ -651,13 +690,7 @@ class Matcher:
     def match_identifiers(self) -> None:
         groups = self.con.execute(
             f"""
-            WITH keys AS (
-              SELECT DISTINCT org_ref, key FROM (
-                SELECT org_ref, unnest(identifiers) AS key FROM {INT_ORG_MENTIONS.qualified})
-              UNION ALL
-              -- an identifier-bearing reference is published under its own id
-              SELECT org_ref, org_ref FROM _ft_refs WHERE rank <= 2
-            )
+            WITH keys AS ({_IDENTIFIER_KEYS})
             SELECT key, list(DISTINCT org_ref ORDER BY org_ref) AS refs
             FROM keys GROUP BY key HAVING count(DISTINCT org_ref) >= 2 ORDER BY key
             """
@@ -795,15 +828,7 @@ class Matcher:
               SELECT * FROM block_tokens SEMI JOIN _ft_fuzzy_eligible USING (org_ref)
             )
             SELECT DISTINCT a.rank, a.org_ref, a.k, b.org_ref, b.k
-            FROM eligible_tokens a
-            JOIN block_tokens b ON b.block = a.block AND b.org_ref <> a.org_ref AND b.k <> a.k
-              AND b.fixed = a.fixed
-            WHERE b.rank <= a.rank
-              AND (len(a.countries) = 0 OR len(b.countries) = 0
-                   OR list_has_any(a.countries, b.countries))
-              -- the similarity cannot reach the report floor when the lengths differ this much
-              AND 200 * least(length(a.k), length(b.k))
-                  >= {cfg.fuzzy_report_min} * (length(a.k) + length(b.k))
+            {_candidates_sql(cfg, "eligible_tokens", "b.rank <= a.rank")}
             ORDER BY 1, 2, 3, 4, 5
             """
         )
@@ -811,15 +836,9 @@ class Matcher:
         batch: list[tuple[str, str, str, float]] = []
         for chunk in cur.to_arrow_reader(20_000):
             ws, wks, rs, rks = (chunk.column(i).to_pylist() for i in range(1, 5))
-            # scored in one call per chunk (rapidfuzz's C loop), so the matcher's Python
-            # only sees the pairs that reach the report floor: 0 below it, as score_cutoff
-            scores = process.cpdist(
-                wks,
-                rks,
-                scorer=fuzz.token_sort_ratio,
-                score_cutoff=cfg.fuzzy_report_min,
-                dtype=np.float64,
-            ).tolist()
+            # scored per chunk, so the matcher's Python only sees the pairs that reach the
+            # report floor
+            scores = _scores(cfg, wks, rks)
             for w, wk, r, rk, score in zip(ws, wks, rs, rks, scores, strict=True):
                 if w != current:
                     if current is not None and batch:
@@ -1244,11 +1263,7 @@ def _apart(
             return f"an override names the new reference {named}"
     shared = con.execute(
         f"""
-        WITH keys AS (
-          SELECT DISTINCT org_ref, unnest(identifiers) AS key FROM {INT_ORG_MENTIONS.qualified}
-          UNION ALL
-          SELECT org_ref, org_ref FROM _ft_refs WHERE rank <= 2
-        ),
+        WITH keys AS ({_IDENTIFIER_KEYS}),
         added AS (SELECT * FROM keys SEMI JOIN _ft_added USING (org_ref))
         SELECT first(a.org_ref || ' shares the identifier ' || a.key || ' with ' || k.org_ref)
         FROM added a JOIN keys k ON k.key = a.key AND k.org_ref <> a.org_ref
@@ -1274,14 +1289,7 @@ def _apart(
         ),
         pairs AS (
           SELECT DISTINCT a.org_ref AS a, a.k AS ak, b.org_ref AS b, b.k AS bk
-          FROM added_tokens a
-          JOIN block_tokens b ON b.block = a.block AND b.org_ref <> a.org_ref AND b.k <> a.k
-            AND b.fixed = a.fixed
-          WHERE greatest(a.rank, b.rank) <> {RANK_REGISTRY}
-            AND (len(a.countries) = 0 OR len(b.countries) = 0
-                 OR list_has_any(a.countries, b.countries))
-            AND 200 * least(length(a.k), length(b.k))
-                >= {cfg.fuzzy_report_min} * (length(a.k) + length(b.k))
+          {_candidates_sql(cfg, "added_tokens", f"greatest(a.rank, b.rank) <> {RANK_REGISTRY}")}
         )"""
     # one statement, so the blocks are computed once for the three questions; the pairs come
     # back with it when they are few (as the benchmark's near names: ~100), else streamed
@@ -1324,13 +1332,7 @@ def _apart(
             for chunk in cur.to_arrow_reader(20_000)
         )
     for chunk in chunks:  # scored like the matcher's pairs, until one reaches the floor
-        scores = process.cpdist(
-            [p[1] for p in chunk],
-            [p[3] for p in chunk],
-            scorer=fuzz.token_sort_ratio,
-            score_cutoff=cfg.fuzzy_report_min,
-            dtype=np.float64,
-        ).tolist()
+        scores = _scores(cfg, [p[1] for p in chunk], [p[3] for p in chunk])
         for (a_ref, a_key, b_ref, _), score in zip(chunk, scores, strict=True):
             if score:
                 return f'the new reference {a_ref} ("{a_key}") is a fuzzy candidate of {b_ref}'
