@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from assets.common.changes import FEED_TABLES, ensure_change_tables, log_change
 from assets.common.fingerprint import input_fingerprint
 from assets.common.tables import (
     CHANGED_KEYS,
@@ -51,6 +52,7 @@ TABLE_SLICES = TableSpec(
 SLICE_STATE = TABLE_SLICES.qualified
 # the rows of several slices computed in one pass (`refresh_slices(together=)`)
 _SLICES_NEW = "_slices_new"
+_SLICE_CHANGED = "_slice_changed_keys"  # the keys a feed table's write changed
 _TABLE_RE = re.compile(r"\b(?:raw|staging|intermediate|marts|quality)\.[a-z_0-9]+\b")
 
 
@@ -129,7 +131,16 @@ def refresh_slices(
     `key`: a column that groups a slice's rows (a row id, an organisation). A slice to rebuild
     that was built before is then rewritten by difference (`_rewrite_keys`): only the rows
     of the keys whose rows changed are deleted and inserted again. A new file so rewrites its
-    own rows, not its whole source's, and the checkpoint after it has that much less to do."""
+    own rows, not its whole source's, and the checkpoint after it has that much less to do.
+
+    A feed table (assets/common/changes.py, needs `key`) logs the keys this write changed:
+    those its slices rewritten by difference rewrote, or none known when a slice was written
+    whole or a row outside every slice was dropped."""
+    feed = spec.qualified in FEED_TABLES
+    if feed and key is None:
+        raise ValueError(f"{spec.qualified} is a feed table: refresh_slices needs its key")
+    if feed:
+        ensure_change_tables(con)
     create_table(con, TABLE_SLICES, replace=False)
     contents: dict[str, str] = {}  # a table several slices read is hashed once
     fingerprints = {
@@ -163,10 +174,20 @@ def refresh_slices(
     try:
         # slice by slice, and stray rows deleted below: a mart is published whole
         record_mart_write(con, spec)
+        # the keys this write changed, known unless the table is written whole (a feed table
+        # logs them)
+        keys_known = feed and not result.full
+        if feed:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {_SLICE_CHANGED} (k VARCHAR)")
         if result.full:
             create_table(con, spec, replace=True)
         else:
             covered = " OR ".join(f"coalesce(({s.where}), false)" for s in slices) or "false"
+            if feed:  # the keys of rows in no slice, dropped here
+                con.execute(
+                    f"INSERT INTO {_SLICE_CHANGED} SELECT CAST({key} AS VARCHAR) "
+                    f"FROM {spec.qualified} WHERE NOT ({covered})"
+                )
             con.execute(f"DELETE FROM {spec.qualified} WHERE NOT ({covered})")
             whole = []
             keyed = [s for s in todo if key and s.key in stored]  # rewritten by difference
@@ -179,8 +200,14 @@ def refresh_slices(
                 computed = True
             for s in todo:
                 rows = f"SELECT * FROM {_SLICES_NEW} WHERE {s.where}" if computed else None
-                rewritten = _rewrite_keys(con, spec, s, key, rows) if s in keyed and key else None
+                rewritten = (
+                    _rewrite_keys(con, spec, s, key, rows, _SLICE_CHANGED if feed else None)
+                    if s in keyed and key
+                    else None
+                )
                 if rewritten is None:
+                    if feed:  # a slice written whole: its keys before and after
+                        _collect_keys(con, spec, s, key)
                     con.execute(f"DELETE FROM {spec.qualified} WHERE {s.where}")
                     whole.append(s)
                 else:
@@ -199,6 +226,9 @@ def refresh_slices(
                 f"INSERT INTO {spec.qualified} ({spec.select_list()}) "
                 f"SELECT {spec.select_list()} FROM ({union}) AS q{order}"
             )
+        if feed and not result.full:
+            for s in todo:
+                _collect_keys(con, spec, s, key)
         counts, stray = _slice_counts(con, spec, slices)
         # a kept slice that lost or gained rows overlaps a rebuilt one
         stray += sum(abs(counts[k] - stored[k][1]) for k in result.kept)
@@ -213,11 +243,25 @@ def refresh_slices(
                 f"INSERT INTO {SLICE_STATE} VALUES (?, ?, ?, ?)",
                 [[spec.qualified, s.key, fingerprints[s.key], counts[s.key]] for s in slices],
             )
+        if feed and key is not None:
+            changed = {key: f"SELECT k FROM {_SLICE_CHANGED}"} if keys_known else None
+            log_change(con, spec.qualified, changed)
+            con.execute(f"DROP TABLE {_SLICE_CHANGED}")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     return result
+
+
+def _collect_keys(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, s: Slice, key: str | None
+) -> None:
+    """Add the keys of slice `s`'s rows in the table to a feed table's changed keys."""
+    con.execute(
+        f"INSERT INTO {_SLICE_CHANGED} SELECT CAST({key} AS VARCHAR) "
+        f"FROM {spec.qualified} WHERE {s.where}"
+    )
 
 
 def _rewrite_keys(
@@ -226,6 +270,7 @@ def _rewrite_keys(
     s: Slice,
     key: str,
     rows_sql: str | None = None,
+    collect: str | None = None,
 ) -> tuple[int, int] | None:
     """Rewrite slice `s` in `spec`'s table by difference on `key`, inside the caller's
     transaction, as `refresh_table` does a table (`diff_keys`, `rewrite_changed_keys`): only
@@ -233,7 +278,7 @@ def _rewrite_keys(
     `rows_sql`: the slice's new rows when they were computed already (default: `s.sql`).
     Returns (keys rewritten, keys in the slice), or None, having written nothing, when a NULL
     key differs or more than REFRESH_MAX_SHARE of the keys do: the caller then rewrites the
-    slice whole."""
+    slice whole. `collect`: a TEMP table (k VARCHAR) the rewritten keys are added to."""
     # computed once for the comparison and the insert (or taken from the rows computed for
     # several slices together); created inside the caller's transaction, so an error there
     # rolls the temporary tables back with the rest
@@ -243,5 +288,7 @@ def _rewrite_keys(
     diff = diff_keys(con, spec, "SELECT * FROM _slice_new", key, s.where)
     if diff.changed and not diff.rewrite_whole:
         rewrite_changed_keys(con, spec, "SELECT * FROM _slice_new", key, s.where)
+        if collect is not None:
+            con.execute(f"INSERT INTO {collect} SELECT CAST(k AS VARCHAR) FROM {CHANGED_KEYS}")
     con.execute(f"DROP TABLE _slice_new; DROP TABLE {CHANGED_KEYS}")
     return None if diff.rewrite_whole else (diff.changed, diff.keys)

@@ -31,6 +31,7 @@ import duckdb
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
+from assets.common.changes import ensure_change_tables, log_change
 from assets.common.fingerprint import (
     input_fingerprint,
     record_in_transaction,
@@ -295,6 +296,16 @@ WHERE l.org_id IS DISTINCT FROM i.org_id OR l.via_method IS DISTINCT FROM i.matc
 """
 
 
+def _row_hashes(refs: str) -> str:
+    """SQL of (org_ref, h): the identity rows of the references in `refs` (column org_ref),
+    hashed whole (count and sum: a reference has one row, the GX suite checks it)."""
+    return (
+        f"SELECT org_ref, count(*) AS n, sum(hash({INT_ORG_IDENTITY.select_list()})) AS h "
+        f"FROM {INT_ORG_IDENTITY.qualified} WHERE org_ref IN (SELECT org_ref FROM {refs}) "
+        "GROUP BY org_ref"
+    )
+
+
 def build_int_org_identity(con: duckdb.DuckDBPyConnection) -> BuildResult:
     """Bring the identity table up to date with int_org_mentions and int_org_matches.
 
@@ -328,9 +339,14 @@ def build_int_org_identity(con: duckdb.DuckDBPyConnection) -> BuildResult:
                 "CREATE OR REPLACE TEMP TABLE _ft_changed AS "
                 f"{changed_refs(INT_ORG_IDENTITY, 'mentions')} UNION {_LINK_CHANGED}"
             )
+        ensure_change_tables(con)
         con.execute("BEGIN")
         try:
             if why is None:
+                # the redone references' rows before, to log those that changed
+                con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE _ft_before AS {_row_hashes('_ft_changed')}"
+                )
                 con.execute(
                     f"DELETE FROM {INT_ORG_IDENTITY.qualified} "
                     "WHERE org_ref IN (SELECT org_ref FROM _ft_changed)"
@@ -347,10 +363,17 @@ def build_int_org_identity(con: duckdb.DuckDBPyConnection) -> BuildResult:
                 )
                 redone = scalar_int(con, "SELECT count(*) FROM _ft_changed")
                 path = f"{redone} reference(s) redone (mentions or links changed)"
+                changed = (
+                    f"SELECT org_ref FROM _ft_before b FULL JOIN ({_row_hashes('_ft_changed')}) a "
+                    "USING (org_ref) WHERE a.h IS DISTINCT FROM b.h OR a.n IS DISTINCT FROM b.n"
+                )
+                log_change(con, INT_ORG_IDENTITY.qualified, {"org_ref": changed})
+                con.execute("DROP TABLE _ft_before")
             else:
                 mentions = f"SELECT * FROM {INT_ORG_MENTIONS.qualified}"
                 rebuild_table(con, INT_ORG_IDENTITY, _select(mentions))
                 path = f"every reference redone: {why}"
+                log_change(con, INT_ORG_IDENTITY.qualified, None)
             refs = "SELECT org_ref FROM _ft_changed" if why is None else None
             n = save_state(con, INT_ORG_IDENTITY, REFS_KEY, context, refs)
             record_in_transaction(con, LINKS_KEY, shape, None)

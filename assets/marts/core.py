@@ -7,16 +7,10 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from assets.common.changes import Feed, FeedRefresh, refresh_by_feeds
 from assets.common.fingerprint import skip_unchanged
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE
-from assets.common.tables import (
-    Column,
-    Refresh,
-    TableSpec,
-    materialize_result,
-    rebuild_table,
-    refresh_table,
-)
+from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
 from assets.intermediate.int_money_flows import INT_MONEY_FLOWS
 from assets.intermediate.int_org_identity import INT_ORG_IDENTITY
 
@@ -105,7 +99,14 @@ ORGANISATIONS = TableSpec(
     order_by=("org_id",),
 )  # fmt: skip
 
-_FLOWS_SELECT = f"""
+
+def _flows_select(scope: str | None = None) -> str:
+    """The money flows mart's SELECT; with `scope` (a relation of flow ids, column k) only
+    those flows."""
+    flows = INT_MONEY_FLOWS.qualified
+    if scope is not None:
+        flows = f"(SELECT * FROM {flows} WHERE flow_id IN (SELECT k FROM {scope}))"
+    return f"""
 SELECT f.flow_id, f.flow_type,
   fo.org_id AS from_org_id, fo.name AS from_name,
   tr.org_id AS to_org_id, CASE WHEN f.to_kind = 'individual' THEN NULL ELSE tr.name END AS to_name,
@@ -114,11 +115,27 @@ SELECT f.flow_id, f.flow_type,
   f.project_id,
   f.funding_level, f.title, f.flow_date, f.amount_eur, f.amount_original, f.currency_original,
   f.fx_rate, f.fx_date, f.source_system, f.source_file, f.source_row, f.source_record_id
-FROM {INT_MONEY_FLOWS.qualified} f
+FROM {flows} f
 JOIN {INT_ORG_IDENTITY.qualified} fo ON fo.org_ref = f.from_org_ref
 JOIN {INT_ORG_IDENTITY.qualified} tr ON tr.org_ref = f.to_org_ref
 JOIN {INT_ORG_IDENTITY.qualified} co ON co.org_ref = f.controller_org_ref
 """
+
+
+def _flows_of_refs(changed: str) -> str:
+    """The flows that name a reference of `changed` (column k) as payer, payee or controller."""
+    refs = f"(SELECT k FROM {changed})"
+    return " UNION ALL ".join(
+        f"SELECT flow_id FROM {INT_MONEY_FLOWS.qualified} WHERE {column} IN {refs}"
+        for column in ("from_org_ref", "to_org_ref", "controller_org_ref")
+    )
+
+
+# a flow's row reads its own int_money_flows row and the identity of its three references
+FLOW_FEEDS = (
+    Feed(INT_MONEY_FLOWS.qualified, "flow_id", lambda changed: f"SELECT k FROM {changed}"),
+    Feed(INT_ORG_IDENTITY.qualified, "org_ref", _flows_of_refs),
+)
 
 _STREAMS_SELECT = f"""
 SELECT m.stream_id, m.from_org_id AS funder_org_id,
@@ -144,7 +161,15 @@ JOIN (SELECT org_id, first(name ORDER BY org_ref <> org_id, org_ref) AS name
 GROUP BY m.stream_id, m.from_org_id
 """
 
-_ORGS_SELECT = f"""
+
+def _orgs_select(scope: str | None = None) -> str:
+    """The organisations mart's SELECT; with `scope` (a relation of org ids, column k) only
+    those organisations."""
+
+    def only(column: str) -> str:
+        return "" if scope is None else f" WHERE {column} IN (SELECT k FROM {scope})"
+
+    return f"""
 WITH ident AS (
   SELECT org_id, first(name ORDER BY org_ref <> org_id, org_ref) AS name,
     list_sort(list_distinct(flatten(list(names_seen)))) AS names_seen,
@@ -153,16 +178,16 @@ WITH ident AS (
     first(scheme ORDER BY org_ref <> org_id, org_ref) AS scheme, first(org_type ORDER BY org_ref <> org_id, org_ref) AS org_type,
     first(country ORDER BY org_ref <> org_id, org_ref) AS country,
     list_sort(list_distinct(flatten(list(source_systems)))) AS source_systems
-  FROM {INT_ORG_IDENTITY.qualified} GROUP BY org_id
+  FROM {INT_ORG_IDENTITY.qualified}{only("org_id")} GROUP BY org_id
 ),
 outs AS (
   SELECT from_org_id AS org_id, count(*) AS n, coalesce(sum(amount_eur), 0) AS eur,
          mode(funding_level) AS level
-  FROM {MONEY_FLOWS.qualified} GROUP BY 1
+  FROM {MONEY_FLOWS.qualified}{only("from_org_id")} GROUP BY 1
 ),
 ins AS (
   SELECT to_org_id AS org_id, count(*) AS n, coalesce(sum(amount_eur), 0) AS eur
-  FROM {MONEY_FLOWS.qualified} GROUP BY 1
+  FROM {MONEY_FLOWS.qualified}{only("to_org_id")} GROUP BY 1
 )
 SELECT i.org_id, CASE WHEN i.org_type = 'individual' THEN NULL ELSE i.name END AS name,
   CASE WHEN i.org_type = 'individual' THEN NULL ELSE i.names_seen END AS names_seen,
@@ -173,17 +198,36 @@ FROM ident i LEFT JOIN outs o USING (org_id) LEFT JOIN ins n USING (org_id)
 """
 
 
-def build_money_flows(con: duckdb.DuckDBPyConnection) -> Refresh:
-    """Only the flows whose row changed are written (a new file adds a few of 1.2M)."""
-    return refresh_table(con, MONEY_FLOWS, _FLOWS_SELECT, "flow_id")
+def _orgs_of_refs(changed: str) -> str:
+    """The organisations a reference of `changed` (column k) belongs to now, or belonged to
+    when the mart was last written (its `org_refs`)."""
+    return (
+        f"SELECT org_id FROM {INT_ORG_IDENTITY.qualified} WHERE org_ref IN (SELECT k FROM {changed}) "
+        f"UNION SELECT org_id FROM (SELECT org_id, unnest(org_refs) AS ref "
+        f"FROM {ORGANISATIONS.qualified}) WHERE ref IN (SELECT k FROM {changed})"
+    )
+
+
+# an organisation's row reads its references' identity rows and the flows it pays or receives
+ORG_FEEDS = (
+    Feed(INT_ORG_IDENTITY.qualified, "org_ref", _orgs_of_refs),
+    Feed(MONEY_FLOWS.qualified, "org_id", lambda changed: f"SELECT k FROM {changed}"),
+)
+
+
+def build_money_flows(con: duckdb.DuckDBPyConnection) -> FeedRefresh:
+    """Only the flows whose row changed are written (a new file adds a few of 1.2M), and
+    only those the feeds changed are compared (assets/common/changes.py)."""
+    return refresh_by_feeds(con, MONEY_FLOWS, _flows_select, "flow_id", FLOW_FEEDS)
 
 
 def build_funding_streams(con: duckdb.DuckDBPyConnection) -> int:
     return rebuild_table(con, FUNDING_STREAMS, _STREAMS_SELECT)
 
 
-def build_organisations(con: duckdb.DuckDBPyConnection) -> int:
-    return rebuild_table(con, ORGANISATIONS, _ORGS_SELECT)
+def build_organisations(con: duckdb.DuckDBPyConnection) -> FeedRefresh:
+    """Only the organisations whose references or flows changed are compared and written."""
+    return refresh_by_feeds(con, ORGANISATIONS, _orgs_select, "org_id", ORG_FEEDS)
 
 
 _PREVIEW_ROWS = 10
@@ -226,7 +270,10 @@ def funding_streams(duckdb: DuckDBResource) -> dg.MaterializeResult:
     deps=[INT_ORG_IDENTITY.asset_key, MONEY_FLOWS.asset_key],
 )
 @skip_unchanged
-def organisations(duckdb: DuckDBResource) -> dg.MaterializeResult:
+def organisations(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        build_organisations(con)
-        return materialize_result(con, ORGANISATIONS, preview_rows=_PREVIEW_ROWS)
+        built = build_organisations(con)
+        context.log.info(f"{ORGANISATIONS.qualified}: {built.summary()}")
+        return materialize_result(con, ORGANISATIONS, built.metadata(), preview_rows=_PREVIEW_ROWS)
