@@ -112,7 +112,8 @@ def _write_flows(con: duckdb.DuckDBPyConnection) -> SliceRefresh:
 
 
 def _write_identity(con: duckdb.DuckDBPyConnection) -> None:
-    """A producer that rewrites the references whose row changed and logs them."""
+    """A producer that rewrites the references whose row changed and logs them, with the
+    canonical ids they had and have."""
     create_table(con, IDENTITY, replace=False)
     changed = (
         "SELECT org_ref FROM (SELECT * FROM staging.src_identity EXCEPT SELECT * FROM "
@@ -120,13 +121,19 @@ def _write_identity(con: duckdb.DuckDBPyConnection) -> None:
         "EXCEPT SELECT * FROM staging.src_identity)"
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE _chg AS {changed}")
+    ids = f"SELECT org_id FROM {IDENTITY.qualified} WHERE org_ref IN (SELECT org_ref FROM _chg)"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _ids_before AS {ids}")
     con.execute("BEGIN")
     con.execute(f"DELETE FROM {IDENTITY.qualified} WHERE org_ref IN (SELECT org_ref FROM _chg)")
     con.execute(
         f"INSERT INTO {IDENTITY.qualified} SELECT * FROM staging.src_identity "
         "WHERE org_ref IN (SELECT org_ref FROM _chg)"
     )
-    log_change(con, IDENTITY.qualified, {"org_ref": "SELECT org_ref FROM _chg"})
+    log_change(
+        con,
+        IDENTITY.qualified,
+        {"org_ref": "SELECT org_ref FROM _chg", "org_id": f"SELECT * FROM _ids_before UNION {ids}"},
+    )
     con.execute("COMMIT")
 
 
@@ -259,15 +266,7 @@ def _orgs_select(scope: str | None) -> str:
 
 
 ORG_FEEDS = (
-    Feed(
-        IDENTITY.qualified,
-        "org_ref",
-        lambda changed: (
-            f"SELECT org_id FROM {IDENTITY.qualified} WHERE org_ref IN "
-            f"(SELECT k FROM {changed}) UNION SELECT org_id FROM (SELECT org_id, unnest(refs) AS r "
-            f"FROM {ORGS.qualified}) WHERE r IN (SELECT k FROM {changed})"
-        ),
-    ),
+    Feed(IDENTITY.qualified, "org_id", lambda changed: f"SELECT k FROM {changed}"),
     Feed(MART.qualified, "org_id", lambda changed: f"SELECT k FROM {changed}"),
 )
 

@@ -117,6 +117,7 @@ def test_export_is_rewritten_unless_the_build_is_the_one_exported(
 # publish's module doc
 REFRESHED = {
     "organisations": "refresh_by_feeds",
+    "funding_streams": "refresh_by_feeds",
     "money_flows": "refresh_by_feeds",
     "procurement_contracts": "refresh_table",
     "project_control": "refresh_table",

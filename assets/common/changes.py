@@ -88,8 +88,8 @@ POSITIONS = CHANGE_POSITIONS.qualified
 # another changes both payers' rows of marts.organisations)
 FEED_TABLES: dict[str, tuple[str, ...]] = {
     "intermediate.int_money_flows": ("flow_id",),
-    "intermediate.int_org_identity": ("org_ref",),
-    "marts.money_flows": ("flow_id", "org_id"),
+    "intermediate.int_org_identity": ("org_ref", "org_id"),
+    "marts.money_flows": ("flow_id", "org_id", "stream_id"),
 }
 KEEP_CHANGES = 32
 # a write that changed more keys logs NULL: its dependents compare every key anyway

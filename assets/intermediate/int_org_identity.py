@@ -297,10 +297,12 @@ WHERE l.org_id IS DISTINCT FROM i.org_id OR l.via_method IS DISTINCT FROM i.matc
 
 
 def _row_hashes(refs: str) -> str:
-    """SQL of (org_ref, h): the identity rows of the references in `refs` (column org_ref),
-    hashed whole (count and sum: a reference has one row, the GX suite checks it)."""
+    """SQL of (org_ref, n, h, org_ids): the identity rows of the references in `refs` (column
+    org_ref), hashed whole (count and sum: a reference has one row, the GX suite checks it),
+    and their canonical ids."""
     return (
-        f"SELECT org_ref, count(*) AS n, sum(hash({INT_ORG_IDENTITY.select_list()})) AS h "
+        f"SELECT org_ref, count(*) AS n, sum(hash({INT_ORG_IDENTITY.select_list()})) AS h, "
+        "list(org_id) AS org_ids "
         f"FROM {INT_ORG_IDENTITY.qualified} WHERE org_ref IN (SELECT org_ref FROM {refs}) "
         "GROUP BY org_ref"
     )
@@ -363,11 +365,24 @@ def build_int_org_identity(con: duckdb.DuckDBPyConnection) -> BuildResult:
                 )
                 redone = scalar_int(con, "SELECT count(*) FROM _ft_changed")
                 path = f"{redone} reference(s) redone (mentions or links changed)"
-                changed = (
-                    f"SELECT org_ref FROM _ft_before b FULL JOIN ({_row_hashes('_ft_changed')}) a "
-                    "USING (org_ref) WHERE a.h IS DISTINCT FROM b.h OR a.n IS DISTINCT FROM b.n"
+                con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE _ft_after AS {_row_hashes('_ft_changed')}"
                 )
-                log_change(con, INT_ORG_IDENTITY.qualified, {"org_ref": changed})
+                changed = (
+                    "SELECT org_ref, b.org_ids AS before, a.org_ids AS after FROM _ft_before b "
+                    "FULL JOIN _ft_after a USING (org_ref) "
+                    "WHERE a.h IS DISTINCT FROM b.h OR a.n IS DISTINCT FROM b.n"
+                )
+                # their canonical ids before and after: the organisations they left and joined
+                log_change(
+                    con,
+                    INT_ORG_IDENTITY.qualified,
+                    {
+                        "org_ref": f"SELECT org_ref FROM ({changed})",
+                        "org_id": f"SELECT unnest(list_concat(before, after)) FROM ({changed})",
+                    },
+                )
+                con.execute("DROP TABLE _ft_after")
                 con.execute("DROP TABLE _ft_before")
             else:
                 mentions = f"SELECT * FROM {INT_ORG_MENTIONS.qualified}"

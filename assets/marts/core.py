@@ -3,6 +3,8 @@
 Marts hold no build timestamps so that the same input gives byte-identical marts.
 """
 
+from collections.abc import Callable
+
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
@@ -10,7 +12,7 @@ from dagster_duckdb import DuckDBResource
 from assets.common.changes import Feed, FeedRefresh, refresh_by_feeds
 from assets.common.fingerprint import skip_unchanged
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE
-from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
+from assets.common.tables import Column, TableSpec, materialize_result
 from assets.intermediate.int_money_flows import INT_MONEY_FLOWS
 from assets.intermediate.int_org_identity import INT_ORG_IDENTITY
 
@@ -137,7 +139,12 @@ FLOW_FEEDS = (
     Feed(INT_ORG_IDENTITY.qualified, "org_ref", _flows_of_refs),
 )
 
-_STREAMS_SELECT = f"""
+
+def _streams_select(scope: str | None = None) -> str:
+    """The funding streams mart's SELECT; with `scope` (a relation of stream ids, column k)
+    only those streams."""
+    only = "" if scope is None else f"WHERE m.stream_id IN (SELECT k FROM {scope})\n"
+    return f"""
 SELECT m.stream_id, m.from_org_id AS funder_org_id,
   -- the name and programme on the stream's first flow: not any_value, whose pick follows
   -- the join's row order (int_money_flows is maintained by slice, not in flow_id order)
@@ -158,8 +165,24 @@ SELECT m.stream_id, m.from_org_id AS funder_org_id,
 FROM {MONEY_FLOWS.qualified} m JOIN {INT_MONEY_FLOWS.qualified} f USING (flow_id)
 JOIN (SELECT org_id, first(name ORDER BY org_ref <> org_id, org_ref) AS name
       FROM {INT_ORG_IDENTITY.qualified} GROUP BY org_id) c ON c.org_id = m.controller_org_id
-GROUP BY m.stream_id, m.from_org_id
+{only}GROUP BY m.stream_id, m.from_org_id
 """
+
+
+def _streams_of(column: str) -> Callable[[str], str]:
+    """The streams of the flows whose `column` is in the changed values (column k)."""
+    return lambda changed: (
+        f"SELECT stream_id FROM {MONEY_FLOWS.qualified} WHERE {column} IN (SELECT k FROM {changed})"
+    )
+
+
+# a stream's row reads its flows in the mart (which log their streams, old and new), their
+# programmes in int_money_flows, and its controller's name in identity
+STREAM_FEEDS = (
+    Feed(MONEY_FLOWS.qualified, "stream_id", lambda changed: f"SELECT k FROM {changed}"),
+    Feed(INT_MONEY_FLOWS.qualified, "flow_id", _streams_of("flow_id")),
+    Feed(INT_ORG_IDENTITY.qualified, "org_id", _streams_of("controller_org_id")),
+)
 
 
 def _orgs_select(scope: str | None = None) -> str:
@@ -198,19 +221,10 @@ FROM ident i LEFT JOIN outs o USING (org_id) LEFT JOIN ins n USING (org_id)
 """
 
 
-def _orgs_of_refs(changed: str) -> str:
-    """The organisations a reference of `changed` (column k) belongs to now, or belonged to
-    when the mart was last written (its `org_refs`)."""
-    return (
-        f"SELECT org_id FROM {INT_ORG_IDENTITY.qualified} WHERE org_ref IN (SELECT k FROM {changed}) "
-        f"UNION SELECT org_id FROM (SELECT org_id, unnest(org_refs) AS ref "
-        f"FROM {ORGANISATIONS.qualified}) WHERE ref IN (SELECT k FROM {changed})"
-    )
-
-
-# an organisation's row reads its references' identity rows and the flows it pays or receives
+# an organisation's row reads its references' identity rows and the flows it pays or
+# receives; both feeds log the organisations a row left and joined
 ORG_FEEDS = (
-    Feed(INT_ORG_IDENTITY.qualified, "org_ref", _orgs_of_refs),
+    Feed(INT_ORG_IDENTITY.qualified, "org_id", lambda changed: f"SELECT k FROM {changed}"),
     Feed(MONEY_FLOWS.qualified, "org_id", lambda changed: f"SELECT k FROM {changed}"),
 )
 
@@ -221,8 +235,9 @@ def build_money_flows(con: duckdb.DuckDBPyConnection) -> FeedRefresh:
     return refresh_by_feeds(con, MONEY_FLOWS, _flows_select, "flow_id", FLOW_FEEDS)
 
 
-def build_funding_streams(con: duckdb.DuckDBPyConnection) -> int:
-    return rebuild_table(con, FUNDING_STREAMS, _STREAMS_SELECT)
+def build_funding_streams(con: duckdb.DuckDBPyConnection) -> FeedRefresh:
+    """Only the streams whose flows, programmes or controller's name changed are compared."""
+    return refresh_by_feeds(con, FUNDING_STREAMS, _streams_select, "stream_id", STREAM_FEEDS)
 
 
 def build_organisations(con: duckdb.DuckDBPyConnection) -> FeedRefresh:
@@ -256,10 +271,15 @@ def money_flows(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg
     deps=[MONEY_FLOWS.asset_key, INT_MONEY_FLOWS.asset_key, INT_ORG_IDENTITY.asset_key],
 )
 @skip_unchanged
-def funding_streams(duckdb: DuckDBResource) -> dg.MaterializeResult:
+def funding_streams(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        build_funding_streams(con)
-        return materialize_result(con, FUNDING_STREAMS, preview_rows=_PREVIEW_ROWS)
+        built = build_funding_streams(con)
+        context.log.info(f"{FUNDING_STREAMS.qualified}: {built.summary()}")
+        return materialize_result(
+            con, FUNDING_STREAMS, built.metadata(), preview_rows=_PREVIEW_ROWS
+        )
 
 
 @dg.asset(
