@@ -95,6 +95,7 @@ KEEP_CHANGES = 32
 # a write that changed more keys logs NULL: its dependents compare every key anyway
 MAX_LOGGED_KEYS = 200_000
 SCOPE_KEYS = "_scope_keys"  # TEMP table (k): the dependent's keys a refresh compares
+_SCOPED_ROWS = "_scoped_rows"  # TEMP table: the SELECT's rows of those keys
 
 
 def ensure_change_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -375,7 +376,12 @@ def refresh_by_feeds(
             compared = scalar_int(con, f"SELECT count(*) FROM {SCOPE_KEYS}")
             only = f"{key} IN (SELECT k FROM {SCOPE_KEYS})"
             new_rows = stored_rows_sql(spec, select_sql(SCOPE_KEYS))
-            rows_sql = f"SELECT * FROM ({new_rows}) AS s WHERE {only}"
+            # computed once for the comparison and the rewrite: the scope's rows are few
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {_SCOPED_ROWS} AS "
+                f"SELECT * FROM ({new_rows}) AS s WHERE {only}"
+            )
+            rows_sql = f"SELECT * FROM {_SCOPED_ROWS}"
             diff = diff_keys(con, spec, rows_sql, key, where=only)
         else:
             rows_sql = stored_rows_sql(spec, select_sql(None))
@@ -391,7 +397,7 @@ def refresh_by_feeds(
     finally:
         con.execute(
             f"DROP TABLE IF EXISTS _new_keys; DROP TABLE IF EXISTS {CHANGED_KEYS}; "
-            f"DROP TABLE IF EXISTS {SCOPE_KEYS}"
+            f"DROP TABLE IF EXISTS {SCOPE_KEYS}; DROP TABLE IF EXISTS {_SCOPED_ROWS}"
         )
     _record(con, spec.qualified, context, now)
     return FeedRefresh(done, compared, why)

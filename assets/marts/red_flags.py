@@ -364,8 +364,10 @@ FLAG_CTES = {
     "regranting_double_count": "regrant",
 }
 # a flag reads only the canonical ids of identity (canonical_org_id_sql): a file that changes
-# names or evidence of known organisations leaves them, and the flags, as they were
-_IDENTITY_IDS = f"{INT_ORG_IDENTITY.qualified}[org_ref, org_id]"
+# names or evidence of known organisations leaves them, and the flags, as they were. A
+# reference that is its own organisation gives the id it would give absent (itself), so only
+# merged references count: a file of new organisations leaves them as they were too
+_IDENTITY_IDS = f"{INT_ORG_IDENTITY.qualified}[org_ref, org_id] WHERE org_ref <> org_id"
 
 
 @functools.cache
