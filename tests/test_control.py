@@ -153,12 +153,12 @@ def test_company_partnership_node_is_the_organisation_of_exactly_its_name() -> N
 
 def test_a_funders_evidence_names_each_source_once_in_order() -> None:
     from assets.intermediate.int_org_identity import INT_ORG_IDENTITY
-    from assets.marts.control import PROJECT_CONTROL_SQL
+    from assets.marts.control import PROJECT_CONTROL_SQL, ULTIMATE_CONTROLLERS
     from assets.marts.core import MONEY_FLOWS
     from assets.staging.stg_governance import STG_PROJECTS
 
     con = _edges([])
-    for spec in (MONEY_FLOWS, STG_PROJECTS, INT_ORG_IDENTITY):
+    for spec in (MONEY_FLOWS, STG_PROJECTS, INT_ORG_IDENTITY, ULTIMATE_CONTROLLERS):
         create_table(con, spec, replace=True)
     con.execute(
         f"INSERT INTO {STG_PROJECTS.qualified} (project_id, partnership_id, source_system, "

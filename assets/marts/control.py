@@ -178,7 +178,7 @@ chains AS (
     p.project_id || ' <- ' || u.paths[1], NULL::DATE, NULL::DATE,
     array_to_string(u.evidence, '; ')
   FROM projects p JOIN node n USING (partnership_id)
-  JOIN ({ULTIMATE_SQL}) u ON u.entity_id = n.node_id
+  JOIN {ULTIMATE_CONTROLLERS.qualified} u ON u.entity_id = n.node_id
   WHERE NOT u.direct
 ),
 money AS (
@@ -237,7 +237,7 @@ UNION ALL
 SELECT s.stream_id, s.funder_org_id, s.programme, u.owner_id, u.owner_name, u.owner_kind,
   'ownership_chain', u.share_min, u.share_max, s.stream_id || ' <- ' || u.paths[1],
   array_to_string(u.evidence, '; ')
-FROM streams s JOIN ({ULTIMATE_SQL}) u ON u.entity_id = s.funder_org_id
+FROM streams s JOIN {ULTIMATE_CONTROLLERS.qualified} u ON u.entity_id = s.funder_org_id
 UNION ALL
 SELECT s.stream_id, s.funder_org_id, s.programme, e.controller_id, e.controller_name,
   e.controller_kind, e.control_basis, e.share_min, e.share_max,
@@ -281,6 +281,7 @@ def ultimate_controllers(duckdb: DuckDBResource) -> dg.MaterializeResult:
     description=PROJECT_CONTROL.doc,
     deps=[
         INT_CONTROL_EDGES.asset_key,
+        ULTIMATE_CONTROLLERS.asset_key,
         MONEY_FLOWS.asset_key,
         stg_governance.STG_PROJECTS.asset_key,
         INT_ORG_IDENTITY.asset_key,
@@ -298,7 +299,7 @@ def project_control(duckdb: DuckDBResource) -> dg.MaterializeResult:
     group_name="marts",
     kinds={"duckdb", "sql"},
     description=FUNDING_STREAM_CONTROL.doc,
-    deps=[INT_CONTROL_EDGES.asset_key, FUNDING_STREAMS.asset_key],
+    deps=[INT_CONTROL_EDGES.asset_key, ULTIMATE_CONTROLLERS.asset_key, FUNDING_STREAMS.asset_key],
 )
 @skip_unchanged
 def funding_stream_control(duckdb: DuckDBResource) -> dg.MaterializeResult:
