@@ -455,6 +455,8 @@ def test_an_incremental_build_equals_a_build_from_scratch(fundtrace_env: dict[st
     # changes name (assets/common/changes.py)
     for mart in ("marts/money_flows", "marts/organisations", "marts/funding_streams"):
         assert "keys the feeds changed rewritten" in str(_metadata(incremental_run, mart)["build"])
+    procurement = _metadata(incremental_run, "intermediate/int_procurement_awards")
+    assert "keys rewritten" in str(procurement["build"])
     assert "1 file(s) derived" in str(
         _metadata(incremental_run, "staging/stg_360giving_grants")["raw_files_derived"]
     )

@@ -947,7 +947,7 @@ def test_contracts_sql_has_exactly_the_intermediate_columns(
     cur = con.execute(f"SELECT * FROM ({CONTRACTS_SQL}) LIMIT 0")
     assert [d[0] for d in cur.description or []] == ipa.CONTRACT_COLUMNS
     monkeypatch.setattr(ipa, "PROCUREMENT_SOURCES", (stg_ted_awards,))
-    assert ipa.build_int_procurement_awards(con) == 2
+    assert ipa.build_int_procurement_awards(con).rows == 2
     got = rows(con, f"SELECT * FROM {ipa.INT_PROCUREMENT_AWARDS.qualified} ORDER BY 1")
     assert sorted(r["contract_award_id"] for r in got) == [
         "ted:999101-2024:HCC-PROC-2024-017-C1:GB-COH-09990003",

@@ -11,7 +11,14 @@ from dagster_duckdb import DuckDBResource
 
 from assets.common.fingerprint import skip_unchanged
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE
-from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
+from assets.common.tables import (
+    Column,
+    Refresh,
+    TableSpec,
+    materialize_result,
+    rebuild_table,
+    refresh_table,
+)
 from assets.staging import stg_ocds, stg_ted_awards
 
 INT_PROCUREMENT_AWARDS = TableSpec(
@@ -59,14 +66,17 @@ CONTRACT_COLUMNS = INT_PROCUREMENT_AWARDS.column_names
 PROCUREMENT_SOURCES: tuple = (stg_ocds, stg_ted_awards)
 
 
-def build_int_procurement_awards(con: duckdb.DuckDBPyConnection) -> int:
+def build_int_procurement_awards(con: duckdb.DuckDBPyConnection) -> Refresh:
     if not PROCUREMENT_SOURCES:
         empty = ", ".join(
             f"CAST(NULL AS {c.type}) AS {c.name}" for c in INT_PROCUREMENT_AWARDS.columns
         )
-        return rebuild_table(con, INT_PROCUREMENT_AWARDS, f"SELECT {empty} WHERE false")
+        n = rebuild_table(con, INT_PROCUREMENT_AWARDS, f"SELECT {empty} WHERE false")
+        return Refresh(n, n, n, True)
     union = " UNION ALL ".join(f"SELECT * FROM ({m.CONTRACTS_SQL})" for m in PROCUREMENT_SOURCES)
-    return rebuild_table(con, INT_PROCUREMENT_AWARDS, union)
+    # a new OCDS file changes ~1,600 of 167k contracts at scale 1: writing those instead of
+    # all of them (0.47-0.76 s) costs the comparison (~0.2 s)
+    return refresh_table(con, INT_PROCUREMENT_AWARDS, union, "contract_award_id")
 
 
 @dg.asset(
@@ -79,8 +89,8 @@ def build_int_procurement_awards(con: duckdb.DuckDBPyConnection) -> int:
 @skip_unchanged
 def int_procurement_awards(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        build_int_procurement_awards(con)
-        return materialize_result(con, INT_PROCUREMENT_AWARDS)
+        built = build_int_procurement_awards(con)
+        return materialize_result(con, INT_PROCUREMENT_AWARDS, built.metadata())
 
 
 def contract_project_links_sql() -> str:
