@@ -508,7 +508,9 @@ def test_a_rebuild_that_keeps_its_rows_does_not_rebuild_what_reads_it(tmp_path: 
     assert BUILDS == ["staging.n", "marts.name_count"]
 
 
-def test_the_catalog_snapshot_answers_existence_as_the_catalog_does(tmp_path: Path) -> None:
+def test_the_catalog_snapshot_answers_existence_as_the_catalog_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     con = duckdb.connect(str(tmp_path / "b.duckdb"))
     con.execute("CREATE SCHEMA staging; CREATE TABLE staging.t (a INT)")
     con.execute("CREATE VIEW staging.v AS SELECT 1 AS a")
@@ -530,6 +532,23 @@ def test_the_catalog_snapshot_answers_existence_as_the_catalog_does(tmp_path: Pa
             "staging.nope": False,
         }
     )
+    # content fingerprints read each table's columns once in a snapshot, and agree with those
+    # taken outside one
+    con.execute("INSERT INTO staging.t VALUES (1), (2)")
+    inputs = ["staging.t WHERE a = 1", "staging.t WHERE a = 2", "staging.t", "staging.nope"]
+    outside = [fingerprint.content_fingerprint(con, n) for n in inputs]
+    looked_up: list[str] = []
+    real = fingerprint.table_columns
+
+    def counting(con: duckdb.DuckDBPyConnection, table: str) -> list[str] | None:
+        looked_up.append(table)
+        return real(con, table)
+
+    monkeypatch.setattr(fingerprint, "table_columns", counting)
+    with fingerprint.catalog_snapshot(con):
+        inside = [fingerprint.content_fingerprint(con, n) for n in inputs]
+    assert inside == outside and outside[3] == "absent" and len(set(outside)) == 4
+    assert looked_up == ["staging.t"]
 
 
 def test_a_raw_file_parsed_signals_the_data_change(

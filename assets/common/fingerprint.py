@@ -140,6 +140,11 @@ def ensure_fingerprint_table(con: duckdb.DuckDBPyConnection) -> None:
 _TABLES: contextvars.ContextVar[frozenset[str] | None] = contextvars.ContextVar(
     "fundtrace_tables", default=None
 )
+# a table's columns, looked up once per snapshot (a table fingerprinted by content for several
+# slices: `table WHERE condition` per slice)
+_COLUMNS: contextvars.ContextVar[dict[str, list[str] | None] | None] = contextvars.ContextVar(
+    "fundtrace_columns", default=None
+)
 
 
 @contextlib.contextmanager
@@ -147,7 +152,7 @@ def catalog_snapshot(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Inside the block, whether a table exists is answered from one listing of the
     database's tables and views: a skip decision asks 4-6 times (the fingerprint table, each
     input, each own table; ~2 ms a catalog query), so ~7 ms of every skipped step. Only for
-    blocks that create and drop no table."""
+    blocks that create and drop no table. A table's columns are looked up once in it."""
     rows = con.execute(
         "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
         "WHERE database_name = current_database() "
@@ -155,10 +160,22 @@ def catalog_snapshot(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         "WHERE database_name = current_database()"
     ).fetchall()
     token = _TABLES.set(frozenset(r[0] for r in rows))
+    columns = _COLUMNS.set({})
     try:
         yield
     finally:
+        _COLUMNS.reset(columns)
         _TABLES.reset(token)
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str] | None:
+    """table_columns, once per table inside a catalog snapshot."""
+    known = _COLUMNS.get()
+    if known is None:
+        return table_columns(con, table)
+    if table not in known:
+        known[table] = table_columns(con, table) if _exists(con, table) else None
+    return known[table]
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -185,7 +202,7 @@ def content_fingerprint(con: duckdb.DuckDBPyConnection, name: str) -> str:
     identity: a file that changes names and evidence leaves them as they were)."""
     table, projection, condition = split_input(name)
     where = f" WHERE {condition}" if condition else ""
-    columns = table_columns(con, table)
+    columns = _columns(con, table)
     if columns is None:
         return "absent"
     if projection is not None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from assets.common.changes import FEED_TABLES, ensure_change_tables, log_change
-from assets.common.fingerprint import input_fingerprint
+from assets.common.fingerprint import catalog_snapshot, input_fingerprint
 from assets.common.tables import (
     CHANGED_KEYS,
     Column,
@@ -143,16 +143,17 @@ def refresh_slices(
         ensure_change_tables(con)
     create_table(con, TABLE_SLICES, replace=False)
     contents: dict[str, str] = {}  # a table several slices read is hashed once
-    fingerprints = {
-        s.key: input_fingerprint(
-            con,
-            [f"{spec.qualified}#{s.key}"],
-            s.inputs or tables_in(s.sql),
-            s.where + s.sql,
-            contents,
-        )
-        for s in slices
-    }
+    with catalog_snapshot(con):  # the inputs' existence and columns looked up once
+        fingerprints = {
+            s.key: input_fingerprint(
+                con,
+                [f"{spec.qualified}#{s.key}"],
+                s.inputs or tables_in(s.sql),
+                s.where + s.sql,
+                contents,
+            )
+            for s in slices
+        }
     result = SliceRefresh()
     current = table_columns(con, spec.qualified) == spec.column_names
     stored = {
