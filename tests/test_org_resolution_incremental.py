@@ -37,6 +37,8 @@ from assets.raw.reference import ORGID_PREFIXES, SHIPPED_DIR, load_reference_csv
 
 KEPT = "decisions kept"
 RETAKEN = "all decisions taken again"
+# only fuzzy pairs connect the new references: the other decisions are taken as stored
+REPLAYED = "fuzzy decisions taken again, those by identifier and exact name as stored"
 
 
 def _con() -> duckdb.DuckDBPyConnection:
@@ -287,9 +289,37 @@ def test_a_new_reference_connected_to_others_takes_every_decision_again(
     ids = ["VAT:GB123"] if ref == "XI-PIC-900002" else None
     _mention(con, ref, name, ids=ids, file="360giving/b.csv")
     paths = _build(con, path, config)
-    assert paths[0].startswith(f"{RETAKEN}: what matching reads changed for 1 reference(s): ")
+    # an override, an identifier or a name key changes the decisions before the fuzzy ones
+    before_fuzzy = why in ("an override names", "shares the identifier", "shares the name key")
+    taken = RETAKEN if before_fuzzy else REPLAYED
+    assert paths[0].startswith(f"{taken}: what matching reads changed for 1 reference(s): ")
     assert why in paths[0]
     assert _tables(con) == _from_scratch(con, path, config)
+
+
+def test_stored_decisions_are_taken_with_the_references_ambiguous_by_name() -> None:
+    """A weak reference whose exact name two registered organisations publish is ambiguous,
+    so no fuzzy pair is decided for it: taking the stored decisions keeps it so."""
+    con = _con()
+    _mention(con, "GB-COH-09990010", "Lighthouse Keepers Trust Ltd", system="fts")
+    _mention(con, "GB-CHC-1099010", "Lighthouse Keepers Trust", system="fts")
+    _mention(con, "360G-HBT-ORG-70", "Lighthouse Keepers Trust", file="360giving/a.csv")
+    # and a fuzzy candidate it would get, were it not ambiguous
+    _mention(con, "GB-COH-09990011", "Lighthouse Keeper Trust Ltd", system="fts")
+    _build(con)
+    fuzzy = (
+        f"SELECT count(*) FROM {INT_ORG_MATCHES.qualified} "
+        "WHERE ref_a = '360G-HBT-ORG-70' AND method = 'fuzzy_name'"
+    )
+    assert con.execute(fuzzy).fetchall() == [(0,)]
+    ambiguous = (
+        f"SELECT count(*) FROM {INT_ORG_MATCHES.qualified} "
+        "WHERE ref_a = '360G-HBT-ORG-70' AND starts_with(rejection_reason, 'ambiguous:')"
+    )
+    assert con.execute(ambiguous).fetchall() == [(2,)]
+    _mention(con, "360G-HBT-ORG-52", "Tidewater Comunity Gardns", file="360giving/b.csv")
+    assert _build(con)[0].startswith(REPLAYED)
+    assert _tables(con) == _from_scratch(con)
 
 
 def test_the_new_references_pairs_are_streamed_when_many(
@@ -312,17 +342,18 @@ def test_the_block_cap_is_why_a_new_reference_changes_decisions() -> None:
     fuzzy = f"SELECT count(*) FROM {INT_ORG_MATCHES.qualified} WHERE method = 'fuzzy_name'"
     assert con.execute(fuzzy).fetchall() == [(1,)]
     _mention(con, *_NUMBERED, file="360giving/b.csv")
-    assert _build(con, config=config)[0].startswith(RETAKEN)
+    # the fuzzy decisions are all taken again (the others as stored)
+    assert _build(con, config=config)[0].startswith(REPLAYED)
     assert con.execute(fuzzy).fetchall() == [(0,)]
 
 
 _WORDS = ("harbour", "tidewater", "community", "gardens", "trust", "digital", "arts", "quay")
 
 
-def _random_run(seed: int) -> bool:
+def _random_run(seed: int) -> str:
     """Twenty references of random names, ids and kinds over a small vocabulary, built, then
     one to three new ones (some of words nobody else uses), with tight block caps: the
-    result must be the full build's. Returns whether the decisions were kept."""
+    result must be the full build's. Returns the path matching took."""
     rng = random.Random(seed)
     config = MatchConfig(block_max_refs=3, block_max_tokens=3)
 
@@ -352,15 +383,19 @@ def _random_run(seed: int) -> bool:
     fresh = rng.choice([0.3, 0.6, 0.9])
     for i in range(200, 200 + rng.randint(1, 3)):
         mention(i, fresh)
-    kept = _build(con, config=config)[0].startswith(KEPT)
+    path = _build(con, config=config)[0]
     assert _tables(con) == _from_scratch(con, config=config), f"seed {seed}"
-    return kept
+    return path
 
 
 def test_random_new_references_equal_a_full_build() -> None:
-    kept = [_random_run(seed) for seed in range(30)]
-    # both paths taken, or the runs prove little
-    assert 3 <= sum(kept) <= len(kept) - 3, kept
+    paths = [_random_run(seed) for seed in range(30)]
+    taken = [next(p for p in (KEPT, REPLAYED, RETAKEN) if path.startswith(p)) for path in paths]
+    # the decisions kept, and the fuzzy ones taken again on the stored others (an override,
+    # identifier or name key shared is rare here: the parametrised cases above take those),
+    # each often enough that the equality above proves something
+    counts = {p: taken.count(p) for p in (KEPT, REPLAYED, RETAKEN)}
+    assert counts[KEPT] >= 3 and counts[REPLAYED] >= 3, counts
 
 
 def test_decisions_taken_again_render_only_the_rows_of_references_that_changed() -> None:

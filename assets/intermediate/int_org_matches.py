@@ -801,6 +801,30 @@ class Matcher:
             country = self._country_notes[countries] = "/".join(sorted(countries)) or "unknown"
         return MatchRow(w, r, "exact_name", 100.0, False, key_a=k, key_b=k, note=country)
 
+    # ---- 2-3. identifiers and exact names, as stored
+    def replay_stored(self) -> int:
+        """Take the stored decisions by shared identifier and exact name again, in their
+        order, instead of deciding them: for when they provably stand (`_Apart.names_kept`).
+        The clusters, the pairs decided and the references ambiguous by name end as
+        `match_identifiers` and `match_exact_names` leave them. Returns the rows taken."""
+        stored = self.con.execute(
+            f"""
+            SELECT ref_a, ref_b, method, score, accepted, rejection_reason, key_a, key_b, note
+            FROM {INT_ORG_MATCHES.qualified} JOIN {MATCH_BASIS} USING (step)
+            WHERE method IN ('shared_identifier', 'exact_name') ORDER BY step
+            """
+        ).fetchall()
+        for values in stored:
+            row = MatchRow(*values)
+            if row.accepted:  # as _try unites them
+                self.clusters.union(row.ref_b, row.ref_a)
+            elif row.method == "exact_name" and (row.rejection_reason or "").startswith(
+                "ambiguous:"
+            ):
+                self.ambiguous.add(row.ref_a)
+            self._add(row)
+        return len(stored)
+
     # ---- 4. fuzzy names
     def _fuzzy_pairs(
         self, eligible: list[str]
@@ -918,28 +942,36 @@ def match_organisations(
     config: MatchConfig = MATCH_CONFIG,
     displayed: Callable[[list[MatchRow]], set[int]] | None = None,
     prepared: bool = False,
+    replay: bool = False,
 ) -> tuple[list[MatchRow], dict[str, float]]:
     """Decide every candidate pair over intermediate.int_org_mentions (see the module doc).
 
     `displayed`: given the decisions, the indexes of those whose names, evidence and systems
     the caller has already (`_reuse_display`); only the others are rendered. `prepared`:
-    _ft_refs and _ft_names are made already, from the same mentions (`_apart`)."""
+    _ft_refs and _ft_names are made already, from the same mentions (`_apart`). `replay`:
+    the stored decisions by identifier and exact name stand (`_Apart.names_kept`): they are
+    taken as stored, and only the fuzzy ones decided."""
     with gc_paused():
         install_macros(con)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         m = Matcher(con, config, prepared)
         timings["load_refs_s"] = time.perf_counter() - t0
-        for label, step in (
-            ("overrides_s", lambda: m.apply_overrides(overrides)),
-            ("shared_identifier_s", m.match_identifiers),
-        ):
-            t = time.perf_counter()
-            step()
-            timings[label] = time.perf_counter() - t
         t = time.perf_counter()
-        keys = m._name_keys()
-        m.match_exact_names(keys)
+        m.apply_overrides(overrides)
+        timings["overrides_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        if replay:
+            timings["replayed_rows"] = m.replay_stored()
+            timings["replayed_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            keys = m._name_keys()
+        else:
+            m.match_identifiers()
+            timings["shared_identifier_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            keys = m._name_keys()
+            m.match_exact_names(keys)
         timings["exact_name_s"] = time.perf_counter() - t
         t = time.perf_counter()
         timings["fuzzy_pairs_near"] = m.match_fuzzy_names(keys)
@@ -1223,16 +1255,27 @@ def _why_rematch(con: duckdb.DuckDBPyConnection, context: str) -> tuple[str | No
 _APART_PAIRS_INLINE = 20_000
 
 
+@dataclass(frozen=True)
+class _Apart:
+    """What `_apart` found: why the new references' decisions differ (None: they stand), and
+    whether the decisions by override, identifier and exact name stand all the same."""
+
+    why: str | None
+    names_kept: bool
+
+
 def _apart(
     con: duckdb.DuckDBPyConnection,
     changed: int,
     overrides: list[Override],
     config: MatchConfig,
-) -> str | None:
-    """None when the `changed` references whose decision digest changed are all new ones
+) -> "_Apart":
+    """`why` None when the `changed` references whose decision digest changed are all new ones
     that share nothing matching reads with any other reference: then matching would take
     the stored decisions again, in the same order, and none about them. Else what they
-    share. Leaves _ft_refs and _ft_names made (`Matcher(prepared=True)`).
+    share, and whether the decisions by override, identifier and exact name stand (only the
+    fuzzy pairs can differ: the new references share none of those with others). Leaves
+    _ft_refs and _ft_names made (`Matcher(prepared=True)`).
 
     Matching connects two references only through an override naming them, a shared
     identifier, a shared name key, or a fuzzy pair (a shared block, the same numbers and
@@ -1250,7 +1293,7 @@ def _apart(
     create_names_table(con, config)
     added = scalar_int(con, "SELECT count(*) FROM _ft_added")
     if added != changed:
-        return f"{changed - added} known reference(s) changed or are gone"
+        return _Apart(f"{changed - added} known reference(s) changed or are gone", False)
     if overrides:
         with registered(
             con, "_ft_tmp", {"ref": [r for o in overrides for r in (o.ref_a, o.ref_b)]}
@@ -1260,7 +1303,7 @@ def _apart(
                 "(SELECT org_ref FROM _ft_added)"
             ).fetchall()[0][0]
         if named is not None:
-            return f"an override names the new reference {named}"
+            return _Apart(f"an override names the new reference {named}", False)
     shared = con.execute(
         f"""
         WITH keys AS ({_IDENTIFIER_KEYS}),
@@ -1270,7 +1313,7 @@ def _apart(
         """
     ).fetchall()[0][0]
     if shared is not None:
-        return f"the new reference {shared}"
+        return _Apart(f"the new reference {shared}", False)
     shared = con.execute(
         """
         SELECT first(a.org_ref || ' shares the name key "' || a.k || '" with ' || n.org_ref)
@@ -1279,7 +1322,7 @@ def _apart(
         """
     ).fetchall()[0][0]
     if shared is not None:
-        return f"the new reference {shared}"
+        return _Apart(f"the new reference {shared}", False)
     cfg = config
     # the new references' fuzzy pairs, from either side (the side that joins is never a
     # registered id), whatever the clusters
@@ -1317,11 +1360,15 @@ def _apart(
         """
     ).fetchall()[0]
     if crossing is not None:
-        return f'the block "{crossing}" of a new name passes {cfg.block_max_refs} references'
+        return _Apart(
+            f'the block "{crossing}" of a new name passes {cfg.block_max_refs} references', True
+        )
     if long_name is not None:
-        return f"a word of a new name counts among the rarest words of {long_name}'s name"
+        return _Apart(
+            f"a word of a new name counts among the rarest words of {long_name}'s name", True
+        )
     if not n_pairs:
-        return None
+        return _Apart(None, True)
     chunks: Iterator[list[list[str]]]
     if n_pairs <= _APART_PAIRS_INLINE:
         chunks = iter([few])
@@ -1335,8 +1382,9 @@ def _apart(
         scores = _scores(cfg, [p[1] for p in chunk], [p[3] for p in chunk])
         for (a_ref, a_key, b_ref, _), score in zip(chunk, scores, strict=True):
             if score:
-                return f'the new reference {a_ref} ("{a_key}") is a fuzzy candidate of {b_ref}'
-    return None
+                why = f'the new reference {a_ref} ("{a_key}") is a fuzzy candidate of {b_ref}'
+                return _Apart(why, True)
+    return _Apart(None, True)
 
 
 def _rerender(con: duckdb.DuckDBPyConnection) -> tuple[list[MatchRow], list[int]]:
@@ -1430,16 +1478,18 @@ def build_int_org_matches(
     timings = {"digests_s": time.perf_counter() - t}
     kept = "no reference changed what matching reads"
     prepared = False  # _ft_refs and _ft_names made by _apart
+    replay = False  # the decisions by identifier and exact name stand (_apart)
     if why is not None and changed_refs_n:
         t = time.perf_counter()
         apart = _apart(con, changed_refs_n, overrides, config)
         prepared = True
         timings["apart_s"] = time.perf_counter() - t
-        if apart is None:
+        if apart.why is None:
             why = None
             kept = f"{changed_refs_n} new reference(s) share nothing matching reads with others"
         else:
-            why = f"{why}: {apart}"
+            why = f"{why}: {apart.why}"
+            replay = apart.names_kept
     if why is None:
         t = time.perf_counter()
         rows, steps = _rerender(con)
@@ -1464,7 +1514,7 @@ def build_int_org_matches(
                 _temp_table(con, "_ft_shown", _shown_table([], []))
             return reused
 
-        rows, more = match_organisations(con, overrides, config, displayed, prepared)
+        rows, more = match_organisations(con, overrides, config, displayed, prepared, replay)
         timings.update(more)
         t = time.perf_counter()
         rendered = [i for i in range(len(rows)) if i not in reused]
@@ -1473,7 +1523,11 @@ def build_int_org_matches(
         ):
             con.execute("INSERT INTO _ft_shown SELECT * FROM _ft_arrow")
         timings["rows_s"] = time.perf_counter() - t
-        path = f"all decisions taken again: {why}"
+        path = (
+            f"fuzzy decisions taken again, those by identifier and exact name as stored: {why}"
+            if replay
+            else f"all decisions taken again: {why}"
+        )
     t = time.perf_counter()
     con.execute("BEGIN")
     try:
