@@ -322,6 +322,24 @@ def test_stored_decisions_are_taken_with_the_references_ambiguous_by_name() -> N
     assert _tables(con) == _from_scratch(con)
 
 
+def test_a_reference_ambiguous_without_a_row_saying_so_stays_ambiguous() -> None:
+    """Three weak references of one name: the third's ambiguous pairs were all decided from
+    the other side first, so no row of its own says it is ambiguous; the stored set does."""
+    con = _con()
+    for i in (80, 81, 82):
+        _mention(con, f"360G-HBT-ORG-{i}", "Harbour Rowing Club", file="360giving/a.csv")
+    _mention(con, "GB-COH-09990020", "Harbour Rowng Club Ltd", system="fts")  # fuzzy candidate
+    _build(con)
+    own = (
+        f"SELECT count(*) FROM {INT_ORG_MATCHES.qualified} "
+        "WHERE ref_a = '360G-HBT-ORG-82' AND starts_with(rejection_reason, 'ambiguous:')"
+    )
+    assert con.execute(own).fetchall() == [(0,)]
+    _mention(con, "360G-HBT-ORG-52", "Tidewater Comunity Gardns", file="360giving/b.csv")
+    assert _build(con)[0].startswith(REPLAYED)
+    assert _tables(con) == _from_scratch(con)
+
+
 def test_the_new_references_pairs_are_streamed_when_many(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

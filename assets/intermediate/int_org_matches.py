@@ -78,6 +78,7 @@ from assets.common.fingerprint import (
     stored_entry,
 )
 from assets.common.key_digests import (
+    DIGESTS,
     changed_keys_sql,
     ensure_key_digests,
     store_digests,
@@ -802,11 +803,14 @@ class Matcher:
         return MatchRow(w, r, "exact_name", 100.0, False, key_a=k, key_b=k, note=country)
 
     # ---- 2-3. identifiers and exact names, as stored
-    def replay_stored(self) -> int:
+    def replay_stored(self, ambiguous: set[str]) -> int:
         """Take the stored decisions by shared identifier and exact name again, in their
         order, instead of deciding them: for when they provably stand (`_Apart.names_kept`).
-        The clusters, the pairs decided and the references ambiguous by name end as
-        `match_identifiers` and `match_exact_names` leave them. Returns the rows taken."""
+        The clusters and the pairs decided end as `match_identifiers` and `match_exact_names`
+        leave them; `ambiguous` is the set of references ambiguous by name they left
+        (`stored_ambiguous`: a pair decided from its other side first leaves no row saying
+        so). Returns the rows taken."""
+        self.ambiguous = set(ambiguous)
         stored = self.con.execute(
             f"""
             SELECT ref_a, ref_b, method, score, accepted, rejection_reason, key_a, key_b, note
@@ -818,10 +822,6 @@ class Matcher:
             row = MatchRow(*values)
             if row.accepted:  # as _try unites them
                 self.clusters.union(row.ref_b, row.ref_a)
-            elif row.method == "exact_name" and (row.rejection_reason or "").startswith(
-                "ambiguous:"
-            ):
-                self.ambiguous.add(row.ref_a)
             self._add(row)
         return len(stored)
 
@@ -942,15 +942,17 @@ def match_organisations(
     config: MatchConfig = MATCH_CONFIG,
     displayed: Callable[[list[MatchRow]], set[int]] | None = None,
     prepared: bool = False,
-    replay: bool = False,
+    replay: set[str] | None = None,
+    ambiguous: set[str] | None = None,
 ) -> tuple[list[MatchRow], dict[str, float]]:
     """Decide every candidate pair over intermediate.int_org_mentions (see the module doc).
 
     `displayed`: given the decisions, the indexes of those whose names, evidence and systems
     the caller has already (`_reuse_display`); only the others are rendered. `prepared`:
     _ft_refs and _ft_names are made already, from the same mentions (`_apart`). `replay`:
-    the stored decisions by identifier and exact name stand (`_Apart.names_kept`): they are
-    taken as stored, and only the fuzzy ones decided."""
+    the stored decisions by identifier and exact name stand (`_Apart.names_kept`), and the
+    references they left ambiguous by name: they are taken as stored, and only the fuzzy ones
+    decided. `ambiguous`: filled with the references ambiguous by name."""
     with gc_paused():
         install_macros(con)
         timings: dict[str, float] = {}
@@ -961,8 +963,8 @@ def match_organisations(
         m.apply_overrides(overrides)
         timings["overrides_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        if replay:
-            timings["replayed_rows"] = m.replay_stored()
+        if replay is not None:
+            timings["replayed_rows"] = m.replay_stored(replay)
             timings["replayed_s"] = time.perf_counter() - t
             t = time.perf_counter()
             keys = m._name_keys()
@@ -976,6 +978,8 @@ def match_organisations(
         t = time.perf_counter()
         timings["fuzzy_pairs_near"] = m.match_fuzzy_names(keys)
         timings["fuzzy_name_s"] = time.perf_counter() - t
+        if ambiguous is not None:
+            ambiguous.update(m.ambiguous)
         t = time.perf_counter()
         known = displayed(m.rows) if displayed else set()
         todo = [row for i, row in enumerate(m.rows) if i not in known]
@@ -1116,6 +1120,9 @@ _ROWS_SQL = f"""
 # rebuild, and this state must outlive that to keep the decisions. Written in the build's
 # transaction (save_state), with the table and its reference digests.
 DECISIONS_KEY = f"{INT_ORG_MATCHES.qualified}#decisions"
+# the references ambiguous by exact name after the stored decisions (`Matcher.ambiguous`):
+# a deduplicated pair leaves some without a row that says so (`replay_stored`)
+AMBIGUOUS_KEY = f"{INT_ORG_MATCHES.qualified}#ambiguous"
 # the table of an earlier version, replaced by those entries
 _OLD_STATE_TABLE = "quality.entity_resolution_state"
 ORG_MATCH_BASIS = TableSpec(
@@ -1451,6 +1458,27 @@ def _reuse_display(con: duckdb.DuckDBPyConnection) -> set[int]:
     return {step - 1 for (step,) in con.execute("SELECT step FROM _ft_shown").fetchall()}
 
 
+def _store_ambiguous(con: duckdb.DuckDBPyConnection, context: str, refs: set[str]) -> None:
+    """The references ambiguous by name after these decisions, in the caller's transaction
+    (key_digests rows of AMBIGUOUS_KEY, and an entry with their count and the context)."""
+    con.execute(f"DELETE FROM {DIGESTS} WHERE state = ?", [AMBIGUOUS_KEY])
+    if refs:
+        with registered(con, "_ft_tmp", {"org_ref": sorted(refs)}):
+            con.execute(f"INSERT INTO {DIGESTS} SELECT ?, org_ref, 0 FROM _ft_tmp", [AMBIGUOUS_KEY])
+    record_in_transaction(con, AMBIGUOUS_KEY, context, len(refs))
+
+
+def stored_ambiguous(con: duckdb.DuckDBPyConnection, context: str) -> set[str] | None:
+    """The references ambiguous by name after the stored decisions, or None when they were
+    not stored with them (in this context)."""
+    entry = stored_entry(con, AMBIGUOUS_KEY)
+    if entry is None or entry[0] != context:
+        return None
+    found = con.execute(f"SELECT key FROM {DIGESTS} WHERE state = ?", [AMBIGUOUS_KEY])
+    refs = {r for (r,) in found.fetchall()}
+    return refs if len(refs) == entry[1] else None
+
+
 def build_int_org_matches(
     con: duckdb.DuckDBPyConnection,
     overrides_path: Path | None = None,
@@ -1478,7 +1506,7 @@ def build_int_org_matches(
     timings = {"digests_s": time.perf_counter() - t}
     kept = "no reference changed what matching reads"
     prepared = False  # _ft_refs and _ft_names made by _apart
-    replay = False  # the decisions by identifier and exact name stand (_apart)
+    replay: set[str] | None = None  # the decisions by identifier and exact name stand
     if why is not None and changed_refs_n:
         t = time.perf_counter()
         apart = _apart(con, changed_refs_n, overrides, config)
@@ -1489,7 +1517,8 @@ def build_int_org_matches(
             kept = f"{changed_refs_n} new reference(s) share nothing matching reads with others"
         else:
             why = f"{why}: {apart.why}"
-            replay = apart.names_kept
+            if apart.names_kept:
+                replay = stored_ambiguous(con, context)
     if why is None:
         t = time.perf_counter()
         rows, steps = _rerender(con)
@@ -1514,7 +1543,10 @@ def build_int_org_matches(
                 _temp_table(con, "_ft_shown", _shown_table([], []))
             return reused
 
-        rows, more = match_organisations(con, overrides, config, displayed, prepared, replay)
+        ambiguous: set[str] = set()
+        rows, more = match_organisations(
+            con, overrides, config, displayed, prepared, replay, ambiguous
+        )
         timings.update(more)
         t = time.perf_counter()
         rendered = [i for i in range(len(rows)) if i not in reused]
@@ -1525,7 +1557,7 @@ def build_int_org_matches(
         timings["rows_s"] = time.perf_counter() - t
         path = (
             f"fuzzy decisions taken again, those by identifier and exact name as stored: {why}"
-            if replay
+            if replay is not None
             else f"all decisions taken again: {why}"
         )
     t = time.perf_counter()
@@ -1544,6 +1576,7 @@ def build_int_org_matches(
             rebuild_table(con, INT_ORG_MATCHES, _ROWS_SQL)
             con.execute(f"DELETE FROM {MATCH_BASIS}")
             con.execute(f"INSERT INTO {MATCH_BASIS} SELECT step, key_a, key_b, note FROM _ft_basis")
+            _store_ambiguous(con, context, ambiguous)
         n = save_state(
             con,
             INT_ORG_MATCHES,
