@@ -7,18 +7,26 @@ import duckdb
 import pytest
 
 from assets.common.changes import (
-    CHANGES,
-    FEED_TABLES,
-    KEEP_CHANGES,
     POSITIONS,
     Feed,
     FeedRefresh,
-    log_change,
+    keys_of_rows,
     refresh_by_feeds,
+    same_keys,
 )
 from assets.common.fingerprint import remember
 from assets.common.slices import Slice, SliceRefresh, refresh_slices
-from assets.common.tables import Column, TableSpec, create_table, ensure_schemas, scalar_int
+from assets.common.tables import (
+    CHANGES,
+    FEED_TABLES,
+    KEEP_CHANGES,
+    Column,
+    TableSpec,
+    create_table,
+    ensure_schemas,
+    log_change,
+    scalar_int,
+)
 
 # toy tables under the names of the real feed tables (FEED_TABLES)
 FLOWS = TableSpec(
@@ -73,14 +81,8 @@ def _mart_select(scope: str | None) -> str:
 
 
 FEEDS = (
-    Feed(FLOWS.qualified, "flow_id", lambda changed: f"SELECT k FROM {changed}"),
-    Feed(
-        IDENTITY.qualified,
-        "org_ref",
-        lambda changed: (
-            f"SELECT flow_id FROM {FLOWS.qualified} WHERE ref IN (SELECT k FROM {changed})"
-        ),
-    ),
+    Feed(FLOWS.qualified, "flow_id", same_keys),
+    Feed(IDENTITY.qualified, "org_ref", keys_of_rows(FLOWS.qualified, "flow_id", "ref")),
 )
 
 
@@ -266,8 +268,8 @@ def _orgs_select(scope: str | None) -> str:
 
 
 ORG_FEEDS = (
-    Feed(IDENTITY.qualified, "org_id", lambda changed: f"SELECT k FROM {changed}"),
-    Feed(MART.qualified, "org_id", lambda changed: f"SELECT k FROM {changed}"),
+    Feed(IDENTITY.qualified, "org_id", same_keys),
+    Feed(MART.qualified, "org_id", same_keys),
 )
 
 

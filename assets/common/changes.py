@@ -3,10 +3,12 @@ only the rows of those keys instead of all of them.
 
 `refresh_table` keeps a table equal to its SELECT by comparing every key's rows (the SELECT
 evaluated whole, and the stored rows hashed whole): at scale 1, 0.65-0.8 s for the 1.2M money
-flows, of which a new file changes ~1,500. A *feed table* logs each write in
+flows, of which a new file changes ~1,500. A *feed table* (FEED_TABLES) logs each write in
 `quality.table_changes`, in the write's own transaction: the keys whose rows it deleted or
-inserted, or NULL when it does not know them (a rebuild, a slice rewritten whole, more than
-MAX_LOGGED_KEYS). A dependent names its feeds and how a feed's changed keys map to its own
+inserted, or NULL when it does not know them (a rebuild, more than MAX_LOGGED_KEYS). The
+write paths log themselves (`rewrite_changed_keys`, `rebuild_table` and `log_change` in
+assets/common/tables.py, beside the marts' own write log); `refresh_slices` logs the slices
+it writes whole, and `int_org_identity` its own rewrite. A dependent names its feeds and how a feed's changed keys map to its own
 keys (`Feed.keys_sql`: a flow whose payer's identity changed), and records, after each
 refresh, the last change of each feed it has taken in (`quality.change_positions`).
 
@@ -26,8 +28,7 @@ position, whose changes are a superset of those still to take in. The result is 
 `refresh_table` writes, except for the physical order of the rewritten rows.
 """
 
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -35,36 +36,24 @@ import duckdb
 from assets.common.fingerprint import input_fingerprint, versioned_entries
 from assets.common.tables import (
     CHANGED_KEYS,
+    CHANGES,
+    FEED_TABLES,
+    TABLE_CHANGES,
     Column,
     Refresh,
     TableSpec,
     create_table,
     diff_keys,
     partial_build_metadata,
-    rebuild_table,
-    record_mart_write,
-    rewrite_changed_keys,
+    refresh_table,
     row_count,
     scalar_int,
     sql_literal,
     stored_rows_sql,
     table_columns,
+    write_changed_keys,
 )
 
-TABLE_CHANGES = TableSpec(
-    schema="quality",
-    name="table_changes",
-    grain="one write of a feed table x key column (the last KEEP_CHANGES writes of each)",
-    description="The keys each write of a feed table changed, for the tables refreshed from "
-    "it by difference (assets/common/changes.py).",
-    columns=(
-        Column("table_name", "VARCHAR", "The feed table (`layer.table`).", False),
-        Column("seq", "BIGINT", "The write's number in that table's log (1, 2, ...).", False),
-        Column("change_id", "VARCHAR", "A unique id of the write.", False),
-        Column("key_column", "VARCHAR", "What `keys` holds: the key, or a column of the rows (FEED_TABLES).", False),
-        Column("keys", "VARCHAR[]", "Values of key_column in the rows the write deleted or inserted (as text); NULL: not known."),
-    ),
-)  # fmt: skip
 CHANGE_POSITIONS = TableSpec(
     schema="quality",
     name="change_positions",
@@ -80,20 +69,8 @@ CHANGE_POSITIONS = TableSpec(
         Column("context", "VARCHAR", "Fingerprint of the SELECT, the code and the other inputs.", False),
     ),
 )  # fmt: skip
-CHANGES = TABLE_CHANGES.qualified
 POSITIONS = CHANGE_POSITIONS.qualified
 
-# the tables whose writes are logged, and the columns each write logs the values of: its key,
-# and columns a dependent groups by (old and new values: a flow that moves from one payer to
-# another changes both payers' rows of marts.organisations)
-FEED_TABLES: dict[str, tuple[str, ...]] = {
-    "intermediate.int_money_flows": ("flow_id",),
-    "intermediate.int_org_identity": ("org_ref", "org_id"),
-    "marts.money_flows": ("flow_id", "org_id", "stream_id"),
-}
-KEEP_CHANGES = 32
-# a write that changed more keys logs NULL: its dependents compare every key anyway
-MAX_LOGGED_KEYS = 200_000
 SCOPE_KEYS = "_scope_keys"  # TEMP table (k): the dependent's keys a refresh compares
 _SCOPED_ROWS = "_scoped_rows"  # TEMP table: the SELECT's rows of those keys
 
@@ -101,39 +78,6 @@ _SCOPED_ROWS = "_scoped_rows"  # TEMP table: the SELECT's rows of those keys
 def ensure_change_tables(con: duckdb.DuckDBPyConnection) -> None:
     create_table(con, TABLE_CHANGES, replace=False)
     create_table(con, CHANGE_POSITIONS, replace=False)
-
-
-def log_change(con: duckdb.DuckDBPyConnection, table: str, keys: Mapping[str, str] | None) -> None:
-    """Log a write of feed table `table`: per column of FEED_TABLES[table], a SELECT of the
-    values of that column in the rows the write deleted or inserted; None when not known.
-    Call it inside the write's transaction (the log tables must exist: ensure_change_tables,
-    before BEGIN)."""
-    columns = FEED_TABLES.get(table)
-    if columns is None:
-        raise ValueError(f"{table} is not a feed table (FEED_TABLES)")
-    if keys is not None and set(keys) != set(columns):
-        raise ValueError(f"{table} logs the values of {columns}, not of {sorted(keys)}")
-    seq = scalar_int(
-        con, f"SELECT coalesce(max(seq), 0) + 1 FROM {CHANGES} WHERE table_name = ?", [table]
-    )
-    change_id = str(uuid.uuid4())
-    for column in columns:
-        values = "NULL"
-        if keys is not None:
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE _logged_keys AS "
-                f"SELECT DISTINCT CAST(k AS VARCHAR) AS k FROM ({keys[column]}) AS t(k) "
-                "WHERE k IS NOT NULL"
-            )
-            if scalar_int(con, "SELECT count(*) FROM _logged_keys") <= MAX_LOGGED_KEYS:
-                values = "(SELECT coalesce(list(k ORDER BY k), []) FROM _logged_keys)"
-        con.execute(
-            f"INSERT INTO {CHANGES} SELECT ?, ?, ?, ?, {values}", [table, seq, change_id, column]
-        )
-    con.execute("DROP TABLE IF EXISTS _logged_keys")
-    con.execute(
-        f"DELETE FROM {CHANGES} WHERE table_name = ? AND seq <= ?", [table, seq - KEEP_CHANGES]
-    )
 
 
 @dataclass(frozen=True)
@@ -145,6 +89,20 @@ class Feed:
     table: str
     key_column: str
     keys_sql: Callable[[str], str]
+
+
+def same_keys(changed: str) -> str:
+    """Feed.keys_sql of a dependent keyed like the feed's logged column."""
+    return f"SELECT k FROM {changed}"
+
+
+def keys_of_rows(table: str, key: str, *columns: str) -> Callable[[str], str]:
+    """Feed.keys_sql: the `key` of the rows of `table` whose `columns` (any) hold a changed
+    value."""
+    return lambda changed: " UNION ALL ".join(
+        f"SELECT {key} FROM {table} WHERE {column} IN (SELECT k FROM {changed})"
+        for column in columns
+    )
 
 
 @dataclass(frozen=True)
@@ -279,67 +237,6 @@ class FeedRefresh:
         return partial_build_metadata(self.summary(), unchanged)
 
 
-def _logged_values(spec: TableSpec, key: str, column: str, where: str) -> str:
-    """SQL of the values `spec`'s rows `where` hold for a logged column of FEED_TABLES: the
-    key itself, or the values of the spec's columns it stands for (FEED_COLUMNS)."""
-    sources = FEED_COLUMNS.get((spec.qualified, column), (column,)) if column != key else (key,)
-    return " UNION ".join(f"SELECT {c} FROM {spec.qualified} WHERE {where}" for c in sources)
-
-
-# a logged column that is not one of the table's: the columns whose values it logs
-FEED_COLUMNS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("marts.money_flows", "org_id"): ("from_org_id", "to_org_id"),
-}
-
-
-def _rewrite(
-    con: duckdb.DuckDBPyConnection, spec: TableSpec, rows_sql: str, key: str, feed: bool
-) -> None:
-    """rewrite_changed_keys in a transaction, with the mart write, and the change logged when
-    `spec` is a feed table: for each logged column, its values in the rows deleted and in
-    the rows inserted."""
-    changed = f"{key} IN (SELECT k FROM {CHANGED_KEYS})"
-    columns = FEED_TABLES.get(spec.qualified, ()) if feed else ()
-    con.execute("BEGIN")
-    try:
-        for i, column in enumerate(columns):
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _old_values_{i} AS "
-                f"{_logged_values(spec, key, column, changed)}"
-            )
-        rewrite_changed_keys(con, spec, rows_sql, key)
-        record_mart_write(con, spec, key, f"SELECT k FROM {CHANGED_KEYS}")
-        if feed:
-            log_change(
-                con,
-                spec.qualified,
-                {
-                    column: f"SELECT * FROM _old_values_{i} UNION "
-                    f"{_logged_values(spec, key, column, changed)}"
-                    for i, column in enumerate(columns)
-                },
-            )
-            for i in range(len(columns)):
-                con.execute(f"DROP TABLE _old_values_{i}")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-
-
-def _rebuild(con: duckdb.DuckDBPyConnection, spec: TableSpec, select: str, feed: bool) -> int:
-    con.execute("BEGIN")
-    try:
-        n = rebuild_table(con, spec, select)
-        if feed:
-            log_change(con, spec.qualified, None)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return n
-
-
 def refresh_by_feeds(
     con: duckdb.DuckDBPyConnection,
     spec: TableSpec,
@@ -359,45 +256,37 @@ def refresh_by_feeds(
             raise ValueError(f"{feed.table} logs no {feed.key_column} (FEED_TABLES)")
     if next(c for c in spec.columns if c.name == key).nullable:
         raise ValueError(f"{spec.qualified}.{key} may be NULL: it cannot scope a refresh")
-    logged = spec.qualified in FEED_TABLES
     ensure_change_tables(con)
     context = input_fingerprint(
         con, [f"{spec.qualified}#feeds"], other_inputs, select_sql(None) + select_sql(SCOPE_KEYS)
     )
     now = _latest(con, feeds)
-    if table_columns(con, spec.qualified) != spec.column_names:
-        n = _rebuild(con, spec, select_sql(None), logged)
+    why = "the table does not exist as specified"
+    if table_columns(con, spec.qualified) == spec.column_names:
+        why = _scope(con, spec.qualified, feeds, context, now)
+    if why is not None:
+        # every key compared: refresh_table (a feed table's writes log themselves)
+        done = refresh_table(con, spec, select_sql(None), key)
         _record(con, spec.qualified, context, now)
-        return FeedRefresh(Refresh(n, n, n, True), None, "the table does not exist as specified")
-    why = _scope(con, spec.qualified, feeds, context, now)
-    compared: int | None = None
+        return FeedRefresh(done, None, why)
     try:
-        if why is None:
-            compared = scalar_int(con, f"SELECT count(*) FROM {SCOPE_KEYS}")
-            only = f"{key} IN (SELECT k FROM {SCOPE_KEYS})"
-            new_rows = stored_rows_sql(spec, select_sql(SCOPE_KEYS))
-            # computed once for the comparison and the rewrite: the scope's rows are few
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {_SCOPED_ROWS} AS "
-                f"SELECT * FROM ({new_rows}) AS s WHERE {only}"
-            )
-            rows_sql = f"SELECT * FROM {_SCOPED_ROWS}"
-            diff = diff_keys(con, spec, rows_sql, key, where=only)
-        else:
-            rows_sql = stored_rows_sql(spec, select_sql(None))
-            diff = diff_keys(con, spec, rows_sql, key)
-        if why is not None and diff.rewrite_whole:
-            n = _rebuild(con, spec, select_sql(None), logged)
-            done = Refresh(n, diff.keys, diff.keys, True)
-        else:
-            if diff.changed:
-                _rewrite(con, spec, rows_sql, key, logged)
-            keys = diff.keys if compared is None else compared
-            done = Refresh(row_count(con, spec), diff.changed, keys, False)
+        compared = scalar_int(con, f"SELECT count(*) FROM {SCOPE_KEYS}")
+        only = f"{key} IN (SELECT k FROM {SCOPE_KEYS})"
+        new_rows = stored_rows_sql(spec, select_sql(SCOPE_KEYS))
+        # computed once for the comparison and the rewrite: the scope's rows are few
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_SCOPED_ROWS} AS "
+            f"SELECT * FROM ({new_rows}) AS s WHERE {only}"
+        )
+        rows_sql = f"SELECT * FROM {_SCOPED_ROWS}"
+        diff = diff_keys(con, spec, rows_sql, key, where=only)
+        if diff.changed:
+            write_changed_keys(con, spec, rows_sql, key)
+        done = Refresh(row_count(con, spec), diff.changed, compared, False)
     finally:
         con.execute(
             f"DROP TABLE IF EXISTS _new_keys; DROP TABLE IF EXISTS {CHANGED_KEYS}; "
             f"DROP TABLE IF EXISTS {SCOPE_KEYS}; DROP TABLE IF EXISTS {_SCOPED_ROWS}"
         )
     _record(con, spec.qualified, context, now)
-    return FeedRefresh(done, compared, why)
+    return FeedRefresh(done, compared)

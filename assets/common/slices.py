@@ -21,14 +21,15 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from assets.common.changes import FEED_TABLES, ensure_change_tables, log_change
 from assets.common.fingerprint import catalog_snapshot, input_fingerprint
 from assets.common.tables import (
     CHANGED_KEYS,
+    FEED_TABLES,
     Column,
     TableSpec,
     create_table,
     diff_keys,
+    log_change,
     partial_build_metadata,
     record_mart_write,
     rewrite_changed_keys,
@@ -133,14 +134,12 @@ def refresh_slices(
     of the keys whose rows changed are deleted and inserted again. A new file so rewrites its
     own rows, not its whole source's, and the checkpoint after it has that much less to do.
 
-    A feed table (assets/common/changes.py, needs `key`) logs the keys this write changed:
-    those its slices rewritten by difference rewrote, or none known when a slice was written
-    whole or a row outside every slice was dropped."""
+    A feed table (FEED_TABLES, needs `key`) logs the keys this write changed, once: those its
+    slices rewritten by difference rewrote, a slice written whole its keys before and after,
+    rows outside every slice theirs; none known when the whole table is written."""
     feed = spec.qualified in FEED_TABLES
     if feed and key is None:
         raise ValueError(f"{spec.qualified} is a feed table: refresh_slices needs its key")
-    if feed:
-        ensure_change_tables(con)
     create_table(con, TABLE_SLICES, replace=False)
     contents: dict[str, str] = {}  # a table several slices read is hashed once
     with catalog_snapshot(con):  # the inputs' existence and columns looked up once
@@ -175,12 +174,11 @@ def refresh_slices(
     try:
         # slice by slice, and stray rows deleted below: a mart is published whole
         record_mart_write(con, spec)
-        # the keys this write changed, known unless the table is written whole (a feed table
-        # logs them)
-        keys_known = feed and not result.full
-        if feed:
+        if feed:  # the keys this write changes
             con.execute(f"CREATE OR REPLACE TEMP TABLE {_SLICE_CHANGED} (k VARCHAR)")
         if result.full:
+            if feed:
+                log_change(con, spec.qualified, None)
             create_table(con, spec, replace=True)
         else:
             covered = " OR ".join(f"coalesce(({s.where}), false)" for s in slices) or "false"
@@ -245,8 +243,8 @@ def refresh_slices(
                 [[spec.qualified, s.key, fingerprints[s.key], counts[s.key]] for s in slices],
             )
         if feed and key is not None:
-            changed = {key: f"SELECT k FROM {_SLICE_CHANGED}"} if keys_known else None
-            log_change(con, spec.qualified, changed)
+            if not result.full:
+                log_change(con, spec.qualified, {key: f"SELECT k FROM {_SLICE_CHANGED}"})
             con.execute(f"DROP TABLE {_SLICE_CHANGED}")
         con.execute("COMMIT")
     except BaseException:
@@ -279,7 +277,8 @@ def _rewrite_keys(
     `rows_sql`: the slice's new rows when they were computed already (default: `s.sql`).
     Returns (keys rewritten, keys in the slice), or None, having written nothing, when a NULL
     key differs or more than REFRESH_MAX_SHARE of the keys do: the caller then rewrites the
-    slice whole. `collect`: a TEMP table (k VARCHAR) the rewritten keys are added to."""
+    slice whole. `collect`: a TEMP table (k VARCHAR) the rewritten keys are added to, for the
+    caller to log them with the rest of its write (a feed table)."""
     # computed once for the comparison and the insert (or taken from the rows computed for
     # several slices together); created inside the caller's transaction, so an error there
     # rolls the temporary tables back with the rest
@@ -288,7 +287,9 @@ def _rewrite_keys(
     )
     diff = diff_keys(con, spec, "SELECT * FROM _slice_new", key, s.where)
     if diff.changed and not diff.rewrite_whole:
-        rewrite_changed_keys(con, spec, "SELECT * FROM _slice_new", key, s.where)
+        rewrite_changed_keys(
+            con, spec, "SELECT * FROM _slice_new", key, s.where, log=collect is None
+        )
         if collect is not None:
             con.execute(f"INSERT INTO {collect} SELECT CAST(k AS VARCHAR) FROM {CHANGED_KEYS}")
     con.execute(f"DROP TABLE _slice_new; DROP TABLE {CHANGED_KEYS}")

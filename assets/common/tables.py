@@ -7,7 +7,8 @@ analyst sees in DuckDB and in the Dagster UI cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
@@ -174,6 +175,82 @@ def record_mart_write(
     )
 
 
+# Every write of a *feed table* is logged too (the consumer side: assets/common/changes.py):
+# the values, in the rows it deleted or inserted, of its key and of the columns its
+# dependents group by (FEED_TABLES), or NULL when not known (a rebuild). Written in the
+# write's transaction, or before a write outside one, as mart writes are.
+TABLE_CHANGES = TableSpec(
+    schema="quality",
+    name="table_changes",
+    grain="one write of a feed table x key column (the last KEEP_CHANGES writes of each)",
+    description="The keys each write of a feed table changed, for the tables refreshed from "
+    "it by difference (assets/common/tables.py, assets/common/changes.py).",
+    columns=(
+        Column("table_name", "VARCHAR", "The feed table (`layer.table`).", False),
+        Column("seq", "BIGINT", "The write's number in that table's log (1, 2, ...).", False),
+        Column("change_id", "VARCHAR", "A unique id of the write.", False),
+        Column("key_column", "VARCHAR", "What `keys` holds: the key, or a column of the rows (FEED_TABLES).", False),
+        Column("keys", "VARCHAR[]", "Values of key_column in the rows the write deleted or inserted (as text); NULL: not known."),
+    ),
+)  # fmt: skip
+CHANGES = TABLE_CHANGES.qualified
+# the feed tables and the columns each write logs the values of: its key, and columns a
+# dependent groups by (old and new values: a flow that moves from one payer to another
+# changes both payers' rows of marts.organisations)
+FEED_TABLES: dict[str, tuple[str, ...]] = {
+    "intermediate.int_money_flows": ("flow_id",),
+    "intermediate.int_org_identity": ("org_ref", "org_id"),
+    "marts.money_flows": ("flow_id", "org_id", "stream_id"),
+}
+# a logged column that is not one of the table's: the columns whose values it logs
+FEED_COLUMNS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("marts.money_flows", "org_id"): ("from_org_id", "to_org_id"),
+}
+KEEP_CHANGES = 32
+# a write that changed more keys logs NULL: its dependents compare every key anyway
+MAX_LOGGED_KEYS = 200_000
+
+
+def log_change(con: duckdb.DuckDBPyConnection, table: str, keys: Mapping[str, str] | None) -> None:
+    """Log a write of feed table `table`: per column of FEED_TABLES[table], a SELECT of the
+    values of that column in the rows the write deleted or inserted; None when not known.
+    Call it inside the write's transaction (or before a write outside one)."""
+    columns = FEED_TABLES.get(table)
+    if columns is None:
+        raise ValueError(f"{table} is not a feed table (FEED_TABLES)")
+    if keys is not None and set(keys) != set(columns):
+        raise ValueError(f"{table} logs the values of {columns}, not of {sorted(keys)}")
+    create_table(con, TABLE_CHANGES, replace=False)
+    seq = scalar_int(
+        con, f"SELECT coalesce(max(seq), 0) + 1 FROM {CHANGES} WHERE table_name = ?", [table]
+    )
+    change_id = str(uuid.uuid4())
+    for column in columns:
+        values = "NULL"
+        if keys is not None:
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE _logged_keys AS "
+                f"SELECT DISTINCT CAST(k AS VARCHAR) AS k FROM ({keys[column]}) AS t(k) "
+                "WHERE k IS NOT NULL"
+            )
+            if scalar_int(con, "SELECT count(*) FROM _logged_keys") <= MAX_LOGGED_KEYS:
+                values = "(SELECT coalesce(list(k ORDER BY k), []) FROM _logged_keys)"
+        con.execute(
+            f"INSERT INTO {CHANGES} SELECT ?, ?, ?, ?, {values}", [table, seq, change_id, column]
+        )
+    con.execute("DROP TABLE IF EXISTS _logged_keys")
+    con.execute(
+        f"DELETE FROM {CHANGES} WHERE table_name = ? AND seq <= ?", [table, seq - KEEP_CHANGES]
+    )
+
+
+def _logged_values(spec: TableSpec, key: str, column: str, where: str) -> str:
+    """SQL of the values `spec`'s rows `where` hold for a logged column of FEED_TABLES: the
+    key itself, or the values of the spec's columns it stands for (FEED_COLUMNS)."""
+    sources = FEED_COLUMNS.get((spec.qualified, column), (column,)) if column != key else (key,)
+    return " UNION ".join(f"SELECT {c} FROM {spec.qualified} WHERE {where}" for c in sources)
+
+
 def rebuild_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, select_sql: str) -> int:
     """Replace `spec`'s table with the rows of `select_sql` (its columns in spec order).
 
@@ -181,6 +258,8 @@ def rebuild_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, select_sql: s
     identical row for row.
     """
     record_mart_write(con, spec)
+    if spec.qualified in FEED_TABLES:
+        log_change(con, spec.qualified, None)
     create_table(con, spec, replace=True)
     order = f" ORDER BY {', '.join(spec.order_by)}" if spec.order_by else ""
     con.execute(
@@ -283,18 +362,54 @@ def rewrite_changed_keys(
     rows_sql: str,
     key: str,
     where: str | None = None,
+    log: bool = True,
 ) -> None:
     """Delete the table's rows (those `where`, if given) of the keys in CHANGED_KEYS and
-    insert `rows_sql`'s rows of those keys, in `order_by` order, after the others."""
+    insert `rows_sql`'s rows of those keys, in `order_by` order, after the others. A feed
+    table logs the change (`log_change`): the logged columns' values in the rows deleted and
+    in the rows inserted (`log=False`: the caller logs its whole write once). Run it inside
+    a transaction."""
     cols = spec.select_list()
     changed = f"(SELECT k FROM {CHANGED_KEYS})"
     only = f"({where}) AND " if where else ""
     order = f" ORDER BY {', '.join(spec.order_by)}" if spec.order_by else ""
-    con.execute(f"DELETE FROM {spec.qualified} WHERE {only}{key} IN {changed}")
+    logged = FEED_TABLES.get(spec.qualified, ()) if log else ()
+    rewritten = f"{only}{key} IN {changed}"
+    for i, column in enumerate(logged):
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _old_values_{i} AS "
+            f"{_logged_values(spec, key, column, rewritten)}"
+        )
+    con.execute(f"DELETE FROM {spec.qualified} WHERE {rewritten}")
     con.execute(
         f"INSERT INTO {spec.qualified} ({cols}) SELECT {cols} FROM ({rows_sql}) AS q "
         f"WHERE q.{key} IN {changed}{order}"
     )
+    if logged:
+        log_change(
+            con,
+            spec.qualified,
+            {
+                column: f"SELECT * FROM _old_values_{i} UNION "
+                f"{_logged_values(spec, key, column, rewritten)}"
+                for i, column in enumerate(logged)
+            },
+        )
+        con.execute("; ".join(f"DROP TABLE _old_values_{i}" for i in range(len(logged))))
+
+
+def write_changed_keys(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, rows_sql: str, key: str
+) -> None:
+    """rewrite_changed_keys and the mart write it makes, in one transaction."""
+    con.execute("BEGIN")
+    try:
+        rewrite_changed_keys(con, spec, rows_sql, key)
+        record_mart_write(con, spec, key, f"SELECT k FROM {CHANGED_KEYS}")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def refresh_table(
@@ -317,14 +432,7 @@ def refresh_table(
             n = rebuild_table(con, spec, select_sql)
             return Refresh(n, diff.keys, diff.keys, True)
         if diff.changed:
-            con.execute("BEGIN")
-            try:
-                rewrite_changed_keys(con, spec, select_sql, key)
-                record_mart_write(con, spec, key, f"SELECT k FROM {CHANGED_KEYS}")
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+            write_changed_keys(con, spec, select_sql, key)
         return Refresh(row_count(con, spec), diff.changed, diff.keys, False)
     finally:
         con.execute(f"DROP TABLE IF EXISTS _new_keys; DROP TABLE IF EXISTS {CHANGED_KEYS}")

@@ -31,7 +31,6 @@ import duckdb
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
-from assets.common.changes import ensure_change_tables, log_change
 from assets.common.fingerprint import (
     input_fingerprint,
     record_in_transaction,
@@ -42,6 +41,7 @@ from assets.common.python_gc import gc_paused
 from assets.common.tables import (
     Column,
     TableSpec,
+    log_change,
     materialize_result,
     rebuild_table,
     registered,
@@ -341,7 +341,6 @@ def build_int_org_identity(con: duckdb.DuckDBPyConnection) -> BuildResult:
                 "CREATE OR REPLACE TEMP TABLE _ft_changed AS "
                 f"{changed_refs(INT_ORG_IDENTITY, 'mentions')} UNION {_LINK_CHANGED}"
             )
-        ensure_change_tables(con)
         con.execute("BEGIN")
         try:
             if why is None:
@@ -388,7 +387,6 @@ def build_int_org_identity(con: duckdb.DuckDBPyConnection) -> BuildResult:
                 mentions = f"SELECT * FROM {INT_ORG_MENTIONS.qualified}"
                 rebuild_table(con, INT_ORG_IDENTITY, _select(mentions))
                 path = f"every reference redone: {why}"
-                log_change(con, INT_ORG_IDENTITY.qualified, None)
             refs = "SELECT org_ref FROM _ft_changed" if why is None else None
             n = save_state(con, INT_ORG_IDENTITY, REFS_KEY, context, refs)
             record_in_transaction(con, LINKS_KEY, shape, None)

@@ -812,13 +812,9 @@ class Matcher:
         so). Returns the rows taken."""
         self.ambiguous = set(ambiguous)
         stored = self.con.execute(
-            f"""
-            SELECT ref_a, ref_b, method, score, accepted, rejection_reason, key_a, key_b, note
-            FROM {INT_ORG_MATCHES.qualified} JOIN {MATCH_BASIS} USING (step)
-            WHERE method IN ('shared_identifier', 'exact_name') ORDER BY step
-            """
+            _stored_basis_sql("method IN ('shared_identifier', 'exact_name')")
         ).fetchall()
-        for values in stored:
+        for _, *values in stored:
             row = MatchRow(*values)
             if row.accepted:  # as _try unites them
                 self.clusters.union(row.ref_b, row.ref_a)
@@ -1394,16 +1390,22 @@ def _apart(
     return _Apart(None, True)
 
 
+def _stored_basis_sql(where: str) -> str:
+    """SQL of (step, BASIS_COLUMNS...) of the stored rows `where`, in step order: what
+    `MatchRow(*row[1:])` takes."""
+    return (
+        f"SELECT step, {', '.join(BASIS_COLUMNS)} "
+        f"FROM {INT_ORG_MATCHES.qualified} JOIN {MATCH_BASIS} USING (step) "
+        f"WHERE {where} ORDER BY step"
+    )
+
+
 def _rerender(con: duckdb.DuckDBPyConnection) -> tuple[list[MatchRow], list[int]]:
     """The stored rows that involve a reference of _ft_changed, rendered again."""
     found = con.execute(
-        f"""
-        SELECT step, ref_a, ref_b, method, score, accepted, rejection_reason, key_a, key_b, note
-        FROM {INT_ORG_MATCHES.qualified} JOIN {MATCH_BASIS} USING (step)
-        WHERE ref_a IN (SELECT org_ref FROM _ft_changed)
-           OR ref_b IN (SELECT org_ref FROM _ft_changed)
-        ORDER BY step
-        """
+        _stored_basis_sql(
+            "ref_a IN (SELECT org_ref FROM _ft_changed) OR ref_b IN (SELECT org_ref FROM _ft_changed)"
+        )
     ).fetchall()
     rows = [MatchRow(*r[1:]) for r in found]
     shown = sorted({r for row in rows for r in (row.ref_a, row.ref_b)})

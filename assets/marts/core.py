@@ -3,13 +3,11 @@
 Marts hold no build timestamps so that the same input gives byte-identical marts.
 """
 
-from collections.abc import Callable
-
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from assets.common.changes import Feed, FeedRefresh, refresh_by_feeds
+from assets.common.changes import Feed, FeedRefresh, keys_of_rows, refresh_by_feeds, same_keys
 from assets.common.fingerprint import skip_unchanged
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE
 from assets.common.tables import Column, TableSpec, materialize_result
@@ -124,19 +122,20 @@ JOIN {INT_ORG_IDENTITY.qualified} co ON co.org_ref = f.controller_org_ref
 """
 
 
-def _flows_of_refs(changed: str) -> str:
-    """The flows that name a reference of `changed` (column k) as payer, payee or controller."""
-    refs = f"(SELECT k FROM {changed})"
-    return " UNION ALL ".join(
-        f"SELECT flow_id FROM {INT_MONEY_FLOWS.qualified} WHERE {column} IN {refs}"
-        for column in ("from_org_ref", "to_org_ref", "controller_org_ref")
-    )
-
-
 # a flow's row reads its own int_money_flows row and the identity of its three references
 FLOW_FEEDS = (
-    Feed(INT_MONEY_FLOWS.qualified, "flow_id", lambda changed: f"SELECT k FROM {changed}"),
-    Feed(INT_ORG_IDENTITY.qualified, "org_ref", _flows_of_refs),
+    Feed(INT_MONEY_FLOWS.qualified, "flow_id", same_keys),
+    Feed(
+        INT_ORG_IDENTITY.qualified,
+        "org_ref",
+        keys_of_rows(
+            INT_MONEY_FLOWS.qualified,
+            "flow_id",
+            "from_org_ref",
+            "to_org_ref",
+            "controller_org_ref",
+        ),
+    ),
 )
 
 
@@ -169,19 +168,20 @@ JOIN (SELECT org_id, first(name ORDER BY org_ref <> org_id, org_ref) AS name
 """
 
 
-def _streams_of(column: str) -> Callable[[str], str]:
-    """The streams of the flows whose `column` is in the changed values (column k)."""
-    return lambda changed: (
-        f"SELECT stream_id FROM {MONEY_FLOWS.qualified} WHERE {column} IN (SELECT k FROM {changed})"
-    )
-
-
 # a stream's row reads its flows in the mart (which log their streams, old and new), their
 # programmes in int_money_flows, and its controller's name in identity
 STREAM_FEEDS = (
-    Feed(MONEY_FLOWS.qualified, "stream_id", lambda changed: f"SELECT k FROM {changed}"),
-    Feed(INT_MONEY_FLOWS.qualified, "flow_id", _streams_of("flow_id")),
-    Feed(INT_ORG_IDENTITY.qualified, "org_id", _streams_of("controller_org_id")),
+    Feed(MONEY_FLOWS.qualified, "stream_id", same_keys),
+    Feed(
+        INT_MONEY_FLOWS.qualified,
+        "flow_id",
+        keys_of_rows(MONEY_FLOWS.qualified, "stream_id", "flow_id"),
+    ),
+    Feed(
+        INT_ORG_IDENTITY.qualified,
+        "org_id",
+        keys_of_rows(MONEY_FLOWS.qualified, "stream_id", "controller_org_id"),
+    ),
 )
 
 
@@ -224,8 +224,8 @@ FROM ident i LEFT JOIN outs o USING (org_id) LEFT JOIN ins n USING (org_id)
 # an organisation's row reads its references' identity rows and the flows it pays or
 # receives; both feeds log the organisations a row left and joined
 ORG_FEEDS = (
-    Feed(INT_ORG_IDENTITY.qualified, "org_id", lambda changed: f"SELECT k FROM {changed}"),
-    Feed(MONEY_FLOWS.qualified, "org_id", lambda changed: f"SELECT k FROM {changed}"),
+    Feed(INT_ORG_IDENTITY.qualified, "org_id", same_keys),
+    Feed(MONEY_FLOWS.qualified, "org_id", same_keys),
 )
 
 
