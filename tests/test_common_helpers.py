@@ -27,7 +27,7 @@ from assets.common.json_text import canonical_json, compact_json, loads
 from assets.common.levels import funder_levels_sql
 from assets.common.money import load_ecb_rates, parse_amount, to_eur_sql
 from assets.common.orgids import company_number_org_id, name_key, normalise_org_id
-from assets.common.tables import Column, TableSpec, create_table, ensure_schemas
+from assets.common.tables import Column, TableSpec, create_table, ensure_schemas, table_columns
 from assets.raw.reference import (
     ECB_RATES,
     FUNDERS,
@@ -540,6 +540,66 @@ def test_create_table_keeps_a_table_and_brings_its_comments_to_the_spec() -> Non
     create_table(con, changed, replace=False)
     assert con.execute("SELECT * FROM staging.t").fetchall() == [(1, "x")]  # kept
     assert comments() == sorted(changed.comments(), key=lambda c: (c[0] is None, c[0] or ""))
+
+
+def test_create_table_on_a_file_checks_comments_once_and_recreates_a_dropped_table(
+    tmp_path: Path,
+) -> None:
+    con = duckdb.connect(str(tmp_path / "build.duckdb"))
+    spec = TableSpec(
+        schema="staging",
+        name="t",
+        grain="one row",
+        description="First description.",
+        columns=(Column("a", "INT", "Column a."),),
+    )
+    create_table(con, spec, replace=False)
+    create_table(con, spec, replace=False)  # reads the comments: equal, so kept in mind
+    statements: list[str] = []
+
+    class Spy:
+        def execute(self, sql: str, *args: object) -> duckdb.DuckDBPyConnection:
+            statements.append(sql)
+            return con.execute(sql, *args)
+
+        def table(self, name: str) -> duckdb.DuckDBPyRelation:
+            return con.table(name)
+
+    create_table(Spy(), spec, replace=False)  # type: ignore[arg-type]
+    assert not [s for s in statements if "duckdb_columns" in s or "CREATE" in s]
+    # a dropped table is seen as absent: created again, with its comments
+    con.execute("DROP TABLE staging.t")
+    create_table(con, spec, replace=False)
+    assert con.execute(
+        "SELECT comment FROM duckdb_columns() WHERE table_name = 't'"
+    ).fetchall() == [("Column a.",)]
+    # another spec of the same table (reworded comments) is compared again
+    changed = dataclasses.replace(spec, columns=(Column("a", "INT", "Column a, reworded."),))
+    create_table(con, changed, replace=False)
+    assert con.execute(
+        "SELECT comment FROM duckdb_columns() WHERE table_name = 't'"
+    ).fetchall() == [("Column a, reworded.",)]
+
+
+def test_table_columns_names_own_tables_only_and_keeps_a_transaction_usable(
+    tmp_path: Path,
+) -> None:
+    con = duckdb.connect(str(tmp_path / "build.duckdb"))
+    con.execute("CREATE SCHEMA staging; CREATE TABLE staging.t (a INT, b VARCHAR)")
+    con.execute("CREATE VIEW staging.v AS SELECT b, a FROM staging.t")
+    con.execute("ATTACH ':memory:' AS other; CREATE TABLE other.main.u (x INT)")
+    con.execute("CREATE TEMP TABLE w (y INT)")
+    con.execute("BEGIN")
+    con.execute("INSERT INTO staging.t VALUES (1, 'x')")
+    assert table_columns(con, "staging.t") == ["a", "b"]
+    assert table_columns(con, "staging.v") == ["b", "a"]
+    # absent here, even where another database or the temp catalog has the name
+    assert table_columns(con, "staging.absent") is None
+    assert table_columns(con, "nope.t") is None
+    assert table_columns(con, "main.u") is None
+    assert table_columns(con, "main.w") is None
+    con.execute("COMMIT")  # the failed lookups did not abort the transaction
+    assert con.execute("SELECT count(*) FROM staging.t").fetchall() == [(1,)]
 
 
 def test_sha256_files_hashes_each_file_in_order(tmp_path: Path) -> None:

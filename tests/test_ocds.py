@@ -592,6 +592,22 @@ def test_html_entities_in_names_are_unescaped_in_staging(con, raw) -> None:
     assert "&amp;amp;" in one(con, f"SELECT release_json FROM {RAW_RELEASES.qualified}")
 
 
+def test_install_ocds_sql_registers_unescape_once_per_database_inside_a_transaction(
+    tmp_path: Path,
+) -> None:
+    db = duckdb.connect(str(tmp_path / "b.duckdb"))
+    first, second = db.cursor(), db.cursor()
+    first.execute("BEGIN")
+    stg_ocds.install_ocds_sql(first)  # registers it: the probe found none
+    assert first.execute("SELECT ocds_name('A &amp; B')").fetchall() == [("A & B",)]
+    first.execute("COMMIT")
+    second.execute("BEGIN")
+    stg_ocds.install_ocds_sql(second)  # finds it (registering again would fail)
+    second.execute("CREATE TEMP TABLE t AS SELECT ocds_name('C &amp;amp; D') AS n")
+    second.execute("COMMIT")
+    assert second.execute("SELECT n FROM t").fetchall() == [("C & D",)]
+
+
 def test_releases_that_are_not_an_array_fail_the_file_alone(con, raw) -> None:
     write(raw, "a_bad.json", {"version": "1.1", "releases": {"ocid": OCID, "id": "r1"}})
     write(raw, "b_bad_records.json", {"records": "none"})

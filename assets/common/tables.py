@@ -106,11 +106,28 @@ def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {layer}")
 
 
+# (database file, table) -> digest of the comments this process found on the table, equal to
+# its spec's: a step that ensures an existing table then skips the comment query (~3 ms, it
+# lists every column of the database). Only what was read is kept, never what was written (a
+# write may be rolled back), and a dropped table is seen as absent and created again.
+_COMMENTS_FOUND: dict[tuple[str, str], int] = {}
+
+
 def create_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, *, replace: bool) -> None:
     """Create (or with `replace`, recreate) `spec`'s table with its COMMENTs. An existing
     table kept (`replace=False`) gets only the comments that differ from the spec: every
     skipped step ensures its tables, and rewriting ~15 comments cost ~7 ms and a catalog
     write each time."""
+    found: tuple[str, str] | None = None
+    digest = hash(tuple(spec.comments()))
+    if not replace:
+        database, path = _own_database(con)
+        if path is not None:  # in-memory databases share a name: nothing is kept for them
+            found = (path, spec.qualified)
+            if _COMMENTS_FOUND.get(found) == digest and _relation_columns(
+                con, database, spec.qualified
+            ):
+                return
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {spec.schema}")
     con.execute(spec.ddl(replace=replace, if_not_exists=not replace))
     only: list[str | None] | None = None
@@ -125,6 +142,8 @@ def create_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, *, replace: bo
             ).fetchall()
         )
         only = [col for col, text in spec.comments() if current.get(col) != text]
+        if not only and found is not None:
+            _COMMENTS_FOUND[found] = digest
     for stmt in spec.comment_statements(only=only):
         con.execute(stmt)
 
@@ -452,17 +471,38 @@ def row_count(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> int:
     return scalar_int(con, f"SELECT count(*) FROM {spec.qualified}")
 
 
-def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str] | None:
-    """Column names of `schema.table` in the connection's own database; None when absent."""
-    schema, _, name = table.partition(".")
-    # literals, not parameters: a prepared catalog query costs ~10 ms, this one ~2 ms, and
-    # every skipped asset asks several times
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _own_database(con: duckdb.DuckDBPyConnection) -> tuple[str, str | None]:
+    """(name, file path or None when in memory) of the connection's own database."""
     rows = con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
-        f"AND schema_name = {sql_literal(schema)} AND table_name = {sql_literal(name)} "
-        "ORDER BY column_index"
+        "SELECT database_name, path FROM duckdb_databases() "
+        "WHERE database_name = current_database()"
     ).fetchall()
-    return [r[0] for r in rows] or None
+    return rows[0][0], rows[0][1]
+
+
+def _relation_columns(
+    con: duckdb.DuckDBPyConnection, database: str, table: str
+) -> list[str] | None:
+    schema, _, name = table.partition(".")
+    try:
+        # binding a relation fails without aborting the caller's transaction (a failed query
+        # would abort it); the full name never resolves to a temp table or another database
+        return list(con.table(".".join(map(_ident, (database, schema, name)))).columns)
+    except duckdb.CatalogException:
+        return None
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str] | None:
+    """Column names of `schema.table` (a table or view) in the connection's own database;
+    None when absent."""
+    # a relation bound by name: ~0.15 ms, against ~2 ms for duckdb_columns(), which lists
+    # every column of the database, and every skipped asset asks several times
+    database = con.execute("SELECT current_database()").fetchall()[0][0]
+    return _relation_columns(con, database, table)
 
 
 def check_columns_match(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:

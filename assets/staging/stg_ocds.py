@@ -191,10 +191,11 @@ def install_ocds_sql(con: duckdb.DuckDBPyConnection) -> None:
     install_shared_macros(con)
     # Python functions live in the database instance, not the connection: while the build
     # database is held open for a run, an earlier step's connection may have registered it
-    registered = con.execute(
-        "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'ocds_unescape'"
-    ).fetchall()[0][0]
-    if not registered:
+    try:
+        # binding a relation names a missing function without aborting a transaction, and
+        # costs ~0.3 ms where listing duckdb_functions() cost ~10 ms
+        con.sql("SELECT ocds_unescape(NULL::VARCHAR)")
+    except duckdb.CatalogException:
         con.create_function("ocds_unescape", _unescape, ["VARCHAR"], "VARCHAR")  # type: ignore[arg-type]
     con.execute(_MACROS)
 
