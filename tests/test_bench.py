@@ -601,3 +601,53 @@ def test_one_file_run_selects_what_the_sensor_launches(fundtrace_env: dict[str, 
     # a folder no asset reads is an error before anything runs, not an empty benchmark run
     with pytest.raises(ValueError, match="no_such_source"):
         runner.run_build(["no_such_source"])
+
+
+def test_median_run_reports_the_middle_run_and_the_largest_peak() -> None:
+    samples = [
+        {"wall_seconds": w, "execute_seconds": w - 1, "cpu_seconds": w * 1.5,
+         "peak_rss_mib": rss, "success": True, "steps": [{"step": f"s{w}"}]}
+        for w, rss in ((12.0, 900.0), (10.0, 1200.0), (11.0, 800.0))
+    ]  # fmt: skip
+    chosen = runner.median_run(samples)
+    assert chosen["wall_seconds"] == 11.0 and chosen["steps"] == [{"step": "s11.0"}]
+    assert chosen["peak_rss_mib"] == 800.0 and chosen["peak_rss_max_mib"] == 1200.0
+    assert [r["wall_seconds"] for r in chosen["repeats"]] == [12.0, 10.0, 11.0]
+    assert chosen["success"] is True
+    # two runs: the slower of the middle two, as the floor's median; a failed run shows
+    two = runner.median_run([samples[1], {**samples[0], "success": False}])
+    assert two["wall_seconds"] == 12.0 and two["success"] is False
+    assert runner.median_run(samples[:1])["repeats"] == [
+        {"wall_seconds": 12.0, "execute_seconds": 11.0, "cpu_seconds": 18.0, "peak_rss_mib": 900.0}
+    ]
+    with pytest.raises(ValueError, match="no run"):
+        runner.median_run([])
+
+
+def test_the_report_judges_the_peak_of_every_repeat(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    gen.generate(TINY, 9, raw, ["private"])
+    floor = {"seconds": 2.0, "cpu_seconds": 1.0, "per_source": {}, "peak_rss_mib": 90.0}
+    steps = runner.steps_from_events(_tiny_job_events(tmp_path))
+    full = runner.median_run(
+        [
+            _fake_run(steps, 10.0, 300.0),
+            _fake_run(steps, 9.0, 2100.0),
+            _fake_run(steps, 11.0, 300.0),
+        ]
+    )
+    report = runner.summarize(
+        scale=TINY,
+        seed=9,
+        manifest=gen.load_manifest(raw),
+        generate_seconds=None,
+        floor=floor,
+        runs={"full": full},
+        machine={},
+        date="2026-01-01",
+    )
+    assert report["ratios"]["build_over_floor"] == 5.0  # the median run, 10 s
+    assert report["peak_rss_mib"] == 2100.0  # the peak of the fastest run counts too
+    assert report["targets"]["peak_rss_within_2gib"] is False
+    text = runner.format_table(report)
+    assert "wall seconds of each repeat" in text and "10.00, 9.00, 11.00" in text
