@@ -883,18 +883,15 @@ def write_gx_results(
         )
         for e in outcome.expectations
     ]
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    from assets.common.tables import transaction
+
+    with transaction(conn):
         ensure_results_table(conn)
         conn.execute(f"DELETE FROM {RESULTS_TABLE} WHERE suite = ?", [outcome.suite])
         if rows:
             placeholders = ", ".join("?" * len(_RESULTS_COLUMNS))
             names = ", ".join(_RESULTS_COLUMNS)
             conn.executemany(f"INSERT INTO {RESULTS_TABLE} ({names}) VALUES ({placeholders})", rows)
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
     return len(rows)
 
 

@@ -502,21 +502,29 @@ def test_report_has_the_required_fields(tmp_path: Path) -> None:
     json.dumps(report)  # the results file is plain JSON
 
 
-def test_report_of_a_full_build_only_leaves_the_incremental_ratios_empty(tmp_path: Path) -> None:
+def _full_build_report(
+    tmp_path: Path, full: Callable[[list[dict[str, Any]]], dict[str, Any]]
+) -> dict[str, Any]:
+    """The report of a full build only (`full` makes its run from the tiny job's steps), with
+    a 2 s floor."""
     raw = tmp_path / "raw"
     gen.generate(TINY, 9, raw, ["private"])
     floor = {"seconds": 2.0, "cpu_seconds": 1.0, "per_source": {}, "peak_rss_mib": 90.0}
     steps = runner.steps_from_events(_tiny_job_events(tmp_path))
-    report = runner.summarize(
+    return runner.summarize(
         scale=TINY,
         seed=9,
         manifest=gen.load_manifest(raw),
         generate_seconds=None,
         floor=floor,
-        runs={"full": _fake_run(steps, 10.0, 300.0)},
+        runs={"full": full(steps)},
         machine={},
         date="2026-01-01",
     )
+
+
+def test_report_of_a_full_build_only_leaves_the_incremental_ratios_empty(tmp_path: Path) -> None:
+    report = _full_build_report(tmp_path, lambda steps: _fake_run(steps, 10.0, 300.0))
     assert report["ratios"]["build_over_floor"] == 5.0
     assert report["ratios"]["no_change_over_full"] is None
     assert report["targets"]["one_file_within_20pct"] is None
@@ -625,26 +633,11 @@ def test_median_run_reports_the_middle_run_and_the_largest_peak() -> None:
 
 
 def test_the_report_judges_the_peak_of_every_repeat(tmp_path: Path) -> None:
-    raw = tmp_path / "raw"
-    gen.generate(TINY, 9, raw, ["private"])
-    floor = {"seconds": 2.0, "cpu_seconds": 1.0, "per_source": {}, "peak_rss_mib": 90.0}
-    steps = runner.steps_from_events(_tiny_job_events(tmp_path))
-    full = runner.median_run(
-        [
-            _fake_run(steps, 10.0, 300.0),
-            _fake_run(steps, 9.0, 2100.0),
-            _fake_run(steps, 11.0, 300.0),
-        ]
-    )
-    report = runner.summarize(
-        scale=TINY,
-        seed=9,
-        manifest=gen.load_manifest(raw),
-        generate_seconds=None,
-        floor=floor,
-        runs={"full": full},
-        machine={},
-        date="2026-01-01",
+    report = _full_build_report(
+        tmp_path,
+        lambda steps: runner.median_run(
+            [_fake_run(steps, w, rss) for w, rss in ((10.0, 300.0), (9.0, 2100.0), (11.0, 300.0))]
+        ),
     )
     assert report["ratios"]["build_over_floor"] == 5.0  # the median run, 10 s
     assert report["peak_rss_mib"] == 2100.0  # the peak of the fastest run counts too

@@ -641,3 +641,27 @@ def test_workers_are_forked_from_a_server_that_imported_their_modules() -> None:
     with ProcessPoolExecutor(2, mp_context=context) as pool:
         found = list(pool.map(_preloaded, range(2)))
     assert found == [list(PRELOAD)] * 2
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_transaction_commits_a_block_and_rolls_back_a_failed_one(
+    error: type[BaseException],
+) -> None:
+    from assets.common.tables import transaction
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (a INT)")
+    with transaction(con):
+        con.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(error), transaction(con):
+        con.execute("INSERT INTO t VALUES (2)")
+        raise error("stop")
+    with pytest.raises(duckdb.ConstraintException), transaction(con):  # a failing statement
+        con.execute("CREATE TABLE u (a INT PRIMARY KEY); INSERT INTO u VALUES (1), (1)")
+    assert con.execute("SELECT a FROM t").fetchall() == [(1,)]
+    assert con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'u'"
+    ).fetchall() == [(0,)]
+    with transaction(con):  # the connection is usable again
+        con.execute("INSERT INTO t VALUES (3)")
+    assert con.execute("SELECT a FROM t ORDER BY a").fetchall() == [(1,), (3,)]

@@ -51,6 +51,7 @@ from assets.common.tables import (
     sql_literal,
     stored_rows_sql,
     table_columns,
+    transaction,
     write_changed_keys,
 )
 
@@ -202,17 +203,12 @@ def _record(
     context: str,
     now: dict[str, _Position],
 ) -> None:
-    con.execute("BEGIN")
-    try:
+    with transaction(con):
         con.execute(f"DELETE FROM {POSITIONS} WHERE table_name = ?", [table])
         con.executemany(
             f"INSERT INTO {POSITIONS} VALUES (?, ?, ?, ?, ?)",
             [[table, feed, p.change_id, p.version, context] for feed, p in now.items()],
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from assets.common.tables import (
     create_table,
     scalar_int,
     table_columns,
+    transaction,
 )
 
 ASSETS_DIR = Path(__file__).resolve().parents[1]
@@ -385,13 +386,8 @@ def remember(
 ) -> None:
     """Store the entry of `key` in a transaction of its own."""
     ensure_fingerprint_table(con)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         record_in_transaction(con, key, fingerprint, row_count, metadata)
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
 
 
 def file_state(path: Path) -> str:

@@ -35,6 +35,7 @@ from assets.common.tables import (
     rewrite_changed_keys,
     stored_rows_sql,
     table_columns,
+    transaction,
 )
 
 TABLE_SLICES = TableSpec(
@@ -170,8 +171,7 @@ def refresh_slices(
         result.full, todo = True, list(slices)
     result.rebuilt = [s.key for s in todo]
 
-    con.execute("BEGIN")
-    try:
+    with transaction(con):
         # slice by slice, and stray rows deleted below: a mart is published whole
         record_mart_write(con, spec)
         if feed:  # the keys this write changes
@@ -246,10 +246,6 @@ def refresh_slices(
             if not result.full:
                 log_change(con, spec.qualified, {key: f"SELECT k FROM {_SLICE_CHANGED}"})
             con.execute(f"DROP TABLE {_SLICE_CHANGED}")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return result
 
 

@@ -421,14 +421,9 @@ def write_changed_keys(
     con: duckdb.DuckDBPyConnection, spec: TableSpec, rows_sql: str, key: str
 ) -> None:
     """rewrite_changed_keys and the mart write it makes, in one transaction."""
-    con.execute("BEGIN")
-    try:
+    with transaction(con):
         rewrite_changed_keys(con, spec, rows_sql, key)
         record_mart_write(con, spec, key, f"SELECT k FROM {CHANGED_KEYS}")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def refresh_table(
@@ -455,6 +450,19 @@ def refresh_table(
         return Refresh(row_count(con, spec), diff.changed, diff.keys, False)
     finally:
         con.execute(f"DROP TABLE IF EXISTS _new_keys; DROP TABLE IF EXISTS {CHANGED_KEYS}")
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """BEGIN, and COMMIT when the block ends; ROLLBACK and re-raise when it (or the COMMIT)
+    raises, also on KeyboardInterrupt and SystemExit: nothing is left half written."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def scalar_int(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object] = ()) -> int:

@@ -47,6 +47,7 @@ from assets.common.tables import (
     registered,
     registered_table,
     scalar_int,
+    transaction,
 )
 from assets.intermediate.int_org_matches import (
     ACCEPTED_PAIRS_SQL,
@@ -341,8 +342,7 @@ def build_int_org_identity(con: duckdb.DuckDBPyConnection) -> BuildResult:
                 "CREATE OR REPLACE TEMP TABLE _ft_changed AS "
                 f"{changed_refs(INT_ORG_IDENTITY, 'mentions')} UNION {_LINK_CHANGED}"
             )
-        con.execute("BEGIN")
-        try:
+        with transaction(con):
             if why is None:
                 # the redone references' rows before, to log those that changed
                 con.execute(
@@ -390,10 +390,6 @@ def build_int_org_identity(con: duckdb.DuckDBPyConnection) -> BuildResult:
             refs = "SELECT org_ref FROM _ft_changed" if why is None else None
             n = save_state(con, INT_ORG_IDENTITY, REFS_KEY, context, refs)
             record_in_transaction(con, LINKS_KEY, shape, None)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     finally:
         con.execute("DROP TABLE IF EXISTS _ft_links")
     timings["rows_s"] = time.perf_counter() - t

@@ -95,6 +95,7 @@ from assets.common.tables import (
     registered_table,
     scalar_int,
     table_columns,
+    transaction,
 )
 
 # mentions live in their own module; re-exported for callers of this one
@@ -1563,33 +1564,31 @@ def build_int_org_matches(
             else f"all decisions taken again: {why}"
         )
     t = time.perf_counter()
-    con.execute("BEGIN")
     try:
-        if why is None:
-            con.execute(
-                f"DELETE FROM {INT_ORG_MATCHES.qualified} "
-                "WHERE step IN (SELECT step FROM _ft_basis)"
+        with transaction(con):
+            if why is None:
+                con.execute(
+                    f"DELETE FROM {INT_ORG_MATCHES.qualified} "
+                    "WHERE step IN (SELECT step FROM _ft_basis)"
+                )
+                con.execute(
+                    f"INSERT INTO {INT_ORG_MATCHES.qualified} ({INT_ORG_MATCHES.select_list()}) "
+                    f"{_ROWS_SQL}"
+                )
+            else:
+                rebuild_table(con, INT_ORG_MATCHES, _ROWS_SQL)
+                con.execute(f"DELETE FROM {MATCH_BASIS}")
+                con.execute(
+                    f"INSERT INTO {MATCH_BASIS} SELECT step, key_a, key_b, note FROM _ft_basis"
+                )
+                _store_ambiguous(con, context, ambiguous)
+            n = save_state(
+                con,
+                INT_ORG_MATCHES,
+                DECISIONS_KEY,
+                context,
+                "SELECT org_ref FROM _ft_changed" if why is None else None,
             )
-            con.execute(
-                f"INSERT INTO {INT_ORG_MATCHES.qualified} ({INT_ORG_MATCHES.select_list()}) "
-                f"{_ROWS_SQL}"
-            )
-        else:
-            rebuild_table(con, INT_ORG_MATCHES, _ROWS_SQL)
-            con.execute(f"DELETE FROM {MATCH_BASIS}")
-            con.execute(f"INSERT INTO {MATCH_BASIS} SELECT step, key_a, key_b, note FROM _ft_basis")
-            _store_ambiguous(con, context, ambiguous)
-        n = save_state(
-            con,
-            INT_ORG_MATCHES,
-            DECISIONS_KEY,
-            context,
-            "SELECT org_ref FROM _ft_changed" if why is None else None,
-        )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     finally:
         for table in ("_ft_basis", "_ft_shown", "_ft_changed", "_ft_added"):
             con.execute(f"DROP TABLE IF EXISTS {table}")

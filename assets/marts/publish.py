@@ -74,6 +74,7 @@ from assets.common.tables import (
     scalar_int,
     sql_literal,
     table_columns,
+    transaction,
 )
 from assets.marts.control import FUNDING_STREAM_CONTROL, PROJECT_CONTROL, ULTIMATE_CONTROLLERS
 from assets.marts.core import FUNDING_STREAMS, MONEY_FLOWS, ORGANISATIONS
@@ -301,8 +302,7 @@ def _record_published(
     con.execute(PUBLISHED_VERSIONS.ddl(if_not_exists=True))
     con.execute(MART_WRITES.ddl(if_not_exists=True))
     state = file_state(target)
-    con.execute("BEGIN")
-    try:
+    with transaction(con):
         con.execute(f"DELETE FROM {PUBLISHED_VERSIONS.qualified}")
         con.executemany(
             f"INSERT INTO {PUBLISHED_VERSIONS.qualified} VALUES (?, ?, ?)",
@@ -313,10 +313,6 @@ def _record_published(
             f"DELETE FROM {MART_WRITES.qualified} w USING {PUBLISHED_VERSIONS.qualified} p "
             "WHERE w.table_name = p.table_name AND w.version < p.version"
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def publish_marts(
@@ -390,13 +386,8 @@ def _in_file(con: duckdb.DuckDBPyConnection, path: Path) -> Iterator[None]:
     detached when the block ends, rolled back when it fails."""
     con.execute(f"ATTACH {sql_literal(str(path))} AS {_ALIAS}")
     try:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             yield
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
         con.execute(f"CHECKPOINT {_ALIAS}")
     finally:
         con.execute(f"DETACH {_ALIAS}")

@@ -29,7 +29,14 @@ import pyarrow as pa
 
 from assets.common.files import list_source_files, list_unsupported_files, sha256_files
 from assets.common.fingerprint import data_changed
-from assets.common.tables import Column, TableSpec, create_table, materialize_result, scalar_int
+from assets.common.tables import (
+    Column,
+    TableSpec,
+    create_table,
+    materialize_result,
+    scalar_int,
+    transaction,
+)
 
 PROVENANCE_COLUMNS = (
     Column("source_system", "VARCHAR", "Source system the record came from, e.g. 360giving.", False),
@@ -291,23 +298,21 @@ def _ingest_one(
     started = time.perf_counter()
     size = ctx.path.stat().st_size
     seen = 0
-    con.execute("BEGIN TRANSACTION")
     try:
-        _forget_file(con, tables, ctx.source_system, ctx.source_file)
-        if size == 0:
-            raise FileRejected("file is empty (0 bytes)")
-        result = parser(con, ctx.path, ctx)
-        rejects = result.rejects
-        status = "partial" if rejects else ("loaded" if result.rows_loaded else "empty")
-        loaded, fmt, enc, message = (
-            result.rows_loaded,
-            result.file_format,
-            result.encoding,
-            result.message,
-        )
-        con.execute("COMMIT")
+        with transaction(con):
+            _forget_file(con, tables, ctx.source_system, ctx.source_file)
+            if size == 0:
+                raise FileRejected("file is empty (0 bytes)")
+            result = parser(con, ctx.path, ctx)
+            rejects = result.rejects
+            status = "partial" if rejects else ("loaded" if result.rows_loaded else "empty")
+            loaded, fmt, enc, message = (
+                result.rows_loaded,
+                result.file_format,
+                result.encoding,
+                result.message,
+            )
     except Exception as exc:  # any parser failure isolates the file, never the run
-        con.execute("ROLLBACK")
         # the rollback restored the previous version's rows: they no longer match the file
         _forget_file(con, tables, ctx.source_system, ctx.source_file)
         if isinstance(exc, FileRejected):

@@ -46,6 +46,7 @@ from assets.common.tables import (
     rebuild_table,
     scalar_int,
     table_columns,
+    transaction,
 )
 from assets.staging.quarantine import replace_quarantine
 
@@ -119,8 +120,7 @@ class OcidScope:
     def write(self, con: duckdb.DuckDBPyConnection, select_sql: str) -> int:
         """Rows of `select_sql` into the table (all, or in place of the scope's ocids), and
         the digests and the entry of this build, in one transaction. Returns the row count."""
-        con.execute("BEGIN")
-        try:
+        with transaction(con):
             if self.full:
                 rebuild_table(con, self.spec, select_sql)
             else:
@@ -143,10 +143,6 @@ class OcidScope:
             )
             n = scalar_int(con, f"SELECT count(*) FROM {self.spec.qualified}")
             record_in_transaction(con, self.key, self.context, n)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         con.execute(f"DROP TABLE IF EXISTS {SCOPE_TABLE}; DROP TABLE IF EXISTS {_UPSTREAM}")
         return n
 

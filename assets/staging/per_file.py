@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from assets.common.fingerprint import input_fingerprint
-from assets.common.tables import Column, TableSpec, create_table, table_columns
+from assets.common.tables import Column, TableSpec, create_table, table_columns, transaction
 
 STAGING_FILE_STATE = TableSpec(
     schema="quality",
@@ -116,8 +116,7 @@ def refresh_file_cache(
         result.kept = len(now) - len(todo)
     result.derived = todo
 
-    con.execute("BEGIN")
-    try:
+    with transaction(con):
         if result.full:
             con.execute(f"CREATE OR REPLACE TABLE {cache} AS {rows_sql(f'(SELECT * FROM {raw})')}")
             if grain:
@@ -146,10 +145,6 @@ def refresh_file_cache(
             """,
             [cache, context, list(now), list(now.values())],
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return result
 
 
