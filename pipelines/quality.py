@@ -69,6 +69,8 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from assets.common.tables import sql_identifier, sql_literal, transaction
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
 LAYERS: tuple[str, ...] = ("raw", "staging", "intermediate", "marts")
@@ -165,20 +167,12 @@ def _escape_for_gx(sql: str) -> str:
     return sql.replace("{", "{{").replace("}", "}}").replace(":", "\\:")
 
 
-def _sql_quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _sql_literal(value: str) -> str:
-    return _escape_for_gx(_sql_quote(value))
+    return _escape_for_gx(sql_literal(value))
 
 
 def _sql_ident(name: str) -> str:
-    return _escape_for_gx(_quote_ident(name))
+    return _escape_for_gx(sql_identifier(name))
 
 
 def _require_kwargs(
@@ -765,7 +759,7 @@ def _validate(
         def rollback(self) -> None:
             pass
 
-    search_path = _sql_quote(f"{_quote_ident(schema)},main")
+    search_path = sql_literal(f"{sql_identifier(schema)},main")
 
     def creator() -> Any:
         cursor = base.cursor()
@@ -883,8 +877,6 @@ def write_gx_results(
         )
         for e in outcome.expectations
     ]
-    from assets.common.tables import transaction
-
     with transaction(conn):
         ensure_results_table(conn)
         conn.execute(f"DELETE FROM {RESULTS_TABLE} WHERE suite = ?", [outcome.suite])

@@ -138,9 +138,9 @@ def refresh_slices(
     A feed table (FEED_TABLES, needs `key`) logs the keys this write changed, once: those its
     slices rewritten by difference rewrote, a slice written whole its keys before and after,
     rows outside every slice theirs; none known when the whole table is written."""
-    feed = spec.qualified in FEED_TABLES
-    if feed and key is None:
+    if spec.qualified in FEED_TABLES and key is None:
         raise ValueError(f"{spec.qualified} is a feed table: refresh_slices needs its key")
+    feed_key = key if spec.qualified in FEED_TABLES else None  # None: no change logged
     create_table(con, TABLE_SLICES, replace=False)
     contents: dict[str, str] = {}  # a table several slices read is hashed once
     with catalog_snapshot(con):  # the inputs' existence and columns looked up once
@@ -174,19 +174,16 @@ def refresh_slices(
     with transaction(con):
         # slice by slice, and stray rows deleted below: a mart is published whole
         record_mart_write(con, spec)
-        if feed:  # the keys this write changes
+        if feed_key is not None:  # the keys this write changes
             con.execute(f"CREATE OR REPLACE TEMP TABLE {_SLICE_CHANGED} (k VARCHAR)")
         if result.full:
-            if feed:
+            if feed_key is not None:
                 log_change(con, spec.qualified, None)
             create_table(con, spec, replace=True)
         else:
             covered = " OR ".join(f"coalesce(({s.where}), false)" for s in slices) or "false"
-            if feed:  # the keys of rows in no slice, dropped here
-                con.execute(
-                    f"INSERT INTO {_SLICE_CHANGED} SELECT CAST({key} AS VARCHAR) "
-                    f"FROM {spec.qualified} WHERE NOT ({covered})"
-                )
+            if feed_key is not None:  # the keys of rows in no slice, dropped here
+                _collect_keys(con, spec, f"NOT ({covered})", feed_key)
             con.execute(f"DELETE FROM {spec.qualified} WHERE NOT ({covered})")
             whole = []
             keyed = [s for s in todo if key and s.key in stored]  # rewritten by difference
@@ -200,13 +197,15 @@ def refresh_slices(
             for s in todo:
                 rows = f"SELECT * FROM {_SLICES_NEW} WHERE {s.where}" if computed else None
                 rewritten = (
-                    _rewrite_keys(con, spec, s, key, rows, _SLICE_CHANGED if feed else None)
+                    _rewrite_keys(
+                        con, spec, s, key, rows, _SLICE_CHANGED if feed_key is not None else None
+                    )
                     if s in keyed and key
                     else None
                 )
                 if rewritten is None:
-                    if feed:  # a slice written whole: its keys before and after
-                        _collect_keys(con, spec, s, key)
+                    if feed_key is not None:  # a slice written whole: its keys before and after
+                        _collect_keys(con, spec, s.where, feed_key)
                     con.execute(f"DELETE FROM {spec.qualified} WHERE {s.where}")
                     whole.append(s)
                 else:
@@ -225,9 +224,9 @@ def refresh_slices(
                 f"INSERT INTO {spec.qualified} ({spec.select_list()}) "
                 f"SELECT {spec.select_list()} FROM ({union}) AS q{order}"
             )
-        if feed and not result.full:
+        if feed_key is not None and not result.full:
             for s in todo:
-                _collect_keys(con, spec, s, key)
+                _collect_keys(con, spec, s.where, feed_key)
         counts, stray = _slice_counts(con, spec, slices)
         # a kept slice that lost or gained rows overlaps a rebuilt one
         stray += sum(abs(counts[k] - stored[k][1]) for k in result.kept)
@@ -242,20 +241,18 @@ def refresh_slices(
                 f"INSERT INTO {SLICE_STATE} VALUES (?, ?, ?, ?)",
                 [[spec.qualified, s.key, fingerprints[s.key], counts[s.key]] for s in slices],
             )
-        if feed and key is not None:
+        if feed_key is not None:
             if not result.full:
-                log_change(con, spec.qualified, {key: f"SELECT k FROM {_SLICE_CHANGED}"})
+                log_change(con, spec.qualified, {feed_key: f"SELECT k FROM {_SLICE_CHANGED}"})
             con.execute(f"DROP TABLE {_SLICE_CHANGED}")
     return result
 
 
-def _collect_keys(
-    con: duckdb.DuckDBPyConnection, spec: TableSpec, s: Slice, key: str | None
-) -> None:
-    """Add the keys of slice `s`'s rows in the table to a feed table's changed keys."""
+def _collect_keys(con: duckdb.DuckDBPyConnection, spec: TableSpec, where: str, key: str) -> None:
+    """Add the keys of the table's rows `where` to a feed table's changed keys."""
     con.execute(
         f"INSERT INTO {_SLICE_CHANGED} SELECT CAST({key} AS VARCHAR) "
-        f"FROM {spec.qualified} WHERE {s.where}"
+        f"FROM {spec.qualified} WHERE {where}"
     )
 
 

@@ -101,6 +101,10 @@ def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def sql_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
     for layer in (*LAYERS, "quality"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {layer}")
@@ -119,8 +123,9 @@ def create_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, *, replace: bo
     skipped step ensures its tables, and rewriting ~15 comments cost ~7 ms and a catalog
     write each time."""
     found: tuple[str, str] | None = None
-    digest = hash(tuple(spec.comments()))
+    digest = 0
     if not replace:
+        digest = hash(tuple(spec.comments()))
         database, path = _own_database(con)
         if path is not None:  # in-memory databases share a name: nothing is kept for them
             found = (path, spec.qualified)
@@ -479,10 +484,6 @@ def row_count(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> int:
     return scalar_int(con, f"SELECT count(*) FROM {spec.qualified}")
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _own_database(con: duckdb.DuckDBPyConnection) -> tuple[str, str | None]:
     """(name, file path or None when in memory) of the connection's own database."""
     rows = con.execute(
@@ -499,7 +500,7 @@ def _relation_columns(
     try:
         # binding a relation fails without aborting the caller's transaction (a failed query
         # would abort it); the full name never resolves to a temp table or another database
-        return list(con.table(".".join(map(_ident, (database, schema, name)))).columns)
+        return list(con.table(".".join(map(sql_identifier, (database, schema, name)))).columns)
     except duckdb.CatalogException:
         return None
 

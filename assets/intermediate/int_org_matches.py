@@ -963,13 +963,12 @@ def match_organisations(
         if replay is not None:
             timings["replayed_rows"] = m.replay_stored(replay)
             timings["replayed_s"] = time.perf_counter() - t
-            t = time.perf_counter()
-            keys = m._name_keys()
         else:
             m.match_identifiers()
             timings["shared_identifier_s"] = time.perf_counter() - t
-            t = time.perf_counter()
-            keys = m._name_keys()
+        t = time.perf_counter()
+        keys = m._name_keys()
+        if replay is None:  # replayed with the identifiers
             m.match_exact_names(keys)
         timings["exact_name_s"] = time.perf_counter() - t
         t = time.perf_counter()

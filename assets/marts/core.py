@@ -3,6 +3,8 @@
 Marts hold no build timestamps so that the same input gives byte-identical marts.
 """
 
+from collections.abc import Callable
+
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
@@ -248,6 +250,19 @@ def build_organisations(con: duckdb.DuckDBPyConnection) -> FeedRefresh:
 _PREVIEW_ROWS = 10
 
 
+def _refreshed(
+    context: dg.AssetExecutionContext,
+    database: DuckDBResource,
+    spec: TableSpec,
+    build: Callable[[duckdb.DuckDBPyConnection], FeedRefresh],
+) -> dg.MaterializeResult:
+    """Refresh a mart from its feeds, log what was compared and written, and report it."""
+    with database.get_connection() as con:
+        built = build(con)
+        context.log.info(f"{spec.qualified}: {built.summary()}")
+        return materialize_result(con, spec, built.metadata(), preview_rows=_PREVIEW_ROWS)
+
+
 @dg.asset(
     key=MONEY_FLOWS.asset_key,
     group_name="marts",
@@ -257,10 +272,7 @@ _PREVIEW_ROWS = 10
 )
 @skip_unchanged
 def money_flows(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
-    with duckdb.get_connection() as con:
-        built = build_money_flows(con)
-        context.log.info(f"{MONEY_FLOWS.qualified}: {built.summary()}")
-        return materialize_result(con, MONEY_FLOWS, built.metadata(), preview_rows=_PREVIEW_ROWS)
+    return _refreshed(context, duckdb, MONEY_FLOWS, build_money_flows)
 
 
 @dg.asset(
@@ -274,12 +286,7 @@ def money_flows(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg
 def funding_streams(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
-    with duckdb.get_connection() as con:
-        built = build_funding_streams(con)
-        context.log.info(f"{FUNDING_STREAMS.qualified}: {built.summary()}")
-        return materialize_result(
-            con, FUNDING_STREAMS, built.metadata(), preview_rows=_PREVIEW_ROWS
-        )
+    return _refreshed(context, duckdb, FUNDING_STREAMS, build_funding_streams)
 
 
 @dg.asset(
@@ -293,7 +300,4 @@ def funding_streams(
 def organisations(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
-    with duckdb.get_connection() as con:
-        built = build_organisations(con)
-        context.log.info(f"{ORGANISATIONS.qualified}: {built.summary()}")
-        return materialize_result(con, ORGANISATIONS, built.metadata(), preview_rows=_PREVIEW_ROWS)
+    return _refreshed(context, duckdb, ORGANISATIONS, build_organisations)
