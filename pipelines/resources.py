@@ -13,6 +13,9 @@
   to the build database; beyond it DuckDB spills to `<build db>.tmp/`.
 - `FUNDTRACE_WORKERS` (default 2, at most the CPU count): worker processes for the OCDS, BODS,
   360Giving, council spend and Kohesio parsers and the OCDS merge.
+- `FUNDTRACE_REHASH_FILES` (default 0): 1 hashes every raw file on every run instead of reusing
+  a file's SHA-256 while its stat is unchanged (read where it is used:
+  `assets/raw/file_hashes.py`).
 
 `BuildDatabase` is the `duckdb` resource: a `DuckDBResource` that holds the build database
 open for the whole run, so the many short connections of a run do not each reload the catalog

@@ -27,7 +27,7 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 
-from assets.common.files import list_source_files, list_unsupported_files, sha256_files
+from assets.common.files import list_source_files, list_unsupported_files
 from assets.common.fingerprint import data_changed
 from assets.common.tables import (
     Column,
@@ -37,6 +37,7 @@ from assets.common.tables import (
     scalar_int,
     transaction,
 )
+from assets.raw.file_hashes import file_hashes, rehash_from_env
 
 PROVENANCE_COLUMNS = (
     Column("source_system", "VARCHAR", "Source system the record came from, e.g. 360giving.", False),
@@ -229,8 +230,10 @@ def ingest_folder(
         report.files_removed += 1
         log(f"{source_system}: {gone} is gone from the raw folder; its rows were removed")
 
+    hashes = file_hashes(con, source_system, present, rehash=force or rehash_from_env())
     todo: list[tuple[str, Path, str]] = []
-    for (rel, path), sha in zip(present.items(), sha256_files(list(present.values())), strict=True):
+    for rel, path in present.items():
+        sha = hashes.sha256[rel]
         if not force and known.get(rel) == (sha, parser_version):
             report.files_unchanged += 1
             continue
