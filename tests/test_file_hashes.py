@@ -160,7 +160,7 @@ def test_ingest_reads_an_unchanged_folder_without_hashing_it(
     real = fh.sha256_files
     monkeypatch.setattr(fh, "sha256_files", lambda paths: reads.append(len(paths)) or real(paths))
 
-    def ingest() -> tuple[int, int]:
+    def ingest() -> tuple[int, int, int]:
         report = ingest_folder(
             con,
             source_system=private_funding.SOURCE_SYSTEM,
@@ -172,13 +172,14 @@ def test_ingest_reads_an_unchanged_folder_without_hashing_it(
             parser_version=private_funding.PARSER_VERSION,
             log=lambda _m: None,
         )
-        return report.files_parsed, report.files_unchanged
+        assert f"{report.files_read_to_check} read to check" in report.summary()
+        return report.files_parsed, report.files_unchanged, report.files_read_to_check
 
-    assert ingest() == (2, 0)
-    assert ingest() == (0, 2)
+    assert ingest() == (2, 0, 2)
+    assert ingest() == (0, 2, 0)
     _wait_for_clock_tick()
     (folder / "two.csv").write_text("".join(lines[:-1]))  # one row fewer
-    assert ingest() == (1, 1)
+    assert ingest() == (1, 1, 1)
     assert reads == [2, 0, 1]
     manifest = dict(
         con.execute("SELECT source_file, file_sha256 FROM raw.raw_file_manifest").fetchall()

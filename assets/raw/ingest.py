@@ -149,6 +149,7 @@ class IngestReport:
     files_seen: int = 0
     files_parsed: int = 0
     files_unchanged: int = 0
+    files_read_to_check: int = 0  # hashed because their stat moved (assets/raw/file_hashes.py)
     files_removed: int = 0
     files_failed: int = 0
     rows_loaded: int = 0
@@ -160,6 +161,7 @@ class IngestReport:
             "files_seen": self.files_seen,
             "files_parsed": self.files_parsed,
             "files_unchanged": self.files_unchanged,
+            "files_read_to_check": self.files_read_to_check,
             "files_removed": self.files_removed,
             "files_failed": self.files_failed,
             "rows_quarantined_in_parsed_files": self.rows_quarantined,
@@ -169,8 +171,8 @@ class IngestReport:
         """One progress line for the run log."""
         return (
             f"{self.source_system}: {self.files_seen} files, {self.files_parsed} parsed, "
-            f"{self.files_unchanged} unchanged, {self.files_removed} removed, "
-            f"{self.files_failed} failed"
+            f"{self.files_unchanged} unchanged, {self.files_read_to_check} read to check, "
+            f"{self.files_removed} removed, {self.files_failed} failed"
         )
 
 
@@ -231,6 +233,7 @@ def ingest_folder(
         log(f"{source_system}: {gone} is gone from the raw folder; its rows were removed")
 
     hashes = file_hashes(con, source_system, present, rehash=force or rehash_from_env())
+    report.files_read_to_check = hashes.read
     todo: list[tuple[str, Path, str]] = []
     for rel, path in present.items():
         sha = hashes.sha256[rel]
