@@ -541,7 +541,7 @@ def run_child(
     data["exit_code"] = proc.returncode
     # other work on the machine inflates wall times: keep the 1-minute load around the run
     data["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
-    data["log"] = str(log_path)
+    data["log"] = log_path.name  # in the work folder: result files name no machine paths
     return data
 
 

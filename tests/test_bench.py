@@ -5,6 +5,7 @@ asks for. Nothing here asserts a duration: performance is read from bench/result
 import csv
 import hashlib
 import json
+import os
 import random
 import subprocess
 import sys
@@ -380,6 +381,21 @@ def test_floor_reads_every_generated_file_into_duckdb(tmp_path: Path) -> None:
         f.rows - f.bad_structure for f in manifest.files if f.source == "360giving"
     )
     assert floor["seconds"] >= 0
+
+
+def test_a_child_run_records_its_log_by_name_only(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    gen.generate(TINY, 4, raw, ["private"])
+    env = {**os.environ, "PYTHONPATH": str(Path(runner.__file__).resolve().parents[1])}
+    data = runner.run_child(
+        ["_floor", "--raw", str(raw), "--db", str(tmp_path / "floor.duckdb")],
+        env,
+        tmp_path / "floor.log",
+        tmp_path / "floor.json",
+    )
+    # result files are committed: they name the log inside the work folder, no machine path
+    assert data["log"] == "floor.log" and (tmp_path / "floor.log").is_file()
+    assert data["exit_code"] == 0 and data["per_source"]["private"]["rows"] > 0
 
 
 def _tiny_job_events(tmp_path: Path) -> list[Any]:
