@@ -46,25 +46,34 @@ def files(tmp_path: Path) -> dict[str, Path]:
     return out
 
 
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many files each call of sha256_files read, in order."""
+    counted: list[int] = []
+    real = fh.sha256_files
+    monkeypatch.setattr(fh, "sha256_files", lambda paths: counted.append(len(paths)) or real(paths))
+    return counted
+
+
 def _wait_for_clock_tick() -> None:
     # file times come from a coarse clock (a few ms); a write in the next tick gets a new ctime
     time.sleep(0.05)
 
 
 def test_settled_files_are_not_read_again(
-    con: duckdb.DuckDBPyConnection, files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+    con: duckdb.DuckDBPyConnection,
+    files: dict[str, Path],
+    reads: list[int],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(fh, "time", _Later)
     first = fh.file_hashes(con, "src", files)
     assert first.sha256 == {rel: _sha(p) for rel, p in files.items()}
     assert (first.read, first.reused) == (3, 0)
 
-    reads: list[int] = []
-    real = fh.sha256_files
-    monkeypatch.setattr(fh, "sha256_files", lambda paths: reads.append(len(paths)) or real(paths))
     second = fh.file_hashes(con, "src", files)
     assert second.sha256 == first.sha256
-    assert (second.read, second.reused) == (0, 3) and reads == [0]
+    assert (second.read, second.reused) == (0, 3) and reads == [3, 0]
 
 
 def test_recently_written_files_are_read_every_time(
@@ -145,7 +154,7 @@ def test_rehash_from_env_rejects_other_values(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_ingest_reads_an_unchanged_folder_without_hashing_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, reads: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     raw = tmp_path / "raw"
     folder = raw / private_funding.FOLDER
@@ -156,9 +165,6 @@ def test_ingest_reads_an_unchanged_folder_without_hashing_it(
     con = duckdb.connect()
     ensure_schemas(con)
     monkeypatch.setattr(fh, "time", _Later)
-    reads: list[int] = []
-    real = fh.sha256_files
-    monkeypatch.setattr(fh, "sha256_files", lambda paths: reads.append(len(paths)) or real(paths))
 
     def ingest() -> tuple[int, int, int]:
         report = ingest_folder(
