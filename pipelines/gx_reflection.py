@@ -8,8 +8,11 @@ without a key). At scale 1 that was ~1.2 s of the 33 suites of a full build (doc
 
 `install(engine)` gives that engine's dialect (that instance only: no library is patched) a
 `get_columns` that reads the same facts in one query of `duckdb_columns()`, typed by the very
-`format_type` macro the emulation uses and by the dialect's own `_get_columns_info`, so GX
-gets the same column list, types, nullability and comments. Where the fast query could differ
+`format_pg_type` macro the emulation's `format_type` uses and by the dialect's own
+`_get_columns_info`, so GX gets the same column list, types, nullability and comments. The
+macro is given the column's type from `duckdb_types()` by DuckDB's own type id: `format_type`
+takes the id `pg_attribute` shows, which DuckDB 2.0.0 took from DuckDB's ids and 2.0.1 maps to
+PostgreSQL's OIDs (`format_type(data_type_id, …)` typed a DOUBLE `int4` there). Where the fast query could differ
 from the emulation (an ENUM column, a column default, a table name in two schemas when no schema
 is given) it hands over to the original method. A table without a primary key gets an empty one
 at once; a table with one takes the original path, as before.
@@ -26,9 +29,9 @@ import sqlalchemy as sa
 _COLUMNS_SQL = sa.text(
     """
     SELECT c.schema_name, c.table_name, c.column_name AS name,
-      format_type(c.data_type_id,
-                  CASE WHEN c.data_type ILIKE '%decimal%'
-                       THEN c.numeric_precision * 1000 + c.numeric_scale ELSE -1 END)
+      pg_catalog.format_pg_type(t.logical_type, t.type_name)
+        || CASE WHEN c.data_type ILIKE '%decimal%'
+                THEN concat('(', c.numeric_precision, ',', c.numeric_scale, ')') ELSE '' END
         AS format_type,
       c.column_default AS "default", NOT c.is_nullable AS not_null, '' AS generated,
       NULL AS identity_options, c.comment, NULL AS collation,
