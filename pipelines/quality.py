@@ -44,6 +44,16 @@ Why the bridge needs more than ``batch.validate`` (GX 1.24.1 on duckdb-engine 0.
 A suite whose queries read other tables lists them as ``meta.depends_on: ["layer/table"]``; they
 become the check's ``additional_deps`` so the check waits for them in a run that builds them.
 
+Suites validate the whole table unless they say otherwise: ``meta.sample: {"percent": 10,
+"seed": 1}`` evaluates the suite's row-wise expectations (:data:`SAMPLEABLE`: nulls, sets, ranges,
+lengths, patterns, column pairs; each row judged on its own) on a seeded Bernoulli sample of the
+table, the same rows for every expectation and every run of the same table. Everything else (unique
+values, row counts, aggregates, custom ``unexpected_rows_expectation`` SQL) still sees the whole
+table; an expectation opts out with ``meta.sample: false``, and an ``unexpected_rows_expectation``
+whose query is row-wise opts in with ``meta.sample: true``. A sample finds a rare bad row only by
+chance, so it is for expensive checks on large tables (a regex over 100M rows), not for rules that
+must hold on every row. Results name the sample they were evaluated on (``sample``).
+
 Results are also written, one row per expectation, to ``quality.gx_results`` in the build
 database (see :func:`write_gx_results`) so marts can report them. Great Expectations is imported
 lazily (it takes seconds); importing this module stays cheap for Dagster definitions.
@@ -111,6 +121,49 @@ _TYPE_ALIASES: dict[str, str] = {
 }
 
 
+# Expectations that judge each row on its own: on a Bernoulli sample they count the sample's bad
+# rows and estimate the table's share. Uniqueness, ordering, row counts and aggregates are not here:
+# on a sample they would answer another question.
+SAMPLEABLE: frozenset[str] = frozenset(
+    {
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_null",
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_not_be_in_set",
+        "expect_column_values_to_be_between",
+        "expect_column_value_lengths_to_be_between",
+        "expect_column_value_lengths_to_equal",
+        "expect_column_values_to_match_like_pattern",
+        "expect_column_values_to_not_match_like_pattern",
+        MATCH_REGEX,
+        NOT_MATCH_REGEX,
+        "expect_column_pair_values_to_be_equal",
+        "expect_column_pair_values_a_to_be_greater_than_b",
+    }
+)
+_SAMPLE_KEYS = frozenset({"percent", "seed", "reason"})
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """A suite's ``meta.sample``: a seeded Bernoulli sample of ``percent`` of the rows."""
+
+    percent: float
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.percent:g}% Bernoulli sample, seed {self.seed}"
+
+    def select_sql(self, schema: str, table: str) -> str:
+        # bernoulli with a seed: the same rows on every run and for every expectation (system
+        # sampling is faster but, multi-threaded, not repeatable)
+        return (
+            f"SELECT * FROM {sql_identifier(schema)}.{sql_identifier(table)} "
+            f"USING SAMPLE {self.percent!r} PERCENT (bernoulli, {self.seed})"
+        )
+
+
 class GXValidationError(Exception):
     """GX could not evaluate one or more expectations: an error of the check, not of the data."""
 
@@ -155,7 +208,68 @@ def load_suite(path: Path | str) -> dict[str, Any]:
     name = suite.setdefault("name", path.stem)
     if name != path.stem:
         raise ValueError(f"suite file {path}: suite name {name!r} must equal {path.stem!r}")
+    try:
+        sampled_expectations(suite)
+    except UnsupportedExpectationError as exc:
+        raise ValueError(f"suite file {path}: {exc}") from exc
     return suite
+
+
+def sample_plan(suite: Mapping[str, Any]) -> SamplePlan | None:
+    """The suite's ``meta.sample``, checked; None when it validates whole tables (the default)."""
+    spec = (suite.get("meta") or {}).get("sample")
+    if spec is None:
+        return None
+    if not isinstance(spec, Mapping):
+        raise UnsupportedExpectationError(
+            'meta.sample must be an object such as {"percent": 10, "seed": 1}'
+        )
+    unknown = sorted(set(spec) - _SAMPLE_KEYS)
+    percent, seed = spec.get("percent"), spec.get("seed", 0)
+    if unknown:
+        raise UnsupportedExpectationError(f"meta.sample: unknown key(s) {', '.join(unknown)}")
+    if not isinstance(percent, int | float) or isinstance(percent, bool) or not 0 < percent < 100:
+        raise UnsupportedExpectationError(
+            f"meta.sample.percent must be a number above 0 and below 100, not {percent!r}"
+        )
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise UnsupportedExpectationError(
+            f"meta.sample.seed must be a whole number >= 0, not {seed!r}"
+        )
+    return SamplePlan(percent=float(percent), seed=seed)
+
+
+def sampled_expectations(suite: Mapping[str, Any]) -> set[int]:
+    """Indexes of the expectations evaluated on the suite's sample (see the module doc)."""
+    plan = sample_plan(suite)
+    chosen: set[int] = set()
+    problems: list[str] = []
+    for index, exp in enumerate(suite.get("expectations") or []):
+        if not isinstance(exp, Mapping):
+            continue
+        exp_type = str(exp.get("type"))
+        wanted = (exp.get("meta") or {}).get("sample")
+        if wanted is None:
+            if plan is not None and exp_type in SAMPLEABLE:
+                chosen.add(index)
+        elif not isinstance(wanted, bool):
+            problems.append(f"expectation #{index} ({exp_type}): meta.sample must be true or false")
+        elif wanted:
+            if plan is None:
+                problems.append(
+                    f"expectation #{index} ({exp_type}): meta.sample is true but the suite has "
+                    "no meta.sample"
+                )
+            elif exp_type not in SAMPLEABLE and exp_type != UNEXPECTED_ROWS:
+                problems.append(
+                    f"expectation #{index} ({exp_type}): cannot be evaluated on a sample (it "
+                    "does not judge each row on its own)"
+                )
+            else:
+                chosen.add(index)
+    if problems:
+        raise UnsupportedExpectationError("; ".join(problems))
+    return chosen
 
 
 # --------------------------------------------------------------------------- translation
@@ -439,6 +553,7 @@ class ExpectationOutcome:
     unexpected_sample: list[str] = field(default_factory=list)
     observed_value: Any = None
     translated_query: str | None = None
+    sample: str | None = None  # SamplePlan.label when evaluated on the suite's sample
 
     @property
     def column(self) -> str | None:
@@ -469,8 +584,10 @@ class ExpectationOutcome:
             pct = (
                 f" ({self.unexpected_percent:.4g}%)" if self.unexpected_percent is not None else ""
             )
-            return f"{self.unexpected_count} unexpected{pct}"
-        return f"observed {json.dumps(self.observed_value, default=str)}"
+            found = f"{self.unexpected_count} unexpected{pct}"
+        else:
+            found = f"observed {json.dumps(self.observed_value, default=str)}"
+        return f"{found} in a {self.sample}" if self.sample else found
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -486,6 +603,7 @@ class ExpectationOutcome:
             "unexpected_sample": self.unexpected_sample,
             "observed_value": self.observed_value,
             "translated_query": self.translated_query,
+            "sample": self.sample,
         }
 
 
@@ -591,7 +709,11 @@ def _sample(exp_type: str, result: Mapping[str, Any]) -> list[str]:
 
 
 def _outcome_from_result(
-    index: int, original: Mapping[str, Any], ran: Mapping[str, Any], evr: Mapping[str, Any]
+    index: int,
+    original: Mapping[str, Any],
+    ran: Mapping[str, Any],
+    evr: Mapping[str, Any],
+    sample: str | None = None,
 ) -> ExpectationOutcome:
     exp_type = str(original["type"])
     kwargs = _jsonable(dict(original.get("kwargs") or {}))
@@ -609,6 +731,7 @@ def _outcome_from_result(
             errored=True,
             exception_message="; ".join(errors) or "GX returned no success flag",
             translated_query=translated_query,
+            sample=sample,
         )
     result: Mapping[str, Any] = evr.get("result") or {}
     if ran["type"] == UNEXPECTED_ROWS:
@@ -630,6 +753,7 @@ def _outcome_from_result(
         unexpected_sample=[] if success else _sample(ran["type"], result),
         observed_value=_jsonable(observed),
         translated_query=translated_query,
+        sample=sample,
     )
 
 
@@ -688,6 +812,7 @@ def run_suite(
     name = str(suite.get("name") or f"{schema}__{table}")
     try:
         translated = translate_for_duckdb(suite, schema, table)
+        plan, sampled = sample_plan(suite), sampled_expectations(suite)
     except UnsupportedExpectationError as exc:
         return _errored_outcome(suite, schema, table, exc, started)
 
@@ -702,7 +827,7 @@ def run_suite(
             # GX reflects every column; duckdb-engine cannot name LIST/STRUCT/MAP types. Harmless:
             # expectations on such columns still run (or error) as SQL in DuckDB.
             warnings.filterwarnings("ignore", message="Did not recognize type '")
-            results = _validate(base, cursors, name, schema, table, translated)
+            results = _validate(base, cursors, name, schema, table, translated, plan, sampled)
     except Exception as exc:
         return _errored_outcome(suite, schema, table, exc, started)
     finally:
@@ -713,7 +838,13 @@ def run_suite(
 
     originals = suite["expectations"]
     outcomes = [
-        _outcome_from_result(i, originals[i], translated["expectations"][i], results[i])
+        _outcome_from_result(
+            i,
+            originals[i],
+            translated["expectations"][i],
+            results[i],
+            plan.label if plan is not None and i in sampled else None,
+        )
         for i in range(len(originals))
     ]
     return SuiteOutcome(
@@ -735,8 +866,12 @@ def _validate(
     schema: str,
     table: str,
     translated: Mapping[str, Any],
+    plan: SamplePlan | None = None,
+    sampled: set[int] | frozenset[int] = frozenset(),
 ) -> dict[int, dict[str, Any]]:
-    """Run the translated suite through GX; results keyed by expectation index."""
+    """Run the translated suite through GX; results keyed by expectation index.
+
+    The expectations in ``sampled`` run on a query asset selecting ``plan``'s sample."""
     gx = _import_gx()
     ensure_gx_duckdb_patch()
     import duckdb_engine
@@ -791,6 +926,12 @@ def _validate(
     gx_reflection.install(datasource.get_execution_engine().engine)
     asset = datasource.add_table_asset(name=table, table_name=table)
     batch = asset.add_batch_definition_whole_table("whole_table").get_batch()
+    sample_batch = None
+    if plan is not None and sampled:
+        sample_asset = datasource.add_query_asset(
+            name=f"{table}__sample", query=plan.select_sql(schema, table)
+        )
+        sample_batch = sample_asset.add_batch_definition_whole_table("sample").get_batch()
 
     expectations = []
     for index, exp in enumerate(translated["expectations"]):
@@ -799,19 +940,23 @@ def _validate(
         expectations.append(exp)
     # Row samples of unexpected_rows_expectation only come with COMPLETE; map expectations get
     # SUMMARY so they fetch SAMPLE_SIZE values rather than every unexpected value.
+    complete = {"result_format": "COMPLETE"}
+    summary = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}
+    on_batch = [(batch, set(range(len(expectations))) - set(sampled))]
+    if sample_batch is not None:
+        on_batch.append((sample_batch, set(sampled)))
     groups = [
-        ([e for e in expectations if e["type"] == UNEXPECTED_ROWS], {"result_format": "COMPLETE"}),
-        (
-            [e for e in expectations if e["type"] != UNEXPECTED_ROWS],
-            {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE},
-        ),
-    ]
+        (on, [expectations[i] for i in sorted(members) if is_rows == (
+            expectations[i]["type"] == UNEXPECTED_ROWS)], result_format)
+        for on, members in on_batch
+        for is_rows, result_format in ((True, complete), (False, summary))
+    ]  # fmt: skip
     results: dict[int, dict[str, Any]] = {}
-    for group, result_format in groups:
+    for on, group, result_format in groups:
         if not group:
             continue
         gx_suite = ExpectationSuite(name=name, expectations=group, meta=translated.get("meta"))
-        validation = batch.validate(gx_suite, result_format=result_format)
+        validation = on.validate(gx_suite, result_format=result_format)
         for evr in validation.results:
             evr_dict = evr.to_json_dict()
             index = (evr_dict.get("expectation_config") or {}).get("meta", {}).get(_INDEX_META)
@@ -837,6 +982,11 @@ _RESULTS_COLUMNS: dict[str, tuple[str, str]] = {
     "unexpected_sample": ("VARCHAR", "JSON list of up to 10 unexpected values, as strings"),
     "message": ("VARCHAR", "Failure or error summary; NULL when successful"),
     "checked_at": ("TIMESTAMP", "UTC time the suite was validated"),
+    "sample": (
+        "VARCHAR",
+        "The sample the expectation was evaluated on (the suite's meta.sample), e.g. '10% "
+        "Bernoulli sample, seed 1'; NULL for the whole table",
+    ),
 }
 
 
@@ -845,6 +995,17 @@ def ensure_results_table(conn: duckdb.DuckDBPyConnection) -> None:
     columns = ", ".join(f"{name} {sql_type}" for name, (sql_type, _) in _RESULTS_COLUMNS.items())
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {RESULTS_SCHEMA}")
     conn.execute(f"CREATE TABLE IF NOT EXISTS {RESULTS_TABLE} ({columns})")
+    # a build database from before a column was added gets it (columns are only ever appended)
+    present = {
+        r[0]
+        for r in conn.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database()"
+            f" AND schema_name = '{RESULTS_SCHEMA}' AND table_name = 'gx_results'"
+        ).fetchall()
+    }
+    for name, (sql_type, _) in _RESULTS_COLUMNS.items():
+        if name not in present:
+            conn.execute(f"ALTER TABLE {RESULTS_TABLE} ADD COLUMN {name} {sql_type}")
     conn.execute(
         f"COMMENT ON TABLE {RESULTS_TABLE} IS 'Great Expectations results. Grain: one "
         "expectation of one suite, latest validation of that suite (rows replaced per suite)'"
@@ -874,6 +1035,7 @@ def write_gx_results(
             json.dumps(e.unexpected_sample, ensure_ascii=False),
             e.message,
             checked_at,
+            e.sample,
         )
         for e in outcome.expectations
     ]
