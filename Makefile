@@ -54,6 +54,10 @@ BENCH_SCALE ?= 0.01
 bench: setup  ## benchmark at $$BENCH_SCALE (1 = 1M funding rows; BENCH_REPEAT=N runs each build N times, median kept): floor, full, no-change, one-file runs (the sensor's run, the whole job, new organisations, an OCDS file, misspelt names)
 	$(BIN)/python -m bench.run --scale $(BENCH_SCALE)
 
+.PHONY: bench-compare
+bench-compare: setup  ## benchmark results over time, oldest first; BENCH_COMPARE="OLD NEW" (file names in bench/results) puts two side by side
+	$(BIN)/python -m bench.compare $(BENCH_COMPARE)
+
 .PHONY: docs
 docs: setup  ## regenerate docs/marts.md from the mart TableSpecs (a test fails when it is stale)
 	$(BIN)/python -m pipelines.docs
