@@ -481,6 +481,35 @@ def test_memory_share_lowers_the_limit_while_it_runs_and_restores_it() -> None:
     assert abs(limit() - before) < 2**20
 
 
+def test_memory_share_goes_as_low_as_duckdb_can_while_a_sort_holds_its_rows() -> None:
+    from assets.common.memory import memory_share, parse_size
+
+    con = duckdb.connect(config={"memory_limit": "400MB"})
+    con.execute(
+        "CREATE TABLE t AS SELECT i, repeat(md5(i::VARCHAR), 20) AS s FROM range(400000) r(i)"
+    )
+
+    def limit() -> int:
+        return parse_size(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+
+    before = limit()
+    cursor = con.cursor()
+    # a streamed ORDER BY keeps its sorted rows (~260 MiB) pinned until it is read to the end
+    reader = cursor.sql("SELECT i, s FROM t ORDER BY s").to_arrow_reader(10_000)
+    next(iter(reader))
+    with pytest.raises(duckdb.OutOfMemoryException):
+        con.execute(f"SET memory_limit = '{before // 4}B'")  # what DuckDB itself does
+    with memory_share(con, 0.25) as applied:
+        assert before // 4 < applied < before
+        assert abs(limit() - applied) < 2**20
+        assert sum(b.num_rows for b in reader) == 400_000 - 10_000  # the query goes on
+    assert abs(limit() - before) < 2**20
+    with memory_share(con, 0.25) as applied:  # nothing held any more: the share itself
+        assert abs(applied - before // 4) < 2**20
+    cursor.close()
+    con.close()
+
+
 # --------------------------------------------------------------------------- JSON text
 
 
