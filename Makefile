@@ -46,8 +46,11 @@ browser:  ## headless Chromium for the UI browser test (apt package `chromium`, 
 	  || echo "could not install chromium: the browser test will be skipped"; \
 	else echo "no $(CHROMIUM) (needs root and apt-get to install): the browser test will be skipped"; fi
 
-test: setup browser  ## full pytest suite + dagster definitions validate
-	$(BIN)/python -m pytest
+# make test also runs the memory tests of 100-310 MB OCDS packages (~1 min; peak RSS must not
+# grow with the file): FUNDTRACE_SLOW_TESTS=0 skips them, as a bare `pytest` does
+FUNDTRACE_SLOW_TESTS ?= 1
+test: setup browser  ## full pytest suite (with the large-package memory tests) + dagster definitions validate
+	FUNDTRACE_SLOW_TESTS=$(FUNDTRACE_SLOW_TESTS) $(BIN)/python -m pytest
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
 BENCH_SCALE ?= 0.01

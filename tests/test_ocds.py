@@ -1075,7 +1075,7 @@ def _child_peak_mb(
 
 @pytest.mark.skipif(
     os.environ.get("FUNDTRACE_SLOW_TESTS") != "1",
-    reason="slow (generates 100 MB and 310 MB packages, ~2 min): set FUNDTRACE_SLOW_TESTS=1",
+    reason="slow (100 MB and 310 MB packages, ~30 s): set FUNDTRACE_SLOW_TESTS=1 (make test does)",
 )
 def test_memory_stays_flat_as_the_package_grows(tmp_path: Path) -> None:
     # DuckDB's buffer pool keeps written blocks up to its memory_limit (default 80% of RAM), which
@@ -1097,7 +1097,7 @@ def test_memory_stays_flat_as_the_package_grows(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(
     os.environ.get("FUNDTRACE_SLOW_TESTS") != "1",
-    reason="slow (generates a 310 MB package and stages it, ~1.5 min): set FUNDTRACE_SLOW_TESTS=1",
+    reason="slow (a 310 MB package staged, ~20 s): set FUNDTRACE_SLOW_TESTS=1 (make test does)",
 )
 def test_memory_of_staging_a_large_package(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
