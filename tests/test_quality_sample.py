@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -173,3 +174,21 @@ def test_shipped_suites_validate_whole_tables() -> None:
         suite = load_suite(path)
         assert quality.sample_plan(suite) is None, path.name
         assert quality.sampled_expectations(suite) == set(), path.name
+
+
+def test_the_example_suite_of_the_expectations_readme_loads_and_runs(
+    tmp_path: Path, db: duckdb.DuckDBPyConnection
+) -> None:
+    text = (quality.EXPECTATIONS_DIR / "README.md").read_text(encoding="utf-8")
+    example = json.loads(text.split("```json", 1)[1].split("```", 1)[0])
+    path = tmp_path / f"{example['name']}.json"
+    path.write_text(json.dumps(example))
+    suite = load_suite(path)
+    assert quality.sampled_expectations(suite) == {0, 2}
+    assert quality.suite_dependencies(suite, quality.asset_key_for_suite(path)) == [
+        dg.AssetKey(["marts", "organisations"])
+    ]
+    # run on this module's table: the example's columns are id and amount
+    outcome = run_suite(db, "staging", "t", suite)
+    assert outcome.errors == []
+    assert [e.sample is not None for e in outcome.expectations] == [True, False, True]
