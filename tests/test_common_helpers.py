@@ -481,7 +481,9 @@ def test_memory_share_lowers_the_limit_while_it_runs_and_restores_it() -> None:
     assert abs(limit() - before) < 2**20
 
 
-def test_memory_share_goes_as_low_as_duckdb_can_while_a_sort_holds_its_rows() -> None:
+def test_memory_share_goes_as_low_as_duckdb_can_while_a_sort_holds_its_rows(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     from assets.common.memory import memory_share, parse_size
 
     con = duckdb.connect(config={"memory_limit": "400MB"})
@@ -503,9 +505,12 @@ def test_memory_share_goes_as_low_as_duckdb_can_while_a_sort_holds_its_rows() ->
         assert before // 4 < applied < before
         assert abs(limit() - applied) < 2**20
         assert sum(b.num_rows for b in reader) == 400_000 - 10_000  # the query goes on
+    assert [r.name for r in caplog.records] == ["fundtrace.memory"]
+    assert "cannot evict" in caplog.records[0].getMessage()
     assert abs(limit() - before) < 2**20
     with memory_share(con, 0.25) as applied:  # nothing held any more: the share itself
         assert abs(applied - before // 4) < 2**20
+    assert len(caplog.records) == 1
     cursor.close()
     con.close()
 

@@ -143,3 +143,19 @@ def test_needs_a_home_or_a_base_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     with pytest.raises(RuntimeError, match="DAGSTER_HOME"):
         FastSqliteEventLogStorage.from_config_value(None, {})
+
+
+@dg.asset
+def logs_a_warning() -> None:
+    import logging
+
+    logging.getLogger("fundtrace.memory").warning("DuckDB holds memory it cannot evict yet")
+
+
+def test_our_python_log_warnings_reach_the_run_event_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with _instance(tmp_path / "home", None, monkeypatch) as instance:
+        result = dg.materialize([logs_a_warning], instance=instance)
+        messages = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert "DuckDB holds memory it cannot evict yet" in messages

@@ -7,6 +7,7 @@ memory budget (docs/scaling.md): DuckDB evicts down to the lower limit and spill
 """
 
 import contextlib
+import logging
 import re
 from collections.abc import Iterator
 
@@ -26,6 +27,8 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
+# captured into the run's event log (pipelines/dagster.yaml: python_logs)
+_LOG = logging.getLogger("fundtrace.memory")
 # above what DuckDB holds when it cannot go down to its share: room for the next blocks
 HEADROOM_BYTES = 64 << 20
 
@@ -56,6 +59,13 @@ def memory_share(con: duckdb.DuckDBPyConnection, fraction: float) -> Iterator[in
                 con.execute(f"SET memory_limit = '{applied}B'")
         except duckdb.OutOfMemoryException:
             applied = limit
+        _LOG.warning(
+            "DuckDB holds memory it cannot evict yet: its limit is %.0f MiB while the workers "
+            "run, not the %.0f MiB share (%.0f MiB otherwise)",
+            applied / 2**20,
+            wanted / 2**20,
+            limit / 2**20,
+        )
     try:
         yield applied
     finally:
