@@ -1001,6 +1001,9 @@ _CHILD = textwrap.dedent(
     import json, resource, sys
     from pathlib import Path
     import duckdb
+    from bench.run import RssSampler
+    sampler = RssSampler()
+    sampler.start()
     from assets.raw import ocds
     from assets.raw.ingest import ingest_folder
     raw, db, limit, stage = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4] == "1"
@@ -1019,6 +1022,8 @@ _CHILD = textwrap.dedent(
         load_ecb_rates(con, ECB_RATES.qualified)
         out["staging"] = stg_ocds.build_all(con)
     con.close()
+    sampler.stop()
+    out["peak_mib"] = sampler.peak_mib()
     print(json.dumps(out))
     """
 )
@@ -1059,18 +1064,22 @@ def write_big_package(path: Path, target_bytes: int, releases_per_ocid: int = 3)
 def _child_peak_mb(
     tmp_path: Path, raw: Path, db: Path, limit: str, stage: bool
 ) -> tuple[dict[str, Any], float]:
-    """Run the ingest in a fresh process; its own peak RSS from wait4's rusage of that child."""
+    """Run the ingest in a fresh process; the peak RSS of it and its workers, summed (sampled
+    every 50 ms inside it, as `make bench` judges a run). Not wait4's ru_maxrss: a process
+    started from pytest keeps the high-water mark of pytest's memory from before its exec
+    (1,032 MB for every child after a full test run)."""
     out_path, err_path = tmp_path / f"{db.stem}.out", tmp_path / f"{db.stem}.err"
     with out_path.open("w") as out, err_path.open("w") as err:
         proc = subprocess.Popen(
             [sys.executable, "-c", _CHILD, str(raw), str(db), limit, "1" if stage else "0"],
             cwd=REPO, stdout=out, stderr=err, env={**os.environ, "PYTHONPATH": str(REPO)},
         )  # fmt: skip
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc.wait()
     assert proc.returncode == 0, err_path.read_text()[-3000:]
     result = json.loads(out_path.read_text().strip().splitlines()[-1])
-    return result, usage.ru_maxrss / 1024  # KiB on Linux
+    peak = result.pop("peak_mib")
+    assert peak, "no RSS samples"
+    return result, peak
 
 
 @pytest.mark.skipif(
@@ -1100,15 +1109,18 @@ def test_memory_stays_flat_as_the_package_grows(tmp_path: Path) -> None:
     reason="slow (a 310 MB package staged, ~20 s): set FUNDTRACE_SLOW_TESTS=1 (make test does)",
 )
 def test_memory_of_staging_a_large_package(tmp_path: Path) -> None:
+    # ingest and staging, merge workers and fork server summed. Measured (tree sums): 1,029 MiB
+    # for a 100 MB package, 1,243 MiB for 310 MB (DuckDB filling up to its 512 MB limit); a
+    # 600 MB package needs more than 512 MB of DuckDB to stage (1,424 MiB in all under 1 GB)
     raw = tmp_path / "raw"
     (raw / "ocds").mkdir(parents=True)
     n = write_big_package(raw / "ocds" / "big.json", 310_000_000)
     out, peak = _child_peak_mb(tmp_path, raw, tmp_path / "b.duckdb", "512MB", stage=True)
-    print(f"peak RSS of ingest + staging: {peak:.0f} MB")
+    print(f"peak RSS of ingest + staging: {peak:.0f} MiB")
     # three releases per ocid (tender, award, award again): one award per ocid with 2+ releases
     assert out["rows"] == n and out["staging"]["releases"] == len({i // 3 for i in range(n)})
     assert out["staging"]["awards"] == len({i // 3 for i in range(n) if i % 3})
-    assert peak < 1000
+    assert peak < 1536  # three quarters of the 2 GiB budget
 
 
 def test_staging_is_deterministic_and_follows_removed_files(con, raw) -> None:
