@@ -987,30 +987,42 @@ def build_stg_ocds_tenders(
     install_ocds_sql(con)
     scope = _child_scope(con, STG_TENDERS, log)
     releases = scope.rows(STG_RELEASES.qualified)
+    # One parse of each compiled release for all its paths (a list of paths): DuckDB's JSON
+    # functions keep what each call allocates until the query ends, so twelve calls of one
+    # path each held ~540 MiB over 176k releases and took 7x as long (docs/scaling.md, item 23)
     select = f"""
-    WITH t AS (
-      SELECT r.*, json_extract(r.compiled_release, '$.tender') AS t,
-        ocds_list(json_extract(r.compiled_release, '$.parties')) AS parties
+    WITH x AS (
+      SELECT r.*,
+        json_extract(r.compiled_release,
+          ['$.tender', '$.parties', '$.tender.procuringEntity', '$.tender.items']) AS j,
+        json_extract_string(r.compiled_release,
+          ['$.tender.id', '$.tender.title', '$.tender.status', '$.tender.procurementMethod',
+           '$.tender.procurementMethodDetails', '$.tender.mainProcurementCategory',
+           '$.tender.value.amount', '$.tender.value.currency', '$.tender.numberOfTenderers',
+           '$.tender.tenderPeriod.startDate', '$.tender.tenderPeriod.endDate',
+           '$.tender.procuringEntity.id', '$.tender.procuringEntity.name']) AS v
       FROM {releases} r
-      WHERE json_type(json_extract(r.compiled_release, '$.tender')) = 'OBJECT'
+    ),
+    t AS (
+      SELECT x.*, ocds_list(j[2]) AS parties FROM x WHERE json_type(j[1]) = 'OBJECT'
     )
-    SELECT ocid, ocds_text(json_extract_string(t, '$.id')) AS tender_id, ocds_name(json_extract_string(t, '$.title')) AS tender_title,
-      ocds_text(json_extract_string(t, '$.status')) AS tender_status,
-      ocds_text(json_extract_string(t, '$.procurementMethod')) AS tender_procurementmethod,
-      ocds_text(json_extract_string(t, '$.procurementMethodDetails')) AS tender_procurementmethoddetails,
-      ocds_text(json_extract_string(t, '$.mainProcurementCategory')) AS tender_mainprocurementcategory,
-      ft_parse_amount(json_extract_string(t, '$.value.amount')) AS tender_value_amount,
-      ft_parse_currency(json_extract_string(t, '$.value.currency')) AS tender_value_currency,
-      TRY_CAST(ft_parse_amount(json_extract_string(t, '$.numberOfTenderers')) AS BIGINT) AS tender_numberoftenderers,
-      ft_parse_date(json_extract_string(t, '$.tenderPeriod.startDate')) AS tender_tenderperiod_startdate,
-      ft_parse_date(json_extract_string(t, '$.tenderPeriod.endDate')) AS tender_tenderperiod_enddate,
-      ocds_text(json_extract_string(t, '$.procuringEntity.id')) AS tender_procuringentity_id,
-      coalesce(ocds_name(json_extract_string(t, '$.procuringEntity.name')),
-        CASE WHEN json_type(json_extract(t, '$.procuringEntity')) = 'OBJECT'
-             THEN ocds_org_name(ocds_resolve(parties, json_extract(t, '$.procuringEntity'))) END)
+    SELECT ocid, ocds_text(v[1]) AS tender_id, ocds_name(v[2]) AS tender_title,
+      ocds_text(v[3]) AS tender_status,
+      ocds_text(v[4]) AS tender_procurementmethod,
+      ocds_text(v[5]) AS tender_procurementmethoddetails,
+      ocds_text(v[6]) AS tender_mainprocurementcategory,
+      ft_parse_amount(v[7]) AS tender_value_amount,
+      ft_parse_currency(v[8]) AS tender_value_currency,
+      TRY_CAST(ft_parse_amount(v[9]) AS BIGINT) AS tender_numberoftenderers,
+      ft_parse_date(v[10]) AS tender_tenderperiod_startdate,
+      ft_parse_date(v[11]) AS tender_tenderperiod_enddate,
+      ocds_text(v[12]) AS tender_procuringentity_id,
+      coalesce(ocds_name(v[13]),
+        CASE WHEN json_type(j[3]) = 'OBJECT'
+             THEN ocds_org_name(ocds_resolve(parties, j[3])) END)
         AS tender_procuringentity_name,
-      len(ocds_list(json_extract(t, '$.items'))) AS tender_items_count,
-      list_filter(list_transform(ocds_list(json_extract(t, '$.items')), lambda i: CASE
+      len(ocds_list(j[4])) AS tender_items_count,
+      list_filter(list_transform(ocds_list(j[4]), lambda i: CASE
           WHEN upper(ocds_text(json_extract_string(i, '$.classification.scheme'))) = 'CPV'
           THEN ocds_text(json_extract_string(i, '$.classification.id')) END), lambda x: x IS NOT NULL)[1]
         AS tender_main_cpv,
