@@ -1003,9 +1003,7 @@ def build_stg_ocds_tenders(
            '$.tender.procuringEntity.id', '$.tender.procuringEntity.name']) AS v
       FROM {releases} r
     ),
-    t AS (
-      SELECT x.*, ocds_list(j[2]) AS parties FROM x WHERE json_type(j[1]) = 'OBJECT'
-    )
+    t AS (SELECT * FROM x WHERE json_type(j[1]) = 'OBJECT')
     SELECT ocid, ocds_text(v[1]) AS tender_id, ocds_name(v[2]) AS tender_title,
       ocds_text(v[3]) AS tender_status,
       ocds_text(v[4]) AS tender_procurementmethod,
@@ -1019,7 +1017,7 @@ def build_stg_ocds_tenders(
       ocds_text(v[12]) AS tender_procuringentity_id,
       coalesce(ocds_name(v[13]),
         CASE WHEN json_type(j[3]) = 'OBJECT'
-             THEN ocds_org_name(ocds_resolve(parties, j[3])) END)
+             THEN ocds_org_name(ocds_resolve(ocds_list(j[2]), j[3])) END)
         AS tender_procuringentity_name,
       len(ocds_list(j[4])) AS tender_items_count,
       list_filter(list_transform(ocds_list(j[4]), lambda i: CASE
@@ -1274,23 +1272,31 @@ def build_stg_ocds_bids(
     scope = _child_scope(con, STG_BIDS, log)
     releases = scope.rows(STG_RELEASES.qualified)
     select = f"""
-    WITH r AS (
-      SELECT s.*, s.compiled_release AS j,
-        list_filter(ocds_list(json_extract(s.compiled_release, '$.bids.statistics')),
-                    lambda x: ocds_text(json_extract_string(x, '$.relatedLot')) IS NULL) AS stats
+    WITH parsed AS (
+      -- one parse of each compiled release for its paths (as in build_stg_ocds_tenders)
+      SELECT s.*,
+        json_extract(s.compiled_release,
+          ['$.bids.statistics', '$.bids.details', '$.tender.tenderers']) AS bj,
+        json_extract_string(s.compiled_release, '$.tender.numberOfTenderers') AS n_text
       FROM {releases} s
+    ),
+    r AS (
+      SELECT parsed.*,
+        list_filter(ocds_list(bj[1]),
+                    lambda x: ocds_text(json_extract_string(x, '$.relatedLot')) IS NULL) AS stats
+      FROM parsed
     ),
     n AS (
       SELECT r.*,
-        TRY_CAST(ft_parse_amount(json_extract_string(j, '$.tender.numberOfTenderers')) AS BIGINT) AS tender_numberoftenderers,
+        TRY_CAST(ft_parse_amount(n_text) AS BIGINT) AS tender_numberoftenderers,
         TRY_CAST(ft_parse_amount(list_filter(stats, lambda x: json_extract_string(x, '$.measure') = 'bids')[1]->>'$.value') AS BIGINT)
           AS bids_statistics_bids,
         TRY_CAST(ft_parse_amount(list_filter(stats, lambda x: json_extract_string(x, '$.measure') = 'validBids')[1]->>'$.value') AS BIGINT)
           AS bids_statistics_validbids,
-        CASE WHEN json_type(json_extract(j, '$.bids.details')) = 'ARRAY' THEN len(ocds_list(json_extract(j, '$.bids.details'))) END
+        CASE WHEN json_type(bj[2]) = 'ARRAY' THEN len(ocds_list(bj[2])) END
           AS bids_details_count,
-        CASE WHEN json_type(json_extract(j, '$.tender.tenderers')) = 'ARRAY' THEN len(list_distinct(list_transform(
-          ocds_list(json_extract(j, '$.tender.tenderers')),
+        CASE WHEN json_type(bj[3]) = 'ARRAY' THEN len(list_distinct(list_transform(
+          ocds_list(bj[3]),
           lambda t: coalesce(ocds_text(json_extract_string(t, '$.id')), ocds_org_name(t))))) END AS tender_tenderers_count
       FROM r
     )
