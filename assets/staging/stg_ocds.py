@@ -1226,24 +1226,30 @@ def build_stg_ocds_contracts(
         (SELECT ocid AS _lo, max(merge_order) AS _last_order, CAST(max(release_date) AS DATE) AS _last_date
          FROM {history} WHERE merge_role = 'merged' GROUP BY ocid) lo
       WHERE lo._lo = c.ocid AND json_type(c.contract) = 'OBJECT'
+    ),
+    -- one parse of each contract for all its paths (as in build_stg_ocds_tenders)
+    xv AS (
+      SELECT *, json_extract_string(contract, ['$.awardID', '$.title', '$.status',
+        '$.period.startDate', '$.period.endDate', '$.dateSigned', '$.value.amount',
+        '$.value.currency']) AS v
+      FROM x
     )
     SELECT x.ocid, x.contract_id, x.contract_index,
-      ocds_text(json_extract_string(x.contract, '$.awardID')) AS contract_awardid,
-      ocds_name(json_extract_string(x.contract, '$.title')) AS contract_title,
-      ocds_text(json_extract_string(x.contract, '$.status')) AS contract_status,
-      ft_parse_date(json_extract_string(x.contract, '$.period.startDate')) AS contract_period_startdate,
-      ft_parse_date(json_extract_string(x.contract, '$.period.endDate')) AS contract_period_enddate,
-      ft_parse_date(json_extract_string(x.contract, '$.dateSigned')) AS contract_datesigned,
-      {_value_checks("json_extract_string(x.contract, '$.value.amount')", "json_extract_string(x.contract, '$.value.currency')")} AS _value_reason,
-      ocds_text(json_extract_string(x.contract, '$.value.amount')) AS _amount_text,
-      json_extract_string(x.contract, '$.value.currency') AS _currency_text,
+      ocds_text(x.v[1]) AS contract_awardid,
+      ocds_name(x.v[2]) AS contract_title,
+      ocds_text(x.v[3]) AS contract_status,
+      ft_parse_date(x.v[4]) AS contract_period_startdate,
+      ft_parse_date(x.v[5]) AS contract_period_enddate,
+      ft_parse_date(x.v[6]) AS contract_datesigned,
+      {_value_checks("x.v[7]", "x.v[8]")} AS _value_reason,
+      ocds_text(x.v[7]) AS _amount_text,
+      x.v[8] AS _currency_text,
       hl.source_system, hl.source_file, hl.source_row,
       hl.source_locator || '.contracts' || coalesce(
         '[' || ocds_source(x.merge_sources, 'contracts', x.contract_id, 2) || ']', '') AS source_locator,
       hl.file_sha256, hl.loaded_at,
-      coalesce(ft_parse_date(json_extract_string(x.contract, '$.dateSigned')),
-               ft_parse_date(json_extract_string(x.contract, '$.period.startDate')), x._last_date) AS fx_on
-    FROM x
+      coalesce(ft_parse_date(x.v[6]), ft_parse_date(x.v[4]), x._last_date) AS fx_on
+    FROM xv AS x
     {_child_provenance("contracts", "contract_id", history)}
     """
     money_source = f"""
