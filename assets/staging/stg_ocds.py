@@ -1082,14 +1082,21 @@ def build_stg_ocds_awards(
                 FROM {releases})
           GROUP BY ALL
         ),
-        x AS (SELECT a.*, lo._last_order FROM a JOIN last_order lo USING (ocid))
+        -- one parse of each award for all its paths (as in build_stg_ocds_tenders)
+        x AS (
+          SELECT a.*, lo._last_order,
+            json_extract_string(a.award, ['$.title', '$.status', '$.date', '$.value.amount',
+              '$.value.currency', '$.contractPeriod.startDate', '$.contractPeriod.endDate']) AS v
+          FROM a JOIN last_order lo USING (ocid)
+        )
         SELECT x.ocid, x.award_id, x.award_index, x.award,
-          ocds_name(json_extract_string(x.award, '$.title')) AS award_title,
-          ocds_text(json_extract_string(x.award, '$.status')) AS award_status,
-          ft_parse_date(json_extract_string(x.award, '$.date')) AS award_date,
-          ocds_text(json_extract_string(x.award, '$.value.amount')) AS _amount_text,
-          json_extract_string(x.award, '$.value.currency') AS award_value_currency_published,
-          {_value_checks("json_extract_string(x.award, '$.value.amount')", "json_extract_string(x.award, '$.value.currency')")} AS _value_reason,
+          ocds_name(x.v[1]) AS award_title,
+          ocds_text(x.v[2]) AS award_status,
+          ft_parse_date(x.v[3]) AS award_date,
+          ocds_text(x.v[4]) AS _amount_text,
+          x.v[5] AS award_value_currency_published,
+          {_value_checks("x.v[4]", "x.v[5]")} AS _value_reason,
+          x.v[6] AS _period_start, x.v[7] AS _period_end,
           cd.contract_datesigned,
           CAST(hf.release_date AS DATE) AS _first_release_date,
           hl.release_id AS source_release_id,
@@ -1134,8 +1141,8 @@ def build_stg_ocds_awards(
       CASE WHEN _value_reason IS NOT NULL THEN 'value quarantined: ' || _value_reason
            WHEN _amount_text IS NULL THEN 'no value published'
            WHEN fx_note IS NOT NULL THEN 'no EUR value: ' || fx_note END AS value_note,
-      ft_parse_date(json_extract_string(award, '$.contractPeriod.startDate')) AS award_contractperiod_startdate,
-      ft_parse_date(json_extract_string(award, '$.contractPeriod.endDate')) AS award_contractperiod_enddate,
+      ft_parse_date(_period_start) AS award_contractperiod_startdate,
+      ft_parse_date(_period_end) AS award_contractperiod_enddate,
       contract_datesigned, len(ocds_list(json_extract(award, '$.suppliers'))) AS suppliers_count,
       source_release_id,
       source_system, source_file, source_row, source_locator, file_sha256, loaded_at
