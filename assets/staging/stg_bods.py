@@ -527,21 +527,25 @@ def build_stg_bods_entities(con: duckdb.DuckDBPyConnection) -> int:
       FROM (SELECT *, row_number() OVER (PARTITION BY statement_id, org_id ORDER BY idx) = 1
                  AS first_idx FROM _bods_ent_ids)
       GROUP BY statement_id
-    ), e AS (
-      SELECT b.*, ft_clean_name(json_extract_string(b._details, '$.name')) AS _name,
-        coalesce(json_extract_string(b._details, '$.entityType.type'),
-          CASE WHEN json_type(b._details, '$.entityType') = 'VARCHAR'
-               THEN json_extract_string(b._details, '$.entityType') END) AS _etype
+    ), parsed AS (
+      -- one parse of each statement for all its paths: DuckDB's JSON functions keep what each
+      -- call allocates until the query ends (docs/scaling.md, item 23)
+      SELECT b.*, json_extract_string(b._details, ['$.name', '$.entityType.type', '$.entityType',
+        '$.entityType.subtype', '$.entitySubtype.generalCategory', '$.jurisdiction.code',
+        '$.incorporatedInJurisdiction.code', '$.jurisdiction.name',
+        '$.incorporatedInJurisdiction.name', '$.foundingDate', '$.dissolutionDate']) AS v
       FROM _bods_ent b
+    ), e AS (
+      SELECT p.*, ft_clean_name(p.v[1]) AS _name,
+        coalesce(p.v[2],
+          CASE WHEN json_type(p._details, '$.entityType') = 'VARCHAR' THEN p.v[3] END) AS _etype
+      FROM parsed p
     )
     SELECT e.statement_id, e.record_id, e.chain_id, e.bods_version,
       e._name AS entity_name, e._etype AS entity_type,
-      coalesce(json_extract_string(e._details, '$.entityType.subtype'),
-               json_extract_string(e._details, '$.entitySubtype.generalCategory')) AS entity_subtype,
-      coalesce(json_extract_string(e._details, '$.jurisdiction.code'),
-               json_extract_string(e._details, '$.incorporatedInJurisdiction.code')) AS jurisdiction_code,
-      coalesce(json_extract_string(e._details, '$.jurisdiction.name'),
-               json_extract_string(e._details, '$.incorporatedInJurisdiction.name')) AS jurisdiction_name,
+      coalesce(e.v[4], e.v[5]) AS entity_subtype,
+      coalesce(e.v[6], e.v[7]) AS jurisdiction_code,
+      coalesce(e.v[8], e.v[9]) AS jurisdiction_name,
       coalesce(i.identifiers, []) AS identifiers, coalesce(i.other_identifiers, []) AS other_identifiers,
       coalesce(i.best_id,
         CASE WHEN coalesce(e._etype, '') NOT IN ('anonymousEntity', 'unknownEntity')
@@ -552,9 +556,9 @@ def build_stg_bods_entities(con: duckdb.DuckDBPyConnection) -> int:
            WHEN coalesce(e._etype, '') NOT IN ('anonymousEntity', 'unknownEntity')
                 AND ft_name_org_id(e._name) IS NOT NULL THEN 'name'
            ELSE 'statement' END AS org_ref_basis,
-      ft_parse_date(json_extract_string(e._details, '$.foundingDate')) AS founding_date,
-      nullif(trim(json_extract_string(e._details, '$.foundingDate')), '') AS founding_date_published,
-      ft_parse_date(json_extract_string(e._details, '$.dissolutionDate')) AS dissolution_date,
+      ft_parse_date(e.v[10]) AS founding_date,
+      nullif(trim(e.v[10]), '') AS founding_date_published,
+      ft_parse_date(e.v[11]) AS dissolution_date,
       e.is_component, {_COMMON_OUT}
     FROM e LEFT JOIN ids i ON i.statement_id = e.statement_id
     """
