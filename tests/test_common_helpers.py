@@ -699,3 +699,20 @@ def test_transaction_commits_a_block_and_rolls_back_a_failed_one(
     with transaction(con):  # the connection is usable again
         con.execute("INSERT INTO t VALUES (3)")
     assert con.execute("SELECT a FROM t ORDER BY a").fetchall() == [(1,), (3,)]
+
+
+def test_json_paths_reads_every_path_in_one_call_by_name() -> None:
+    from assets.common.sql import JsonPaths
+
+    text = JsonPaths("v", {"a": "$.a", "b": "$.x.b", "quote": "$.q'"})
+    doc = """'{"a": "1", "x": {"b": 2}, "q''": "ok"}'"""
+    assert text.extract("d").count("json_extract_string(d, [") == 1
+    con = duckdb.connect()
+    row = con.execute(
+        f"SELECT {text['a']}, {text['b']}, {text['quote']} FROM (SELECT {text.extract(doc)})"
+    ).fetchone()
+    assert row == ("1", "2", "ok")
+    json = JsonPaths("j", {"x": "$.x"}, function="json_extract")
+    got = con.execute(f"SELECT {json['x']} FROM (SELECT {json.extract(doc)})").fetchone()
+    assert got is not None and str(got[0]) == '{"b":2}'
+    con.close()

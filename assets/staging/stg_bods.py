@@ -61,7 +61,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from assets.common.fingerprint import skip_unchanged
-from assets.common.sql import install_macros
+from assets.common.sql import JsonPaths, install_macros
 from assets.common.tables import Column, TableSpec, create_table, materialize_result, rebuild_table
 from assets.raw.bods import RAW_BODS, SOURCE_SYSTEM
 from assets.raw.ingest import PROVENANCE_COLUMNS
@@ -483,6 +483,19 @@ _COMMON_OUT = """statement_date, record_status, version_status,
   source_system, source_file, source_row, source_locator, file_sha256, loaded_at"""
 
 
+# BODS 0.4 paths, and the 0.3 ones (_v03) that hold the same facts
+_ENTITY_TEXT = JsonPaths(
+    "v",
+    {"name": "$.name", "type": "$.entityType.type", "type_text": "$.entityType",
+     "subtype": "$.entityType.subtype", "subtype_v03": "$.entitySubtype.generalCategory",
+     "jurisdiction_code": "$.jurisdiction.code",
+     "jurisdiction_code_v03": "$.incorporatedInJurisdiction.code",
+     "jurisdiction_name": "$.jurisdiction.name",
+     "jurisdiction_name_v03": "$.incorporatedInJurisdiction.name",
+     "founded": "$.foundingDate", "dissolved": "$.dissolutionDate"},
+)  # fmt: skip
+
+
 def build_stg_bods_entities(con: duckdb.DuckDBPyConnection) -> int:
     install_macros(con)
     con.execute("CREATE OR REPLACE TEMP TABLE _bods_ent AS " + _CURRENT_SQL.format(type="entity"))
@@ -515,6 +528,7 @@ def build_stg_bods_entities(con: duckdb.DuckDBPyConnection) -> int:
       CASE org_scheme WHEN 'GB-COH' THEN 1 WHEN 'XI-LEI' THEN 3 ELSE 2 END AS prio
     FROM kinds
     """)
+    v = _ENTITY_TEXT
     select = f"""
     WITH ids AS (
       SELECT statement_id,
@@ -527,25 +541,20 @@ def build_stg_bods_entities(con: duckdb.DuckDBPyConnection) -> int:
       FROM (SELECT *, row_number() OVER (PARTITION BY statement_id, org_id ORDER BY idx) = 1
                  AS first_idx FROM _bods_ent_ids)
       GROUP BY statement_id
-    ), parsed AS (
-      -- one parse of each statement for all its paths: DuckDB's JSON functions keep what each
-      -- call allocates until the query ends (docs/scaling.md, item 23)
-      SELECT b.*, json_extract_string(b._details, ['$.name', '$.entityType.type', '$.entityType',
-        '$.entityType.subtype', '$.entitySubtype.generalCategory', '$.jurisdiction.code',
-        '$.incorporatedInJurisdiction.code', '$.jurisdiction.name',
-        '$.incorporatedInJurisdiction.name', '$.foundingDate', '$.dissolutionDate']) AS v
-      FROM _bods_ent b
+    ), parsed AS (  -- one parse of each statement for all its paths (JsonPaths)
+      SELECT b.*, {v.extract("b._details")} FROM _bods_ent b
     ), e AS (
-      SELECT p.*, ft_clean_name(p.v[1]) AS _name,
-        coalesce(p.v[2],
-          CASE WHEN json_type(p._details, '$.entityType') = 'VARCHAR' THEN p.v[3] END) AS _etype
+      SELECT p.*, ft_clean_name({v["name"]}) AS _name,
+        coalesce({v["type"]},
+          CASE WHEN json_type(p._details, '$.entityType') = 'VARCHAR' THEN {v["type_text"]} END)
+          AS _etype
       FROM parsed p
     )
     SELECT e.statement_id, e.record_id, e.chain_id, e.bods_version,
       e._name AS entity_name, e._etype AS entity_type,
-      coalesce(e.v[4], e.v[5]) AS entity_subtype,
-      coalesce(e.v[6], e.v[7]) AS jurisdiction_code,
-      coalesce(e.v[8], e.v[9]) AS jurisdiction_name,
+      coalesce({v["subtype"]}, {v["subtype_v03"]}) AS entity_subtype,
+      coalesce({v["jurisdiction_code"]}, {v["jurisdiction_code_v03"]}) AS jurisdiction_code,
+      coalesce({v["jurisdiction_name"]}, {v["jurisdiction_name_v03"]}) AS jurisdiction_name,
       coalesce(i.identifiers, []) AS identifiers, coalesce(i.other_identifiers, []) AS other_identifiers,
       coalesce(i.best_id,
         CASE WHEN coalesce(e._etype, '') NOT IN ('anonymousEntity', 'unknownEntity')
@@ -556,9 +565,9 @@ def build_stg_bods_entities(con: duckdb.DuckDBPyConnection) -> int:
            WHEN coalesce(e._etype, '') NOT IN ('anonymousEntity', 'unknownEntity')
                 AND ft_name_org_id(e._name) IS NOT NULL THEN 'name'
            ELSE 'statement' END AS org_ref_basis,
-      ft_parse_date(e.v[10]) AS founding_date,
-      nullif(trim(e.v[10]), '') AS founding_date_published,
-      ft_parse_date(e.v[11]) AS dissolution_date,
+      ft_parse_date({v["founded"]}) AS founding_date,
+      nullif(trim({v["founded"]}), '') AS founding_date_published,
+      ft_parse_date({v["dissolved"]}) AS dissolution_date,
       e.is_component, {_COMMON_OUT}
     FROM e LEFT JOIN ids i ON i.statement_id = e.statement_id
     """

@@ -85,6 +85,7 @@ from dagster_duckdb import DuckDBResource
 from assets.common.fingerprint import skip_unchanged
 from assets.common.memory import memory_share
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE, to_eur_sql
+from assets.common.sql import JsonPaths
 from assets.common.tables import Column, TableSpec, create_table, materialize_result, sql_literal
 from assets.common.unicode_names import install_macros as install_shared_macros
 from assets.common.worker_processes import worker_context
@@ -871,6 +872,14 @@ def _value_checks(amount: str, currency: str) -> str:
     END"""
 
 
+_PARTY_JSON = JsonPaths(
+    "v",
+    {"parties": "$.parties", "buyer": "$.buyer", "entity": "$.tender.procuringEntity",
+     "tenderers": "$.tender.tenderers", "awards": "$.awards"},
+    function="json_extract",
+)  # fmt: skip
+
+
 def build_stg_ocds_parties(
     con: duckdb.DuckDBPyConnection, log: Callable[[str], None] | None = None
 ) -> int:
@@ -878,17 +887,17 @@ def build_stg_ocds_parties(
     scope = _child_scope(con, STG_PARTIES, log)
     releases = scope.rows(STG_RELEASES.qualified)
     # the pieces that name organisations, not the whole compiled release, go through the CTE
+    v = _PARTY_JSON
     source = f"""
     WITH j AS (
-      -- one parse of each compiled release for the five paths (five calls parsed it five
-      -- times: 0.45 -> 0.12 s at scale 1)
-      SELECT ocid, json_extract(compiled_release, ['$.parties', '$.buyer',
-        '$.tender.procuringEntity', '$.tender.tenderers', '$.awards']) AS v
-      FROM {releases}
+      -- one parse of each compiled release for the five paths (JsonPaths; five calls parsed it
+      -- five times: 0.45 -> 0.12 s at scale 1)
+      SELECT ocid, {v.extract("compiled_release")} FROM {releases}
     ),
     c AS (
-      SELECT ocid, ocds_list(v[1]) AS parties, v[2] AS buyer, v[3] AS procuring_entity,
-        ocds_list(v[4]) AS tenderers, ocds_list(v[5]) AS awards
+      SELECT ocid, ocds_list({v["parties"]}) AS parties, {v["buyer"]} AS buyer,
+        {v["entity"]} AS procuring_entity, ocds_list({v["tenderers"]}) AS tenderers,
+        ocds_list({v["awards"]}) AS awards
       FROM j
     ),
     awards AS (SELECT ocid, parties, unnest(awards) AS award FROM c)
@@ -981,46 +990,56 @@ def build_stg_ocds_parties(
     return staged
 
 
+_TENDER_JSON = JsonPaths(
+    "j",
+    {"tender": "$.tender", "parties": "$.parties", "entity": "$.tender.procuringEntity",
+     "items": "$.tender.items"},
+    function="json_extract",
+)  # fmt: skip
+_TENDER_TEXT = JsonPaths(
+    "v",
+    {"id": "$.tender.id", "title": "$.tender.title", "status": "$.tender.status",
+     "method": "$.tender.procurementMethod",
+     "method_details": "$.tender.procurementMethodDetails",
+     "category": "$.tender.mainProcurementCategory", "amount": "$.tender.value.amount",
+     "currency": "$.tender.value.currency", "tenderers": "$.tender.numberOfTenderers",
+     "start": "$.tender.tenderPeriod.startDate", "end": "$.tender.tenderPeriod.endDate",
+     "entity_id": "$.tender.procuringEntity.id", "entity_name": "$.tender.procuringEntity.name"},
+)  # fmt: skip
+
+
 def build_stg_ocds_tenders(
     con: duckdb.DuckDBPyConnection, log: Callable[[str], None] | None = None
 ) -> int:
     install_ocds_sql(con)
     scope = _child_scope(con, STG_TENDERS, log)
     releases = scope.rows(STG_RELEASES.qualified)
-    # One parse of each compiled release for all its paths (a list of paths): DuckDB's JSON
-    # functions keep what each call allocates until the query ends, so twelve calls of one
-    # path each held ~540 MiB over 176k releases and took 7x as long (docs/scaling.md, item 23)
+    # one parse of each compiled release for all its paths (JsonPaths: twelve calls of one path
+    # each held ~540 MiB over 176k releases and took 7x as long)
+    j, v = _TENDER_JSON, _TENDER_TEXT
     select = f"""
     WITH x AS (
-      SELECT r.*,
-        json_extract(r.compiled_release,
-          ['$.tender', '$.parties', '$.tender.procuringEntity', '$.tender.items']) AS j,
-        json_extract_string(r.compiled_release,
-          ['$.tender.id', '$.tender.title', '$.tender.status', '$.tender.procurementMethod',
-           '$.tender.procurementMethodDetails', '$.tender.mainProcurementCategory',
-           '$.tender.value.amount', '$.tender.value.currency', '$.tender.numberOfTenderers',
-           '$.tender.tenderPeriod.startDate', '$.tender.tenderPeriod.endDate',
-           '$.tender.procuringEntity.id', '$.tender.procuringEntity.name']) AS v
+      SELECT r.*, {j.extract("r.compiled_release")}, {v.extract("r.compiled_release")}
       FROM {releases} r
     ),
-    t AS (SELECT * FROM x WHERE json_type(j[1]) = 'OBJECT')
-    SELECT ocid, ocds_text(v[1]) AS tender_id, ocds_name(v[2]) AS tender_title,
-      ocds_text(v[3]) AS tender_status,
-      ocds_text(v[4]) AS tender_procurementmethod,
-      ocds_text(v[5]) AS tender_procurementmethoddetails,
-      ocds_text(v[6]) AS tender_mainprocurementcategory,
-      ft_parse_amount(v[7]) AS tender_value_amount,
-      ft_parse_currency(v[8]) AS tender_value_currency,
-      TRY_CAST(ft_parse_amount(v[9]) AS BIGINT) AS tender_numberoftenderers,
-      ft_parse_date(v[10]) AS tender_tenderperiod_startdate,
-      ft_parse_date(v[11]) AS tender_tenderperiod_enddate,
-      ocds_text(v[12]) AS tender_procuringentity_id,
-      coalesce(ocds_name(v[13]),
-        CASE WHEN json_type(j[3]) = 'OBJECT'
-             THEN ocds_org_name(ocds_resolve(ocds_list(j[2]), j[3])) END)
+    t AS (SELECT * FROM x WHERE json_type({j["tender"]}) = 'OBJECT')
+    SELECT ocid, ocds_text({v["id"]}) AS tender_id, ocds_name({v["title"]}) AS tender_title,
+      ocds_text({v["status"]}) AS tender_status,
+      ocds_text({v["method"]}) AS tender_procurementmethod,
+      ocds_text({v["method_details"]}) AS tender_procurementmethoddetails,
+      ocds_text({v["category"]}) AS tender_mainprocurementcategory,
+      ft_parse_amount({v["amount"]}) AS tender_value_amount,
+      ft_parse_currency({v["currency"]}) AS tender_value_currency,
+      TRY_CAST(ft_parse_amount({v["tenderers"]}) AS BIGINT) AS tender_numberoftenderers,
+      ft_parse_date({v["start"]}) AS tender_tenderperiod_startdate,
+      ft_parse_date({v["end"]}) AS tender_tenderperiod_enddate,
+      ocds_text({v["entity_id"]}) AS tender_procuringentity_id,
+      coalesce(ocds_name({v["entity_name"]}),
+        CASE WHEN json_type({j["entity"]}) = 'OBJECT'
+             THEN ocds_org_name(ocds_resolve(ocds_list({j["parties"]}), {j["entity"]})) END)
         AS tender_procuringentity_name,
-      len(ocds_list(j[4])) AS tender_items_count,
-      list_filter(list_transform(ocds_list(j[4]), lambda i: CASE
+      len(ocds_list({j["items"]})) AS tender_items_count,
+      list_filter(list_transform(ocds_list({j["items"]}), lambda i: CASE
           WHEN upper(ocds_text(json_extract_string(i, '$.classification.scheme'))) = 'CPV'
           THEN ocds_text(json_extract_string(i, '$.classification.id')) END), lambda x: x IS NOT NULL)[1]
         AS tender_main_cpv,
@@ -1060,6 +1079,14 @@ def _child_provenance(kind: str, key: str, history: str) -> str:
 _AWARD_RECORD = " award "  # record_id of a quarantined award value: <ocid> award <award id>
 
 
+_AWARD_TEXT = JsonPaths(
+    "v",
+    {"title": "$.title", "status": "$.status", "date": "$.date", "amount": "$.value.amount",
+     "currency": "$.value.currency", "period_start": "$.contractPeriod.startDate",
+     "period_end": "$.contractPeriod.endDate"},
+)  # fmt: skip
+
+
 def build_stg_ocds_awards(
     con: duckdb.DuckDBPyConnection, log: Callable[[str], None] | None = None
 ) -> tuple[int, int]:
@@ -1068,6 +1095,7 @@ def build_stg_ocds_awards(
     scope = _child_scope(con, STG_AWARDS, log, money=True)
     releases = scope.rows(STG_RELEASES.qualified)
     history = scope.rows(STG_HISTORY.qualified)
+    v = _AWARD_TEXT
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _ocds_awards AS
         WITH a AS ({_award_rows_sql(releases)}),
@@ -1082,21 +1110,18 @@ def build_stg_ocds_awards(
                 FROM {releases})
           GROUP BY ALL
         ),
-        -- one parse of each award for all its paths (as in build_stg_ocds_tenders)
-        x AS (
-          SELECT a.*, lo._last_order,
-            json_extract_string(a.award, ['$.title', '$.status', '$.date', '$.value.amount',
-              '$.value.currency', '$.contractPeriod.startDate', '$.contractPeriod.endDate']) AS v
+        x AS (  -- one parse of each award for all its paths (JsonPaths)
+          SELECT a.*, lo._last_order, {v.extract("a.award")}
           FROM a JOIN last_order lo USING (ocid)
         )
         SELECT x.ocid, x.award_id, x.award_index, x.award,
-          ocds_name(x.v[1]) AS award_title,
-          ocds_text(x.v[2]) AS award_status,
-          ft_parse_date(x.v[3]) AS award_date,
-          ocds_text(x.v[4]) AS _amount_text,
-          x.v[5] AS award_value_currency_published,
-          {_value_checks("x.v[4]", "x.v[5]")} AS _value_reason,
-          x.v[6] AS _period_start, x.v[7] AS _period_end,
+          ocds_name({v["title"]}) AS award_title,
+          ocds_text({v["status"]}) AS award_status,
+          ft_parse_date({v["date"]}) AS award_date,
+          ocds_text({v["amount"]}) AS _amount_text,
+          {v["currency"]} AS award_value_currency_published,
+          {_value_checks(v["amount"], v["currency"])} AS _value_reason,
+          {v["period_start"]} AS _period_start, {v["period_end"]} AS _period_end,
           cd.contract_datesigned,
           CAST(hf.release_date AS DATE) AS _first_release_date,
           hl.release_id AS source_release_id,
@@ -1212,6 +1237,14 @@ def build_stg_ocds_award_suppliers(
     return staged
 
 
+_CONTRACT_TEXT = JsonPaths(
+    "v",
+    {"award_id": "$.awardID", "title": "$.title", "status": "$.status",
+     "start": "$.period.startDate", "end": "$.period.endDate", "signed": "$.dateSigned",
+     "amount": "$.value.amount", "currency": "$.value.currency"},
+)  # fmt: skip
+
+
 def build_stg_ocds_contracts(
     con: duckdb.DuckDBPyConnection, log: Callable[[str], None] | None = None
 ) -> int:
@@ -1219,6 +1252,7 @@ def build_stg_ocds_contracts(
     scope = _child_scope(con, STG_CONTRACTS, log, money=True)
     releases = scope.rows(STG_RELEASES.qualified)
     history = scope.rows(STG_HISTORY.qualified)
+    v = _CONTRACT_TEXT
     source = f"""
     WITH x AS (
       SELECT c.ocid, c.merge_sources, c.contract, c.contract_index,
@@ -1234,28 +1268,22 @@ def build_stg_ocds_contracts(
          FROM {history} WHERE merge_role = 'merged' GROUP BY ocid) lo
       WHERE lo._lo = c.ocid AND json_type(c.contract) = 'OBJECT'
     ),
-    -- one parse of each contract for all its paths (as in build_stg_ocds_tenders)
-    xv AS (
-      SELECT *, json_extract_string(contract, ['$.awardID', '$.title', '$.status',
-        '$.period.startDate', '$.period.endDate', '$.dateSigned', '$.value.amount',
-        '$.value.currency']) AS v
-      FROM x
-    )
+    xv AS (SELECT *, {v.extract("contract")} FROM x)  -- one parse of each contract (JsonPaths)
     SELECT x.ocid, x.contract_id, x.contract_index,
-      ocds_text(x.v[1]) AS contract_awardid,
-      ocds_name(x.v[2]) AS contract_title,
-      ocds_text(x.v[3]) AS contract_status,
-      ft_parse_date(x.v[4]) AS contract_period_startdate,
-      ft_parse_date(x.v[5]) AS contract_period_enddate,
-      ft_parse_date(x.v[6]) AS contract_datesigned,
-      {_value_checks("x.v[7]", "x.v[8]")} AS _value_reason,
-      ocds_text(x.v[7]) AS _amount_text,
-      x.v[8] AS _currency_text,
+      ocds_text({v["award_id"]}) AS contract_awardid,
+      ocds_name({v["title"]}) AS contract_title,
+      ocds_text({v["status"]}) AS contract_status,
+      ft_parse_date({v["start"]}) AS contract_period_startdate,
+      ft_parse_date({v["end"]}) AS contract_period_enddate,
+      ft_parse_date({v["signed"]}) AS contract_datesigned,
+      {_value_checks(v["amount"], v["currency"])} AS _value_reason,
+      ocds_text({v["amount"]}) AS _amount_text,
+      {v["currency"]} AS _currency_text,
       hl.source_system, hl.source_file, hl.source_row,
       hl.source_locator || '.contracts' || coalesce(
         '[' || ocds_source(x.merge_sources, 'contracts', x.contract_id, 2) || ']', '') AS source_locator,
       hl.file_sha256, hl.loaded_at,
-      coalesce(ft_parse_date(x.v[6]), ft_parse_date(x.v[4]), x._last_date) AS fx_on
+      coalesce(ft_parse_date({v["signed"]}), ft_parse_date({v["start"]}), x._last_date) AS fx_on
     FROM xv AS x
     {_child_provenance("contracts", "contract_id", history)}
     """
@@ -1278,24 +1306,30 @@ def build_stg_ocds_contracts(
     return scope.write(con, select)
 
 
+_BID_JSON = JsonPaths(
+    "bj",
+    {"statistics": "$.bids.statistics", "details": "$.bids.details",
+     "tenderers": "$.tender.tenderers"},
+    function="json_extract",
+)  # fmt: skip
+
+
 def build_stg_ocds_bids(
     con: duckdb.DuckDBPyConnection, log: Callable[[str], None] | None = None
 ) -> int:
     install_ocds_sql(con)
     scope = _child_scope(con, STG_BIDS, log)
     releases = scope.rows(STG_RELEASES.qualified)
+    b = _BID_JSON
     select = f"""
-    WITH parsed AS (
-      -- one parse of each compiled release for its paths (as in build_stg_ocds_tenders)
-      SELECT s.*,
-        json_extract(s.compiled_release,
-          ['$.bids.statistics', '$.bids.details', '$.tender.tenderers']) AS bj,
+    WITH parsed AS (  -- one parse of each compiled release for its paths (JsonPaths)
+      SELECT s.*, {b.extract("s.compiled_release")},
         json_extract_string(s.compiled_release, '$.tender.numberOfTenderers') AS n_text
       FROM {releases} s
     ),
     r AS (
       SELECT parsed.*,
-        list_filter(ocds_list(bj[1]),
+        list_filter(ocds_list({b["statistics"]}),
                     lambda x: ocds_text(json_extract_string(x, '$.relatedLot')) IS NULL) AS stats
       FROM parsed
     ),
@@ -1306,10 +1340,10 @@ def build_stg_ocds_bids(
           AS bids_statistics_bids,
         TRY_CAST(ft_parse_amount(list_filter(stats, lambda x: json_extract_string(x, '$.measure') = 'validBids')[1]->>'$.value') AS BIGINT)
           AS bids_statistics_validbids,
-        CASE WHEN json_type(bj[2]) = 'ARRAY' THEN len(ocds_list(bj[2])) END
+        CASE WHEN json_type({b["details"]}) = 'ARRAY' THEN len(ocds_list({b["details"]})) END
           AS bids_details_count,
-        CASE WHEN json_type(bj[3]) = 'ARRAY' THEN len(list_distinct(list_transform(
-          ocds_list(bj[3]),
+        CASE WHEN json_type({b["tenderers"]}) = 'ARRAY' THEN len(list_distinct(list_transform(
+          ocds_list({b["tenderers"]}),
           lambda t: coalesce(ocds_text(json_extract_string(t, '$.id')), ocds_org_name(t))))) END AS tender_tenderers_count
       FROM r
     )
