@@ -79,7 +79,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from assets.common.tables import sql_identifier, sql_literal, transaction
+from assets.common.tables import sql_identifier, sql_literal, table_columns, transaction
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
@@ -996,13 +996,7 @@ def ensure_results_table(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {RESULTS_SCHEMA}")
     conn.execute(f"CREATE TABLE IF NOT EXISTS {RESULTS_TABLE} ({columns})")
     # a build database from before a column was added gets it (columns are only ever appended)
-    present = {
-        r[0]
-        for r in conn.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database()"
-            f" AND schema_name = '{RESULTS_SCHEMA}' AND table_name = 'gx_results'"
-        ).fetchall()
-    }
+    present = set(table_columns(conn, RESULTS_TABLE) or [])
     for name, (sql_type, _) in _RESULTS_COLUMNS.items():
         if name not in present:
             conn.execute(f"ALTER TABLE {RESULTS_TABLE} ADD COLUMN {name} {sql_type}")
