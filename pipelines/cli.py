@@ -21,6 +21,7 @@ import dagster as dg
 def _run(_: argparse.Namespace) -> int:
     from pipelines.definitions import build_definitions
     from pipelines.jobs import ALL_ASSETS_JOB_NAME
+    from pipelines.partitions import PARTITIONS_ENV, execute_partitioned, raw_partitions_from_env
     from pipelines.resources import (
         REPO_ROOT,
         build_db_from_env,
@@ -38,26 +39,33 @@ def _run(_: argparse.Namespace) -> int:
     print(f"marts file:  {marts_db_from_env()}")
     started = time.perf_counter()
     defs = build_definitions()
-    job = defs.resolve_job_def(ALL_ASSETS_JOB_NAME)
+    run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        )
+        if raw_partitions_from_env() == "file":
+            print(f"raw layer:   partitioned by file ({PARTITIONS_ENV}=file)")
+            results = execute_partitioned(defs, instance, raw_dir_from_env(), run_config)
+        else:
+            job = defs.resolve_job_def(ALL_ASSETS_JOB_NAME)
+            results = [
+                job.execute_in_process(
+                    instance=instance, raise_on_error=False, run_config=run_config
+                )
+            ]
     elapsed = time.perf_counter() - started
 
-    rows: list[tuple[str, str]] = []
-    for event in result.get_asset_materialization_events():
-        mat = event.step_materialization_data.materialization
-        count = mat.metadata.get("dagster/row_count")
-        rows.append((mat.asset_key.to_user_string(), "" if count is None else str(count.value)))
+    rows: dict[str, str] = {}  # a partitioned run materializes an asset once per partition
+    for result in results:
+        for event in result.get_asset_materialization_events():
+            mat = event.step_materialization_data.materialization
+            count = mat.metadata.get("dagster/row_count")
+            rows[mat.asset_key.to_user_string()] = "" if count is None else str(count.value)
     print(f"\n{'asset':45} rows")
-    for key, count in sorted(rows):
+    for key, count in sorted(rows.items()):
         print(f"{key:45} {count}")
+    events = [e for result in results for e in result.all_events]
     failed_checks = [
         e.asset_check_evaluation_data
-        for e in result.all_events
+        for e in events
         if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
         and e.asset_check_evaluation_data is not None
         and not e.asset_check_evaluation_data.passed
@@ -67,15 +75,17 @@ def _run(_: argparse.Namespace) -> int:
             f"check {check.asset_key.to_user_string()}:{check.check_name} FAILED "
             f"({check.severity.value})"
         )
-    if not result.success:
-        failures = [
-            e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE
-        ]
+    # partitioned raw layer: one run per folder, then fundtrace_all
+    run_ids = results[-1].run_id + (
+        f" (and {len(results) - 1} raw runs)" if len(results) > 1 else ""
+    )
+    if not all(r.success for r in results):
+        failures = [e for e in events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
         for event in failures:
             print(f"step {event.step_key} failed: {event.message}", file=sys.stderr)
-        print(f"\nrun {result.run_id} FAILED after {elapsed:.1f}s; the previous marts were kept")
+        print(f"\nrun {run_ids} FAILED after {elapsed:.1f}s; the previous marts were kept")
         return 1
-    print(f"\nrun {result.run_id} succeeded in {elapsed:.1f}s")
+    print(f"\nrun {run_ids} succeeded in {elapsed:.1f}s")
     return 0
 
 

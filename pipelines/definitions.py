@@ -3,9 +3,13 @@
 Groups are layers (raw, staging, intermediate, marts) and each group is a DuckDB schema of the
 same name in the build database. Great Expectations suites in `expectations/` become asset
 checks. Runs use the in-process executor: the multiprocess default costs ~1.5 s per asset.
+`FUNDTRACE_RAW_PARTITIONS=file` partitions the raw assets by source file (pipelines/partitions.py).
 """
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -42,7 +46,14 @@ from assets.staging import (
     stg_private_funding,
     stg_ted_awards,
 )
-from pipelines.jobs import fundtrace_all, nightly
+from pipelines.jobs import all_assets_job, fundtrace_all, nightly, nightly_schedule
+from pipelines.partitions import (
+    DOWNSTREAM_TAG,
+    partition_raw_assets,
+    partitioned_folders,
+    raw_jobs,
+    raw_partitions_from_env,
+)
 from pipelines.quality import EXPECTATIONS_DIR, build_gx_asset_checks
 from pipelines.resources import (
     build_database,
@@ -50,8 +61,13 @@ from pipelines.resources import (
     marts_db_from_env,
     settings_from_env,
 )
-from pipelines.sensors import raw_files_sensor, run_failure_notifier
+from pipelines.sensors import raw_file_partitions_sensor, raw_files_sensor, run_failure_notifier
 from pipelines.ui_metadata import with_ui_metadata
+
+if TYPE_CHECKING:  # what define_asset_job returns; dagster does not export the type
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
 
 ASSET_MODULES = [
     reference,
@@ -91,23 +107,43 @@ ASSET_MODULES = [
 
 
 def build_definitions(expectations_dir: Path = EXPECTATIONS_DIR) -> dg.Definitions:
-    """Definitions for the paths in the environment (read now, so tests can vary them)."""
+    """Definitions for the paths and raw partitioning in the environment (read now, so tests
+    can vary them)."""
     marts_db = marts_db_from_env()
     build_db = build_db_from_env(marts_db)
     build_db.parent.mkdir(parents=True, exist_ok=True)
+    assets = with_ui_metadata(
+        [
+            a
+            for a in dg.load_assets_from_modules(ASSET_MODULES)
+            if isinstance(a, dg.AssetsDefinition)
+        ],
+        expectations_dir,
+    )
+    jobs: list[UnresolvedAssetJobDefinition] = [fundtrace_all]
+    schedules = [nightly]
+    sensors = [raw_files_sensor, run_failure_notifier]
+    if raw_partitions_from_env() == "file":
+        assets = partition_raw_assets(assets)
+        folders = partitioned_folders(assets)
+        downstream = all_assets_job(
+            exclude=[k for _, keys in folders for k in keys], tags={DOWNSTREAM_TAG: "1"}
+        )
+        folder_jobs = raw_jobs(folders)
+        jobs = [downstream, *folder_jobs]
+        schedules = [nightly_schedule(downstream)]
+        sensors = [
+            raw_file_partitions_sensor(
+                downstream, [(f, j) for (f, _), j in zip(folders, folder_jobs, strict=True)]
+            ),
+            run_failure_notifier,
+        ]
     return dg.Definitions(
-        assets=with_ui_metadata(
-            [
-                a
-                for a in dg.load_assets_from_modules(ASSET_MODULES)
-                if isinstance(a, dg.AssetsDefinition)
-            ],
-            expectations_dir,
-        ),
+        assets=assets,
         asset_checks=build_gx_asset_checks(expectations_dir),
-        jobs=[fundtrace_all],
-        schedules=[nightly],
-        sensors=[raw_files_sensor, run_failure_notifier],
+        jobs=jobs,
+        schedules=schedules,
+        sensors=sensors,
         resources={
             "duckdb": build_database(build_db),
             "fundtrace": settings_from_env(),

@@ -10,6 +10,8 @@
   style `{"text": ...}` plus structured fields). Webhook errors are logged, never raised.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 import os
@@ -20,10 +22,20 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from pipelines.jobs import fundtrace_all
+from pipelines.partitions import (
+    RAW_PARTITIONS_TAG,
+    RawFolder,
+    key_changes,
+    range_tags,
+    run_state,
+)
 from pipelines.resources import raw_dir_from_env
 
 if TYPE_CHECKING:
     from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
 
 WEBHOOK_ENV = "FUNDTRACE_ALERT_WEBHOOK_URL"
 
@@ -62,7 +74,7 @@ def raw_keys_for_folders(
     return sorted(keys, key=lambda k: k.to_user_string()), unmatched
 
 
-def run_selection(graph: "BaseAssetGraph", folders: set[str]) -> tuple[list[dg.AssetKey], set[str]]:
+def run_selection(graph: BaseAssetGraph, folders: set[str]) -> tuple[list[dg.AssetKey], set[str]]:
     """What a change in the source `folders` launches: their raw assets and everything
     downstream (sorted keys; checks of these assets run with them), and the folders no asset
     reads. The benchmark's one-new-file run uses the same selection."""
@@ -125,6 +137,112 @@ def raw_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
     )
 
 
+# more changed files than this in one folder and tick: one run over the folder's partitions
+# (unchanged files are skipped by their content hash) instead of one run per file
+FAN_OUT_LIMIT = 16
+
+
+def file_partition_requests(
+    folder: RawFolder,
+    job_name: str,
+    before: dict[str, list[int]],
+    after: dict[str, list[int]],
+    keys_after: list[str],
+    fan_out_limit: int = FAN_OUT_LIMIT,
+) -> list[dg.RunRequest]:
+    """Runs ingesting what changed in `folder` between two fingerprints: one per new or changed
+    file (its partition), or, beyond `fan_out_limit` files, one over all `keys_after`; a
+    removed file is forgotten by a run of the folder's own partition."""
+    prefix = folder.folder_key
+    mine = {k: v for k, v in after.items() if k.startswith(prefix)}
+    was = {k: v for k, v in before.items() if k.startswith(prefix)}
+    changed = sorted(k for k in keys_after if k in mine and was.get(k) != mine[k])
+    removed = sorted(set(was) - set(mine))
+    tags = {RAW_PARTITIONS_TAG: "1", "fundtrace/trigger": "raw_files"}
+    if len(changed) > fan_out_limit:
+        stamp = hashlib.sha256(json.dumps(mine, sort_keys=True).encode()).hexdigest()[:16]
+        return [
+            dg.RunRequest(
+                run_key=f"{folder.folder}@{stamp}",
+                job_name=job_name,
+                tags={**tags, **range_tags(keys_after)},
+            )
+        ]
+    out = [
+        dg.RunRequest(
+            run_key=f"{k}@{mine[k][0]}:{mine[k][1]}",
+            job_name=job_name,
+            partition_key=k,
+            tags=tags,
+        )
+        for k in changed
+    ]
+    if removed:
+        gone = hashlib.sha256(json.dumps(removed).encode()).hexdigest()[:16]
+        out.append(
+            dg.RunRequest(
+                run_key=f"{prefix}-{gone}",
+                job_name=job_name,
+                partition_key=prefix,
+                tags={**tags, "fundtrace/removed": ",".join(removed)[:1000]},
+            )
+        )
+    return out
+
+
+def raw_file_partitions_sensor(
+    downstream_job: UnresolvedAssetJobDefinition,
+    folder_jobs: list[tuple[RawFolder, UnresolvedAssetJobDefinition]],
+) -> dg.SensorDefinition:
+    """`fundtrace_raw_files` when the raw layer is partitioned by file (pipelines/partitions.py):
+    keys follow the files, each new or changed file is a run of its partition, and the
+    downstream job runs once no raw-partition run is queued or running and one succeeded since
+    the downstream job last began."""
+
+    @dg.sensor(
+        name="fundtrace_raw_files",
+        jobs=[downstream_job, *(job for _, job in folder_jobs)],
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Raw layer partitioned by file: adds and deletes partitions as files in "
+        "$FUNDTRACE_RAW_DIR come and go, runs each new or changed file's partition, then the "
+        "downstream assets once the raw runs are done.",
+    )
+    def fundtrace_raw_files(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        raw_dir = raw_dir_from_env()
+        after = raw_fingerprint(raw_dir)
+        before: dict[str, list[int]] = json.loads(context.cursor) if context.cursor else {}
+        dynamic: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
+        requests: list[dg.RunRequest] = []
+        for folder, job in folder_jobs:
+            existing = context.instance.get_dynamic_partitions(folder.partitions_name)
+            changes = key_changes(folder, raw_dir, existing)
+            for key, why in changes.refused:
+                context.log.error(f"{key} cannot be a partition and is NOT ingested: {why}")
+            dynamic += changes.requests()
+            keys_after = [k for k in existing if k not in changes.deleted] + changes.added
+            folder_requests = file_partition_requests(folder, job.name, before, after, keys_after)
+            if folder_requests:
+                context.log.info(f"{folder.folder}: {len(folder_requests)} run(s) requested")
+            requests += folder_requests
+        state = run_state(context.instance)
+        if not requests and state.downstream_due():
+            assert state.last_raw_success is not None
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"downstream@{state.last_raw_success.isoformat()}",
+                    job_name=downstream_job.name,
+                    tags={"fundtrace/trigger": "raw_files"},
+                )
+            )
+            context.log.info("raw partitions done -> downstream assets requested")
+        return dg.SensorResult(
+            run_requests=requests, dynamic_partitions_requests=dynamic, cursor=json.dumps(after)
+        )
+
+    return fundtrace_raw_files
+
+
 def failure_payload(run_id: str, job_name: str, message: str, failed_steps: list[str]) -> dict:
     text = (
         f"Fundtrace run {run_id} of {job_name} FAILED"
@@ -146,9 +264,10 @@ def post_webhook(url: str, payload: dict, timeout: float = 10.0) -> int:
         return int(response.status)
 
 
+# no monitored_jobs: every job of the code location, the raw_files_* jobs and runs launched
+# from the UI's "Materialize" (Dagster's implicit asset job) included
 @dg.run_failure_sensor(
     name="fundtrace_run_failure_notifier",
-    monitored_jobs=[fundtrace_all],
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=f"Logs failed runs and POSTs them to ${WEBHOOK_ENV} when set.",
 )

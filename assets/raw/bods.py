@@ -48,6 +48,7 @@ from assets.raw.ingest import (
     ParseResult,
     Reject,
     ingest_single_table,
+    partition_files,
 )
 from assets.raw.parallel_parse import RowSink, SpoolParser
 from pipelines.resources import FundtraceSettings
@@ -423,5 +424,6 @@ def raw_bods_statements(
             raw_table=RAW_BODS,
             parser_version=PARSER_VERSION,
             log=context.log.info,
+            files=partition_files(context),
             ingest=PARSER.ingest,
         )

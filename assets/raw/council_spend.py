@@ -42,6 +42,7 @@ from assets.raw.ingest import (
     Reject,
     ingest_single_table,
     local_duckdb,
+    partition_files,
     read_csv_exactly,
 )
 from assets.raw.parallel_parse import RowSink, SpoolParser
@@ -577,6 +578,7 @@ def raw_council_spend(
             raw_table=RAW_SPEND,
             parser_version=PARSER_VERSION,
             log=context.log.info,
+            files=partition_files(context),
             ingest=PARSER.ingest,
         )
 

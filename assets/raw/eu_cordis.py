@@ -26,7 +26,7 @@ alone, naming the columns that could not be mapped. Spreadsheet exports (`.xlsx`
 the same titles are read too: the first sheet with a recognised header row.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -51,6 +51,7 @@ from assets.raw.ingest import (
     IngestReport,
     ParseResult,
     ingest_folder,
+    partition_files,
 )
 from pipelines.resources import FundtraceSettings
 
@@ -335,6 +336,7 @@ def ingest_cordis(
     raw_dir: Path,
     log: Callable[[str], None] = print,
     force: bool = False,
+    files: Collection[str] | None = None,
 ) -> IngestReport:
     """Ingest every file of the eu_cordis folder into the two raw tables."""
     return ingest_folder(
@@ -348,6 +350,7 @@ def ingest_cordis(
         parser_version=PARSER_VERSION,
         log=log,
         force=force,
+        files=files,
         also_tables=[RAW_ORGANISATIONS],
     )
 
@@ -368,7 +371,9 @@ def raw_cordis(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource, fundtrace: FundtraceSettings
 ) -> Iterator[dg.MaterializeResult]:
     with duckdb.get_connection() as con:
-        report = ingest_cordis(con, fundtrace.raw_path, log=context.log.info)
+        report = ingest_cordis(
+            con, fundtrace.raw_path, log=context.log.info, files=partition_files(context)
+        )
         context.log.info(report.summary())
         for spec in RAW_TABLES:
             result = materialize_result(con, spec, report.as_metadata())

@@ -27,7 +27,7 @@ XLSX/XLS: the first sheet with such a header (python-calamine, streamed). CSV: d
 """
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import dagster as dg
@@ -52,6 +52,7 @@ from assets.raw.ingest import (
     IngestReport,
     ParseResult,
     ingest_folder,
+    partition_files,
 )
 from pipelines.resources import FundtraceSettings
 
@@ -225,6 +226,7 @@ def ingest_fts(
     raw_dir: Path,
     log: Callable[[str], None] = print,
     force: bool = False,
+    files: Collection[str] | None = None,
 ) -> IngestReport:
     return ingest_folder(
         con,
@@ -237,6 +239,7 @@ def ingest_fts(
         parser_version=PARSER_VERSION,
         log=log,
         force=force,
+        files=files,
     )
 
 
@@ -251,6 +254,8 @@ def raw_eu_fts_commitments(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource, fundtrace: FundtraceSettings
 ) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        report = ingest_fts(con, fundtrace.raw_path, log=context.log.info)
+        report = ingest_fts(
+            con, fundtrace.raw_path, log=context.log.info, files=partition_files(context)
+        )
         context.log.info(report.summary())
         return materialize_result(con, RAW_COMMITMENTS, report.as_metadata())

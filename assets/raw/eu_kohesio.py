@@ -53,6 +53,7 @@ from assets.raw.ingest import (
     ParseResult,
     Reject,
     ingest_single_table,
+    partition_files,
 )
 from assets.raw.parallel_parse import RowSink, SpoolParser
 from pipelines.resources import FundtraceSettings
@@ -470,5 +471,6 @@ def raw_kohesio(
             raw_table=RAW_KOHESIO,
             parser_version=PARSER_VERSION,
             log=context.log.info,
+            files=partition_files(context),
             ingest=PARSER.ingest,
         )

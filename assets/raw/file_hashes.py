@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,10 +104,12 @@ def file_hashes(
     files: Mapping[str, Path],
     *,
     rehash: bool = False,
+    keep: Collection[str] = (),
 ) -> HashedFiles:
     """SHA-256 of each file (relative path -> path), read only where the stat moved since the
     hash kept in raw.raw_file_hashes (all of them with `rehash`). The folder's entries are then
-    those of `files`: read files are stored, vanished ones dropped."""
+    those of `files`: read files are stored, vanished ones dropped, except those in `keep`
+    (files still there that this call did not look at, e.g. other partitions')."""
     create_table(con, RAW_FILE_HASHES, replace=False)
     table = RAW_FILE_HASHES.qualified
     stat_columns = ", ".join(f.name for f in dataclasses.fields(FileStat))
@@ -131,7 +133,7 @@ def file_hashes(
     todo = [rel for rel in files if rel not in sha256]
     for rel, sha in zip(todo, sha256_files([files[rel] for rel in todo]), strict=True):
         sha256[rel] = sha
-    gone = sorted(set(kept) - set(files))
+    gone = sorted(set(kept) - set(files) - set(keep))
     if todo or gone:
         with transaction(con):
             stale = [*todo, *gone]

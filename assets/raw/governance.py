@@ -27,7 +27,7 @@ small and hand-edited, and every record keeps its exact line number for the quar
 import csv
 import datetime as dt
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -48,6 +48,7 @@ from assets.raw.ingest import (
     Reject,
     RowWriter,
     ingest_folder,
+    partition_files,
 )
 from pipelines.resources import FundtraceSettings
 
@@ -425,7 +426,11 @@ def parse_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> 
 
 
 def ingest_governance(
-    con: duckdb.DuckDBPyConnection, raw_dir: Path, log: Any = print, force: bool = False
+    con: duckdb.DuckDBPyConnection,
+    raw_dir: Path,
+    log: Any = print,
+    force: bool = False,
+    files: Collection[str] | None = None,
 ) -> IngestReport:
     """Ingest every register file under `raw_dir/governance` into the four raw tables."""
     return ingest_folder(
@@ -439,6 +444,7 @@ def ingest_governance(
         parser_version=PARSER_VERSION,
         log=log,
         force=force,
+        files=files,
         also_tables=[spec for spec in RAW_SPECS if spec is not RAW_PARTNERSHIPS],
     )
 
@@ -460,7 +466,9 @@ def raw_governance(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource, fundtrace: FundtraceSettings
 ) -> Iterator[dg.MaterializeResult]:
     with duckdb.get_connection() as con:
-        report = ingest_governance(con, fundtrace.raw_path, log=context.log.info)
+        report = ingest_governance(
+            con, fundtrace.raw_path, log=context.log.info, files=partition_files(context)
+        )
         context.log.info(report.summary())
         for spec in RAW_SPECS:
             result = materialize_result(con, spec, report.as_metadata())

@@ -18,7 +18,7 @@ import contextlib
 import datetime as dt
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,6 +201,7 @@ def ingest_folder(
     force: bool = False,
     also_tables: Sequence[TableSpec] = (),
     prefetch: Callable[[Sequence[tuple[str, Path]]], None] | None = None,
+    files: Collection[str] | None = None,
 ) -> IngestReport:
     """Bring `raw_table` in line with the files under `raw_dir/folder` (see module doc).
 
@@ -208,16 +209,19 @@ def ingest_folder(
     rows are replaced, rolled back and forgotten in all of them together.
     `prefetch`: told the files the parser will be called for, in order, as (source_file,
     path), before the first call (a parser working ahead in other processes); the files
-    still load one by one."""
+    still load one by one.
+    `files`: only these files (paths relative to `raw_dir`) are checked and parsed, e.g. the
+    partitions of a partitioned run (pipelines/partitions.py); other files' rows stay as they
+    are, except that a file gone from the folder is always forgotten. None: every file."""
     ensure_ingest_tables(con)
     tables = (raw_table, *also_tables)
     for spec in tables:
         create_table(con, spec, replace=False)
     report = IngestReport(source_system)
     src_dir = raw_dir / folder
-    files = list_source_files(src_dir, suffixes)
-    report.files_seen = len(files)
-    present = {p.relative_to(raw_dir).as_posix(): p for p in files}
+    on_disk = {p.relative_to(raw_dir).as_posix(): p for p in list_source_files(src_dir, suffixes)}
+    present = on_disk if files is None else {r: p for r, p in on_disk.items() if r in files}
+    report.files_seen = len(present)
 
     known = {
         r[0]: (r[1], r[2])
@@ -227,12 +231,14 @@ def ingest_folder(
             [source_system],
         ).fetchall()
     }
-    for gone in sorted(set(known) - set(present)):
+    for gone in sorted(set(known) - set(on_disk)):
         _forget_file(con, tables, source_system, gone)
         report.files_removed += 1
         log(f"{source_system}: {gone} is gone from the raw folder; its rows were removed")
 
-    hashes = file_hashes(con, source_system, present, rehash=force or rehash_from_env())
+    hashes = file_hashes(
+        con, source_system, present, rehash=force or rehash_from_env(), keep=on_disk.keys()
+    )
     report.files_read_to_check = hashes.read
     todo: list[tuple[str, Path, str]] = []
     for rel, path in present.items():
@@ -379,6 +385,15 @@ def _ingest_one(
             f"{ctx.source_system}: {ctx.source_file}: {loaded} rows loaded, "
             f"{quarantined} quarantined ({fmt}, {elapsed:.2f}s)"
         )
+
+
+def partition_files(context: dg.AssetExecutionContext) -> frozenset[str] | None:
+    """The raw files a run of a raw asset ingests: its partition keys (file paths relative to
+    FUNDTRACE_RAW_DIR, see pipelines/partitions.py), or None (every file) when the asset or the
+    run is not partitioned."""
+    if not (context.has_partition_key or context.has_partition_key_range):
+        return None
+    return frozenset(context.partition_keys)
 
 
 def record_json(record: object) -> str:

@@ -42,7 +42,7 @@ import gzip
 import hashlib
 import json
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -62,6 +62,7 @@ from assets.raw.ingest import (
     IngestReport,
     ParseResult,
     Reject,
+    partition_files,
 )
 from assets.raw.parallel_parse import RowSink, SpoolParser, ingest_in_parallel
 from pipelines.resources import FundtraceSettings, workers_from_env
@@ -692,7 +693,11 @@ def _parse(w: _Writer, path: Path) -> ParseResult:
 
 
 def ingest_releases(
-    con: duckdb.DuckDBPyConnection, raw_dir: Path, log: Callable[[str], None], workers: int
+    con: duckdb.DuckDBPyConnection,
+    raw_dir: Path,
+    log: Callable[[str], None],
+    workers: int,
+    files: Collection[str] | None = None,
 ) -> IngestReport:
     """The OCDS folder into raw_ocds_releases, parsed in `workers` processes (1: in-process)."""
     return ingest_in_parallel(
@@ -705,6 +710,7 @@ def ingest_releases(
         suffixes=SUFFIXES,
         parser_version=PARSER_VERSION,
         log=log,
+        files=files,
     )
 
 
@@ -719,6 +725,12 @@ def raw_ocds_releases(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource, fundtrace: FundtraceSettings
 ) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        report = ingest_releases(con, fundtrace.raw_path, context.log.info, workers_from_env())
+        report = ingest_releases(
+            con,
+            fundtrace.raw_path,
+            context.log.info,
+            workers_from_env(),
+            files=partition_files(context),
+        )
         context.log.info(report.summary())
         return materialize_result(con, RAW_RELEASES, report.as_metadata())

@@ -37,6 +37,7 @@ from assets.raw.ingest import (
     Reject,
     RowWriter,
     ingest_single_table,
+    partition_files,
 )
 from pipelines.resources import FundtraceSettings
 
@@ -261,4 +262,5 @@ def raw_private_funding(
             parser=parse_file,
             parser_version=PARSER_VERSION,
             log=context.log.info,
+            files=partition_files(context),
         )

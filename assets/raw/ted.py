@@ -35,7 +35,7 @@ e-mails and phone numbers are not copied (contractors can be natural persons).
 """
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ from assets.raw.ingest import (
     ParseResult,
     RowWriter,
     ingest_folder,
+    partition_files,
 )
 from pipelines.resources import FundtraceSettings
 
@@ -925,7 +926,11 @@ def parse_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> 
 
 
 def ingest_ted(
-    con: duckdb.DuckDBPyConnection, raw_dir: Path, log: Any = print, force: bool = False
+    con: duckdb.DuckDBPyConnection,
+    raw_dir: Path,
+    log: Any = print,
+    force: bool = False,
+    files: Collection[str] | None = None,
 ) -> IngestReport:
     """Ingest every notice under `raw_dir/ted` into the two raw tables."""
     return ingest_folder(
@@ -939,6 +944,7 @@ def ingest_ted(
         parser_version=PARSER_VERSION,
         log=log,
         force=force,
+        files=files,
         also_tables=[RAW_NOTICES],
     )
 
@@ -960,7 +966,9 @@ def raw_ted(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource, fundtrace: FundtraceSettings
 ) -> Iterator[dg.MaterializeResult]:
     with duckdb.get_connection() as con:
-        report = ingest_ted(con, fundtrace.raw_path, log=context.log.info)
+        report = ingest_ted(
+            con, fundtrace.raw_path, log=context.log.info, files=partition_files(context)
+        )
         context.log.info(report.summary())
         for spec in RAW_TABLES:
             result = materialize_result(con, spec, report.as_metadata())

@@ -33,6 +33,7 @@ from assets.raw.ingest import (
     Reject,
     ingest_single_table,
     local_duckdb,
+    partition_files,
     read_csv_exactly,
     reads_cleanly,
     record_json,
@@ -393,5 +394,6 @@ def raw_360giving_grants(
             raw_table=RAW_GRANTS,
             parser_version=PARSER_VERSION,
             log=context.log.info,
+            files=partition_files(context),
             ingest=PARSER.ingest,
         )
