@@ -151,15 +151,16 @@ def file_partition_requests(
     fan_out_limit: int = FAN_OUT_LIMIT,
 ) -> list[dg.RunRequest]:
     """Runs ingesting what changed in `folder` between two fingerprints: one per new or changed
-    file (its partition), or, beyond `fan_out_limit` files, one over all `keys_after`; a
-    removed file is forgotten by a run of the folder's own partition."""
+    file (its partition), or, beyond `fan_out_limit` files or on the first tick (no `before`),
+    one over all `keys_after`; a removed file is forgotten by a run of the folder's own
+    partition."""
     prefix = folder.folder_key
     mine = {k: v for k, v in after.items() if k.startswith(prefix)}
     was = {k: v for k, v in before.items() if k.startswith(prefix)}
     changed = sorted(k for k in keys_after if k in mine and was.get(k) != mine[k])
     removed = sorted(set(was) - set(mine))
     tags = {RAW_PARTITIONS_TAG: "1", "fundtrace/trigger": "raw_files"}
-    if len(changed) > fan_out_limit:
+    if len(changed) > fan_out_limit or (changed and not before):  # or the sensor's first tick
         stamp = hashlib.sha256(json.dumps(mine, sort_keys=True).encode()).hexdigest()[:16]
         return [
             dg.RunRequest(

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,103 @@ def test_dev_server_runs_scheduler_with_nightly_schedule_on(tmp_path: Path) -> N
         assert daemons.get("SCHEDULER") is True
     finally:
         proc.send_signal(signal.SIGINT)  # SIGTERM can leave `dagster dev` hanging
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+RUNS = """
+{ runsOrError { ... on Runs { results { runId jobName status tags { key value } } } } }
+"""
+
+
+def _runs(port: int) -> list[dict]:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": RUNS}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        runs = json.loads(resp.read())["data"]["runsOrError"]["results"]
+    for run in runs:
+        run["tags"] = {t["key"]: t["value"] for t in run["tags"]}
+    return runs
+
+
+def _wait_for(port: int, done: Callable[[list[dict]], bool], seconds: float) -> list[dict]:
+    runs: list[dict] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            runs = _runs(port)
+        except (OSError, KeyError, TypeError):
+            runs = []
+        if any(r["status"] == "FAILURE" for r in runs):
+            break
+        if done(runs):
+            break
+        time.sleep(2)
+    return runs
+
+
+def test_partitioned_raw_layer_runs_from_the_sensor_on_the_daemon(tmp_path: Path) -> None:
+    """FUNDTRACE_RAW_PARTITIONS=file under `make ui`'s daemon: the sensor's first tick ingests
+    each folder in one run, then runs the downstream job; a new file is then a run of its own
+    partition, followed by the downstream job again."""
+    dagster = Path(sys.executable).with_name("dagster")
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copyfile(REPO_ROOT / "pipelines" / "dagster.yaml", home / "dagster.yaml")
+    raw = tmp_path / "raw"
+    shutil.copytree(REPO_ROOT / "data" / "raw", raw)
+    marts = tmp_path / "marts" / "fundtrace.duckdb"
+    port = _free_port()
+    env = {
+        "PATH": f"{dagster.parent}:/usr/bin:/bin",
+        "DAGSTER_HOME": str(home),
+        "PYTHONPATH": str(REPO_ROOT),
+        "FUNDTRACE_RAW_DIR": str(raw),
+        "FUNDTRACE_MARTS_DB": str(marts),
+        "FUNDTRACE_RAW_PARTITIONS": "file",
+    }
+    proc = subprocess.Popen(
+        [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def downstream_done(count: int) -> Callable[[list[dict]], bool]:
+        return lambda runs: (
+            sum(
+                1
+                for r in runs
+                if r["tags"].get("fundtrace/downstream") == "1" and r["status"] == "SUCCESS"
+            )
+            >= count
+        )
+
+    try:
+        runs = _wait_for(port, downstream_done(1), 300)
+        assert not [r for r in runs if r["status"] == "FAILURE"], runs
+        raw_runs = [r for r in runs if r["jobName"].startswith("raw_files_")]
+        assert len(raw_runs) == 10 and all(r["status"] == "SUCCESS" for r in raw_runs)
+        assert all("dagster/asset_partition_range_start" in r["tags"] for r in raw_runs)
+        assert downstream_done(1)(runs), [(r["jobName"], r["status"]) for r in runs]
+        assert marts.exists()
+
+        new = "private/second_funder.csv"
+        shutil.copyfile(raw / "private" / "harbourton_private_funding.csv", raw / new)
+        runs = _wait_for(port, downstream_done(2), 240)
+        assert not [r for r in runs if r["status"] == "FAILURE"], runs
+        partition_runs = [r for r in runs if r["tags"].get("dagster/partition") == new]
+        assert [r["jobName"] for r in partition_runs] == ["raw_files_private"]
+        assert downstream_done(2)(runs), [(r["jobName"], r["status"]) for r in runs]
+        assert len(runs) == 13  # nothing else was run: 10 folders, 1 file, 2 downstream
+    finally:
+        proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
