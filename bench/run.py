@@ -233,6 +233,9 @@ def _json_items(fh: Any, path: Path, prefixes: tuple[str, ...], ijson: Any) -> A
 def run_build(folders: Sequence[str] = ()) -> dict[str, Any]:
     """Execute `fundtrace_all` in process as `make run` does; timings from the event log.
     With `folders`, only what the raw-files sensor launches when those source folders change.
+    With the raw layer partitioned by file (FUNDTRACE_RAW_PARTITIONS=file) a build is what
+    `make run` does then (one run per folder, then fundtrace_all) and a run for `folders` is
+    what the sensor launches: a run of each new file's partition, then fundtrace_all.
 
     Paths come from the environment (FUNDTRACE_RAW_DIR, FUNDTRACE_MARTS_DB, FUNDTRACE_BUILD_DB,
     DAGSTER_HOME), exactly like `python -m pipelines.cli run`."""
@@ -241,13 +244,15 @@ def run_build(folders: Sequence[str] = ()) -> dict[str, Any]:
 
     from pipelines.definitions import build_definitions
     from pipelines.jobs import ALL_ASSETS_JOB_NAME
+    from pipelines.partitions import raw_partitions_from_env
     from pipelines.sensors import run_selection
 
     _apply_duckdb_experiment()
     defs = build_definitions()
+    partitioned = raw_partitions_from_env() == "file"
     job = defs.resolve_job_def(ALL_ASSETS_JOB_NAME)
     selection = None
-    if folders:
+    if folders and not partitioned:
         selection, unread = run_selection(defs.resolve_asset_graph(), set(folders))
         if unread or not selection:
             raise ValueError(f"no asset reads the folder(s) {sorted(unread)}")
@@ -255,18 +260,25 @@ def run_build(folders: Sequence[str] = ()) -> dict[str, Any]:
     started_utc = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     sampler = RssSampler()
     sampler.start()
+    run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     try:
         with dg.DagsterInstance.get() as instance:
-            result = job.execute_in_process(
-                instance=instance,
-                asset_selection=selection,
-                raise_on_error=False,
-                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-            )
+            if partitioned:
+                results = _run_partitioned(defs, instance, bool(folders), run_config)
+            else:
+                results = [
+                    job.execute_in_process(
+                        instance=instance,
+                        asset_selection=selection,
+                        raise_on_error=False,
+                        run_config=run_config,
+                    )
+                ]
             t2 = time.perf_counter()
-            entries = instance.all_logs(result.run_id)
+            entries = [e for r in results for e in instance.all_logs(r.run_id)]
     finally:
         sampler.stop()
+    result = results[-1]
     steps = steps_from_events(entries)
     for s in steps:
         window = s.pop("_window", None)
@@ -275,14 +287,51 @@ def run_build(folders: Sequence[str] = ()) -> dict[str, Any]:
     return {
         "tree_peak_rss_mib": sampler.peak_mib(),
         "unreaped_cpu_seconds": sampler.unreaped_cpu_seconds,
-        "success": result.success,
+        "success": all(r.success for r in results),
         "run_id": result.run_id,
+        "dagster_runs": len(results),
         "duckdb_experiment": json.loads(os.environ.get("BENCH_DUCKDB_CONFIG") or "null"),
         "startup_seconds": round(t1 - t0, 3),
         "execute_seconds": round(t2 - t1, 3),
         "steps": steps,
         "raw_files": raw_file_stats(started_utc),
     }
+
+
+def _run_partitioned(defs: Any, instance: Any, sensor: bool, run_config: dict) -> list[Any]:
+    """The runs of a build with the raw layer partitioned by file: `make run`'s, or with
+    `sensor` those the fundtrace_raw_files sensor requests for new files (pipelines/sensors.py):
+    a run of each new file's partition (one over the folder beyond FAN_OUT_LIMIT files), then
+    fundtrace_all."""
+    from pipelines.jobs import ALL_ASSETS_JOB_NAME
+    from pipelines.partitions import execute_partitioned, range_tags, sync_partitions
+    from pipelines.resources import raw_dir_from_env
+    from pipelines.sensors import FAN_OUT_LIMIT
+
+    if not sensor:
+        return execute_partitioned(defs, instance, raw_dir_from_env(), run_config)
+    results = []
+    for changes in sync_partitions(instance, raw_dir_from_env()):
+        new = [k for k in changes.added if k != changes.folder.folder_key]
+        job = defs.resolve_job_def(changes.folder.job_name)
+        if len(new) > FAN_OUT_LIMIT:
+            keys = instance.get_dynamic_partitions(changes.folder.partitions_name)
+            runs = [{"tags": range_tags(keys)}]
+        else:
+            runs = [{"partition_key": k} for k in new]
+        for how in runs:
+            results.append(
+                job.execute_in_process(
+                    instance=instance, raise_on_error=False, run_config=run_config, **how
+                )
+            )
+    downstream = defs.resolve_job_def(ALL_ASSETS_JOB_NAME)
+    results.append(
+        downstream.execute_in_process(
+            instance=instance, raise_on_error=False, run_config=run_config
+        )
+    )
+    return results
 
 
 class RssSampler:
@@ -727,6 +776,11 @@ def format_table(report: dict[str, Any]) -> str:
     lines.append(
         f"Fundtrace benchmark {report['date']}  scale {report['scale']:g}  seed {report['seed']}  "
         f"{data['total_rows']:,} records in {data['files']} files ({data['bytes'] / 1e6:,.0f} MB)"
+        + (
+            f"  raw layer partitioned by {report['raw_partitions']}"
+            if report.get("raw_partitions", "none") != "none"
+            else ""
+        )
     )
     head = (
         f"{'step':60} {'kind':5} "
@@ -979,11 +1033,17 @@ def bench(
         date=date,
     )
     report["repeat"] = repeat
+    # FUNDTRACE_RAW_PARTITIONS reaches the builds through the environment
+    from pipelines.partitions import raw_partitions_from_env
+
+    report["raw_partitions"] = raw_partitions_from_env()
     log("")
     log(format_table(report))
     if results_dir is not None:
         results_dir.mkdir(parents=True, exist_ok=True)
         suffix = "" if seed == DEFAULT_SEED else f"-seed{seed}"
+        if report["raw_partitions"] != "none":  # never overwrites the unpartitioned result
+            suffix += f"-raw-partitions-{report['raw_partitions']}"
         if tag := os.environ.get("BENCH_TAG", "").strip():  # keeps earlier results of the day
             suffix += f"-{tag}"
         if os.environ.get("BENCH_DUCKDB_CONFIG"):  # an experiment never overwrites a baseline

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -660,3 +661,24 @@ def test_the_report_judges_the_peak_of_every_repeat(tmp_path: Path) -> None:
     assert report["targets"]["peak_rss_within_2gib"] is False
     text = runner.format_table(report)
     assert "wall seconds of each repeat" in text and "10.00, 9.00, 11.00" in text
+
+
+def test_partitioned_runs_are_those_make_run_and_the_sensor_launch(
+    fundtrace_env: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FUNDTRACE_RAW_PARTITIONS=file: a build is one run per source folder and fundtrace_all; a
+    new file is a run of its own partition and fundtrace_all (what the sensor requests)."""
+    monkeypatch.setenv("FUNDTRACE_RAW_PARTITIONS", "file")
+    full = runner.run_build()
+    assert full["success"] and full["dagster_runs"] == 11
+    assert any(s["step"] == "raw__raw_ocds_releases" for s in full["steps"])
+    assert any(s["step"] == "marts__money_flows" for s in full["steps"])
+    raw = fundtrace_env["raw"]
+    shutil.copyfile(raw / "private" / "harbourton_private_funding.csv", raw / "private" / "b.csv")
+    one = runner.run_build(["private"])
+    assert one["success"] and one["dagster_runs"] == 2
+    raw_steps = {s["step"] for s in one["steps"] if s["step"].startswith("raw__")}
+    assert "raw__raw_private_funding" in raw_steps
+    assert "raw__raw_ocds_releases" not in raw_steps  # no other folder's run
+    parsed = {k: v["parsed_this_run"] for k, v in one["raw_files"].items() if v["parsed_this_run"]}
+    assert parsed == {"private": 1}
