@@ -255,23 +255,40 @@ _DETAILS = (
 )
 
 # 0.4 subject / interestedParty are record ids (or an unspecified object); 0.1-0.3 name the
-# describing statements. {d} = the statement's details JSON, {f} = its family.
-_ENDS_COLUMNS = """
-  CASE WHEN {f} = '0.4' THEN
-         CASE WHEN json_type({d}, '$.subject') = 'VARCHAR'
-              THEN json_extract_string({d}, '$.subject') END
-       ELSE json_extract_string({d}, '$.subject.describedByEntityStatement')
+# describing statements. Read from the statement's details in one parse per function
+# (JsonPaths: `_ends_extract(d)` is the select items), {f} = its family.
+_END_TEXT = JsonPaths(
+    "_end_text",
+    {"subject": "$.subject", "subject_entity": "$.subject.describedByEntityStatement",
+     "party": "$.interestedParty",
+     "party_person": "$.interestedParty.describedByPersonStatement",
+     "party_entity": "$.interestedParty.describedByEntityStatement",
+     "is_component": "$.isComponent"},
+)  # fmt: skip
+_END_TYPES = JsonPaths(
+    "_end_types",
+    {"subject": "$.subject", "party": "$.interestedParty",
+     "party_unspecified": "$.interestedParty.unspecified", "details": "$"},
+    function="json_type",
+)  # fmt: skip
+
+
+def _ends_extract(details: str) -> str:
+    return f"{_END_TEXT.extract(details)}, {_END_TYPES.extract(details)}"
+
+
+_ENDS_COLUMNS = f"""
+  CASE WHEN {{f}} = '0.4' THEN
+         CASE WHEN {_END_TYPES["subject"]} = 'VARCHAR' THEN {_END_TEXT["subject"]} END
+       ELSE {_END_TEXT["subject_entity"]}
   END AS _subject_ref,
-  {f} = '0.4' AND json_type({d}, '$.subject') = 'OBJECT' AS _subject_unspecified,
-  CASE WHEN {f} = '0.4' THEN
-         CASE WHEN json_type({d}, '$.interestedParty') = 'VARCHAR'
-              THEN json_extract_string({d}, '$.interestedParty') END
-       ELSE coalesce(
-         json_extract_string({d}, '$.interestedParty.describedByPersonStatement'),
-         json_extract_string({d}, '$.interestedParty.describedByEntityStatement'))
+  {{f}} = '0.4' AND {_END_TYPES["subject"]} = 'OBJECT' AS _subject_unspecified,
+  CASE WHEN {{f}} = '0.4' THEN
+         CASE WHEN {_END_TYPES["party"]} = 'VARCHAR' THEN {_END_TEXT["party"]} END
+       ELSE coalesce({_END_TEXT["party_person"]}, {_END_TEXT["party_entity"]})
   END AS _party_ref,
-  CASE WHEN {f} = '0.4' THEN json_type({d}, '$.interestedParty') = 'OBJECT'
-       ELSE json_type({d}, '$.interestedParty.unspecified') = 'OBJECT'
+  CASE WHEN {{f}} = '0.4' THEN {_END_TYPES["party"]} = 'OBJECT'
+       ELSE {_END_TYPES["party_unspecified"]} = 'OBJECT'
   END AS _party_unspecified"""
 
 _RAW_KEEP = """r.statement_id, r.bods_version, r.statement_type, r.record_id, r.record_status,
@@ -280,7 +297,7 @@ _RAW_KEEP = """r.statement_id, r.bods_version, r.statement_type, r.record_id, r.
 
 # The statement JSON is parsed here once; later steps carry only what they need.
 _CHECKED_SQL = f"""
-WITH t AS (
+WITH t0 AS (
   SELECT {_RAW_KEEP},
     CASE WHEN r.statement_type IN ('entityStatement', 'entity') THEN 'entity'
          WHEN r.statement_type IN ('personStatement', 'person') THEN 'person'
@@ -293,12 +310,12 @@ WITH t AS (
     coalesce(TRY_CAST(r.statement_date AS TIMESTAMPTZ),
              CAST(ft_parse_date(r.statement_date) AS TIMESTAMPTZ)) AS _ts
   FROM {RAW_BODS.qualified} r
-)
-SELECT t.* EXCLUDE (_details),
+), t AS (SELECT t0.*, {_ends_extract("t0._details")} FROM t0)
+SELECT t.* EXCLUDE (_details, _end_text, _end_types),
   CASE WHEN t._family = 'legacy'
        THEN json_extract_string(t._details, '$.replacesStatements[*]') END AS _replaces,
-  TRY_CAST(json_extract_string(t._details, '$.isComponent') AS BOOLEAN) AS _is_component,
-  {_ENDS_COLUMNS.format(d="t._details", f="t._family")},
+  TRY_CAST({_END_TEXT["is_component"]} AS BOOLEAN) AS _is_component,
+  {_ENDS_COLUMNS.format(f="t._family")},
   CASE
     WHEN t.statement_id IS NULL THEN 'missing statement id: '
       || CASE WHEN t._family = '0.4' THEN 'statementId' ELSE 'statementID' END
@@ -309,7 +326,7 @@ SELECT t.* EXCLUDE (_details),
     WHEN t._family = '0.4' AND t.record_id IS NULL THEN 'missing recordId'
     WHEN t._family = '0.4' AND t.record_status NOT IN ('new', 'updated', 'closed')
       THEN 'unknown recordStatus: ' || t.record_status
-    WHEN t._family = '0.4' AND coalesce(json_type(t._details), '') <> 'OBJECT'
+    WHEN t._family = '0.4' AND coalesce({_END_TYPES["details"]}, '') <> 'OBJECT'
       THEN 'missing recordDetails object'
     WHEN t.statement_date IS NOT NULL AND t._date IS NULL
       THEN 'unparseable statementDate: ' || t.statement_date
@@ -630,33 +647,53 @@ def build_stg_bods_persons(con: duckdb.DuckDBPyConnection) -> int:
 # ---------------------------------------------------------------- relationships x interests
 
 
+# the share's bounds, read in one parse per function (JsonPaths)
+_SHARE_FIELDS = ("exact", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+_SHARE_TEXT = JsonPaths("_share_text", {f: f"$.{f}" for f in _SHARE_FIELDS})
+_SHARE_TYPES = JsonPaths("_share_types", {f: f"$.{f}" for f in _SHARE_FIELDS}, function="json_type")
+
+
 def _num(field: str) -> str:
-    return f"TRY_CAST(json_extract_string(_share, '$.{field}') AS DOUBLE)"
+    return f"TRY_CAST({_SHARE_TEXT[field]} AS DOUBLE)"
+
+
+def _type(field: str) -> str:
+    return _SHARE_TYPES[field]
 
 
 def _given(field: str) -> str:
-    return (
-        f"(json_type(_share, '$.{field}') IS NOT NULL AND json_type(_share, '$.{field}') <> 'NULL')"
-    )
+    return f"({_type(field)} IS NOT NULL AND {_type(field)} <> 'NULL')"
 
 
 def _bounds_sql() -> str:
     """share_min/max and exclusivity from exact, minimum/maximum and both styles of
-    exclusiveMinimum/Maximum (0.3/0.4 numbers; 0.1/0.2 booleans flagging minimum/maximum)."""
-    xmin_num = f"CASE WHEN json_type(_share, '$.exclusiveMinimum') <> 'BOOLEAN' THEN {_num('exclusiveMinimum')} END"
-    xmax_num = f"CASE WHEN json_type(_share, '$.exclusiveMaximum') <> 'BOOLEAN' THEN {_num('exclusiveMaximum')} END"
-    xmin_flag = "CASE WHEN json_type(_share, '$.exclusiveMinimum') = 'BOOLEAN' THEN json_extract_string(_share, '$.exclusiveMinimum')::BOOLEAN END"
-    xmax_flag = "CASE WHEN json_type(_share, '$.exclusiveMaximum') = 'BOOLEAN' THEN json_extract_string(_share, '$.exclusiveMaximum')::BOOLEAN END"
+    exclusiveMinimum/Maximum (0.3/0.4 numbers; 0.1/0.2 booleans flagging minimum/maximum).
+    Reads the lists `_share_text` and `_share_types` (`_SHARE_TEXT`/`_SHARE_TYPES.extract`)."""
+    xmin_num = (
+        f"CASE WHEN {_type('exclusiveMinimum')} <> 'BOOLEAN' THEN {_num('exclusiveMinimum')} END"
+    )
+    xmax_num = (
+        f"CASE WHEN {_type('exclusiveMaximum')} <> 'BOOLEAN' THEN {_num('exclusiveMaximum')} END"
+    )
+    xmin_flag = f"CASE WHEN {_type('exclusiveMinimum')} = 'BOOLEAN' THEN {_SHARE_TEXT['exclusiveMinimum']}::BOOLEAN END"
+    xmax_flag = f"CASE WHEN {_type('exclusiveMaximum')} = 'BOOLEAN' THEN {_SHARE_TEXT['exclusiveMaximum']}::BOOLEAN END"
     return f"""
       {_num("exact")} AS _exact, {_num("minimum")} AS _minimum, {_num("maximum")} AS _maximum,
       {xmin_num} AS _xmin, {xmax_num} AS _xmax, {xmin_flag} AS _xmin_flag, {xmax_flag} AS _xmax_flag,
       (({_given("exact")} AND {_num("exact")} IS NULL)
         OR ({_given("minimum")} AND {_num("minimum")} IS NULL)
         OR ({_given("maximum")} AND {_num("maximum")} IS NULL)
-        OR ({_given("exclusiveMinimum")} AND json_type(_share, '$.exclusiveMinimum') <> 'BOOLEAN'
+        OR ({_given("exclusiveMinimum")} AND {_type("exclusiveMinimum")} <> 'BOOLEAN'
             AND {_num("exclusiveMinimum")} IS NULL)
-        OR ({_given("exclusiveMaximum")} AND json_type(_share, '$.exclusiveMaximum') <> 'BOOLEAN'
+        OR ({_given("exclusiveMaximum")} AND {_type("exclusiveMaximum")} <> 'BOOLEAN'
             AND {_num("exclusiveMaximum")} IS NULL)) AS _share_unparseable"""
+
+
+_INTEREST_TEXT = JsonPaths(
+    "_interest_text",
+    {"type": "$.type", "direct_or_indirect": "$.directOrIndirect",
+     "interest_level": "$.interestLevel", "start": "$.startDate", "end": "$.endDate"},
+)  # fmt: skip
 
 
 _INTERESTS_SQL = """
@@ -679,13 +716,14 @@ def build_stg_bods_relationships(con: duckdb.DuckDBPyConnection) -> tuple[int, i
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _bods_codes AS SELECT * FROM (VALUES {codes}) t(key, code)"
     )
-    ends = _ENDS_COLUMNS.format(d="x._details", f="x._family")
+    ends = _ENDS_COLUMNS.format(f="x._family")
     con.execute(f"""
     CREATE OR REPLACE TEMP TABLE _bods_rel AS
-    SELECT x.*, {ends},
+    SELECT x.* EXCLUDE (_end_text, _end_types), {ends},
       CASE WHEN x._family = '0.4' THEN json_extract(x._details, '$.interestedParty')
            ELSE json_extract(x._details, '$.interestedParty.unspecified') END AS _unspecified
-    FROM ({_CURRENT_SQL.format(type="relationship")}) x
+    FROM (SELECT y.*, {_ends_extract("y._details")}
+          FROM ({_CURRENT_SQL.format(type="relationship")}) y) x
     """)
     con.execute(f"""
     CREATE OR REPLACE TEMP TABLE _bods_lookup AS
@@ -697,14 +735,18 @@ def build_stg_bods_relationships(con: duckdb.DuckDBPyConnection) -> tuple[int, i
     con.execute(f"""
     CREATE OR REPLACE TEMP TABLE _bods_int AS
     WITH base AS ({_INTERESTS_SQL}),
+    texts AS (SELECT b.*, {_INTEREST_TEXT.extract("b.interest")} FROM base b),
+    shares AS (
+      SELECT b.* EXCLUDE (_interest_text), json_extract(b.interest, '$.share') AS _share,
+        {_INTEREST_TEXT["type"]} AS _type_pub,
+        coalesce({_INTEREST_TEXT["direct_or_indirect"]},
+                 {_INTEREST_TEXT["interest_level"]}) AS _dir_pub,
+        {_INTEREST_TEXT["start"]} AS _start_pub, {_INTEREST_TEXT["end"]} AS _end_pub
+      FROM texts b
+    ),
     typed AS (
-      SELECT b.*, json_extract(b.interest, '$.share') AS _share,
-        json_extract_string(b.interest, '$.type') AS _type_pub,
-        coalesce(json_extract_string(b.interest, '$.directOrIndirect'),
-                 json_extract_string(b.interest, '$.interestLevel')) AS _dir_pub,
-        json_extract_string(b.interest, '$.startDate') AS _start_pub,
-        json_extract_string(b.interest, '$.endDate') AS _end_pub
-      FROM base b
+      SELECT b.*, {_SHARE_TEXT.extract("b._share")}, {_SHARE_TYPES.extract("b._share")}
+      FROM shares b
     )
     SELECT t.*, k.code AS _code, {_bounds_sql()},
       ft_parse_date(t._start_pub) AS _start, ft_parse_date(t._end_pub) AS _end_given
