@@ -302,20 +302,26 @@ def _run_partitioned(defs: Any, instance: Any, sensor: bool, run_config: dict) -
     """The runs of a build with the raw layer partitioned by file: `make run`'s, or with
     `sensor` those the fundtrace_raw_files sensor requests for new files (pipelines/sensors.py):
     a run of each new file's partition (one over the folder beyond FAN_OUT_LIMIT files), then
-    fundtrace_all."""
+    fundtrace_all. New files are those the build database has not ingested: a repeat starts
+    from a copy of the build without them, while the instance already has their keys."""
     from pipelines.jobs import ALL_ASSETS_JOB_NAME
-    from pipelines.partitions import execute_partitioned, range_tags, sync_partitions
+    from pipelines.partitions import RAW_FOLDERS, execute_partitioned, range_tags, sync_partitions
     from pipelines.resources import raw_dir_from_env
     from pipelines.sensors import FAN_OUT_LIMIT
 
     if not sensor:
         return execute_partitioned(defs, instance, raw_dir_from_env(), run_config)
+    sync_partitions(instance, raw_dir_from_env())
+    with defs.resources["duckdb"].get_connection() as con:
+        ingested = {
+            r[0] for r in con.execute("SELECT source_file FROM raw.raw_file_manifest").fetchall()
+        }
     results = []
-    for changes in sync_partitions(instance, raw_dir_from_env()):
-        new = [k for k in changes.added if k != changes.folder.folder_key]
-        job = defs.resolve_job_def(changes.folder.job_name)
+    for folder in RAW_FOLDERS:
+        keys = instance.get_dynamic_partitions(folder.partitions_name)
+        new = [k for k in keys if k != folder.folder_key and k not in ingested]
+        job = defs.resolve_job_def(folder.job_name)
         if len(new) > FAN_OUT_LIMIT:
-            keys = instance.get_dynamic_partitions(changes.folder.partitions_name)
             runs = [{"tags": range_tags(keys)}]
         else:
             runs = [{"partition_key": k} for k in new]

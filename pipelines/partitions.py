@@ -159,6 +159,7 @@ def partition_raw_assets(assets: Sequence[dg.AssetsDefinition]) -> list[dg.Asset
             lambda s, p=parts: s.replace_attributes(partitions_def=p), [asset]
         )
         # one step for any range of files: a folder's backfill is one run, not one per file
+        # (with_attributes: AssetSpec has no backfill policy; a test checks it is applied)
         out.append(mapped[0].with_attributes(backfill_policy=dg.BackfillPolicy.single_run()))
     return out
 

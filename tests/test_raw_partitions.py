@@ -144,6 +144,16 @@ def test_file_mode_partitions_every_folder_asset_and_nothing_else(
         key for key in graph.get_all_asset_keys() if graph.get(key).partitions_def is not None
     }
     assert partitioned and all(k.path[0] == "raw" for k in partitioned)
+    # every raw asset reads a source folder by file, except the few that read one fixed file
+    unpartitioned_raw = {k.path[1] for k in graph.get_all_asset_keys() if k.path[0] == "raw"} - {
+        k.path[1] for k in partitioned
+    }
+    assert unpartitioned_raw == {
+        "raw_council_spend_councils",  # councils.csv, the payer mapping
+        "ref_ecb_rates",  # shipped reference files
+        "ref_funders",
+        "ref_orgid_prefixes",
+    }
     assert dg.AssetKey(["raw", "raw_ocds_releases"]) in partitioned
     assert dg.AssetKey(["raw", "raw_council_spend_councils"]) not in partitioned  # councils.csv
     for folder in RAW_FOLDERS:
