@@ -203,7 +203,7 @@ def raw_file_partitions_sensor(
     @dg.sensor(
         name="fundtrace_raw_files",
         jobs=[downstream_job, *(job for _, job in folder_jobs)],
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=15,  # it drives ingestion in this mode
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Raw layer partitioned by file: adds and deletes partitions as files in "
         "$FUNDTRACE_RAW_DIR come and go, runs each new or changed file's partition, then the "

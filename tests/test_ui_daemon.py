@@ -1,6 +1,7 @@
 """`make ui` starts the webserver AND the daemon, so the nightly schedule really fires."""
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -123,6 +124,10 @@ def _wait_for(port: int, done: Callable[[list[dict]], bool], seconds: float) -> 
     return runs
 
 
+@pytest.mark.skipif(
+    os.environ.get("FUNDTRACE_SLOW_TESTS") != "1",
+    reason="slow (13 daemon-launched runs, ~2 min): set FUNDTRACE_SLOW_TESTS=1 (make test does)",
+)
 def test_partitioned_raw_layer_runs_from_the_sensor_on_the_daemon(tmp_path: Path) -> None:
     """FUNDTRACE_RAW_PARTITIONS=file under `make ui`'s daemon: the sensor's first tick ingests
     each folder in one run, then runs the downstream job; a new file is then a run of its own
