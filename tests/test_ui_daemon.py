@@ -1,5 +1,6 @@
 """`make ui` starts the webserver AND the daemon, so the nightly schedule really fires."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,17 +32,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _graphql(port: int) -> dict:
+def _graphql(port: int, query: str = QUERY) -> dict:
     req = urllib.request.Request(
         f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": QUERY}).encode(),
+        data=json.dumps({"query": query}).encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(req, timeout=5) as resp:
         return json.loads(resp.read())["data"]
 
 
-def test_dev_server_runs_scheduler_with_nightly_schedule_on(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _dagster_dev(tmp_path: Path, **env_extra: str) -> Iterator[int]:
+    """`make ui`'s command (webserver and daemon) on a free port, with a fresh DAGSTER_HOME
+    holding the shipped dagster.yaml; yields the port."""
     dagster = Path(sys.executable).with_name("dagster")
     home = tmp_path / "home"
     home.mkdir()
@@ -52,8 +56,8 @@ def test_dev_server_runs_scheduler_with_nightly_schedule_on(tmp_path: Path) -> N
         "DAGSTER_HOME": str(home),
         "PYTHONPATH": str(REPO_ROOT),
         "FUNDTRACE_MARTS_DB": str(tmp_path / "marts" / "fundtrace.duckdb"),
+        **env_extra,
     }
-    # the same command `make ui` runs, on a free port
     proc = subprocess.Popen(
         [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
         cwd=REPO_ROOT,
@@ -62,6 +66,17 @@ def test_dev_server_runs_scheduler_with_nightly_schedule_on(tmp_path: Path) -> N
         stderr=subprocess.DEVNULL,
     )
     try:
+        yield port
+    finally:
+        proc.send_signal(signal.SIGINT)  # SIGTERM can leave `dagster dev` hanging
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_dev_server_runs_scheduler_with_nightly_schedule_on(tmp_path: Path) -> None:
+    with _dagster_dev(tmp_path) as port:
         data: dict = {}
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -82,12 +97,6 @@ def test_dev_server_runs_scheduler_with_nightly_schedule_on(tmp_path: Path) -> N
             for d in data["instance"]["daemonHealth"]["allDaemonStatuses"]
         }
         assert daemons.get("SCHEDULER") is True
-    finally:
-        proc.send_signal(signal.SIGINT)  # SIGTERM can leave `dagster dev` hanging
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 RUNS = """
@@ -96,13 +105,7 @@ RUNS = """
 
 
 def _runs(port: int) -> list[dict]:
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": RUNS}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=5) as resp:
-        runs = json.loads(resp.read())["data"]["runsOrError"]["results"]
+    runs = _graphql(port, RUNS)["runsOrError"]["results"]
     for run in runs:
         run["tags"] = {t["key"]: t["value"] for t in run["tags"]}
     return runs
@@ -132,29 +135,9 @@ def test_partitioned_raw_layer_runs_from_the_sensor_on_the_daemon(tmp_path: Path
     """FUNDTRACE_RAW_PARTITIONS=file under `make ui`'s daemon: the sensor's first tick ingests
     each folder in one run, then runs the downstream job; a new file is then a run of its own
     partition, followed by the downstream job again."""
-    dagster = Path(sys.executable).with_name("dagster")
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copyfile(REPO_ROOT / "pipelines" / "dagster.yaml", home / "dagster.yaml")
     raw = tmp_path / "raw"
     shutil.copytree(REPO_ROOT / "data" / "raw", raw)
     marts = tmp_path / "marts" / "fundtrace.duckdb"
-    port = _free_port()
-    env = {
-        "PATH": f"{dagster.parent}:/usr/bin:/bin",
-        "DAGSTER_HOME": str(home),
-        "PYTHONPATH": str(REPO_ROOT),
-        "FUNDTRACE_RAW_DIR": str(raw),
-        "FUNDTRACE_MARTS_DB": str(marts),
-        "FUNDTRACE_RAW_PARTITIONS": "file",
-    }
-    proc = subprocess.Popen(
-        [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
     def downstream_done(count: int) -> Callable[[list[dict]], bool]:
         return lambda runs: (
@@ -166,7 +149,9 @@ def test_partitioned_raw_layer_runs_from_the_sensor_on_the_daemon(tmp_path: Path
             >= count
         )
 
-    try:
+    with _dagster_dev(
+        tmp_path, FUNDTRACE_RAW_DIR=str(raw), FUNDTRACE_RAW_PARTITIONS="file"
+    ) as port:
         runs = _wait_for(port, downstream_done(1), 300)
         assert not [r for r in runs if r["status"] == "FAILURE"], runs
         raw_runs = [r for r in runs if r["jobName"].startswith("raw_files_")]
@@ -183,9 +168,3 @@ def test_partitioned_raw_layer_runs_from_the_sensor_on_the_daemon(tmp_path: Path
         assert [r["jobName"] for r in partition_runs] == ["raw_files_private"]
         assert downstream_done(2)(runs), [(r["jobName"], r["status"]) for r in runs]
         assert len(runs) == 13  # nothing else was run: 10 folders, 1 file, 2 downstream
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
