@@ -264,3 +264,26 @@ def _loaded_at(db: Path) -> dict[str, object]:
     )
     con.close()
     return rows
+
+
+def test_make_run_partitioned_publishes_the_marts(
+    fundtrace_env: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`make run` (`python -m pipelines.cli run`) with FUNDTRACE_RAW_PARTITIONS=file: keys
+    registered, one run per folder, then fundtrace_all, which publishes the marts."""
+    from pipelines import cli
+
+    monkeypatch.setenv(PARTITIONS_ENV, "file")
+    assert cli.main(["run"]) == 0
+    out = capsys.readouterr().out
+    assert "raw layer:   partitioned by file" in out
+    assert f"(and {len(RAW_FOLDERS)} raw runs) succeeded" in out
+    assert "raw/raw_ocds_releases" in out  # the raw assets' row counts are listed too
+    con = duckdb.connect(str(fundtrace_env["marts"]), read_only=True)
+    assert con.execute("SELECT count(*) FROM marts.money_flows").fetchone()[0] > 0  # type: ignore[index]
+    con.close()
+    with dg.DagsterInstance.get() as instance:
+        keys = instance.get_dynamic_partitions(GRANTS_FOLDER.partitions_name)
+    assert keys == GRANTS_FOLDER.partition_keys(fundtrace_env["raw"])
