@@ -492,7 +492,7 @@ def steps_from_events(entries: Sequence[Any]) -> list[dict[str, Any]]:
                 s["seconds"] = round(entry.timestamp - s["_start"], 3)
         elif etype == dg.DagsterEventType.ASSET_MATERIALIZATION:
             mat = event.step_materialization_data.materialization
-            count = mat.metadata.get("dagster/row_count")
+            count = mat.metadata.get("table_row_count") or mat.metadata.get("dagster/row_count")
             s["assets"][mat.asset_key.to_user_string()] = (
                 None if count is None else int(count.value)  # type: ignore[arg-type]
             )

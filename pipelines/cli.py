@@ -57,7 +57,7 @@ def _run(_: argparse.Namespace) -> int:
     for result in results:
         for event in result.get_asset_materialization_events():
             mat = event.step_materialization_data.materialization
-            count = mat.metadata.get("dagster/row_count")
+            count = mat.metadata.get("table_row_count") or mat.metadata.get("dagster/row_count")
             rows[mat.asset_key.to_user_string()] = "" if count is None else str(count.value)
     print(f"\n{'asset':45} rows")
     for key, count in sorted(rows.items()):

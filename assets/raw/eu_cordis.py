@@ -34,7 +34,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from assets.common.files import detect_encoding, transcode_to_utf8
-from assets.common.tables import Column, TableSpec, create_table, materialize_result
+from assets.common.tables import Column, TableSpec, create_table
 from assets.common.tabular import (
     Header,
     describe_titles,
@@ -52,6 +52,7 @@ from assets.raw.ingest import (
     ParseResult,
     ingest_folder,
     partition_files,
+    raw_result,
 )
 from pipelines.resources import FundtraceSettings
 
@@ -376,5 +377,5 @@ def raw_cordis(
         )
         context.log.info(report.summary())
         for spec in RAW_TABLES:
-            result = materialize_result(con, spec, report.as_metadata())
+            result = raw_result(con, spec, report)
             yield dg.MaterializeResult(asset_key=spec.asset_key, metadata=result.metadata)

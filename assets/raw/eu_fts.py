@@ -35,7 +35,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from assets.common.files import detect_encoding, transcode_to_utf8
-from assets.common.tables import Column, TableSpec, materialize_result
+from assets.common.tables import Column, TableSpec
 from assets.common.tabular import (
     Header,
     describe_titles,
@@ -53,6 +53,7 @@ from assets.raw.ingest import (
     ParseResult,
     ingest_folder,
     partition_files,
+    raw_result,
 )
 from pipelines.resources import FundtraceSettings
 
@@ -258,4 +259,4 @@ def raw_eu_fts_commitments(
             con, fundtrace.raw_path, log=context.log.info, files=partition_files(context)
         )
         context.log.info(report.summary())
-        return materialize_result(con, RAW_COMMITMENTS, report.as_metadata())
+        return raw_result(con, RAW_COMMITMENTS, report)

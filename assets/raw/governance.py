@@ -38,7 +38,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from assets.common.files import detect_encoding
-from assets.common.tables import Column, TableSpec, materialize_result
+from assets.common.tables import Column, TableSpec
 from assets.raw.ingest import (
     PROVENANCE_COLUMNS,
     FileContext,
@@ -49,6 +49,7 @@ from assets.raw.ingest import (
     RowWriter,
     ingest_folder,
     partition_files,
+    raw_result,
 )
 from pipelines.resources import FundtraceSettings
 
@@ -471,5 +472,5 @@ def raw_governance(
         )
         context.log.info(report.summary())
         for spec in RAW_SPECS:
-            result = materialize_result(con, spec, report.as_metadata())
+            result = raw_result(con, spec, report)
             yield dg.MaterializeResult(asset_key=spec.asset_key, metadata=result.metadata)

@@ -146,6 +146,7 @@ Parser = Callable[[duckdb.DuckDBPyConnection, Path, FileContext], ParseResult]
 @dataclass
 class IngestReport:
     source_system: str
+    files: frozenset[str] | None = None  # a partitioned run's files (ingest_folder(files=...))
     files_seen: int = 0
     files_parsed: int = 0
     files_unchanged: int = 0
@@ -217,7 +218,7 @@ def ingest_folder(
     tables = (raw_table, *also_tables)
     for spec in tables:
         create_table(con, spec, replace=False)
-    report = IngestReport(source_system)
+    report = IngestReport(source_system, None if files is None else frozenset(files))
     src_dir = raw_dir / folder
     on_disk = {p.relative_to(raw_dir).as_posix(): p for p in list_source_files(src_dir, suffixes)}
     present = on_disk if files is None else {r: p for r, p in on_disk.items() if r in files}
@@ -412,7 +413,29 @@ def ingest_single_table(
     `ingest`: ingest_folder, or a variant with its arguments (parallel_parse.ingest_in_parallel)."""
     report = ingest(con, raw_table=raw_table, log=log, **ingest_args)
     log(report.summary())
-    return materialize_result(con, raw_table, report.as_metadata())
+    return raw_result(con, raw_table, report)
+
+
+def raw_result(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, report: IngestReport
+) -> dg.MaterializeResult:
+    """What a raw asset reports for `spec` after `report`'s ingest: the table's metadata and the
+    ingest's counts. In a partitioned run every partition of the run gets this metadata, so
+    `dagster/row_count` is the rows of the run's file when it is one (its partition's own
+    count; 0 for the folder's partition) and absent for a range of files (each partition
+    would show the range's total); the whole table's rows are `table_row_count`."""
+    result = materialize_result(con, spec, report.as_metadata())
+    if report.files is None:
+        return result
+    metadata = dict(result.metadata or {})
+    metadata["table_row_count"] = metadata.pop("dagster/row_count")
+    metadata["files_in_run"] = len(report.files)
+    if len(report.files) == 1:
+        (only,) = report.files
+        metadata["dagster/row_count"] = scalar_int(
+            con, f"SELECT count(*) FROM {spec.qualified} WHERE source_file = ?", [only]
+        )
+    return dg.MaterializeResult(metadata=metadata)
 
 
 BATCH_ROWS = 50_000

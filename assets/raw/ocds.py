@@ -55,7 +55,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.common.files import detect_encoding, transcode_to_utf8
 from assets.common.json_text import canonical_json, loads
-from assets.common.tables import Column, TableSpec, materialize_result
+from assets.common.tables import Column, TableSpec
 from assets.raw.ingest import (
     PROVENANCE_COLUMNS,
     FileRejected,
@@ -63,6 +63,7 @@ from assets.raw.ingest import (
     ParseResult,
     Reject,
     partition_files,
+    raw_result,
 )
 from assets.raw.parallel_parse import RowSink, SpoolParser, ingest_in_parallel
 from pipelines.resources import FundtraceSettings, workers_from_env
@@ -733,4 +734,4 @@ def raw_ocds_releases(
             files=partition_files(context),
         )
         context.log.info(report.summary())
-        return materialize_result(con, RAW_RELEASES, report.as_metadata())
+        return raw_result(con, RAW_RELEASES, report)

@@ -45,7 +45,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 from lxml import etree  # pyright: ignore[reportAttributeAccessIssue]  (no stubs)
 
-from assets.common.tables import Column, TableSpec, create_table, materialize_result
+from assets.common.tables import Column, TableSpec, create_table
 from assets.raw.ingest import (
     PROVENANCE_COLUMNS,
     FileContext,
@@ -55,6 +55,7 @@ from assets.raw.ingest import (
     RowWriter,
     ingest_folder,
     partition_files,
+    raw_result,
 )
 from pipelines.resources import FundtraceSettings
 
@@ -971,5 +972,5 @@ def raw_ted(
         )
         context.log.info(report.summary())
         for spec in RAW_TABLES:
-            result = materialize_result(con, spec, report.as_metadata())
+            result = raw_result(con, spec, report)
             yield dg.MaterializeResult(asset_key=spec.asset_key, metadata=result.metadata)
