@@ -290,6 +290,7 @@ def _utc(ts: float | dt.datetime | None) -> dt.datetime | None:
 
 
 def run_state(instance: dg.DagsterInstance) -> RunState:
+    """The raw-partition and downstream runs in `instance` (the newest of each first)."""
     raw = {RAW_PARTITIONS_TAG: "1"}
     in_flight = instance.get_runs_count(dg.RunsFilter(tags=raw, statuses=_IN_FLIGHT))
     done = instance.get_run_records(

@@ -219,7 +219,8 @@ def raw_file_partitions_sensor(
             existing = context.instance.get_dynamic_partitions(folder.partitions_name)
             changes = key_changes(folder, raw_dir, existing)
             for key, why in changes.refused:
-                context.log.error(f"{key} cannot be a partition and is NOT ingested: {why}")
+                if before.get(key) != after.get(key):  # once per new or changed file
+                    context.log.error(f"{key} cannot be a partition and is NOT ingested: {why}")
             dynamic += changes.requests()
             keys_after = [k for k in existing if k not in changes.deleted] + changes.added
             folder_requests = file_partition_requests(folder, job.name, before, after, keys_after)
