@@ -216,6 +216,9 @@ related AS (
   JOIN buy_side b ON b.contract_award_id = c.contract_award_id AND b.party = s.party
   LEFT JOIN contract_project cp ON cp.contract_award_id = c.contract_award_id
   WHERE s.party <> c.buyer_id
+    -- implied by the join on buy_side; said so, DuckDB filters the 410k seller-side rows of
+    -- scale 1 down to the contracts with a buying-side party first (0.40 -> 0.20 s)
+    AND c.contract_award_id IN (SELECT contract_award_id FROM buy_side)
   -- full tie-break: a party reached through two interests keeps the same evidence every run
   ORDER BY c.contract_award_id, s.party, array_length(s.path), b.role, s.path::VARCHAR,
     list_sort(s.evidence)::VARCHAR, b.ev
