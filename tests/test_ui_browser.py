@@ -6,6 +6,7 @@ raw -> staging -> intermediate -> marts chain and that a mart's page shows its r
 kinds, freshness policy and GX check. Screenshots land in tests/artifacts/.
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -95,10 +96,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-@pytest.fixture(scope="module")
-def demo_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoUI]:
-    """The demo build, recorded in a fresh instance, served by dagster-webserver."""
-    tmp = tmp_path_factory.mktemp("ui")
+@contextlib.contextmanager
+def _serve_demo(tmp: Path, **env_extra: str) -> Iterator[DemoUI]:
+    """The demo built by `make run`'s command into a fresh instance, served by
+    dagster-webserver (`env_extra`: more environment for both)."""
     home = tmp / "dagster_home"
     home.mkdir()
     shutil.copyfile(REPO_ROOT / "pipelines" / "dagster.yaml", home / "dagster.yaml")
@@ -112,6 +113,7 @@ def demo_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoUI]:
         "PYTHONPATH": str(REPO_ROOT),
         "FUNDTRACE_RAW_DIR": str(raw),
         "FUNDTRACE_MARTS_DB": str(tmp / "marts" / "fundtrace.duckdb"),
+        **env_extra,
     }
     # the same command as `make run`, so the UI shows what an operator would see
     build = subprocess.run(
@@ -142,6 +144,13 @@ def demo_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoUI]:
         yield DemoUI(url=url, marts_db=Path(env["FUNDTRACE_MARTS_DB"]))
     finally:
         _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def demo_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoUI]:
+    """The demo build, recorded in a fresh instance, served by dagster-webserver."""
+    with _serve_demo(tmp_path_factory.mktemp("ui")) as ui:
+        yield ui
 
 
 @pytest.fixture(scope="module")
@@ -225,3 +234,28 @@ def test_mart_page_shows_row_count_metadata_and_checks(demo_ui: DemoUI, page: "P
     assert f"gx_{MART}" in checks
     assert re.search(r"Evaluation result\s+Passed", checks), "the GX check did not pass"
     _screenshot(page, f"mart_{MART}_checks.png")
+
+
+def test_partitioned_raw_asset_lists_its_files_as_partitions(
+    browser: "Browser", tmp_path: Path
+) -> None:
+    """FUNDTRACE_RAW_PARTITIONS=file: a raw asset's partitions page lists the folder's files,
+    each materialized by `make run`."""
+    with _serve_demo(tmp_path, FUNDTRACE_RAW_PARTITIONS="file") as ui:
+        context = browser.new_context(viewport={"width": 1600, "height": 1000})
+        context.add_init_script("localStorage.setItem('communityNux', '1');")
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        try:
+            page.goto(f"{ui.url}/assets/raw/raw_private_funding?view=partitions")
+            page.get_by_text("private/harbourton_private_funding.csv").first.wait_for()
+            page.get_by_text("private/", exact=True).first.wait_for()  # the folder's own key
+            page.get_by_text("Materialized (2)").first.wait_for()  # both, by make run
+            assert "Missing (0)" in page.inner_text("body")
+            # a file's partition: its run's metadata, the table's rows among it
+            page.get_by_text("private/harbourton_private_funding.csv").first.click()
+            page.get_by_text("table_row_count").first.wait_for()
+            page.wait_for_timeout(500)
+            _screenshot(page, "raw_partitions.png")
+        finally:
+            context.close()

@@ -429,7 +429,7 @@ def raw_result(
         return result
     metadata = dict(result.metadata or {})
     metadata["table_row_count"] = metadata.pop("dagster/row_count")
-    metadata["files_in_run"] = len(report.files)
+    metadata["partitions_in_run"] = len(report.files)
     if len(report.files) == 1:
         (only,) = report.files
         metadata["dagster/row_count"] = scalar_int(
