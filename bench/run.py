@@ -300,35 +300,38 @@ def run_build(folders: Sequence[str] = ()) -> dict[str, Any]:
 
 def _run_partitioned(defs: Any, instance: Any, sensor: bool, run_config: dict) -> list[Any]:
     """The runs of a build with the raw layer partitioned by file: `make run`'s, or with
-    `sensor` those the fundtrace_raw_files sensor requests for new files (pipelines/sensors.py):
-    a run of each new file's partition (one over the folder beyond FAN_OUT_LIMIT files), then
-    fundtrace_all. New files are those the build database has not ingested: a repeat starts
-    from a copy of the build without them, while the instance already has their keys."""
+    `sensor` those the fundtrace_raw_files sensor requests for new files
+    (`sensors.file_partition_requests`, as if its last tick had seen the files the build has
+    ingested), then fundtrace_all. A repeat starts from a copy of the build without the new
+    files, while the instance already has their keys: the build, not the keys, says what is
+    new."""
     from pipelines.jobs import ALL_ASSETS_JOB_NAME
-    from pipelines.partitions import RAW_FOLDERS, execute_partitioned, range_tags, sync_partitions
+    from pipelines.partitions import RAW_FOLDERS, execute_partitioned, sync_partitions
     from pipelines.resources import raw_dir_from_env
-    from pipelines.sensors import FAN_OUT_LIMIT
+    from pipelines.sensors import file_partition_requests, raw_fingerprint
 
+    raw = raw_dir_from_env()
     if not sensor:
-        return execute_partitioned(defs, instance, raw_dir_from_env(), run_config)
-    sync_partitions(instance, raw_dir_from_env())
+        return execute_partitioned(defs, instance, raw, run_config)
+    sync_partitions(instance, raw)
     with defs.resources["duckdb"].get_connection() as con:
         ingested = {
             r[0] for r in con.execute("SELECT source_file FROM raw.raw_file_manifest").fetchall()
         }
+    after = raw_fingerprint(raw)
+    before = {rel: stat for rel, stat in after.items() if rel in ingested}
     results = []
     for folder in RAW_FOLDERS:
         keys = instance.get_dynamic_partitions(folder.partitions_name)
-        new = [k for k in keys if k != folder.folder_key and k not in ingested]
         job = defs.resolve_job_def(folder.job_name)
-        if len(new) > FAN_OUT_LIMIT:
-            runs = [{"tags": range_tags(keys)}]
-        else:
-            runs = [{"partition_key": k} for k in new]
-        for how in runs:
+        for request in file_partition_requests(folder, folder.job_name, before, after, keys):
             results.append(
                 job.execute_in_process(
-                    instance=instance, raise_on_error=False, run_config=run_config, **how
+                    instance=instance,
+                    raise_on_error=False,
+                    run_config=run_config,
+                    partition_key=request.partition_key,
+                    tags=request.tags,
                 )
             )
     downstream = defs.resolve_job_def(ALL_ASSETS_JOB_NAME)

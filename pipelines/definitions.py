@@ -130,14 +130,9 @@ def build_definitions(expectations_dir: Path = EXPECTATIONS_DIR) -> dg.Definitio
             exclude=[k for _, keys in folders for k in keys], tags={DOWNSTREAM_TAG: "1"}
         )
         folder_jobs = raw_jobs(folders)
-        jobs = [downstream, *folder_jobs]
+        jobs = [downstream, *(job for _, job in folder_jobs)]
         schedules = [nightly_schedule(downstream)]
-        sensors = [
-            raw_file_partitions_sensor(
-                downstream, [(f, j) for (f, _), j in zip(folders, folder_jobs, strict=True)]
-            ),
-            run_failure_notifier,
-        ]
+        sensors = [raw_file_partitions_sensor(downstream, folder_jobs), run_failure_notifier]
     return dg.Definitions(
         assets=assets,
         asset_checks=build_gx_asset_checks(expectations_dir),

@@ -13,9 +13,9 @@ without a key). At scale 1 that was ~1.2 s of the 33 suites of a full build (doc
 macro is given the column's type from `duckdb_types()` by DuckDB's own type id: `format_type`
 takes the id `pg_attribute` shows, which DuckDB 2.0.0 took from DuckDB's ids and 2.0.1 maps to
 PostgreSQL's OIDs (`format_type(data_type_id, …)` typed a DOUBLE `int4` there). Where the
-fast query could differ from the emulation (an ENUM column, a column default, a table name in two schemas when no schema
-is given) it hands over to the original method. A table without a primary key gets an empty one
-at once; a table with one takes the original path, as before.
+fast query could differ from the emulation (an ENUM column, a column default, a table name in
+two schemas when no schema is given) it hands over to the original method. A table without a
+primary key gets an empty one at once; a table with one takes the original path, as before.
 `tests/test_gx_reflection.py` compares both paths on every table of a built database.
 """
 

@@ -178,16 +178,19 @@ def partitioned_folders(
 
 def raw_jobs(
     folders: Sequence[tuple[RawFolder, list[dg.AssetKey]]],
-) -> list[UnresolvedAssetJobDefinition]:
+) -> list[tuple[RawFolder, UnresolvedAssetJobDefinition]]:
     """One job per partitioned folder (what the UI backfills and `cli run` executes)."""
     return [
-        dg.define_asset_job(
-            name=folder.job_name,
-            selection=dg.AssetSelection.assets(*keys),
-            description=f"Ingest the files of $FUNDTRACE_RAW_DIR/{folder.folder} "
-            "(one partition per file; unchanged files are skipped by their content hash).",
-            executor_def=dg.in_process_executor,
-            tags={RAW_PARTITIONS_TAG: "1"},
+        (
+            folder,
+            dg.define_asset_job(
+                name=folder.job_name,
+                selection=dg.AssetSelection.assets(*keys),
+                description=f"Ingest the files of $FUNDTRACE_RAW_DIR/{folder.folder} "
+                "(one partition per file; unchanged files are skipped by their content hash).",
+                executor_def=dg.in_process_executor,
+                tags={RAW_PARTITIONS_TAG: "1"},
+            ),
         )
         for folder, keys in folders
     ]
