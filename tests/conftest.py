@@ -1,6 +1,7 @@
 """Shared fixtures: a private copy of the demo raw folder and isolated output paths."""
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,21 @@ def demo_build(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             result = job.execute_in_process(instance=instance, raise_on_error=False)
     assert result.success, "the demo build failed"
     return paths
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_defs_state_storage() -> Iterator[None]:
+    """Each test starts with no Dagster DefsStateStorage in the context: a DagsterInstance sets
+    it on enter, and one left entered by an earlier test (found in this suite's run order, not
+    traced to its test) made every later `get_repository_def()` fail with "Attempted to resolve
+    undefined DagsterInstance weakref" once that instance was garbage-collected."""
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    token = _current_storage.set(None)
+    try:
+        yield
+    finally:
+        try:
+            _current_storage.reset(token)
+        except ValueError:  # reset from another context: leave it unset
+            _current_storage.set(None)
