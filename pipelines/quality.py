@@ -94,6 +94,7 @@ MATCH_REGEX = "expect_column_values_to_match_regex"
 NOT_MATCH_REGEX = "expect_column_values_to_not_match_regex"
 OF_TYPE = "expect_column_values_to_be_of_type"
 IN_TYPE_LIST = "expect_column_values_to_be_in_type_list"
+UNIQUE = "expect_column_values_to_be_unique"
 
 # Common spellings -> the name DuckDB reports in information_schema.columns.data_type.
 _TYPE_ALIASES: dict[str, str] = {
@@ -321,6 +322,16 @@ def _regex_query(exp_type: str, kwargs: Mapping[str, Any]) -> str:
     return query + " ORDER BY 1"
 
 
+def _unique_query(kwargs: Mapping[str, Any]) -> str:
+    col = _sql_ident(str(kwargs["column"]))
+    # a hash aggregate of the values; GX counts them with a window partitioned by the
+    # column, which sorts the table (marts.money_flows' 1.2M ids: 0.27 -> 0.13 s)
+    duplicated = (
+        f"SELECT {col} FROM {{batch}} WHERE {col} IS NOT NULL GROUP BY {col} HAVING count(*) > 1"
+    )
+    return f"SELECT {col} FROM {{batch}} WHERE {col} IN ({duplicated}) ORDER BY 1"
+
+
 def _duckdb_type_name(type_name: str) -> str:
     name = " ".join(str(type_name).upper().split())
     return _TYPE_ALIASES.get(name, name)
@@ -368,6 +379,10 @@ def translate_for_duckdb(suite: Mapping[str, Any], schema: str, table: str) -> d
       one of the wanted types (common aliases such as STRING/TEXT/INT/BOOL/DATETIME are mapped to
       DuckDB's names; a bare DECIMAL accepts any precision). Empty tables are still checked, and
       a missing column is an error of the check (the query binds the column against the batch).
+    - ``expect_column_values_to_be_unique`` with no argument but ``column`` ->
+      ``unexpected_rows_expectation`` selecting the non-null values held by more than one row,
+      every such row counted as GX counts them (a value in three rows is three unexpected
+      rows); with other arguments (``mostly``...) it is left to GX.
     - anything else is passed through unchanged.
 
     Every expectation gets an explicit ``severity`` (missing = critical). Translated ones keep
@@ -407,6 +422,8 @@ def _translate_one(original: Any, schema: str, table: str) -> dict[str, Any]:
         query = _regex_query(exp_type, kwargs)
     elif exp_type in (OF_TYPE, IN_TYPE_LIST):
         query = _type_query(exp_type, kwargs, schema, table)
+    elif exp_type == UNIQUE and kwargs.get("column") and set(kwargs) == {"column"}:
+        query = _unique_query(kwargs)
     else:
         return exp
     new: dict[str, Any] = {

@@ -730,3 +730,35 @@ def test_gx_import_defers_scipy_stats_until_used() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["False", "1.0", "0.5"]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["GBP", "EUR", "GBP", None, None, "USD", "EUR", "GBP"],  # duplicates, and NULLs ignored
+        ["a", "b", None, "c"],  # all distinct
+        [None, None],
+    ],
+)
+def test_unique_translation_counts_like_gx(tmp_path: Path, values: list[str | None]) -> None:
+    # `mostly` keeps GX's own implementation: the translated query must agree with it
+    conn = duckdb.connect(str(tmp_path / "u.duckdb"))
+    conn.execute("CREATE SCHEMA staging; CREATE TABLE staging.u (code VARCHAR)")
+    conn.executemany("INSERT INTO staging.u VALUES (?)", [[v] for v in values])
+    conn.close()
+    suite = suite_of(
+        exp("expect_column_values_to_be_unique", column="code"),
+        exp("expect_column_values_to_be_unique", column="code", mostly=1.0),
+        name="staging__u",
+    )
+    types = [e["type"] for e in translate_for_duckdb(suite, "staging", "u")["expectations"]]
+    assert types == ["unexpected_rows_expectation", "expect_column_values_to_be_unique"]
+    outcome = run_suite(str(tmp_path / "u.duckdb"), "staging", "u", suite)
+    assert outcome.errors == []
+    ours, gx = outcome.expectations
+    held = [v for v in values if v is not None and values.count(v) > 1]
+    assert (ours.success, ours.unexpected_count) == (not held, len(held))
+    assert (ours.success, ours.unexpected_count) == (gx.success, gx.unexpected_count)
+    assert sorted(ours.unexpected_sample) == sorted(gx.unexpected_sample) == sorted(held)
+    assert ours.expectation == "expect_column_values_to_be_unique"  # named as written
+    assert ours.translated_query is not None and "GROUP BY" in ours.translated_query

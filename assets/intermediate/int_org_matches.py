@@ -586,6 +586,8 @@ class Matcher:
         self.rows: list[MatchRow] = []
         self.ambiguous: set[str] = set()
         self.decided: set[tuple[str, str, str]] = set()
+        # every scored fuzzy pair the decisions were taken on: (ref, key, candidate, key, score)
+        self.fuzzy_pairs: list[tuple[str, str, str, str, float]] = []
         self._country_notes: dict[frozenset[str], str] = {}  # countries -> "GB/IE"
 
     # ---- inputs
@@ -870,20 +872,51 @@ class Matcher:
         if current is not None and batch:
             yield current, batch
 
-    def match_fuzzy_names(self, keys: NameKeys) -> int:
+    def pairs_with(
+        self,
+        stored: Sequence[tuple[str, str, str, str, float]],
+        new: Sequence[tuple[str, str, str, str]],
+    ) -> dict[str, list[tuple[str, str, str, float]]]:
+        """The pairs `_fuzzy_pairs` would give, per eligible reference, from the `stored`
+        ones (ORG_FUZZY_PAIRS) and the `new` references' (`_Apart.new_pairs`, either side):
+        for when only new references change the pairs (module doc of `_apart`)."""
+        by_ref: dict[str, list[tuple[str, str, str, float]]] = defaultdict(list)
+        for w, wk, r, rk, score in stored:
+            by_ref[w].append((wk, r, rk, score))
+        oriented: set[tuple[str, str, str, str]] = set()
+        for a, ak, b, bk in new:  # each way the SQL would take it: the candidate not weaker
+            if self.refs[b].rank <= self.refs[a].rank:
+                oriented.add((a, ak, b, bk))
+            if self.refs[a].rank <= self.refs[b].rank:
+                oriented.add((b, bk, a, ak))
+        ordered = sorted(oriented)
+        scores = _scores(self.config, [p[1] for p in ordered], [p[3] for p in ordered])
+        for (w, wk, r, rk), score in zip(ordered, scores, strict=True):
+            if score:
+                by_ref[w].append((wk, r, rk, score))
+        for pairs in by_ref.values():  # the SQL's order within a reference
+            pairs.sort(key=lambda p: p[:3])
+        return by_ref
+
+    def match_fuzzy_names(
+        self, keys: NameKeys, pairs: dict[str, list[tuple[str, str, str, float]]] | None = None
+    ) -> int:
+        """`pairs`: the scored pairs per reference (`pairs_with`) instead of `_fuzzy_pairs`."""
         cfg = self.config
         eligible = sorted(
             (r for r in keys if self._eligible(r) and r not in self.ambiguous),
             key=lambda r: (self.refs[r].rank, r),
         )
         pairs_near = 0  # pairs at or above the report floor, outside w's cluster
-        for w, pairs in self._fuzzy_pairs(eligible):
+        found = self._fuzzy_pairs(eligible) if pairs is None else _given(eligible, pairs)
+        for w, batch in found:
+            self.fuzzy_pairs.extend((w, *p) for p in batch)
             if w in self.ambiguous or not self._eligible(w):
                 continue
             info = self.refs[w]
             root = self.clusters.find(w)
             best: dict[str, tuple[float, str, str, str]] = {}  # cluster -> (score, r, wk, rk)
-            for wk, r, rk, score in pairs:
+            for wk, r, rk, score in batch:
                 ri = self.refs[r]
                 if ri.rank > info.rank or self.clusters.find(r) == root:
                     continue
@@ -925,6 +958,15 @@ class Matcher:
         return MatchRow(w, r, "fuzzy_name", score, False, key_a=wk, key_b=rk, note=after)
 
 
+def _given(
+    eligible: list[str], pairs: dict[str, list[tuple[str, str, str, float]]]
+) -> Iterator[tuple[str, list[tuple[str, str, str, float]]]]:
+    """`pairs` as `Matcher._fuzzy_pairs` yields them: the eligible references' in order."""
+    for w in eligible:
+        if pairs.get(w):
+            yield w, pairs[w]
+
+
 # what a row rests on (MatchRow's fields up to `note`), as stored in the table and its basis
 BASIS_COLUMNS = (
     "ref_a", "ref_b", "method", "score", "accepted", "rejection_reason", "key_a", "key_b", "note",
@@ -941,6 +983,8 @@ def match_organisations(
     prepared: bool = False,
     replay: set[str] | None = None,
     ambiguous: set[str] | None = None,
+    fuzzy_pairs: tuple[Sequence[tuple[str, str, str, str, float]], Sequence[tuple]] | None = None,
+    pairs_out: list[tuple[str, str, str, str, float]] | None = None,
 ) -> tuple[list[MatchRow], dict[str, float]]:
     """Decide every candidate pair over intermediate.int_org_mentions (see the module doc).
 
@@ -949,7 +993,9 @@ def match_organisations(
     _ft_refs and _ft_names are made already, from the same mentions (`_apart`). `replay`:
     the stored decisions by identifier and exact name stand (`_Apart.names_kept`), and the
     references they left ambiguous by name: they are taken as stored, and only the fuzzy ones
-    decided. `ambiguous`: filled with the references ambiguous by name."""
+    decided. `ambiguous`: filled with the references ambiguous by name. `fuzzy_pairs`: the
+    stored pairs and the new references' (`Matcher.pairs_with`), to decide the fuzzy ones on
+    instead of pairing every name again. `pairs_out`: filled with the pairs decided on."""
     with gc_paused():
         install_macros(con)
         timings: dict[str, float] = {}
@@ -972,10 +1018,16 @@ def match_organisations(
             m.match_exact_names(keys)
         timings["exact_name_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        timings["fuzzy_pairs_near"] = m.match_fuzzy_names(keys)
+        pairs = None
+        if fuzzy_pairs is not None:
+            pairs = m.pairs_with(*fuzzy_pairs)
+            timings["fuzzy_pairs_stored"] = len(fuzzy_pairs[0])
+        timings["fuzzy_pairs_near"] = m.match_fuzzy_names(keys, pairs)
         timings["fuzzy_name_s"] = time.perf_counter() - t
         if ambiguous is not None:
             ambiguous.update(m.ambiguous)
+        if pairs_out is not None:
+            pairs_out.extend(m.fuzzy_pairs)
         t = time.perf_counter()
         known = displayed(m.rows) if displayed else set()
         todo = [row for i, row in enumerate(m.rows) if i not in known]
@@ -1135,6 +1187,26 @@ ORG_MATCH_BASIS = TableSpec(
     ),
 )  # fmt: skip
 MATCH_BASIS = ORG_MATCH_BASIS.qualified
+# the fuzzy candidate pairs the last decisions were taken on, for the next build to add only
+# the new references' pairs to (`_Apart.new_pairs`) instead of pairing every name again
+FUZZY_PAIRS_KEY = f"{INT_ORG_MATCHES.qualified}#fuzzy_pairs"
+ORG_FUZZY_PAIRS = TableSpec(
+    schema="quality",
+    name="org_fuzzy_pairs",
+    grain="one fuzzy candidate pair (a reference that may match by name, one of its name keys, "
+    "a candidate and its key) reaching the report floor, as the last matching found it",
+    description="The scored fuzzy candidate pairs intermediate.int_org_matches' last decisions "
+    "were taken on: a build whose new references change only fuzzy pairs adds theirs to "
+    "these instead of pairing every name again (assets/intermediate/int_org_matches.py).",
+    columns=(
+        Column("ref", "VARCHAR", "The reference that may match (weak, eligible).", False),
+        Column("ref_key", "VARCHAR", "Its name key.", False),
+        Column("candidate", "VARCHAR", "A candidate not weaker than it.", False),
+        Column("candidate_key", "VARCHAR", "The candidate's name key.", False),
+        Column("score", "DOUBLE", "token_sort_ratio of the two keys.", False),
+    ),
+)  # fmt: skip
+FUZZY_PAIRS = ORG_FUZZY_PAIRS.qualified
 
 
 @dataclass
@@ -1148,6 +1220,7 @@ def ensure_state(con: duckdb.DuckDBPyConnection) -> None:
     ensure_fingerprint_table(con)
     ensure_key_digests(con)
     create_table(con, ORG_MATCH_BASIS, replace=False)
+    create_table(con, ORG_FUZZY_PAIRS, replace=False)
     con.execute(f"DROP TABLE IF EXISTS {_OLD_STATE_TABLE}")
 
 
@@ -1265,6 +1338,9 @@ class _Apart:
 
     why: str | None
     names_kept: bool
+    # the new references' fuzzy pairs (either side, unscored) when they are all that changed
+    # what fuzzy matching pairs: the known references' blocks are as they were
+    new_pairs: list[tuple[str, str, str, str]] | None = None
 
 
 def _apart(
@@ -1371,7 +1447,7 @@ def _apart(
             f"a word of a new name counts among the rarest words of {long_name}'s name", True
         )
     if not n_pairs:
-        return _Apart(None, True)
+        return _Apart(None, True, [])
     chunks: Iterator[list[list[str]]]
     if n_pairs <= _APART_PAIRS_INLINE:
         chunks = iter([few])
@@ -1381,13 +1457,15 @@ def _apart(
             [list(row) for row in zip(*(c.to_pylist() for c in chunk.columns), strict=True)]
             for chunk in cur.to_arrow_reader(20_000)
         )
-    for chunk in chunks:  # scored like the matcher's pairs, until one reaches the floor
+    why = None
+    new_pairs: list[tuple[str, str, str, str]] = []
+    for chunk in chunks:  # scored like the matcher's pairs: does one reach the floor?
         scores = _scores(cfg, [p[1] for p in chunk], [p[3] for p in chunk])
-        for (a_ref, a_key, b_ref, _), score in zip(chunk, scores, strict=True):
-            if score:
+        for (a_ref, a_key, b_ref, b_key), score in zip(chunk, scores, strict=True):
+            new_pairs.append((a_ref, a_key, b_ref, b_key))
+            if score and why is None:
                 why = f'the new reference {a_ref} ("{a_key}") is a fuzzy candidate of {b_ref}'
-                return _Apart(why, True)
-    return _Apart(None, True)
+    return _Apart(why, True, new_pairs)
 
 
 def _stored_basis_sql(where: str) -> str:
@@ -1481,6 +1559,40 @@ def stored_ambiguous(con: duckdb.DuckDBPyConnection, context: str) -> set[str] |
     return refs if len(refs) == entry[1] else None
 
 
+def _store_pairs(
+    con: duckdb.DuckDBPyConnection,
+    context: str,
+    pairs: list[tuple[str, str, str, str, float]],
+) -> None:
+    """The fuzzy pairs the decisions were taken on, in the caller's transaction (ORG_FUZZY_PAIRS
+    and an entry with their count and the context)."""
+    con.execute(f"DELETE FROM {FUZZY_PAIRS}")
+    if pairs:
+        names = ORG_FUZZY_PAIRS.column_names
+        table = pa.table(
+            [pa.array([p[i] for p in pairs], pa.float64() if i == 4 else pa.string())
+             for i in range(5)],
+            names=list(names),
+        )  # fmt: skip
+        with registered_table(con, "_ft_arrow", table):
+            con.execute(f"INSERT INTO {FUZZY_PAIRS} SELECT * FROM _ft_arrow")
+    record_in_transaction(con, FUZZY_PAIRS_KEY, context, len(pairs))
+
+
+def _stored_pairs(
+    con: duckdb.DuckDBPyConnection, context: str
+) -> list[tuple[str, str, str, str, float]] | None:
+    """The fuzzy pairs the stored decisions were taken on, or None when they were not stored
+    with them (in this context)."""
+    entry = stored_entry(con, FUZZY_PAIRS_KEY)
+    if entry is None or entry[0] != context:
+        return None
+    rows = con.execute(
+        f"SELECT ref, ref_key, candidate, candidate_key, score FROM {FUZZY_PAIRS}"
+    ).fetchall()
+    return rows if len(rows) == entry[1] else None
+
+
 def build_int_org_matches(
     con: duckdb.DuckDBPyConnection,
     overrides_path: Path | None = None,
@@ -1509,6 +1621,8 @@ def build_int_org_matches(
     kept = "no reference changed what matching reads"
     prepared = False  # _ft_refs and _ft_names made by _apart
     replay: set[str] | None = None  # the decisions by identifier and exact name stand
+    # the stored fuzzy pairs and the new references': all the fuzzy decisions rest on
+    fuzzy_pairs: tuple[list[tuple[str, str, str, str, float]], list[tuple]] | None = None
     if why is not None and changed_refs_n:
         t = time.perf_counter()
         apart = _apart(con, changed_refs_n, overrides, config)
@@ -1521,6 +1635,10 @@ def build_int_org_matches(
             why = f"{why}: {apart.why}"
             if apart.names_kept:
                 replay = stored_ambiguous(con, context)
+            if replay is not None and apart.new_pairs is not None:
+                stored = _stored_pairs(con, context)
+                if stored is not None:
+                    fuzzy_pairs = (stored, apart.new_pairs)
     if why is None:
         t = time.perf_counter()
         rows, steps = _rerender(con)
@@ -1546,9 +1664,11 @@ def build_int_org_matches(
             return reused
 
         ambiguous: set[str] = set()
+        decided_pairs: list[tuple[str, str, str, str, float]] = []
         rows, more = match_organisations(
-            con, overrides, config, displayed, prepared, replay, ambiguous
-        )
+            con, overrides, config, displayed, prepared, replay, ambiguous, fuzzy_pairs,
+            decided_pairs,
+        )  # fmt: skip
         timings.update(more)
         t = time.perf_counter()
         rendered = [i for i in range(len(rows)) if i not in reused]
@@ -1562,6 +1682,11 @@ def build_int_org_matches(
             if replay is not None
             else f"all decisions taken again: {why}"
         )
+        if fuzzy_pairs is not None:
+            path += (
+                f"; on the {len(fuzzy_pairs[0]):,} fuzzy pairs stored and the new references' "
+                f"{len(fuzzy_pairs[1]):,} candidate pairs"
+            )
     t = time.perf_counter()
     try:
         with transaction(con):
@@ -1581,6 +1706,7 @@ def build_int_org_matches(
                     f"INSERT INTO {MATCH_BASIS} SELECT step, key_a, key_b, note FROM _ft_basis"
                 )
                 _store_ambiguous(con, context, ambiguous)
+                _store_pairs(con, context, decided_pairs)
             n = save_state(
                 con,
                 INT_ORG_MATCHES,
