@@ -1,6 +1,7 @@
 """OCDS staging by ocid (assets/staging/ocds_scope.py): after files are added, changed and
 removed, a build that re-derives only the touched ocids leaves every OCDS staging table and
-the OCDS quarantine rows exactly as a build from scratch of the same raw files does."""
+the OCDS quarantine rows exactly as a build from scratch of the same raw files does; so does
+int_procurement_awards, which compares only the processes those writes logged (feeds)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ from typing import Any
 import duckdb
 import pytest
 
+from assets.common.changes import FeedRefresh
 from assets.common.key_digests import DIGESTS
+from assets.common.tables import create_table
+from assets.intermediate.int_procurement_awards import (
+    INT_PROCUREMENT_AWARDS,
+    build_int_procurement_awards,
+)
 from assets.raw.ingest import ingest_folder
 from assets.raw.ocds import RAW_RELEASES, SUFFIXES, parse_file
 from assets.raw.reference import ECB_RATES
@@ -29,6 +36,7 @@ from assets.staging.stg_ocds import (
     STG_RELEASES,
     STG_TENDERS,
 )
+from assets.staging.stg_ted_awards import STG_TED_AWARDS
 
 SPECS = (STG_HISTORY, STG_RELEASES, STG_PARTIES, STG_TENDERS, STG_AWARDS, STG_AWARD_SUPPLIERS,
          STG_CONTRACTS, STG_BIDS)  # fmt: skip
@@ -114,12 +122,26 @@ def _build(con: duckdb.DuckDBPyConnection, log: list[str]) -> None:
         build(con, log=log.append)  # type: ignore[operator]
 
 
+def _contracts(con: duckdb.DuckDBPyConnection) -> FeedRefresh:
+    create_table(con, STG_TED_AWARDS, replace=False)  # the other source, empty here
+    built = build_int_procurement_awards(con)
+    assert isinstance(built, FeedRefresh)
+    return built
+
+
 def _snapshot(con: duckdb.DuckDBPyConnection) -> list[list[tuple[Any, ...]]]:
     """Every OCDS table and quarantine row as a sorted list, without load times."""
     out = [
         con.execute(f"SELECT * EXCLUDE (loaded_at) FROM {s.qualified} ORDER BY ALL").fetchall()
         for s in SPECS
     ]
+    if con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+        [INT_PROCUREMENT_AWARDS.schema, INT_PROCUREMENT_AWARDS.name],
+    ).fetchall()[0][0]:
+        out.append(
+            con.execute(f"SELECT * FROM {INT_PROCUREMENT_AWARDS.qualified} ORDER BY ALL").fetchall()
+        )
     out.append(
         con.execute(
             f"SELECT * FROM {STG_QUARANTINE.qualified} WHERE source_system = 'ocds' ORDER BY ALL"
@@ -144,8 +166,10 @@ def test_a_build_by_ocid_equals_a_build_from_scratch(
         assert all("all" in line and "no state" in line for line in first)
         _changes(raw)
         _ingest(inc, raw)
+        assert _contracts(inc).compared is None  # no position yet: every process
         log: list[str] = []
         _build(inc, log)
+        contracts = _contracts(inc)
         incremental = _snapshot(inc)
         digests = inc.execute(
             f"SELECT state, count(*), sum(digest) FROM {DIGESTS} GROUP BY 1 ORDER BY 1"
@@ -155,11 +179,16 @@ def test_a_build_by_ocid_equals_a_build_from_scratch(
     assert all("re-derived" in line for line in log), log
     touched = int(log[0].split(" of ")[0].rsplit(" ", 1)[1])
     assert 0 < touched < 40
+    # the contracts of the processes the staging writes logged, not all of them
+    assert contracts.compared is not None and 0 < contracts.compared <= touched
+    assert contracts.refresh.keys_rewritten > 0
     with duckdb.connect(str(fresh_db)) as fresh:
         _ingest(fresh, raw)
         _build(fresh, [])
+        _contracts(fresh)
         scratch = _snapshot(fresh)
-    for spec, a, b in zip([*SPECS, STG_QUARANTINE], incremental, scratch, strict=True):
+    specs = [*SPECS, INT_PROCUREMENT_AWARDS, STG_QUARANTINE]
+    for spec, a, b in zip(specs, incremental, scratch, strict=True):
         assert a == b, spec.qualified
     assert all(len(t) > 0 for t in incremental)  # every table and the quarantine have rows
     reasons = " ".join(str(r) for r in incremental[-1])

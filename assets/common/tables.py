@@ -222,6 +222,11 @@ CHANGES = TABLE_CHANGES.qualified
 # dependent groups by (old and new values: a flow that moves from one payer to another
 # changes both payers' rows of marts.organisations)
 FEED_TABLES: dict[str, tuple[str, ...]] = {
+    # the OCDS staging tables read into int_procurement_awards (assets/staging/ocds_scope.py)
+    **{
+        f"staging.stg_ocds_{name}": ("ocid",)
+        for name in ("releases", "tenders", "awards", "award_suppliers", "bids")
+    },
     "intermediate.int_money_flows": ("flow_id",),
     "intermediate.int_org_identity": ("org_ref", "org_id"),
     "marts.money_flows": ("flow_id", "org_id", "stream_id"),

@@ -42,7 +42,9 @@ from assets.common.key_digests import (
     stored_sql,
 )
 from assets.common.tables import (
+    FEED_TABLES,
     TableSpec,
+    log_change,
     rebuild_table,
     scalar_int,
     table_columns,
@@ -126,6 +128,10 @@ class OcidScope:
             else:
                 cols = self.spec.select_list()
                 order = f" ORDER BY {', '.join(self.spec.order_by)}" if self.spec.order_by else ""
+                if self.spec.qualified in FEED_TABLES:  # the ocids this write changed
+                    log_change(
+                        con, self.spec.qualified, {"ocid": f"SELECT ocid FROM {SCOPE_TABLE}"}
+                    )
                 con.execute(
                     f"DELETE FROM {self.spec.qualified} "
                     f"WHERE ocid IN (SELECT ocid FROM {SCOPE_TABLE})"

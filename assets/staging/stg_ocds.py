@@ -1488,6 +1488,24 @@ STAGING_PAIRS = (StagingPair(SOURCE_SYSTEM, RAW_RELEASES, STG_HISTORY),)
 CONTRACTS_DEPS = (STG_RELEASES, STG_TENDERS, STG_AWARDS, STG_AWARD_SUPPLIERS, STG_BIDS)
 # one row per ocid x award x supplier; processes naming no buyer at all (no buyer, no party
 # with role buyer, no procuring entity) stay in staging (warning check) and are left out here
+
+
+def contracts_sql(ocids: str | None = None) -> str:
+    """CONTRACTS_SQL, or its rows of the ocids in `ocids` (a relation with column k): each
+    staging table is read for those ocids only."""
+    if ocids is None:
+        return CONTRACTS_SQL
+    sql = CONTRACTS_SQL
+    for spec in CONTRACTS_DEPS:
+        if sql.count(f"{spec.qualified} ") != 1:  # each table read once, by name
+            raise RuntimeError(f"CONTRACTS_SQL no longer reads {spec.qualified} once")
+        sql = sql.replace(
+            f"{spec.qualified} ",
+            f"(SELECT * FROM {spec.qualified} WHERE ocid IN (SELECT k FROM {ocids})) ",
+        )
+    return sql
+
+
 CONTRACTS_SQL = f"""
 SELECT 'ocds:' || s.ocid || ':' || s.award_id || ':' || s.supplier_org_ref AS contract_award_id,
   s.ocid AS process_id, s.award_id, r.buyer_org_ref, r.buyer_name,
