@@ -220,6 +220,10 @@ class FeedRefresh:
     compared: int | None
     why_all: str | None = None
 
+    @property
+    def rows(self) -> int:
+        return self.refresh.rows
+
     def summary(self) -> str:
         if self.compared is None:
             return f"{self.refresh.summary()} (every key compared: {self.why_all})"
