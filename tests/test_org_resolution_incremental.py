@@ -96,10 +96,12 @@ def _build(
     return matched.path, identity.path
 
 
-def _tables(con: duckdb.DuckDBPyConnection) -> tuple[list[tuple], list[tuple]]:
+def _tables(con: duckdb.DuckDBPyConnection) -> tuple[list[tuple], ...]:
+    """The matches, the identities and the fuzzy pairs the next build may start from."""
     return (
         con.execute(f"SELECT * FROM {INT_ORG_MATCHES.qualified} ORDER BY step").fetchall(),
         con.execute(f"SELECT * FROM {INT_ORG_IDENTITY.qualified} ORDER BY org_ref").fetchall(),
+        con.execute(f"SELECT * FROM {matches_module.FUZZY_PAIRS} ORDER BY ALL").fetchall(),
     )
 
 
@@ -107,7 +109,7 @@ def _from_scratch(
     con: duckdb.DuckDBPyConnection,
     overrides: Path | None = None,
     config: MatchConfig = MATCH_CONFIG,
-) -> tuple[list[tuple], list[tuple]]:
+) -> tuple[list[tuple], ...]:
     """The same input built with no stored state (a full build)."""
     forget(con, [DECISIONS_KEY, REFS_KEY])
     paths = _build(con, overrides, config)

@@ -490,22 +490,12 @@ def create_names_table(con: duckdb.DuckDBPyConnection, config: MatchConfig) -> N
     )
 
 
-def _block_ctes(cfg: MatchConfig, near: str | None = None) -> str:
+def _block_ctes(cfg: MatchConfig) -> str:
     """The CTEs of fuzzy blocking over _ft_names and _ft_refs, ending in `block_tokens`: per
     matchable reference and name key (k) of at least `fuzzy_min_key_length`, its numbers
     and initials (fixed), its blocks that `block_max_refs` keeps, its rank and countries.
-    `name_blocks` holds every block before that cap, `ranked` each name's usable tokens.
-
-    `near`: a table of references; then `ranked` and what follows hold only the names that
-    share a word with one of theirs (every word still counted over all names, for which are
-    rarest). A block of theirs is a pair of words of theirs, so its names, its count of
-    references and its pairs are all there."""
+    `name_blocks` holds every block before that cap, `ranked` each name's usable tokens."""
     stops = ", ".join(f"'{t}'" for t in STOP_TOKENS)
-    ranked_from = "tokens"
-    if near is not None:
-        ranked_from = f"""(SELECT * FROM tokens SEMI JOIN (
-            SELECT DISTINCT org_ref, k FROM tokens WHERE t IN (
-              SELECT t FROM tokens SEMI JOIN {near} USING (org_ref))) USING (org_ref, k))"""
     return f"""
         usable AS (
           -- numbers and initials a fuzzy match may not change ("Academy 1" vs "Academy 2")
@@ -523,7 +513,7 @@ def _block_ctes(cfg: MatchConfig, near: str | None = None) -> str:
         ranked AS (
           SELECT tokens.*, count(*) OVER (PARTITION BY org_ref, k) AS tokens_in_name,
             row_number() OVER (PARTITION BY org_ref, k ORDER BY token_refs.n, t) AS i
-          FROM {ranked_from} AS tokens JOIN token_refs USING (t)
+          FROM tokens JOIN token_refs USING (t)
         ),
         kept AS (SELECT * FROM ranked WHERE i <= {cfg.block_max_tokens}),
         -- blocks: every pair of tokens (a typo in one word of a three-word name leaves a
@@ -1425,12 +1415,9 @@ def _apart(
         )"""
     # one statement, so the blocks are computed once for the three questions; the pairs come
     # back with it when they are few (as the benchmark's near names: ~100), else streamed
-    # the blocks of the names that share a word with theirs: all three questions are about
-    # those (near-names replay at scale 1: 0.86 -> s)
-    near = _block_ctes(cfg, near="_ft_added")
     crossing, long_name, n_pairs, few = con.execute(
         f"""
-        WITH {near},
+        WITH {_block_ctes(cfg)},
         theirs AS (SELECT DISTINCT block FROM name_blocks SEMI JOIN _ft_added USING (org_ref)),
         crossing AS (
           SELECT block FROM name_blocks SEMI JOIN theirs USING (block) GROUP BY block
@@ -1465,7 +1452,7 @@ def _apart(
     if n_pairs <= _APART_PAIRS_INLINE:
         chunks = iter([few])
     else:
-        cur = con.sql(f"WITH {near}, {pairs} SELECT * FROM pairs ORDER BY ALL")
+        cur = con.sql(f"WITH {_block_ctes(cfg)}, {pairs} SELECT * FROM pairs ORDER BY ALL")
         chunks = (
             [list(row) for row in zip(*(c.to_pylist() for c in chunk.columns), strict=True)]
             for chunk in cur.to_arrow_reader(20_000)
@@ -1576,10 +1563,22 @@ def _store_pairs(
     con: duckdb.DuckDBPyConnection,
     context: str,
     pairs: list[tuple[str, str, str, str, float]],
+    stored: tuple[list[tuple], list[tuple]] | None = None,
 ) -> None:
     """The fuzzy pairs the decisions were taken on, in the caller's transaction (ORG_FUZZY_PAIRS
-    and an entry with their count and the context)."""
-    con.execute(f"DELETE FROM {FUZZY_PAIRS}")
+    and an entry with their count and the context). `stored`: the stored pairs and the new
+    references' they were taken on (`fuzzy_pairs`): then only the pairs of new references
+    are added to the table, which holds the others already."""
+    count = len(pairs)
+    if stored is not None:
+        added = {p[0] for p in stored[1]}  # _apart's pairs start from the new references
+        new = [p for p in pairs if p[0] in added or p[2] in added]
+        if len(stored[0]) + len(new) == len(pairs):
+            pairs = new
+        else:  # not the stored ones and theirs: write them all
+            stored = None
+    if stored is None:
+        con.execute(f"DELETE FROM {FUZZY_PAIRS}")
     if pairs:
         names = ORG_FUZZY_PAIRS.column_names
         table = pa.table(
@@ -1589,7 +1588,7 @@ def _store_pairs(
         )  # fmt: skip
         with registered_table(con, "_ft_arrow", table):
             con.execute(f"INSERT INTO {FUZZY_PAIRS} SELECT * FROM _ft_arrow")
-    record_in_transaction(con, FUZZY_PAIRS_KEY, context, len(pairs))
+    record_in_transaction(con, FUZZY_PAIRS_KEY, context, count)
 
 
 def _stored_pairs(
@@ -1719,7 +1718,7 @@ def build_int_org_matches(
                     f"INSERT INTO {MATCH_BASIS} SELECT step, key_a, key_b, note FROM _ft_basis"
                 )
                 _store_ambiguous(con, context, ambiguous)
-                _store_pairs(con, context, decided_pairs)
+                _store_pairs(con, context, decided_pairs, fuzzy_pairs)
             n = save_state(
                 con,
                 INT_ORG_MATCHES,
