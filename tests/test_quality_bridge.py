@@ -762,3 +762,22 @@ def test_unique_translation_counts_like_gx(tmp_path: Path, values: list[str | No
     assert sorted(ours.unexpected_sample) == sorted(gx.unexpected_sample) == sorted(held)
     assert ours.expectation == "expect_column_values_to_be_unique"  # named as written
     assert ours.translated_query is not None and "GROUP BY" in ours.translated_query
+
+
+def test_the_ephemeral_context_is_not_serialised(
+    grants_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GX wrote the ephemeral context's configuration as YAML on every add_* (~20 ms a suite,
+    # a third of a small suite's time) into a store nothing reads back
+    from great_expectations.data_context.types import base
+
+    def refuse(*_args: Any, **_kwargs: Any) -> str:
+        raise AssertionError("the context's configuration was serialised")
+
+    monkeypatch.setattr(base.BaseYamlConfig, "to_yaml_str", refuse)
+    suite = suite_of(
+        exp("expect_column_values_to_not_be_null", column="grant_id"),
+        exp("expect_column_values_to_be_unique", column="grant_id"),
+    )
+    outcome = run_suite(grants_db, "staging", "t", suite)
+    assert outcome.errors == [] and outcome.passed
