@@ -47,9 +47,13 @@ deterministic, take the same decisions: they are kept and only the rows of refer
 too when the only references whose `decision` hash changed are new ones that share nothing
 matching reads with any other (`_apart`: no override names them, no identifier, name key or
 fuzzy pair joins them to another, and they push no block past its cap nor change which words
-of a longer name are its rarest): a file of organisations nobody published before. Anything
-else takes every decision again. Rows and state are written in one transaction, so a failed build
-leaves both as they were.
+of a longer name are its rarest): a file of organisations nobody published before. When the
+new references connect to others by fuzzy pairs only, the decisions by override, identifier
+and exact name are taken as stored and the fuzzy ones again, on the pairs the stored decisions
+were taken on (`quality.org_fuzzy_pairs`) and the new references' own: the known references'
+blocks are unchanged, so are their pairs (`Matcher.pairs_with`). Anything else takes every
+decision again. Rows and state are written in one transaction, so a failed build leaves both
+as they were.
 """
 
 import csv
