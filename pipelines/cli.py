@@ -79,11 +79,19 @@ def _run(_: argparse.Namespace) -> int:
     run_ids = results[-1].run_id + (
         f" (and {len(results) - 1} raw runs)" if len(results) > 1 else ""
     )
-    if not all(r.success for r in results):
+    failed = [r for r in results if not r.success]
+    if failed:
         failures = [e for e in events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
         for event in failures:
             print(f"step {event.step_key} failed: {event.message}", file=sys.stderr)
-        print(f"\nrun {run_ids} FAILED after {elapsed:.1f}s; the previous marts were kept")
+        job = failed[0].dagster_run.job_name
+        if len(results) > 1 and job != ALL_ASSETS_JOB_NAME:  # a raw run: nothing downstream ran
+            print(
+                f"\nraw run {failed[0].run_id} ({job}) FAILED after {elapsed:.1f}s, so "
+                f"{ALL_ASSETS_JOB_NAME} did not run; the previous marts were kept"
+            )
+        else:
+            print(f"\nrun {run_ids} FAILED after {elapsed:.1f}s; the previous marts were kept")
         return 1
     print(f"\nrun {run_ids} succeeded in {elapsed:.1f}s")
     return 0

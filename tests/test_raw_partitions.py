@@ -306,3 +306,28 @@ def test_make_run_partitioned_publishes_the_marts(
     with dg.DagsterInstance.get() as instance:
         keys = instance.get_dynamic_partitions(GRANTS_FOLDER.partitions_name)
     assert keys == GRANTS_FOLDER.partition_keys(fundtrace_env["raw"])
+
+
+def test_make_run_partitioned_names_the_failed_raw_run_and_keeps_the_marts(
+    fundtrace_env: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A raw run that fails stops `make run` before `fundtrace_all`: the CLI says which run
+    failed and that nothing downstream ran, and no marts file is published."""
+    from pipelines import cli
+    from pipelines.jobs import ALL_ASSETS_JOB_NAME
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("the private funding folder cannot be read (test)")
+
+    monkeypatch.setenv(PARTITIONS_ENV, "file")
+    monkeypatch.setattr(private_funding, "ingest_single_table", broken)
+    private = next(f for f in RAW_FOLDERS if f.source_system == private_funding.SOURCE_SYSTEM)
+    assert cli.main(["run"]) == 1
+    out = capsys.readouterr()
+    (line,) = [x for x in out.out.splitlines() if "FAILED" in x]
+    assert line.startswith("raw run ") and f"({private.job_name}) FAILED after " in line
+    assert line.endswith(f"{ALL_ASSETS_JOB_NAME} did not run; the previous marts were kept")
+    assert "cannot be read (test)" in out.err
+    assert not fundtrace_env["marts"].exists()
