@@ -165,6 +165,12 @@ def browser(demo_ui: DemoUI) -> Iterator["Browser"]:
 
 @pytest.fixture
 def page(browser: "Browser") -> Iterator["Page"]:
+    with _open_page(browser) as page:
+        yield page
+
+
+@contextlib.contextmanager
+def _open_page(browser: "Browser") -> Iterator["Page"]:
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     # no "join the community" dialog, navigation folded: more room for the graph
     context.add_init_script(
@@ -241,21 +247,14 @@ def test_partitioned_raw_asset_lists_its_files_as_partitions(
 ) -> None:
     """FUNDTRACE_RAW_PARTITIONS=file: a raw asset's partitions page lists the folder's files,
     each materialized by `make run`."""
-    with _serve_demo(tmp_path, FUNDTRACE_RAW_PARTITIONS="file") as ui:
-        context = browser.new_context(viewport={"width": 1600, "height": 1000})
-        context.add_init_script("localStorage.setItem('communityNux', '1');")
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        try:
-            page.goto(f"{ui.url}/assets/raw/raw_private_funding?view=partitions")
-            page.get_by_text("private/harbourton_private_funding.csv").first.wait_for()
-            page.get_by_text("private/", exact=True).first.wait_for()  # the folder's own key
-            page.get_by_text("Materialized (2)").first.wait_for()  # both, by make run
-            assert "Missing (0)" in page.inner_text("body")
-            # a file's partition: its run's metadata, the table's rows among it
-            page.get_by_text("private/harbourton_private_funding.csv").first.click()
-            page.get_by_text("table_row_count").first.wait_for()
-            page.wait_for_timeout(500)
-            _screenshot(page, "raw_partitions.png")
-        finally:
-            context.close()
+    with _serve_demo(tmp_path, FUNDTRACE_RAW_PARTITIONS="file") as ui, _open_page(browser) as page:
+        page.goto(f"{ui.url}/assets/raw/raw_private_funding?view=partitions")
+        page.get_by_text("private/harbourton_private_funding.csv").first.wait_for()
+        page.get_by_text("private/", exact=True).first.wait_for()  # the folder's own key
+        page.get_by_text("Materialized (2)").first.wait_for()  # both, by make run
+        assert "Missing (0)" in page.inner_text("body")
+        # a file's partition: its run's metadata, the table's rows among it
+        page.get_by_text("private/harbourton_private_funding.csv").first.click()
+        page.get_by_text("table_row_count").first.wait_for()
+        page.wait_for_timeout(500)
+        _screenshot(page, "raw_partitions.png")

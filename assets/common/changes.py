@@ -249,13 +249,15 @@ def refresh_by_feeds(
     (module doc). `select_sql(scope)`: the table's SELECT; given the name of a relation of
     keys (column k), at least the rows of those keys (it may push the keys into its scans).
     `key` must be a NOT NULL column of `spec` (a NULL key is in no scope). `other_inputs`:
-    the tables it reads that are not feeds; any change there compares every key. When `spec`
-    is itself a feed table, its writes are logged."""
+    the tables it reads that are not feeds; any change there compares every key, as does an
+    empty `feeds`. When `spec` is itself a feed table, its writes are logged."""
     for feed in feeds:
         if feed.key_column not in FEED_TABLES.get(feed.table, ()):
             raise ValueError(f"{feed.table} logs no {feed.key_column} (FEED_TABLES)")
     if next(c for c in spec.columns if c.name == key).nullable:
         raise ValueError(f"{spec.qualified}.{key} may be NULL: it cannot scope a refresh")
+    if not feeds:  # nothing logs its changes: every key compared, as refresh_table does
+        return FeedRefresh(refresh_table(con, spec, select_sql(None), key), None, "no feeds")
     ensure_change_tables(con)
     context = input_fingerprint(
         con, [f"{spec.qualified}#feeds"], other_inputs, select_sql(None) + select_sql(SCOPE_KEYS)

@@ -1,8 +1,9 @@
 """`intermediate.int_procurement_awards`: every awarded contract x supplier from every
 procurement source (OCDS, TED), one shape.
 
-Each procurement staging module exports `CONTRACTS_SQL` (exactly these columns, in order) and
-`CONTRACTS_DEPS` (the staging specs it reads); this model is their union.
+Each procurement staging module exports `CONTRACTS_SQL` (exactly these columns, in order),
+`contracts_sql(scope)` (the same, at least for the processes in `scope`) and `CONTRACTS_DEPS`
+(the staging specs it reads); this model is their union.
 """
 
 import dagster as dg
@@ -19,7 +20,6 @@ from assets.common.tables import (
     TableSpec,
     materialize_result,
     rebuild_table,
-    refresh_table,
 )
 from assets.staging import stg_ocds, stg_ted_awards
 
@@ -70,19 +70,10 @@ PROCUREMENT_SOURCES: tuple = (stg_ocds, stg_ted_awards)
 
 def contracts_select(scope: str | None) -> str:
     """The union of the sources' contracts; with `scope` (a relation of process ids, column
-    k), at least the rows of those processes: OCDS reads only their ocids' staging rows."""
-    parts = []
-    for m in PROCUREMENT_SOURCES:
-        scoped = getattr(m, "contracts_sql", None)
-        if scope is None:
-            parts.append(m.CONTRACTS_SQL)
-        elif scoped is not None:
-            parts.append(scoped(scope))
-        else:
-            parts.append(
-                f"SELECT * FROM ({m.CONTRACTS_SQL}) WHERE process_id IN (SELECT k FROM {scope})"
-            )
-    return " UNION ALL ".join(f"SELECT * FROM ({p})" for p in parts)
+    k), at least the rows of those processes (OCDS reads only their ocids' staging rows)."""
+    return " UNION ALL ".join(
+        f"SELECT * FROM ({m.contracts_sql(scope)})" for m in PROCUREMENT_SOURCES
+    )
 
 
 def build_int_procurement_awards(con: duckdb.DuckDBPyConnection) -> Refresh | FeedRefresh:
@@ -95,20 +86,9 @@ def build_int_procurement_awards(con: duckdb.DuckDBPyConnection) -> Refresh | Fe
     # A new OCDS file changes ~1,600 of 167k contracts at scale 1. The OCDS staging tables
     # log the ocids each write re-derived (feeds): only those processes are compared and
     # rewritten, read from their staging rows; any other change compares every process.
-    feeds = [
-        Feed(spec.qualified, "ocid", same_keys)
-        for m in PROCUREMENT_SOURCES
-        for spec in m.CONTRACTS_DEPS
-        if spec.qualified in FEED_TABLES
-    ]
-    others = [
-        spec.qualified
-        for m in PROCUREMENT_SOURCES
-        for spec in m.CONTRACTS_DEPS
-        if spec.qualified not in FEED_TABLES
-    ]
-    if not feeds:  # no source logs its changes: every process compared
-        return refresh_table(con, INT_PROCUREMENT_AWARDS, contracts_select(None), "process_id")
+    read = [spec.qualified for m in PROCUREMENT_SOURCES for spec in m.CONTRACTS_DEPS]
+    feeds = [Feed(t, "ocid", same_keys) for t in read if t in FEED_TABLES]
+    others = [t for t in read if t not in FEED_TABLES]
     return refresh_by_feeds(
         con, INT_PROCUREMENT_AWARDS, contracts_select, "process_id", feeds, others
     )

@@ -1491,22 +1491,15 @@ CONTRACTS_DEPS = (STG_RELEASES, STG_TENDERS, STG_AWARDS, STG_AWARD_SUPPLIERS, ST
 
 
 def contracts_sql(ocids: str | None = None) -> str:
-    """CONTRACTS_SQL, or its rows of the ocids in `ocids` (a relation with column k): each
+    """CONTRACTS_SQL, or its rows of the ocids in `ocids` (a relation with column k): then each
     staging table is read for those ocids only."""
-    if ocids is None:
-        return CONTRACTS_SQL
-    sql = CONTRACTS_SQL
-    for spec in CONTRACTS_DEPS:
-        if sql.count(f"{spec.qualified} ") != 1:  # each table read once, by name
-            raise RuntimeError(f"CONTRACTS_SQL no longer reads {spec.qualified} once")
-        sql = sql.replace(
-            f"{spec.qualified} ",
-            f"(SELECT * FROM {spec.qualified} WHERE ocid IN (SELECT k FROM {ocids})) ",
-        )
-    return sql
 
+    def read(spec: TableSpec) -> str:
+        if ocids is None:
+            return spec.qualified
+        return f"(SELECT * FROM {spec.qualified} WHERE ocid IN (SELECT k FROM {ocids}))"
 
-CONTRACTS_SQL = f"""
+    return f"""
 SELECT 'ocds:' || s.ocid || ':' || s.award_id || ':' || s.supplier_org_ref AS contract_award_id,
   s.ocid AS process_id, s.award_id, r.buyer_org_ref, r.buyer_name,
   s.supplier_org_ref, s.supplier_name, s.supplier_identifier, s.supplier_country,
@@ -1527,10 +1520,13 @@ SELECT 'ocds:' || s.ocid || ':' || s.award_id || ':' || s.supplier_org_ref AS co
     lambda z: coalesce(z[1], z[2])), lambda v: v IS NOT NULL), '; '), '') AS budget_source_party,
   s.source_system, a.source_file, a.source_row,
   coalesce(a.source_release_id, s.ocid) AS source_record_id
-FROM {STG_AWARD_SUPPLIERS.qualified} s
-JOIN {STG_AWARDS.qualified} a ON a.ocid = s.ocid AND a.award_id = s.award_id
-JOIN {STG_RELEASES.qualified} r ON r.ocid = s.ocid
-LEFT JOIN {STG_TENDERS.qualified} t ON t.ocid = s.ocid
-LEFT JOIN {STG_BIDS.qualified} b ON b.ocid = s.ocid
+FROM {read(STG_AWARD_SUPPLIERS)} s
+JOIN {read(STG_AWARDS)} a ON a.ocid = s.ocid AND a.award_id = s.award_id
+JOIN {read(STG_RELEASES)} r ON r.ocid = s.ocid
+LEFT JOIN {read(STG_TENDERS)} t ON t.ocid = s.ocid
+LEFT JOIN {read(STG_BIDS)} b ON b.ocid = s.ocid
 WHERE r.buyer_org_ref IS NOT NULL
 """
+
+
+CONTRACTS_SQL = contracts_sql()

@@ -482,6 +482,15 @@ STAGING_PAIRS = (
     StagingPair(SOURCE_SYSTEM, RAW_AWARDS, STG_TED_AWARDS),
 )
 CONTRACTS_DEPS = (STG_TED_AWARDS,)
+
+
+def contracts_sql(processes: str | None = None) -> str:
+    """CONTRACTS_SQL, or its rows of the notices in `processes` (a relation with column k)."""
+    if processes is None:
+        return CONTRACTS_SQL
+    return f"SELECT * FROM ({CONTRACTS_SQL}) WHERE process_id IN (SELECT k FROM {processes})"
+
+
 # Awards with a winner; a group's value is the award value for each member (not split).
 CONTRACTS_SQL = f"""
 SELECT
