@@ -286,10 +286,16 @@ def test_shared_vat_number_links_cordis_and_fts_then_the_name_reaches_the_regist
     got = _resolve(con)
     assert got["XI-PIC-999990001"] == ("GB-LAE-HBT", "exact_name")
     assert got[fts_ref] == ("GB-LAE-HBT", "shared_identifier")
-    evidence = con.execute(
-        "SELECT evidence FROM intermediate.int_org_matches WHERE method = 'shared_identifier'"
-    ).fetchone()
-    assert evidence is not None and "VAT:GB999999973" in evidence[0]
+    shown = con.execute(
+        "SELECT ref_a, ref_b, evidence, name_a, name_b, source_systems "
+        "FROM intermediate.int_org_matches WHERE method = 'shared_identifier'"
+    ).fetchall()
+    assert shown == [
+        (fts_ref, "XI-PIC-999990001", f"VAT:GB999999973 published for {fts_ref} "
+         "(test/staging.stg_eu_fts_commitments) and XI-PIC-999990001 "
+         "(test/staging.stg_cordis_participations)", "Harbourton Council",
+         "HARBOURTON CITY COUNCIL", ["test"]),
+    ]  # fmt: skip
 
 
 def test_placeholder_identifiers_never_merge() -> None:
@@ -361,6 +367,31 @@ def test_pic_published_with_a_company_number_is_one_organisation() -> None:
     )  # fmt: skip
     got = _resolve(con)
     assert got["XI-PIC-999990003"] == ("GB-COH-09990002", "shared_identifier")
+    # the company's own reference is its id: the evidence says so instead of naming files
+    shown = con.execute(
+        "SELECT evidence, name_a, name_b, source_systems FROM intermediate.int_org_matches "
+        "WHERE method = 'shared_identifier'"
+    ).fetchall()
+    assert shown == [
+        ("GB-COH-09990002 published for XI-PIC-999990003 (test/staging.stg_ocds_parties) "
+         "and GB-COH-09990002 (its own id)", "Tidewater (digital services)",
+         "Tidewater Digital Ltd", ["test"]),
+    ]  # fmt: skip
+
+
+def test_a_decision_whose_basis_no_mention_carries_is_reported_not_shown_empty() -> None:
+    con = _con()
+    _flow(con, "GB-COH-09990002", "Tidewater Digital Ltd")
+    _resolve(con)
+    # a decision resting on an identifier no mention of either reference publishes
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _ft_basis AS SELECT 7 AS step, 'GB-COH-09990002' AS ref_a, "
+        "'XI-PIC-1' AS ref_b, 'shared_identifier' AS method, 100.0 AS score, true AS accepted, "
+        "NULL AS rejection_reason, 'VAT:GB1' AS key_a, NULL AS key_b, '' AS note"
+    )
+    matches_module._empty_shown(con)
+    with pytest.raises(RuntimeError, match=r"evidence cannot be shown: \[\(7, 'shared_identifier'"):
+        matches_module.render_shown(con)
 
 
 def test_bods_entity_identifiers_link_to_the_company() -> None:

@@ -61,7 +61,7 @@ import dataclasses
 import json
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -98,6 +98,7 @@ from assets.common.tables import (
     registered,
     registered_table,
     scalar_int,
+    sql_literal,
     table_columns,
     transaction,
 )
@@ -274,9 +275,9 @@ def read_overrides(path: Path, source_file: str | None = None) -> list[Override]
 
 @dataclass
 class MatchRow:
-    """One decision. What it rests on (refs, keys, note) is kept apart from what it shows
-    (names, evidence, systems: `render_rows`), which also depends on the names, counts and
-    files published and so can be redone for a few rows when only those change."""
+    """One decision: what it rests on (refs, keys, note). What it shows (names, evidence,
+    systems: `RENDER_SHOWN_SQL`) depends also on the names, counts and files published, so it
+    is rendered in SQL afterwards and can be redone for a few rows when only those change."""
 
     ref_a: str
     ref_b: str
@@ -289,10 +290,6 @@ class MatchRow:
     key_b: str | None = None
     # overrides: the evidence; exact_name: the countries; fuzzy_name: what follows the files
     note: str = ""
-    evidence: str = ""
-    name_a: str | None = None
-    name_b: str | None = None
-    source_systems: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -423,10 +420,14 @@ FILES_SHOWN = 3  # files named in evidence; the rest are counted
 _REF_NAME = "first(name ORDER BY records DESC, name) FILTER (WHERE name IS NOT NULL)"
 
 
-def _files_text(first: list[str], count: int) -> str:
-    """The first files (sorted, distinct) of `count`, as evidence shows them."""
-    more = f" +{count - len(first)} more" if count > len(first) else ""
-    return ", ".join(first) + more
+def _files_sql(alias: str) -> str:
+    """The first files (sorted, distinct) of `alias`.files, the rest counted, as evidence
+    shows them."""
+    files = f"{alias}.files"
+    return (
+        f"array_to_string({files}[1:{FILES_SHOWN}], ', ') || CASE WHEN len({files}) > "
+        f"{FILES_SHOWN} THEN ' +' || (len({files}) - {FILES_SHOWN}) || ' more' ELSE '' END"
+    )
 
 
 # ref -> its normalised name keys
@@ -983,7 +984,6 @@ def match_organisations(
     con: duckdb.DuckDBPyConnection,
     overrides: list[Override],
     config: MatchConfig = MATCH_CONFIG,
-    displayed: Callable[[list[MatchRow]], set[int]] | None = None,
     prepared: bool = False,
     replay: set[str] | None = None,
     ambiguous: set[str] | None = None,
@@ -991,9 +991,7 @@ def match_organisations(
     pairs_out: list[tuple[str, str, str, str, float]] | None = None,
 ) -> tuple[list[MatchRow], dict[str, float]]:
     """Decide every candidate pair over intermediate.int_org_mentions (see the module doc).
-
-    `displayed`: given the decisions, the indexes of those whose names, evidence and systems
-    the caller has already (`_reuse_display`); only the others are rendered. `prepared`:
+    What the decisions show is rendered afterwards (`render_shown`). `prepared`:
     _ft_refs and _ft_names are made already, from the same mentions (`_apart`). `replay`:
     the stored decisions by identifier and exact name stand (`_Apart.names_kept`), and the
     references they left ambiguous by name: they are taken as stored, and only the fuzzy ones
@@ -1032,129 +1030,141 @@ def match_organisations(
             ambiguous.update(m.ambiguous)
         if pairs_out is not None:
             pairs_out.extend(m.fuzzy_pairs)
-        t = time.perf_counter()
-        known = displayed(m.rows) if displayed else set()
-        todo = [row for i, row in enumerate(m.rows) if i not in known]
-        refs = {r for row in todo for r in (row.ref_a, row.ref_b) if r in m.refs}
-        render_rows(con, todo, {r: m.refs[r].name for r in refs})
-        timings["evidence_s"] = time.perf_counter() - t
-        timings["rows_rendered"] = len(todo)
         return m.rows, timings
 
 
-def render_rows(
-    con: duckdb.DuckDBPyConnection, rows: list[MatchRow], names: dict[str, str | None]
-) -> None:
-    """Names, evidence and source systems of `rows`, from the mentions of their references.
+_NAMED = f"method IN ({', '.join(map(sql_literal, NAME_METHODS))})"
+# What the rows of _ft_basis not yet in _ft_shown show, from the mentions of their references,
+# into _ft_shown: names, evidence and source systems. Only the files of the names and
+# identifiers the rows rest on are read. In SQL rather than per row in Python: 0.9 s less at
+# scale 1 for the 76k rows of a full match (docs/scaling.md, item 26).
+RENDER_SHOWN_SQL = f"""
+INSERT INTO _ft_shown
+WITH todo AS MATERIALIZED (
+  SELECT * FROM _ft_basis b WHERE NOT EXISTS (SELECT 1 FROM _ft_shown s WHERE s.step = b.step)
+),
+name_keys AS (
+  SELECT ref_a AS org_ref, coalesce(key_a, '') AS k FROM todo WHERE {_NAMED}
+  UNION SELECT ref_b, coalesce(key_b, '') FROM todo WHERE {_NAMED}
+),
+by_name AS MATERIALIZED (
+  SELECT org_ref, name_key AS k, min(name) AS name,
+         list_sort(list(DISTINCT source_system)) AS systems,
+         list_sort(list_distinct(flatten(list(source_files)))) AS files
+  FROM {INT_ORG_MENTIONS.qualified} m
+  SEMI JOIN name_keys n ON n.org_ref = m.org_ref AND n.k = m.name_key
+  WHERE name IS NOT NULL AND kind = 'organisation'
+  GROUP BY org_ref, name_key
+),
+id_pairs AS (
+  SELECT key_a AS key, ref_a AS org_ref FROM todo WHERE method = 'shared_identifier'
+  UNION SELECT key_a, ref_b FROM todo WHERE method = 'shared_identifier'
+),
+id_keys AS (
+  SELECT org_ref, unnest(identifiers) AS key, source_system, source_files
+  FROM {INT_ORG_MENTIONS.qualified} SEMI JOIN id_pairs USING (org_ref)
+  UNION ALL
+  -- an identifier-bearing reference is published under its own id
+  SELECT org_ref, org_ref, source_system, source_files
+  FROM {INT_ORG_MENTIONS.qualified} m
+  SEMI JOIN id_pairs n ON n.org_ref = m.org_ref AND n.key = m.org_ref
+  WHERE ft_ref_rank(org_ref) <= 2
+),
+by_id AS MATERIALIZED (
+  SELECT key, org_ref, list_sort(list(DISTINCT source_system)) AS systems,
+         list_sort(list_distinct(flatten(list(source_files)))) AS files
+  FROM id_keys SEMI JOIN id_pairs n
+    ON n.key IS NOT DISTINCT FROM id_keys.key AND n.org_ref = id_keys.org_ref
+  GROUP BY key, org_ref
+),
+-- the other rows show each reference with its name (_REF_NAME)
+named_refs AS (
+  SELECT ref_a AS org_ref FROM todo WHERE NOT {_NAMED}
+  UNION SELECT ref_b FROM todo WHERE NOT {_NAMED}
+),
+ref_names AS MATERIALIZED (
+  SELECT org_ref, {_REF_NAME} AS name FROM (
+    SELECT org_ref, kind, country, name, sum(records) AS records
+    FROM {INT_ORG_MENTIONS.qualified} SEMI JOIN named_refs USING (org_ref)
+    GROUP BY ALL)
+  GROUP BY org_ref
+)
+SELECT t.step,
+  CASE
+    WHEN t.method = 'exact_name' THEN
+      'normalised name "' || t.key_a || '" (country ' || t.note || '): "' || na.name || '" ('
+      || {_files_sql("na")} || ') = "' || nb.name || '" (' || {_files_sql("nb")} || ')'
+    WHEN t.method = 'fuzzy_name' THEN
+      'token_sort_ratio ' || printf('%g', t.score) || ' of "' || t.key_a || '" ("' || na.name
+      || '", ' || {_files_sql("na")} || ') and "' || t.key_b || '" ("' || nb.name || '", '
+      || {_files_sql("nb")} || ')' || t.note
+    WHEN t.method = 'shared_identifier' THEN
+      t.key_a || ' published for ' || t.ref_a || ' ('
+      || CASE WHEN t.ref_a = t.key_a THEN 'its own id' ELSE {_files_sql("ia")} END
+      || ') and ' || t.ref_b || ' ('
+      || CASE WHEN t.ref_b = t.key_a THEN 'its own id' ELSE {_files_sql("ib")} END || ')'
+    ELSE t.note  -- the overrides: the analyst's row
+  END AS evidence,
+  CASE WHEN t.{_NAMED} THEN na.name ELSE ra.name END AS name_a,
+  CASE WHEN t.{_NAMED} THEN nb.name ELSE rb.name END AS name_b,
+  CASE WHEN t.{_NAMED} THEN list_sort(list_distinct(na.systems || nb.systems))
+       WHEN t.method = 'shared_identifier' THEN list_sort(list_distinct(ia.systems || ib.systems))
+       ELSE ['governance'] END AS source_systems
+FROM todo t
+LEFT JOIN by_name na ON t.{_NAMED} AND na.org_ref = t.ref_a AND na.k = coalesce(t.key_a, '')
+LEFT JOIN by_name nb ON t.{_NAMED} AND nb.org_ref = t.ref_b AND nb.k = coalesce(t.key_b, '')
+LEFT JOIN by_id ia ON t.method = 'shared_identifier'
+  AND ia.key IS NOT DISTINCT FROM t.key_a AND ia.org_ref = t.ref_a
+LEFT JOIN by_id ib ON t.method = 'shared_identifier'
+  AND ib.key IS NOT DISTINCT FROM t.key_a AND ib.org_ref = t.ref_b
+LEFT JOIN ref_names ra ON NOT t.{_NAMED} AND ra.org_ref = t.ref_a
+LEFT JOIN ref_names rb ON NOT t.{_NAMED} AND rb.org_ref = t.ref_b
+"""
 
-    `names`: the name each reference of a non-name row is shown with (`_REF_NAME`). Only the
-    files of the names and identifiers the rows rest on are fetched.
+
+def render_shown(con: duckdb.DuckDBPyConnection) -> int:
+    """Render into _ft_shown what the rows of _ft_basis not in it yet show; returns how many.
+
+    A row whose references' mentions no longer carry what it rests on (a name key, an
+    identifier) cannot be shown: that is a bug upstream, reported with the first such rows.
     """
-    named = [r for r in rows if r.method in NAME_METHODS]
-    shared = [r for r in rows if r.method == "shared_identifier"]
-    name_pairs = sorted(
-        {(r.ref_a, r.key_a or "") for r in named} | {(r.ref_b, r.key_b or "") for r in named}
-    )
-    id_pairs = sorted({(r.key_a, ref) for r in shared for ref in (r.ref_a, r.ref_b)}, key=str)
-    by_name: dict[tuple[str, str], tuple[str, list[str], str]] = {}
-    if name_pairs:
-        refs, ks = zip(*name_pairs, strict=True)
-        with registered(con, "_ft_tmp", {"org_ref": list(refs), "k": list(ks)}):
-            found = con.execute(
-                f"""
-                SELECT org_ref, name_key, name, systems, files[1:{FILES_SHOWN}], len(files) FROM (
-                  SELECT org_ref, name_key, min(name) AS name,
-                         list_sort(list(DISTINCT source_system)) AS systems,
-                         list_sort(list_distinct(flatten(list(source_files)))) AS files
-                  FROM {INT_ORG_MENTIONS.qualified} m
-                  SEMI JOIN _ft_tmp n ON n.org_ref = m.org_ref AND n.k = m.name_key
-                  WHERE name IS NOT NULL AND kind = 'organisation'
-                  GROUP BY org_ref, name_key)
-                """
-            ).fetchall()
-        by_name = {(r, k): (n, s, _files_text(f, c)) for r, k, n, s, f, c in found}
-    by_id: dict[tuple[str | None, str], tuple[list[str], str]] = {}
-    if id_pairs:
-        ks, refs = zip(*id_pairs, strict=True)
-        with registered(con, "_ft_tmp", {"key": list(ks), "org_ref": list(refs)}):
-            found = con.execute(
-                f"""
-                WITH keys AS (
-                  SELECT org_ref, unnest(identifiers) AS key, source_system, source_files
-                  FROM {INT_ORG_MENTIONS.qualified} SEMI JOIN _ft_tmp USING (org_ref)
-                  UNION ALL
-                  -- an identifier-bearing reference is published under its own id
-                  SELECT org_ref, org_ref, source_system, source_files
-                  FROM {INT_ORG_MENTIONS.qualified} m
-                  SEMI JOIN _ft_tmp n ON n.org_ref = m.org_ref AND n.key = m.org_ref
-                  WHERE ft_ref_rank(org_ref) <= 2
-                )
-                SELECT key, org_ref, systems, files[1:{FILES_SHOWN}], len(files) FROM (
-                  SELECT key, org_ref, list_sort(list(DISTINCT source_system)) AS systems,
-                         list_sort(list_distinct(flatten(list(source_files)))) AS files
-                  FROM keys SEMI JOIN _ft_tmp n
-                    ON n.key IS NOT DISTINCT FROM keys.key AND n.org_ref = keys.org_ref
-                  GROUP BY key, org_ref)
-                """
-            ).fetchall()
-        by_id = {(k, r): (s, _files_text(f, c)) for k, r, s, f, c in found}
-    for row in rows:
-        if row.method in NAME_METHODS:
-            nw, sa, fa = by_name[row.ref_a, row.key_a or ""]
-            nr, sb, fb = by_name[row.ref_b, row.key_b or ""]
-            row.name_a, row.name_b = nw, nr
-            if row.method == "exact_name":
-                row.evidence = (
-                    f'normalised name "{row.key_a}" (country {row.note}): "{nw}" ({fa}) '
-                    f'= "{nr}" ({fb})'
-                )
-            else:
-                row.evidence = (
-                    f'token_sort_ratio {row.score:g} of "{row.key_a}" ("{nw}", {fa}) and '
-                    f'"{row.key_b}" ("{nr}", {fb}){row.note}'
-                )
-            row.source_systems = sorted({*sa, *sb})
-            continue
-        row.name_a, row.name_b = names.get(row.ref_a), names.get(row.ref_b)
-        if row.method == "shared_identifier":
-            (sa, fa), (sb, fb) = by_id[row.key_a, row.ref_a], by_id[row.key_a, row.ref_b]
-            own_a = "its own id" if row.ref_a == row.key_a else fa
-            own_b = "its own id" if row.ref_b == row.key_a else fb
-            row.evidence = (
-                f"{row.key_a} published for {row.ref_a} ({own_a}) and {row.ref_b} ({own_b})"
-            )
-            row.source_systems = sorted({*sa, *sb})
-        else:  # the overrides: the analyst's row
-            row.evidence, row.source_systems = row.note, ["governance"]
+    before = scalar_int(con, "SELECT count(*) FROM _ft_shown")
+    con.execute(RENDER_SHOWN_SQL)
+    missing = con.execute(
+        "SELECT b.step, b.method, b.ref_a, b.ref_b FROM _ft_basis b JOIN _ft_shown s USING (step) "
+        "WHERE s.evidence IS NULL ORDER BY b.step LIMIT 3"
+    ).fetchall()
+    if missing:
+        raise RuntimeError(
+            f"{INT_ORG_MATCHES.qualified}: no mentions in {INT_ORG_MENTIONS.qualified} carry "
+            f"what these decisions rest on, so their evidence cannot be shown: {missing}"
+        )
+    return scalar_int(con, "SELECT count(*) FROM _ft_shown") - before
 
 
 _STRINGS = ("ref_a", "ref_b", "method", "rejection_reason", "key_a", "key_b", "note")
 _ARROW_TYPES = {
-    **dict.fromkeys((*_STRINGS, "evidence", "name_a", "name_b"), pa.string()),
+    **dict.fromkeys(_STRINGS, pa.string()),
     "score": pa.float64(),
     "accepted": pa.bool_(),
-    "source_systems": pa.list_(pa.string()),
 }
 
 
-def _rows_columns(
-    rows: Sequence[MatchRow], steps: Sequence[int], columns: Sequence[str]
-) -> pa.Table:
-    """`columns` of `rows` (MatchRow fields), with their steps, as Arrow."""
+def _basis_table(rows: Sequence[MatchRow], steps: Sequence[int]) -> pa.Table:
+    """What `rows` rest on (BASIS_COLUMNS), with their steps, as Arrow."""
     return pa.table(
         {
             "step": pa.array(steps, pa.int64()),
-            **{c: pa.array(list(map(attrgetter(c), rows)), _ARROW_TYPES[c]) for c in columns},
+            **{c: pa.array(list(map(attrgetter(c), rows)), _ARROW_TYPES[c]) for c in BASIS_COLUMNS},
         }
     )
 
 
-def _basis_table(rows: Sequence[MatchRow], steps: Sequence[int]) -> pa.Table:
-    return _rows_columns(rows, steps, BASIS_COLUMNS)
-
-
-def _shown_table(rows: Sequence[MatchRow], steps: Sequence[int]) -> pa.Table:
-    return _rows_columns(rows, steps, SHOWN_COLUMNS)
+def _empty_shown(con: duckdb.DuckDBPyConnection) -> None:
+    """_ft_shown with no rows (what each step of _ft_basis shows: `render_shown`)."""
+    types = {c.name: c.type for c in INT_ORG_MATCHES.columns}
+    columns = ", ".join(f"{c} {types[c]}" for c in SHOWN_COLUMNS)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _ft_shown (step BIGINT, {columns})")
 
 
 # the rows of int_org_matches from the temp tables of their basis and of what they show
@@ -1482,31 +1492,15 @@ def _stored_basis_sql(where: str) -> str:
     )
 
 
-def _rerender(con: duckdb.DuckDBPyConnection) -> tuple[list[MatchRow], list[int]]:
-    """The stored rows that involve a reference of _ft_changed, rendered again."""
-    found = con.execute(
-        _stored_basis_sql(
-            "ref_a IN (SELECT org_ref FROM _ft_changed) OR ref_b IN (SELECT org_ref FROM _ft_changed)"
-        )
-    ).fetchall()
-    rows = [MatchRow(*r[1:]) for r in found]
-    shown = sorted({r for row in rows for r in (row.ref_a, row.ref_b)})
-    names: dict[str, str | None] = {}
-    if shown:
-        with registered(con, "_ft_tmp", {"org_ref": shown}):
-            names = dict(
-                con.execute(
-                    f"""
-                    SELECT org_ref, {_REF_NAME} FROM (
-                      SELECT org_ref, kind, country, name, sum(records) AS records
-                      FROM {INT_ORG_MENTIONS.qualified} SEMI JOIN _ft_tmp USING (org_ref)
-                      GROUP BY ALL)
-                    GROUP BY org_ref
-                    """
-                ).fetchall()
-            )
-    render_rows(con, rows, names)
-    return rows, [r[0] for r in found]
+def _rerender(con: duckdb.DuckDBPyConnection) -> int:
+    """The stored rows that involve a reference of _ft_changed into _ft_basis, and what they
+    show, rendered again, into _ft_shown. Returns how many."""
+    where = (
+        "ref_a IN (SELECT org_ref FROM _ft_changed) OR ref_b IN (SELECT org_ref FROM _ft_changed)"
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _ft_basis AS {_stored_basis_sql(where)}")
+    _empty_shown(con)
+    return render_shown(con)
 
 
 def _temp_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
@@ -1514,11 +1508,11 @@ def _temp_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> N
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _ft_arrow")
 
 
-def _reuse_display(con: duckdb.DuckDBPyConnection) -> set[int]:
+def _reuse_display(con: duckdb.DuckDBPyConnection) -> None:
     """Into the temp table _ft_shown, for the decisions of _ft_basis, what the stored rows of
     the same basis show when their two references' mentions are unchanged (not in
-    _ft_changed: only the mentions change what a row shows). Returns the indexes (step - 1)
-    of the decisions so displayed; the others are to render.
+    _ft_changed: only the mentions change what a row shows). `render_shown` renders the
+    others.
 
     The join runs in DuckDB, so what the 76k stored rows show never passes through Python
     (0.27 s at scale 1 when it was read into a dict)."""
@@ -1539,7 +1533,6 @@ def _reuse_display(con: duckdb.DuckDBPyConnection) -> set[int]:
         JOIN {INT_ORG_MATCHES.qualified} m ON m.step = s.stored_step
         """
     )
-    return {step - 1 for (step,) in con.execute("SELECT step FROM _ft_shown").fetchall()}
 
 
 def _store_ambiguous(con: duckdb.DuckDBPyConnection, context: str, refs: set[str]) -> None:
@@ -1657,42 +1650,30 @@ def build_int_org_matches(
                     fuzzy_pairs = (stored, apart.new_pairs)
     if why is None:
         t = time.perf_counter()
-        rows, steps = _rerender(con)
-        _temp_table(con, "_ft_basis", _basis_table(rows, steps))
-        _temp_table(con, "_ft_shown", _shown_table(rows, steps))
+        rerendered = _rerender(con)
         timings["evidence_s"] = time.perf_counter() - t
         changed = scalar_int(con, "SELECT count(*) FROM _ft_changed")
         path = (
             f"decisions kept ({kept}); evidence redone for "
-            f"{len(rows)} row(s) of {changed} reference(s) whose mentions changed"
+            f"{rerendered} row(s) of {changed} reference(s) whose mentions changed"
         )
     else:
-        # the table and its basis as last built, by this code: decisions taken again on the
-        # same basis show what they showed, unless their references' mentions changed
-        reused: set[int] = set()
-
-        def displayed(decided: list[MatchRow]) -> set[int]:
-            _temp_table(con, "_ft_basis", _basis_table(decided, range(1, len(decided) + 1)))
-            if as_built:
-                reused.update(_reuse_display(con))
-            else:
-                _temp_table(con, "_ft_shown", _shown_table([], []))
-            return reused
-
         ambiguous: set[str] = set()
         decided_pairs: list[tuple[str, str, str, str, float]] = []
         rows, more = match_organisations(
-            con, overrides, config, displayed, prepared, replay, ambiguous, fuzzy_pairs,
-            decided_pairs,
-        )  # fmt: skip
+            con, overrides, config, prepared, replay, ambiguous, fuzzy_pairs, decided_pairs
+        )
         timings.update(more)
         t = time.perf_counter()
-        rendered = [i for i in range(len(rows)) if i not in reused]
-        with registered_table(
-            con, "_ft_arrow", _shown_table([rows[i] for i in rendered], [i + 1 for i in rendered])
-        ):
-            con.execute("INSERT INTO _ft_shown SELECT * FROM _ft_arrow")
-        timings["rows_s"] = time.perf_counter() - t
+        _temp_table(con, "_ft_basis", _basis_table(rows, range(1, len(rows) + 1)))
+        # the table and its basis as last built, by this code: decisions taken again on the
+        # same basis show what they showed, unless their references' mentions changed
+        if as_built:
+            _reuse_display(con)
+        else:
+            _empty_shown(con)
+        timings["rows_rendered"] = render_shown(con)
+        timings["evidence_s"] = time.perf_counter() - t
         path = (
             f"fuzzy decisions taken again, those by identifier and exact name as stored: {why}"
             if replay is not None
