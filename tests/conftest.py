@@ -1,7 +1,6 @@
 """Shared fixtures: a private copy of the demo raw folder and isolated output paths."""
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -91,18 +90,18 @@ def demo_build(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(autouse=True)
-def _no_inherited_defs_state_storage() -> Iterator[None]:
-    """Each test starts with no Dagster DefsStateStorage in the context: a DagsterInstance sets
-    it on enter, and one left entered by an earlier test (found in this suite's run order, not
-    traced to its test) made every later `get_repository_def()` fail with "Attempted to resolve
-    undefined DagsterInstance weakref" once that instance was garbage-collected."""
-    from dagster._core.storage.defs_state.base import _current_storage
+def _no_dagster_instance_left_entered() -> None:
+    """A test starts with no Dagster instance entered. One left entered by an earlier test
+    (`build_schedule_context` without `with`, which enters an instance of its own) is put back
+    in Dagster's context when the garbage collector finalises it, during some later test, and
+    from then on every `get_repository_def()` failed with "Attempted to resolve undefined
+    DagsterInstance weakref". This names the cause where it shows instead."""
+    import dagster as dg
 
-    token = _current_storage.set(None)
-    try:
-        yield
-    finally:
-        try:
-            _current_storage.reset(token)
-        except ValueError:  # reset from another context: leave it unset
-            _current_storage.set(None)
+    storage = dg.UPathDefsStateStorage.get()  # the entered instance's state storage
+    if storage is not None:
+        raise RuntimeError(
+            "a Dagster instance entered by an earlier test was never exited (its state storage "
+            f"{storage!r} is still Dagster's current one): enter instances and evaluation "
+            "contexts with `with`"
+        )

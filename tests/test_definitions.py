@@ -129,10 +129,13 @@ def test_schedule_tick_requests_a_full_run(defs: dg.Definitions) -> None:
     import datetime as dt
 
     schedule = defs.resolve_schedule_def("fundtrace_nightly")
-    with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(
-            instance=instance,
-            scheduled_execution_time=dt.datetime(2026, 11, 26, 2, 0),
-        )
+    # the context enters an instance of its own when asked for one: closed with the block, so
+    # the Dagster context it sets does not outlive the test (see conftest.py)
+    with (
+        dg.instance_for_test() as instance,
+        dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 26, 2, 0)
+        ) as context,
+    ):
         data = schedule.evaluate_tick(context)
     assert data.run_requests and len(data.run_requests) == 1
