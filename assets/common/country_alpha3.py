@@ -13,6 +13,7 @@ from __future__ import annotations
 import duckdb
 
 from assets.common import eu_vat
+from assets.common.macros import install_macro_script
 
 _PAIRS = [
     "ABW",
@@ -534,7 +535,7 @@ CREATE OR REPLACE TEMP MACRO ft_country_iso2(x) AS
 def install_macros(con: duckdb.DuckDBPyConnection) -> None:
     """`ft_country_iso2` and the `ft_country_code` macro it falls back on."""
     eu_vat.install_macros(con)
-    con.execute(MACROS)
+    install_macro_script(con, __name__, MACROS)
 
 
 def country_iso2(text: str | None) -> str | None:

@@ -10,6 +10,8 @@ import datetime as dt
 
 import duckdb
 
+from assets.common.macros import install_macro_script
+
 DATE_FORMATS = (
     "%Y-%m-%d",
     "%d/%m/%Y",
@@ -39,7 +41,7 @@ CREATE OR REPLACE TEMP MACRO ft_parse_date(x) AS
 
 
 def install_macros(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(MACROS)
+    install_macro_script(con, __name__, MACROS)
 
 
 def parse_date(text: str | None) -> dt.date | None:

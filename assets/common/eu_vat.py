@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import duckdb
 
+from assets.common.macros import install_macro_script
 from assets.common.tables import sql_literal
 
 # English names (lower case) used by FTS `Beneficiary country` and similar columns.
@@ -78,7 +79,7 @@ CREATE OR REPLACE TEMP MACRO ft_vat_number(vat, country) AS
 
 
 def install_macros(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(MACROS)
+    install_macro_script(con, __name__, MACROS)
 
 
 def _eval(sql: str, *args: object) -> str | None:

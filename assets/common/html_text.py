@@ -17,6 +17,7 @@ import html.entities
 
 import duckdb
 
+from assets.common.macros import install_macro_script
 from assets.common.tables import sql_literal
 
 _NAMED = {name: chr(cp) for name, cp in html.entities.name2codepoint.items()}
@@ -56,7 +57,7 @@ CREATE OR REPLACE TEMP MACRO ft_html_unescape(x) AS
 
 
 def install_macros(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(MACROS)
+    install_macro_script(con, __name__, MACROS)
 
 
 def html_unescape(text: str | None) -> str | None:

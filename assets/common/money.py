@@ -19,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 import currency_converter
 import duckdb
 
+from assets.common.macros import install_macro_script
 from assets.common.tables import registered_table, scalar_int
 
 # Amounts are DECIMAL(18,4): exact sums up to 10^14; anything larger is treated as absurd.
@@ -55,7 +56,7 @@ CREATE OR REPLACE TEMP MACRO ft_parse_currency(x) AS
 
 
 def install_macros(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(MACROS)
+    install_macro_script(con, __name__, MACROS)
 
 
 def parse_amount(text: str | None) -> Decimal | None:

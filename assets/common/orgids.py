@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import duckdb
 
+from assets.common.macros import install_macro_script
+
 PLACEHOLDERS = (
     "N/A", "NA", "N.A.", "NONE", "NULL", "NIL", "-", "--", "0", "X", "UNKNOWN", "TBC", "TBA",
     "NOTAPPLICABLE", "NOTKNOWN", "NOT-APPLICABLE", "REDACTED",
@@ -78,7 +80,7 @@ CREATE OR REPLACE TEMP MACRO ft_name_org_id(x) AS 'FTNAME-' || upper(left(md5(ft
 
 
 def install_macros(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(MACROS)
+    install_macro_script(con, __name__, MACROS)
 
 
 def _eval(sql: str, *args: object) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import duckdb
 
+from assets.common.macros import install_macro_script
 from assets.common.sql import install_macros as install_shared_macros
 
 MACROS = r"""
@@ -24,7 +25,7 @@ CREATE OR REPLACE TEMP MACRO ft_name_org_id_any(x) AS
 def install_macros(con: duckdb.DuckDBPyConnection) -> None:
     """The shared macros (`assets.common.sql`) plus the two above, which build on them."""
     install_shared_macros(con)
-    con.execute(MACROS)
+    install_macro_script(con, __name__, MACROS)
 
 
 def name_org_id_any(text: str | None) -> str | None:

@@ -16,6 +16,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.common import eu_vat, unicode_names
 from assets.common.fingerprint import skip_unchanged
+from assets.common.macros import install_macro_script
 from assets.common.slices import Slice, refresh_slices
 from assets.common.tables import (
     Column,
@@ -98,7 +99,7 @@ def install_macros(con: duckdb.DuckDBPyConnection) -> None:
     """Shared macros, VAT/country macros and the matching macros above."""
     unicode_names.install_macros(con)
     eu_vat.install_macros(con)
-    con.execute(MACROS)
+    install_macro_script(con, __name__, MACROS)
 
 
 # --------------------------------------------------------------------------- mentions

@@ -25,6 +25,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.common.fingerprint import skip_unchanged
 from assets.common.levels import funder_levels_sql
+from assets.common.macros import install_macro_script
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE, to_eur_sql
 from assets.common.sql import install_macros
 from assets.common.tables import Column, TableSpec, materialize_result, refresh_table
@@ -118,7 +119,7 @@ CREATE OR REPLACE TEMP MACRO ft_cs_date(x) AS
 
 def install_council_spend_macros(con: duckdb.DuckDBPyConnection) -> None:
     install_macros(con)
-    con.execute(MACROS)
+    install_macro_script(con, __name__, MACROS)
 
 
 def is_redacted_name(text: str | None) -> bool:

@@ -49,6 +49,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.common.fingerprint import skip_unchanged
 from assets.common.levels import funder_levels_sql
+from assets.common.macros import install_macro_script
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE, to_eur_sql
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
 from assets.common.unicode_names import install_macros as install_name_macros
@@ -134,7 +135,7 @@ CREATE OR REPLACE TEMP MACRO ft_ma_keyword_basis(name) AS
 
 def install_macros(con: duckdb.DuckDBPyConnection) -> None:
     install_name_macros(con)
-    con.execute(MACROS)
+    install_macro_script(con, __name__, MACROS)
 
 
 STG_KOHESIO = TableSpec(

@@ -83,6 +83,7 @@ import pyarrow.compute as pc
 from dagster_duckdb import DuckDBResource
 
 from assets.common.fingerprint import skip_unchanged
+from assets.common.macros import install_macro_script
 from assets.common.memory import memory_share
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE, to_eur_sql
 from assets.common.sql import JsonPaths
@@ -198,7 +199,7 @@ def install_ocds_sql(con: duckdb.DuckDBPyConnection) -> None:
         con.sql("SELECT ocds_unescape(NULL::VARCHAR)")
     except duckdb.CatalogException:
         con.create_function("ocds_unescape", _unescape, ["VARCHAR"], "VARCHAR")  # type: ignore[arg-type]
-    con.execute(_MACROS)
+    install_macro_script(con, __name__, _MACROS)
 
 
 # --------------------------------------------------------------------------- table specs

@@ -38,6 +38,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.common import country_alpha3, html_text
 from assets.common.fingerprint import skip_unchanged
+from assets.common.macros import install_macro_script
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE, to_eur_sql
 from assets.common.tables import Column, TableSpec, materialize_result, rebuild_table
 from assets.common.unicode_names import install_macros as install_name_macros
@@ -118,7 +119,7 @@ def install_macros(con: duckdb.DuckDBPyConnection) -> None:
     install_name_macros(con)  # shared macros + ft_name_org_id_any
     country_alpha3.install_macros(con)
     html_text.install_macros(con)
-    con.execute(MACROS)
+    install_macro_script(con, __name__, MACROS)
 
 
 STG_TED_NOTICES = TableSpec(
