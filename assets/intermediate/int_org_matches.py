@@ -1128,8 +1128,7 @@ def render_shown(con: duckdb.DuckDBPyConnection) -> int:
     A row whose references' mentions no longer carry what it rests on (a name key, an
     identifier) cannot be shown: that is a bug upstream, reported with the first such rows.
     """
-    before = scalar_int(con, "SELECT count(*) FROM _ft_shown")
-    con.execute(RENDER_SHOWN_SQL)
+    inserted = con.execute(RENDER_SHOWN_SQL).fetchall()[0][0]
     missing = con.execute(
         "SELECT b.step, b.method, b.ref_a, b.ref_b FROM _ft_basis b JOIN _ft_shown s USING (step) "
         "WHERE s.evidence IS NULL ORDER BY b.step LIMIT 3"
@@ -1139,7 +1138,7 @@ def render_shown(con: duckdb.DuckDBPyConnection) -> int:
             f"{INT_ORG_MATCHES.qualified}: no mentions in {INT_ORG_MENTIONS.qualified} carry "
             f"what these decisions rest on, so their evidence cannot be shown: {missing}"
         )
-    return scalar_int(con, "SELECT count(*) FROM _ft_shown") - before
+    return int(inserted)
 
 
 _STRINGS = ("ref_a", "ref_b", "method", "rejection_reason", "key_a", "key_b", "note")
