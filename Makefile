@@ -49,8 +49,11 @@ browser:  ## headless Chromium for the UI browser test (apt package `chromium`, 
 # make test also runs the memory tests of 100-310 MB OCDS packages (~1 min; peak RSS must not
 # grow with the file): FUNDTRACE_SLOW_TESTS=0 skips them, as a bare `pytest` does
 FUNDTRACE_SLOW_TESTS ?= 1
+# pytest-xdist: one worker per core (TEST_WORKERS=0 runs in one process); test files are kept
+# whole on a worker, so module fixtures (a demo build) are made once
+TEST_WORKERS ?= auto
 test: setup browser  ## full pytest suite (with the large-package memory tests) + dagster definitions validate
-	FUNDTRACE_SLOW_TESTS=$(FUNDTRACE_SLOW_TESTS) $(BIN)/python -m pytest
+	FUNDTRACE_SLOW_TESTS=$(FUNDTRACE_SLOW_TESTS) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=10
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
 BENCH_SCALE ?= 0.01
