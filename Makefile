@@ -50,10 +50,10 @@ browser:  ## headless Chromium for the UI browser test (apt package `chromium`, 
 # grow with the file): FUNDTRACE_SLOW_TESTS=0 skips them, as a bare `pytest` does
 FUNDTRACE_SLOW_TESTS ?= 1
 # pytest-xdist: one worker per core (TEST_WORKERS=0 runs in one process); test files are kept
-# whole on a worker, so module fixtures (a demo build) are made once
+# whole on a worker (module fixtures such as a demo build are made once), in conftest's order
 TEST_WORKERS ?= auto
 test: setup browser  ## full pytest suite (with the large-package memory tests) + dagster definitions validate
-	FUNDTRACE_SLOW_TESTS=$(FUNDTRACE_SLOW_TESTS) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=10
+	FUNDTRACE_SLOW_TESTS=$(FUNDTRACE_SLOW_TESTS) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=10
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
 BENCH_SCALE ?= 0.01

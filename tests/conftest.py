@@ -8,6 +8,24 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_RAW = REPO_ROOT / "data" / "raw"
 
+# The files that take longest (a daemon and its runs, end-to-end builds, the memory tests of
+# large OCDS packages, the randomised matching runs), longest first. pytest-xdist (`make test`)
+# hands out whole files in collection order, so these start first and no worker is left
+# running one alone at the end.
+LONGEST_FILES = (
+    "test_ui_daemon.py",
+    "test_end_to_end.py",
+    "test_bench.py",
+    "test_ocds.py",
+    "test_org_resolution_incremental.py",
+    "test_org_identity.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep order
+
 
 @pytest.fixture
 def demo_raw(tmp_path: Path) -> Path:
