@@ -79,7 +79,13 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from assets.common.tables import sql_identifier, sql_literal, table_columns, transaction
+from assets.common.tables import (
+    database_cursor,
+    sql_identifier,
+    sql_literal,
+    table_columns,
+    transaction,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
@@ -914,14 +920,14 @@ def _validate(
     search_path = sql_literal(f"{sql_identifier(schema)},main")
 
     def creator() -> Any:
-        cursor = base.cursor()
+        cursor = database_cursor(base)
         cursors.append(cursor)
         # GX deprecates add_table_asset(schema_name=...) in favour of the connection's default
         # schema; our cursors are private, so set it there.
         cursor.execute(f"SET search_path = {search_path}")
         return _ReadOnlyAutocommit(cursor)
 
-    probe = base.cursor()
+    probe = database_cursor(base)
     cursors.append(probe)
     found = probe.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database()"

@@ -9,17 +9,24 @@ import dagster as dg
 import duckdb
 import pytest
 
+from assets.common.tables import database_cursor
 from pipelines.definitions import build_definitions
-from pipelines.resources import BuildDatabase, build_database, build_db_from_env
+from pipelines.resources import (
+    BUILD_ROW_GROUP_SIZE,
+    BuildDatabase,
+    build_database,
+    build_db_from_env,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _other_config_connects(db: Path) -> bool:
-    """DuckDB refuses a connection with other settings while the file is open in-process."""
+    """DuckDB refuses another connection to the file while a run holds it in-process (it is
+    attached to the run's instance: `open_build_database`)."""
     try:
         duckdb.connect(str(db), config={"threads": 1}).close()
-    except duckdb.ConnectionException:
+    except duckdb.ResourceInUseException:
         return False
     return True
 
@@ -92,12 +99,59 @@ def test_build_database_is_never_named_like_one_of_its_schemas(
     con.execute("CREATE SCHEMA marts; CREATE TABLE marts.t AS SELECT 1 AS x")
     assert con.execute("SELECT x FROM marts.t").fetchall() == [(1,)]
     con.close()
-    for name in ("Staging.db", "quality.v2.duckdb"):
+    for name in ("Staging.db", "quality.v2.duckdb", "memory.duckdb", "temp.db"):
         monkeypatch.setenv("FUNDTRACE_BUILD_DB", str(tmp_path / name))
         with pytest.raises(ValueError, match="ambiguous"):
             build_db_from_env()
     monkeypatch.setenv("FUNDTRACE_BUILD_DB", str(tmp_path / "staging_work.duckdb"))
     assert build_db_from_env() == tmp_path / "staging_work.duckdb"
+
+
+def _row_groups(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    sql = f"SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('{table}')"
+    return con.execute(sql).fetchall()[0][0]
+
+
+def test_tables_are_written_in_row_groups_of_the_build_size(tmp_path: Path) -> None:
+    """The build database is attached with BUILD_ROW_GROUP_SIZE, in a run's steps and outside
+    a run: a table of a few of them spans as many row groups (at DuckDB's default of 122,880
+    it would be one, which one thread writes and scans)."""
+    db = tmp_path / "build.duckdb"
+    rows = 3 * BUILD_ROW_GROUP_SIZE + 5
+    assert rows < 122_880
+
+    @dg.asset
+    def wide(duckdb: BuildDatabase) -> None:
+        with duckdb.get_connection() as con:
+            con.execute(
+                f"CREATE TABLE t AS SELECT range AS i, 'x' || range AS s FROM range({rows})"
+            )
+
+    assert dg.materialize([wide], resources={"duckdb": build_database(db)}).success
+    with build_database(db).get_connection() as con:
+        con.execute("CREATE TABLE u AS SELECT * FROM t")
+        assert (_row_groups(con, "t"), _row_groups(con, "u")) == (4, 4)
+        assert con.execute("SELECT count(*), sum(i) FROM u").fetchall() == [
+            (rows, rows * (rows - 1) // 2)
+        ]
+    # a plain connection to the file (an analyst's) reads the same tables
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM t").fetchall() == [(rows,)]
+
+
+def test_cursors_of_a_step_see_the_build_database(tmp_path: Path) -> None:
+    """The build database is attached to an in-memory instance: a plain cursor starts on the
+    in-memory database, `database_cursor` on the connection's own."""
+    db = tmp_path / "build_x.duckdb"
+    with build_database(db).get_connection() as con:
+        assert con.execute("SELECT current_database()").fetchall() == [("build_x",)]
+        con.execute("CREATE SCHEMA staging; CREATE TABLE staging.t AS SELECT 42 AS a")
+        plain = con.cursor()
+        assert plain.execute("SELECT current_database()").fetchall() == [("memory",)]
+        plain.close()
+        cur = database_cursor(con)
+        assert cur.execute("SELECT a FROM staging.t").fetchall() == [(42,)]
+        cur.close()
 
 
 def test_shipped_instance_config_runs_one_run_at_a_time(

@@ -20,7 +20,7 @@ import re
 
 import duckdb
 
-from assets.common.tables import sql_identifier, sql_literal
+from assets.common.tables import database_cursor, sql_identifier, sql_literal
 
 _TEMP = "CREATE OR REPLACE TEMP MACRO "
 
@@ -51,7 +51,7 @@ def install_macro_script(con: duckdb.DuckDBPyConnection, name: str, script: str)
     marker = _marker(name)
     if _installed(con, marker) == digest:
         return
-    cur = con.cursor()
+    cur = database_cursor(con)
     try:
         schema = f"{sql_identifier(cur.execute('SELECT current_database()').fetchall()[0][0])}.main"
         cur.execute(

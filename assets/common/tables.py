@@ -105,6 +105,22 @@ def sql_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def database_cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A cursor of `con` (a connection of its own to the same database instance) whose default
+    database is `con`'s. A plain cursor starts on the instance's first database, which is not
+    the build database: that one is attached to an in-memory instance and made the default
+    with USE (pipelines/resources.py, `open_build_database`)."""
+    database = con.execute("SELECT current_database()").fetchall()[0][0]
+    cur = con.cursor()
+    try:
+        if cur.execute("SELECT current_database()").fetchall()[0][0] != database:
+            cur.execute(f"USE {sql_identifier(database)}")
+    except BaseException:
+        cur.close()
+        raise
+    return cur
+
+
 def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
     for layer in (*LAYERS, "quality"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {layer}")

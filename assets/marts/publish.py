@@ -71,6 +71,7 @@ from assets.common.tables import (
     MART_WRITES,
     Column,
     TableSpec,
+    database_cursor,
     scalar_int,
     sql_literal,
     table_columns,
@@ -482,7 +483,7 @@ class _Exports:
         out: Path,
         previous: Path,
     ):
-        self._cursor = con.cursor()
+        self._cursor = database_cursor(con)
         self._args = (specs, counts, _builds(con, specs), out, previous)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="fundtrace-exports")

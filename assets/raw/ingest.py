@@ -33,6 +33,7 @@ from assets.common.tables import (
     Column,
     TableSpec,
     create_table,
+    database_cursor,
     materialize_result,
     scalar_int,
     transaction,
@@ -591,7 +592,7 @@ def reads_cleanly(
     line): the test a parser makes before its DuckDB fast path. It runs on a separate cursor
     because the caller is inside the file's ingest transaction, where any DuckDB error would
     abort the transaction and leave no way to fall back to the Python reader."""
-    cur = con.cursor()
+    cur = database_cursor(con)
     try:
         cur.execute(query, list(params)).fetchall()
         return not (rejects_table and scalar_int(cur, f"SELECT count(*) FROM {rejects_table}"))

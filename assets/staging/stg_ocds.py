@@ -87,7 +87,14 @@ from assets.common.macros import install_macro_script
 from assets.common.memory import memory_share
 from assets.common.money import AMOUNT_TYPE, RATE_TYPE, to_eur_sql
 from assets.common.sql import JsonPaths
-from assets.common.tables import Column, TableSpec, create_table, materialize_result, sql_literal
+from assets.common.tables import (
+    Column,
+    TableSpec,
+    create_table,
+    database_cursor,
+    materialize_result,
+    sql_literal,
+)
 from assets.common.unicode_names import install_macros as install_shared_macros
 from assets.common.worker_processes import worker_context
 from assets.raw.ingest import PROVENANCE_COLUMNS
@@ -625,7 +632,7 @@ def _iter_chunks(
     Arrow all the way: the build process only cuts batches at ocid boundaries, so its Python
     does not compete with the merge workers for the two cores (grouping rows into Python
     tuples here cost ~3 s of a 13 s merge at scale 1)."""
-    cur = con.cursor()
+    cur = database_cursor(con)
     try:
         only = "" if ocids is None else "AND h.ocid IN (SELECT unnest($ocids::VARCHAR[]))"
         reader = cur.sql(
