@@ -38,7 +38,13 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import Field, PrivateAttr
 
-from assets.common.tables import LAYERS, database_cursor, sql_identifier, sql_literal
+from assets.common.tables import (
+    LAYERS,
+    ROW_GROUP_SIZE,
+    database_cursor,
+    sql_identifier,
+    sql_literal,
+)
 
 # the schemas of the build database (the layers and the quality tables)
 BUILD_SCHEMAS = (*LAYERS, "quality")
@@ -140,17 +146,9 @@ def settings_from_env() -> FundtraceSettings:
     return FundtraceSettings(raw_dir=str(raw_dir_from_env()), marts_db=str(marts_db_from_env()))
 
 
-# Rows per row group of the tables the build writes. DuckDB's default, 122,880, makes every
-# table below it one row group, which one thread writes and one thread scans: a core idle in
-# each step over a source of 50-120k rows. Set when the file is attached (it is not stored
-# in the file, and a plain connect cannot set it). Measured at scale 1 (docs/scaling.md):
-# writing the build's 50 largest tables 22.0-23.8 -> 17.0 s, the file 11% larger.
-BUILD_ROW_GROUP_SIZE = 32_768
-
-
 def open_build_database(path: Path | str, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:
     """A connection whose default database is the build database at `path`, attached with
-    BUILD_ROW_GROUP_SIZE to an in-memory instance under the name DuckDB would give it.
+    ROW_GROUP_SIZE to an in-memory instance under the name DuckDB would give it.
 
     A cursor of it starts on the in-memory database: take cursors with
     `assets.common.tables.database_cursor`."""
@@ -158,8 +156,7 @@ def open_build_database(path: Path | str, config: dict[str, Any]) -> duckdb.Duck
     try:
         name = sql_identifier(catalog_name(Path(path)))
         con.execute(
-            f"ATTACH {sql_literal(os.fspath(path))} AS {name} "
-            f"(ROW_GROUP_SIZE {BUILD_ROW_GROUP_SIZE})"
+            f"ATTACH {sql_literal(os.fspath(path))} AS {name} (ROW_GROUP_SIZE {ROW_GROUP_SIZE})"
         )
         con.execute(f"USE {name}")
     except BaseException:
@@ -177,7 +174,7 @@ class BuildDatabase(DuckDBResource):
     closing it no longer checkpoints: DuckDB checkpoints when its WAL reaches
     `checkpoint_threshold`, and once when the run ends. With the in-process executor this
     spans the run; under another executor it spans each step process. The file is attached
-    with BUILD_ROW_GROUP_SIZE (`open_build_database`).
+    with ROW_GROUP_SIZE (`open_build_database`).
     """
 
     lock_timeout_seconds: float = Field(

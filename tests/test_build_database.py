@@ -9,10 +9,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from assets.common.tables import database_cursor
+from assets.common.tables import ROW_GROUP_SIZE, database_cursor
 from pipelines.definitions import build_definitions
 from pipelines.resources import (
-    BUILD_ROW_GROUP_SIZE,
     BuildDatabase,
     build_database,
     build_db_from_env,
@@ -113,11 +112,11 @@ def _row_groups(con: duckdb.DuckDBPyConnection, table: str) -> int:
 
 
 def test_tables_are_written_in_row_groups_of_the_build_size(tmp_path: Path) -> None:
-    """The build database is attached with BUILD_ROW_GROUP_SIZE, in a run's steps and outside
+    """The build database is attached with ROW_GROUP_SIZE, in a run's steps and outside
     a run: a table of a few of them spans as many row groups (at DuckDB's default of 122,880
     it would be one, which one thread writes and scans)."""
     db = tmp_path / "build.duckdb"
-    rows = 3 * BUILD_ROW_GROUP_SIZE + 5
+    rows = 3 * ROW_GROUP_SIZE + 5
     assert rows < 122_880
 
     @dg.asset

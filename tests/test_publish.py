@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from assets.common import fingerprint
-from assets.common.tables import Column, TableSpec, create_table, sql_literal
+from assets.common.tables import ROW_GROUP_SIZE, Column, TableSpec, create_table, sql_literal
 from assets.marts.publish import MANIFEST_NAME, PUBLISHED_MARTS, export_dir_for, publish_marts
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -306,3 +306,23 @@ def test_a_published_file_that_lost_rows_is_copied_whole(tmp_path: Path) -> None
     assert how == {"keyed": "whole", "stable": "whole"}
     assert len(_published(target, STABLE)) == 7
     con.close()
+
+
+def test_published_file_is_written_in_row_groups_of_the_build_size(tmp_path: Path) -> None:
+    """The published file is attached with ROW_GROUP_SIZE like the build database: a mart of
+    a few of them spans as many row groups (one at DuckDB's default of 122,880 rows)."""
+    target = tmp_path / "out" / "fundtrace.duckdb"
+    con = duckdb.connect(str(tmp_path / "build.duckdb"))
+    rows = 3 * ROW_GROUP_SIZE + 5
+    _rebuild(con, STABLE, rows, "fp-big")
+    _rebuild(con, CHANGING, 3, "fp-1")
+    publish_marts(con, target, SPECS)
+    con.close()
+    with duckdb.connect(str(target), read_only=True) as published:
+        groups = published.execute(
+            "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('marts.stable')"
+        ).fetchall()
+        assert groups == [(4,)]
+        assert published.execute("SELECT count(*), max(id) FROM marts.stable").fetchall() == [
+            (rows, rows - 1)
+        ]

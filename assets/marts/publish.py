@@ -69,6 +69,7 @@ from assets.common.fingerprint import (
 )
 from assets.common.tables import (
     MART_WRITES,
+    ROW_GROUP_SIZE,
     Column,
     TableSpec,
     database_cursor,
@@ -385,7 +386,7 @@ def publish_marts_by_difference(
 def _in_file(con: duckdb.DuckDBPyConnection, path: Path) -> Iterator[None]:
     """`path` attached as `published` for one transaction: committed, checkpointed and
     detached when the block ends, rolled back when it fails."""
-    con.execute(f"ATTACH {sql_literal(str(path))} AS {_ALIAS}")
+    con.execute(f"ATTACH {sql_literal(str(path))} AS {_ALIAS} (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
     try:
         with transaction(con):
             yield
