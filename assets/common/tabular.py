@@ -30,7 +30,7 @@ from typing import Any
 import duckdb
 
 from assets.common.tables import scalar_int, sql_literal
-from assets.raw.ingest import FileContext, Reject, RowWriter, reads_cleanly
+from assets.raw.ingest import BATCH_ROWS, FileContext, Reject, RowWriter, local_duckdb
 
 HEADER_SCAN_ROWS = 30
 CSV_DELIMITERS = (";", ",", "\t", "|")
@@ -189,12 +189,6 @@ def _odd_quotes(path: Path) -> bool:
     return count % 2 == 1
 
 
-def _constants_sql(constants: Mapping[str, str | None]) -> tuple[str, str]:
-    names = "".join(f", {name}" for name in constants)
-    values = "".join(", NULL" if v is None else f", {sql_literal(v)}" for v in constants.values())
-    return names, values
-
-
 def _csv_with_duckdb(
     con: duckdb.DuckDBPyConnection,
     path: Path,
@@ -203,37 +197,47 @@ def _csv_with_duckdb(
     header: Header,
     constants: Mapping[str, str | None],
 ) -> int | None:
-    """Fast path; None when DuckDB rejected lines (exact numbering needs the Python reader)
-    or cannot read the file (e.g. the dialect sniffer giving up on a small file)."""
+    """Fast path: the file read once by this process's in-memory DuckDB (`local_duckdb`: a
+    failed read there cannot abort the caller's ingest transaction, so no probe read first)
+    and streamed into `table`. None when DuckDB rejected lines (exact numbering needs the
+    Python reader) or cannot read the file (e.g. the dialect sniffer giving up)."""
     width = len(header.titles)
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
-    read = (
-        f"read_csv(?, header = false, skip = {header.lines_through_header}, "
-        f"columns = {columns}, delim = {sql_literal(header.delimiter)}, quote = '\"', "
-        "escape = '\"', comment = '', ignore_errors = true, store_rejects = true, "
-        "rejects_table = '_tab_rejects', rejects_scan = '_tab_scans', parallel = false)"
-    )
-    if not reads_cleanly(con, f"SELECT count(*) FROM {read}", [str(path)], "_tab_rejects"):
+    local = local_duckdb()
+    local.execute("DROP TABLE IF EXISTS _tab_rejects; DROP TABLE IF EXISTS _tab_scans")
+    try:
+        local.execute(
+            "CREATE OR REPLACE TEMP TABLE _tab_file AS SELECT * FROM read_csv(?, header = false, "
+            f"skip = {header.lines_through_header}, columns = {columns}, "
+            f"delim = {sql_literal(header.delimiter)}, quote = '\"', escape = '\"', comment = '', "
+            "ignore_errors = true, store_rejects = true, rejects_table = '_tab_rejects', "
+            "rejects_scan = '_tab_scans', parallel = false)",
+            [str(path)],
+        )
+    except duckdb.Error:
         return None
-    con.execute("DROP TABLE IF EXISTS _tab_rejects; DROP TABLE IF EXISTS _tab_scans")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _tab_file AS SELECT * FROM {read}", [str(path)])
-    if scalar_int(con, "SELECT count(*) FROM _tab_rejects"):
-        con.execute("DROP TABLE _tab_file")
-        return None
-    cols = sorted(header.mapping)
-    select = ", ".join(f"nullif(trim(c{i}), '')" for i in cols)
-    all_empty = " AND ".join(f"nullif(trim(c{i}), '') IS NULL" for i in range(width))
-    const_names, const_values = _constants_sql(constants)
-    con.execute(
-        f"INSERT INTO {table} ({', '.join(header.mapping[i] for i in cols)}{const_names}, "
-        "source_system, source_file, file_sha256, loaded_at, source_row, source_locator) "
-        f"SELECT {select}{const_values}, {ctx.provenance_sql()}, _n, 'data row ' || _n "
-        "FROM (SELECT *, rowid - min(rowid) OVER () + 1 AS _n FROM _tab_file) "
-        f"WHERE NOT ({all_empty})"
-    )
-    rows = scalar_int(con, f"SELECT count(*) FROM _tab_file WHERE NOT ({all_empty})")
-    con.execute("DROP TABLE _tab_file")
-    return rows
+    try:
+        if scalar_int(local, "SELECT count(*) FROM _tab_rejects"):
+            return None
+        select = ", ".join(
+            f"nullif(trim(c{i}), '') AS {header.mapping[i]}" for i in sorted(header.mapping)
+        )
+        all_empty = " AND ".join(f"nullif(trim(c{i}), '') IS NULL" for i in range(width))
+        rows = local.sql(
+            f"SELECT {select}, _n AS _row, 'data row ' || _n AS _loc "
+            "FROM (SELECT *, rowid - min(rowid) OVER () + 1 AS _n FROM _tab_file) "
+            f"WHERE NOT ({all_empty}) ORDER BY _n"
+        ).to_arrow_reader(BATCH_ROWS)
+        writer = RowWriter(
+            con,
+            ctx,
+            table,
+            [header.mapping[i] for i in sorted(header.mapping)],
+            constants=constants,
+        )
+        return writer.insert_arrow(rows)
+    finally:
+        local.execute("DROP TABLE IF EXISTS _tab_file")
 
 
 def _csv_with_python(
