@@ -2,7 +2,6 @@
 in-memory DuckDB, and the Python reader when that read fails or rejects a line, both inside
 the caller's ingest transaction."""
 
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -11,26 +10,11 @@ import pytest
 
 from assets.common import tabular
 from assets.common.tabular import Header, load_csv
-from assets.raw.ingest import FileContext
+from tests.test_raw_writer import CTX, _table
 
-CTX = FileContext(
-    source_system="demo",
-    path=Path("demo/a.csv"),
-    source_file="demo/a.csv",
-    file_sha256="abc",
-    loaded_at=dt.datetime(2026, 1, 2, 3, 4, 5),
-)
 # a title line above the header; the second data row has only blank fields
 TEXT = "Export of 2026\r\nA;X;B\r\n a1 ;x;b1\r\n ; ;\r\na3;x; \r\n"
 HEADER = Header(["A", "X", "B"], {0: "a", 2: "b"}, 1, 2, ";")
-
-
-def _table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(
-        "CREATE TABLE t (layout VARCHAR, a VARCHAR, b VARCHAR, source_system VARCHAR, "
-        "source_file VARCHAR, file_sha256 VARCHAR, loaded_at TIMESTAMP, source_row BIGINT, "
-        "source_locator VARCHAR)"
-    )
 
 
 def _load(tmp_path: Path, text: str) -> tuple[duckdb.DuckDBPyConnection, Any]:
