@@ -8,8 +8,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from assets.common import tabular
 from assets.common.tabular import Header, load_csv
+from assets.raw import ingest
 from tests.test_raw_writer import CTX, _table
 
 # a title line above the header; the second data row has only blank fields
@@ -56,7 +56,7 @@ def test_a_failed_duckdb_read_falls_back_to_python_inside_the_transaction(
                 raise duckdb.IOException("the dialect sniffer gave up")
             return local.execute(sql, *args)
 
-    monkeypatch.setattr(tabular, "local_duckdb", FailingRead)
+    monkeypatch.setattr(ingest, "local_duckdb", FailingRead)
     con, (loaded, rejects) = _load(tmp_path, TEXT)
     assert (loaded, rejects) == (2, [])
     # the Python reader's locators name the line too

@@ -29,8 +29,15 @@ from typing import Any
 
 import duckdb
 
-from assets.common.tables import scalar_int, sql_literal
-from assets.raw.ingest import BATCH_ROWS, FileContext, Reject, RowWriter, local_duckdb
+from assets.common.tables import sql_literal
+from assets.raw.ingest import (
+    BATCH_ROWS,
+    FileContext,
+    Reject,
+    RowWriter,
+    local_duckdb,
+    read_csv_exactly,
+)
 
 HEADER_SCAN_ROWS = 30
 CSV_DELIMITERS = (";", ",", "\t", "|")
@@ -197,47 +204,35 @@ def _csv_with_duckdb(
     header: Header,
     constants: Mapping[str, str | None],
 ) -> int | None:
-    """Fast path: the file read once by this process's in-memory DuckDB (`local_duckdb`: a
-    failed read there cannot abort the caller's ingest transaction, so no probe read first)
+    """Fast path: the file read once by this process's in-memory DuckDB (`read_csv_exactly`:
+    a failed read there cannot abort the caller's ingest transaction, so no probe read first)
     and streamed into `table`. None when DuckDB rejected lines (exact numbering needs the
     Python reader) or cannot read the file (e.g. the dialect sniffer giving up)."""
     width = len(header.titles)
-    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
-    local = local_duckdb()
-    local.execute("DROP TABLE IF EXISTS _tab_rejects; DROP TABLE IF EXISTS _tab_scans")
+    dialect = (
+        f"header = false, skip = {header.lines_through_header}, "
+        f"delim = {sql_literal(header.delimiter)}, quote = '\"', escape = '\"', comment = '', "
+        "parallel = false"
+    )
     try:
-        local.execute(
-            "CREATE OR REPLACE TEMP TABLE _tab_file AS SELECT * FROM read_csv(?, header = false, "
-            f"skip = {header.lines_through_header}, columns = {columns}, "
-            f"delim = {sql_literal(header.delimiter)}, quote = '\"', escape = '\"', comment = '', "
-            "ignore_errors = true, store_rejects = true, rejects_table = '_tab_rejects', "
-            "rejects_scan = '_tab_scans', parallel = false)",
-            [str(path)],
-        )
+        if not read_csv_exactly(path, width, dialect):
+            return None
     except duckdb.Error:
         return None
+    local = local_duckdb()
     try:
-        if scalar_int(local, "SELECT count(*) FROM _tab_rejects"):
-            return None
-        select = ", ".join(
-            f"nullif(trim(c{i}), '') AS {header.mapping[i]}" for i in sorted(header.mapping)
-        )
+        cols = sorted(header.mapping)
+        select = ", ".join(f"nullif(trim(c{i}), '') AS {header.mapping[i]}" for i in cols)
         all_empty = " AND ".join(f"nullif(trim(c{i}), '') IS NULL" for i in range(width))
         rows = local.sql(
             f"SELECT {select}, _n AS _row, 'data row ' || _n AS _loc "
-            "FROM (SELECT *, rowid - min(rowid) OVER () + 1 AS _n FROM _tab_file) "
+            "FROM (SELECT *, rowid - min(rowid) OVER () + 1 AS _n FROM _csv_file) "
             f"WHERE NOT ({all_empty}) ORDER BY _n"
         ).to_arrow_reader(BATCH_ROWS)
-        writer = RowWriter(
-            con,
-            ctx,
-            table,
-            [header.mapping[i] for i in sorted(header.mapping)],
-            constants=constants,
-        )
+        writer = RowWriter(con, ctx, table, [header.mapping[i] for i in cols], constants=constants)
         return writer.insert_arrow(rows)
     finally:
-        local.execute("DROP TABLE IF EXISTS _tab_file")
+        local.execute("DROP TABLE IF EXISTS _csv_file")
 
 
 def _csv_with_python(

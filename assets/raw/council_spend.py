@@ -54,7 +54,7 @@ SUFFIXES = (".csv",)
 PARSER_VERSION = "council_spend-1"
 COUNCILS_FILE = "councils.csv"
 HEADER_SCAN_RECORDS = 20
-_CSV_DIALECT = "delim = ',', quote = '\"', escape = '\"', parallel = false"
+_CSV_DIALECT = "header = true, delim = ',', quote = '\"', escape = '\"', parallel = false"
 
 # canonical field -> (description, column titles in priority order: the first present wins)
 HEADER_SYNONYMS: dict[str, tuple[str, tuple[str, ...]]] = {

@@ -563,7 +563,8 @@ def local_duckdb() -> duckdb.DuckDBPyConnection:
 
 def read_csv_exactly(path: Path, width: int, dialect: str) -> bool:
     """`path` read by this process's in-memory DuckDB (`local_duckdb`) into the TEMP table
-    _csv_file: every field as text in columns c0..c<width-1>, the header line skipped. False,
+    _csv_file: every field as text in columns c0..c<width-1>, read as `dialect` says (which
+    includes how the header is skipped: `header = true`, or `header = false, skip = n`). False,
     and no table, when DuckDB rejects any line: the caller's Python reader takes over. One
     read: outside the build database no failed statement can abort an ingest transaction, so
     no separate probe is needed. A file DuckDB cannot read at all raises duckdb.Error."""
@@ -571,8 +572,8 @@ def read_csv_exactly(path: Path, width: int, dialect: str) -> bool:
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
     con.execute("DROP TABLE IF EXISTS _csv_rejects; DROP TABLE IF EXISTS _csv_scans")
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _csv_file AS SELECT * FROM read_csv(?, header = true, "
-        f"columns = {columns}, {dialect}, ignore_errors = true, store_rejects = true, "
+        f"CREATE OR REPLACE TEMP TABLE _csv_file AS SELECT * FROM read_csv(?, {dialect}, "
+        f"columns = {columns}, ignore_errors = true, store_rejects = true, "
         "rejects_table = '_csv_rejects', rejects_scan = '_csv_scans')",
         [str(path)],
     )

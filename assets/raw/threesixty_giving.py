@@ -47,7 +47,7 @@ SUFFIXES = (".json", ".csv", ".xlsx")
 PARSER_VERSION = "360giving-2"
 HEADER_SEARCH_ROWS = 10  # spreadsheet header rows sit at most this far down
 _SNIFF_DIALECT = "delim = ',', quote = '\"', escape = '\"'"
-_CSV_DIALECT = f"{_SNIFF_DIALECT}, parallel = false"
+_CSV_DIALECT = f"header = true, {_SNIFF_DIALECT}, parallel = false"
 
 # canonical column -> (flattened CSV/XLSX title, JSON path in a grant object)
 FIELDS: dict[str, tuple[str, str]] = {
