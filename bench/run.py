@@ -13,9 +13,11 @@
    table of one fresh database file (`read_csv` with the dialect given; JSON packages
    streamed with ijson to JSON Lines and read with `read_json`; JSON Lines read directly).
 4. Seven builds, each `fundtrace_all` executed in process as `make run` does, each in its own
-   child process (with `--repeat N` / $BENCH_REPEAT, each build N times from the same state,
-   and the run of median wall time reported, every run's figures kept with it; the peak RSS
-   judged is the largest of all runs): (1) full build, (2) no-change re-run, (3) one new small 360Giving CSV added,
+   child process. With `--repeat N` / $BENCH_REPEAT the floor and the builds run in N rounds
+   (`plan_rounds`: the floor, the full build from nothing, then every later run), the run of
+   median wall time is reported with every run's figures kept beside it, the ratios are the
+   median of each round's own, and the peak RSS judged is the largest of all runs.
+   The builds: (1) full build, (2) no-change re-run, (3) one new small 360Giving CSV added,
    running what the `fundtrace_raw_files` sensor launches for it (the raw assets of that
    folder and everything downstream, with their checks), (4) the same new file from the same
    state (build database and marts restored), running the whole job as the nightly schedule
@@ -46,6 +48,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -633,6 +636,36 @@ def link_tree(src: Path, dst: Path, skip: Callable[[Path], bool]) -> None:
             shutil.copy2(path, target)
 
 
+def run_ratios(floor: dict[str, Any], runs: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    """The build over the floor and every other run over the full build, on wall and on CPU
+    seconds (None: that run was not asked for)."""
+    full = runs["full"]
+
+    def over_full(name: str, field: str) -> float | None:
+        return _ratio(runs[name][field], full[field]) if name in runs else None
+
+    ratios: dict[str, float | None] = {
+        "build_over_floor": _ratio(full["wall_seconds"], floor["seconds"]),
+        "execute_over_floor": _ratio(full["execute_seconds"], floor["seconds"]),
+        # the same on CPU seconds: barely moved by other work sharing the machine
+        "cpu_build_over_floor": _ratio(full["cpu_seconds"], floor["cpu_seconds"]),
+    }
+    for name in ("no_change", *ONE_FILE_RUNS):
+        ratios[f"{name}_over_full"] = over_full(name, "wall_seconds")
+        ratios[f"cpu_{name}_over_full"] = over_full(name, "cpu_seconds")
+    return ratios
+
+
+def median_ratios(by_round: Sequence[dict[str, float | None]]) -> dict[str, float | None]:
+    """Each ratio's median over the rounds (the mean of two middles), None where no round
+    measured it."""
+    out: dict[str, float | None] = {}
+    for key in by_round[0]:
+        values = [v for r in by_round if (v := r.get(key)) is not None]
+        out[key] = round(statistics.median(values), 3) if values else None
+    return out
+
+
 def summarize(
     *,
     scale: float,
@@ -643,23 +676,15 @@ def summarize(
     runs: dict[str, dict[str, Any]],
     machine: dict[str, Any],
     date: str,
+    rounds: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The benchmark report (what is printed and written as JSON)."""
+    """The benchmark report (what is printed and written as JSON). With `rounds` (each a
+    round's median floor and its runs, see `plan_rounds`) the ratios are the median over
+    the rounds of each round's own ratios; without, those of the median runs."""
     full = runs["full"]
-    floor_s = floor["seconds"]
-
-    def over_full(name: str, field: str) -> float | None:  # None: that run was not asked for
-        return _ratio(runs[name][field], full[field]) if name in runs else None
-
-    ratios: dict[str, float | None] = {
-        "build_over_floor": _ratio(full["wall_seconds"], floor_s),
-        "execute_over_floor": _ratio(full["execute_seconds"], floor_s),
-        # the same on CPU seconds: barely moved by other work sharing the machine
-        "cpu_build_over_floor": _ratio(full["cpu_seconds"], floor["cpu_seconds"]),
-    }
-    for name in ("no_change", *ONE_FILE_RUNS):
-        ratios[f"{name}_over_full"] = over_full(name, "wall_seconds")
-        ratios[f"cpu_{name}_over_full"] = over_full(name, "cpu_seconds")
+    of_medians = run_ratios(floor, runs)
+    by_round = [run_ratios(r["floor"], r["runs"]) for r in rounds]
+    ratios = median_ratios(by_round) if by_round else of_medians
     peak = max(r.get("peak_rss_max_mib", r["peak_rss_mib"]) for r in runs.values())
 
     def within(ratio: float | None, target: float) -> bool | None:
@@ -725,6 +750,9 @@ def summarize(
         "floor": floor,
         "runs": runs,
         "ratios": ratios,
+        "ratios_from": "rounds" if by_round else "median runs",
+        "ratios_by_round": by_round,
+        "ratios_of_median_runs": of_medians,
         "peak_rss_mib": peak,
         "targets": targets,
         "slowest_five": [
@@ -741,6 +769,33 @@ def summarize(
             for s in idle
         ],
     }
+
+
+def plan_rounds(runs: Sequence[str], repeat: int) -> list[list[str]]:
+    """The order of the benchmark's child runs: `repeat` rounds, each the floor and then
+    every build asked for, in `RUNS` order. A round's ratios pair runs minutes apart: on a
+    shared VM whose speed drifts by 20% within an hour, three full builds in a row and then
+    three of each one-file run put that drift into the ratios (session 23). With fewer
+    rounds than `FLOOR_REPEATS` each round reads the floor more than once."""
+    per_round = -(-FLOOR_REPEATS // repeat)
+    return [["floor"] * per_round + list(runs) for _ in range(repeat)]
+
+
+def median_floor(floors: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The floor run of median seconds (the upper one of two middles), with every run's
+    seconds in `all_seconds`."""
+    if not floors:
+        raise ValueError("no floor run to take the median of")
+    chosen = dict(sorted(floors, key=lambda f: f["seconds"])[len(floors) // 2])
+    chosen["all_seconds"] = [f["seconds"] for f in floors]
+    return chosen
+
+
+def _generated(name: str, manifest: dict[str, Any], log: Callable[[str], None]) -> bool:
+    if name in EXTRA_RUNS and not manifest.get(EXTRA_RUNS[name][1]):
+        log(f"{name}: skipped (the generated data has no such file: source not generated)")
+        return False
+    return True
 
 
 def median_run(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -832,8 +887,14 @@ def format_table(report: dict[str, Any]) -> str:
             lines.append(f"  {r:22} {walls}")
     floor = report["floor"]
     ratios = report["ratios"]
+    by_round = report.get("ratios_by_round") or []
     t = report["targets"]
     lines.append("")
+    if len(by_round) > 1:
+        lines.append(
+            f"ratios: the median over {len(by_round)} rounds of each round's own "
+            "(a round: the floor, the full build, then the runs after it)"
+        )
     lines.append(
         f"floor (DuckDB alone reads the same raw files): {floor['seconds']:.2f}s "
         f"(median of {floor.get('all_seconds', [floor['seconds']])}), "
@@ -855,9 +916,11 @@ def format_table(report: dict[str, Any]) -> str:
             lines.append(f"{label:18} not measured (--runs)")
             continue
         verdict = "OK" if t[target_key] else "MISSED"
+        each = [r[key] for r in by_round if r.get(key) is not None]
         lines.append(
             f"{label:18} {ratios[key]:6.2f}  (target <= {target:4}) {verdict:6}  "
             f"CPU seconds: {ratios[cpu_key]:.2f}"
+            + (f"  rounds: {', '.join(f'{v:.3f}' for v in each)}" if len(each) > 1 else "")
         )
     lines.append(
         f"peak RSS           {report['peak_rss_mib']:6.0f} MiB (target <= 2048) "
@@ -967,66 +1030,77 @@ def bench(
         "DAGSTER_HOME": str(home),
         "PYTHONPATH": str(code),
     }
-    log(f"floor: DuckDB reads {raw} ({FLOOR_REPEATS} times, median kept) ...")
-    floors = []
-    for i in range(FLOOR_REPEATS):
-        floors.append(
-            run_child(
-                ["_floor", "--raw", str(raw), "--db", str(work / "floor.duckdb")],
-                env,
-                work / "floor.log",
-                work / f"floor-{i}.json",
-            )
-        )
-        (work / "floor.duckdb").unlink(missing_ok=True)
-    floor = sorted(floors, key=lambda f: f["seconds"])[len(floors) // 2]
-    floor["all_seconds"] = [f["seconds"] for f in floors]
-    log(f"floor: {floor['seconds']:.2f}s (runs: {floor['all_seconds']})")
-    measured: dict[str, dict[str, Any]] = {}
+    runs = [name for name in runs if _generated(name, manifest, log)]
+    floors: list[dict[str, Any]] = []
+    rounds: list[dict[str, Any]] = []
+    samples: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
     before_one_file = work / "before_one_file"
     added: list[Path] = []  # extra files in raw, removed when a run restores the state
-    for name in runs:
-        args = ["_build"]
-        if name in EXTRA_RUNS and not manifest.get(EXTRA_RUNS[name][1]):
-            log(f"{name}: skipped (the generated data has no such file: source not generated)")
-            continue
-        if name in FROM_BEFORE_ONE_FILE and name in EXTRA_RUNS:  # only its own new file
-            for path in added:
-                path.unlink()
-            added = []
-        if name in EXTRA_RUNS:
-            folder, key = EXTRA_RUNS[name]
-            folders = set()
-            for extra in manifest[key]:
-                rel = Path(extra["path"]).relative_to(folder)
-                (raw / rel).parent.mkdir(parents=True, exist_ok=True)
-                os.link(raw_cache / extra["path"], raw / rel)
-                added.append(raw / rel)
-                folders.add(rel.parts[0])
-            args += ["--folders", ",".join(sorted(folders))]
-        if name == "one_file" and (repeat > 1 or any(r in runs for r in FROM_BEFORE_ONE_FILE)):
-            for part in ("build", "marts"):  # the state the later runs start from
-                shutil.copytree(work / part, before_one_file / part)
-        samples = []
-        for i in range(repeat):
-            if name in FROM_BEFORE_ONE_FILE or (name == "one_file" and i):
+    # keeps the state the later runs start from
+    keep_before = any(name in FROM_BEFORE_ONE_FILE for name in runs)
+    for i, steps in enumerate(plan_rounds(runs, repeat)):
+        nth = f" (round {i + 1} of {repeat})" if repeat > 1 else ""
+        rnd: dict[str, Any] = {"floors": [], "runs": {}}
+        for path in added:  # the floor and the full build read the generated files alone
+            path.unlink()
+        added = []
+        for name in steps:
+            if name == "floor":
+                n = len(floors)
+                log(f"floor: DuckDB reads {raw}{nth} ...")
+                floors.append(
+                    run_child(
+                        ["_floor", "--raw", str(raw), "--db", str(work / "floor.duckdb")],
+                        env,
+                        work / "floor.log",
+                        work / f"floor-{n}.json",
+                    )
+                )
+                (work / "floor.duckdb").unlink(missing_ok=True)
+                rnd["floors"].append(floors[-1])
+                log(f"floor: {floors[-1]['seconds']:.2f}s")
+                continue
+            args = ["_build"]
+            if name == "full":  # from nothing
+                for part in ("build", "marts"):
+                    shutil.rmtree(work / part, ignore_errors=True)
+            if name in FROM_BEFORE_ONE_FILE:
+                if name in EXTRA_RUNS:  # only its own new file
+                    for path in added:
+                        path.unlink()
+                    added = []
                 for part in ("build", "marts"):
                     shutil.rmtree(work / part)
                     shutil.copytree(before_one_file / part, work / part)
-            if name == "full" and i:  # from nothing again
+            if name == "one_file" and keep_before:
                 for part in ("build", "marts"):
-                    shutil.rmtree(work / part, ignore_errors=True)
-            nth = f" ({i + 1} of {repeat})" if repeat > 1 else ""
+                    shutil.rmtree(before_one_file / part, ignore_errors=True)
+                    shutil.copytree(work / part, before_one_file / part)
+            if name in EXTRA_RUNS:
+                folder, key = EXTRA_RUNS[name]
+                folders = set()
+                for extra in manifest[key]:
+                    rel = Path(extra["path"]).relative_to(folder)
+                    (raw / rel).parent.mkdir(parents=True, exist_ok=True)
+                    os.link(raw_cache / extra["path"], raw / rel)
+                    added.append(raw / rel)
+                    folders.add(rel.parts[0])
+                args += ["--folders", ",".join(sorted(folders))]
             suffix = f"-{i}" if repeat > 1 else ""
             log(f"{name}: building{nth} ...")
-            samples.append(
-                run_child(
-                    args, env, work / f"{name}{suffix}.log", work / f"{name}{suffix}.json", cwd=code
-                )
+            sample = run_child(
+                args, env, work / f"{name}{suffix}.log", work / f"{name}{suffix}.json", cwd=code
             )
-            log(f"{name}: {samples[-1]['wall_seconds']:.2f}s, success={samples[-1]['success']}")
-        measured[name] = median_run(samples)
-        if repeat > 1:
+            samples[name].append(sample)
+            rnd["runs"][name] = sample
+            log(f"{name}: {sample['wall_seconds']:.2f}s, success={sample['success']}")
+        rnd["floor"] = median_floor(rnd["floors"])
+        rounds.append(rnd)
+    floor = median_floor(floors)
+    log(f"floor: {floor['seconds']:.2f}s (runs: {floor['all_seconds']})")
+    measured = {name: median_run(samples[name]) for name in runs}
+    if repeat > 1:
+        for name in runs:
             walls = ", ".join(f"{r['wall_seconds']:.2f}" for r in measured[name]["repeats"])
             log(f"{name}: median {measured[name]['wall_seconds']:.2f}s of [{walls}]")
     shutil.rmtree(before_one_file, ignore_errors=True)
@@ -1040,6 +1114,7 @@ def bench(
         runs=measured,
         machine={**machine_info(), "ijson_backend": floor.get("ijson_backend")},
         date=date,
+        rounds=[{"floor": r["floor"], "runs": r["runs"]} for r in rounds],
     )
     report["repeat"] = repeat
     # FUNDTRACE_RAW_PARTITIONS reaches the builds through the environment

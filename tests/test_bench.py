@@ -690,3 +690,128 @@ def test_partitioned_runs_are_those_make_run_and_the_sensor_launch(
         }
         assert parsed == {"private": 1}
         shutil.copyfile(saved, build)
+
+
+# ------------------------------------------------------------------ rounds (interleaving)
+
+
+def test_rounds_put_the_floor_and_every_run_side_by_side() -> None:
+    runs = ["full", "no_change", "one_file", "one_file_ocds"]
+    three = runner.plan_rounds(runs, 3)
+    assert three == [["floor", *runs]] * 3  # not three full builds, then three of each
+    assert runner.plan_rounds(runs, 1) == [["floor"] * 3 + runs]  # the floor still thrice
+    assert runner.plan_rounds(runs, 2) == [["floor"] * 2 + runs] * 2
+
+
+def _round(floor: float, **walls: float) -> dict[str, Any]:
+    return {
+        "floor": {"seconds": floor, "cpu_seconds": floor},
+        "runs": {name: _fake_run([], wall, 500.0) for name, wall in walls.items()},
+    }
+
+
+def test_ratios_pair_the_runs_of_each_round(tmp_path: Path) -> None:
+    """A machine slowing down between rounds moves the full build and its one-file run
+    together: each round's own ratio, not the ratio of the median runs, is judged."""
+    rounds = [
+        _round(10.0, full=100.0, one_file=30.0),  # 0.30
+        _round(14.0, full=140.0, one_file=21.0),  # 0.15
+        _round(11.0, full=120.0, one_file=18.0),  # 0.15
+    ]
+    runs = {
+        name: runner.median_run([r["runs"][name] for r in rounds]) for name in ("full", "one_file")
+    }
+    raw = tmp_path / "raw"
+    gen.generate(TINY, 9, raw, ["private"])
+    report = runner.summarize(
+        scale=TINY,
+        seed=9,
+        manifest=gen.load_manifest(raw),
+        generate_seconds=None,
+        floor=runner.median_floor([r["floor"] for r in rounds]),
+        runs=runs,
+        machine={},
+        date="2026-01-01",
+        rounds=rounds,
+    )
+    assert report["ratios_from"] == "rounds"
+    assert [r["one_file_over_full"] for r in report["ratios_by_round"]] == [0.3, 0.15, 0.15]
+    assert report["ratios"]["one_file_over_full"] == 0.15
+    assert report["targets"]["one_file_within_20pct"] is True
+    # the median runs (120 s and 21 s) would have said 0.175
+    assert report["ratios_of_median_runs"]["one_file_over_full"] == 0.175
+    assert report["ratios"]["build_over_floor"] == 10.0  # 100/10, 140/14, 120/11=10.91
+    assert (
+        report["ratios"]["build_over_floor"] != report["ratios_of_median_runs"]["build_over_floor"]
+    )
+    assert report["ratios"]["no_change_over_full"] is None  # not asked for
+    text = runner.format_table({**report, "floor": {**report["floor"], "per_source": {},
+                                                    "peak_rss_mib": 1.0}})  # fmt: skip
+    assert "median over 3 rounds" in text and "rounds: 0.300, 0.150, 0.150" in text
+
+
+def test_median_floor_keeps_every_runs_seconds() -> None:
+    floors = [{"seconds": s, "cpu_seconds": s} for s in (30.0, 25.0, 60.0)]
+    chosen = runner.median_floor(floors)
+    assert chosen["seconds"] == 30.0 and chosen["all_seconds"] == [30.0, 25.0, 60.0]
+    with pytest.raises(ValueError, match="no floor run"):
+        runner.median_floor([])
+
+
+def test_each_round_builds_from_nothing_and_restores_the_state_before_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The benchmark's own bookkeeping, with the child runs faked: what each run finds in the
+    raw folder (files beyond the generated base) and in the build folder when it starts."""
+    base: set[str] = set()
+    seen: list[tuple[str, list[str], str]] = []
+
+    def fake_child(
+        args: list[str], env: dict[str, str], log_path: Path, out_path: Path, cwd: Path = Path()
+    ) -> dict[str, Any]:
+        del out_path, cwd
+        raw = Path(env["FUNDTRACE_RAW_DIR"])
+        files = {p.relative_to(raw).as_posix() for p in raw.rglob("*") if p.is_file()}
+        if args[0] == "_floor":
+            base.update(files if not base else ())
+            seen.append(("floor", sorted(files - base), ""))
+            return {"seconds": 1.0, "cpu_seconds": 1.0, "per_source": {}, "peak_rss_mib": 1.0}
+        state = Path(env["FUNDTRACE_BUILD_DB"]).parent / "state.txt"
+        before = state.read_text() if state.is_file() else ""
+        name = log_path.stem.rsplit("-", 1)[0]
+        seen.append((name, sorted(files - base), before))
+        state.parent.mkdir(parents=True, exist_ok=True)
+        state.write_text(f"{before}{name};")
+        Path(env["FUNDTRACE_MARTS_DB"]).parent.mkdir(parents=True, exist_ok=True)
+        return _fake_run([], 10.0 if name == "full" else 1.0, 100.0)
+
+    monkeypatch.setattr(runner, "run_child", fake_child)
+    report = runner.bench(
+        TINY,
+        9,
+        work_root=tmp_path / "work",
+        results_dir=None,
+        cache_dir=tmp_path / "cache",
+        sources=["private", "360giving"],
+        log=_quiet,
+        runs=["full", "no_change", "one_file", "one_file_job", "one_file_new_orgs",
+              "one_file_ocds"],
+        repeat=2,
+    )  # fmt: skip
+    assert "one_file_ocds" not in report["runs"]  # no OCDS generated: skipped, not failed
+    assert report["ratios_from"] == "rounds" and len(report["ratios_by_round"]) == 2
+    assert report["ratios"]["one_file_over_full"] == 0.1
+    (one,) = {tuple(extras) for name, extras, _ in seen if name == "one_file"}
+    (new_orgs,) = {tuple(extras) for name, extras, _ in seen if name == "one_file_new_orgs"}
+    assert len(one) == 1 and len(new_orgs) == 1 and one != new_orgs
+    after_no_change = "full;no_change;"
+    one_round = [
+        ("floor", [], ""),
+        ("floor", [], ""),
+        ("full", [], ""),  # from nothing, without the last round's files
+        ("no_change", [], "full;"),
+        ("one_file", list(one), after_no_change),
+        ("one_file_job", list(one), after_no_change),  # restored, with the same file
+        ("one_file_new_orgs", list(new_orgs), after_no_change),  # its own file only
+    ]
+    assert seen == one_round * 2
