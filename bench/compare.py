@@ -185,6 +185,10 @@ def format_comparison(old: Result, new: Result, top: int = 10) -> str:
         noise = max(old.spread(name), new.spread(name))
         lines.append(f"{LABELS[name]:22} {a:8.2f} {b:8.2f} {_change(a, b, noise)}")
     lines += ["", f"{'ratio':22} {'old':>8} {'new':>8}"]
+    # since session 24 repeats run in rounds and a ratio is the median of each round's own
+    froms = [r.data.get("ratios_from", "median runs") for r in (old, new)]
+    if froms[0] != froms[1]:
+        lines.append(f"  (ratios from: old {froms[0]}, new {froms[1]})")
     for label, key in RATIOS.items():
         a, b = old.data["ratios"].get(key), new.data["ratios"].get(key)
         if a is not None or b is not None:

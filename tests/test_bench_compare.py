@@ -101,6 +101,11 @@ def test_comparison_gives_changes_and_marks_only_those_beyond_the_noise(
     assert full.split()[4:7] == ["-20.00", "-20.0%", "*"]
     assert "new: beyond (commit 1234567" in out
     assert "steps in one of the two only: b" in out
+    assert "ratios from" not in out  # both from their median runs
+    # a result whose ratios pair the runs of each round says so beside an older one
+    _write(tmp_path, "rounds", {**_result(90.0), "ratios_from": "rounds"})
+    assert compare.main(["old", "rounds", "--dir", str(tmp_path)]) == 0
+    assert "(ratios from: old median runs, new rounds)" in capsys.readouterr().out
 
 
 def test_results_of_other_data_are_compared_only_when_forced(
