@@ -698,9 +698,11 @@ def test_partitioned_runs_are_those_make_run_and_the_sensor_launch(
 def test_rounds_put_the_floor_and_every_run_side_by_side() -> None:
     runs = ["full", "no_change", "one_file", "one_file_ocds"]
     three = runner.plan_rounds(runs, 3)
-    assert three == [["floor", *runs]] * 3  # not three full builds, then three of each
-    assert runner.plan_rounds(runs, 1) == [["floor"] * 3 + runs]  # the floor still thrice
-    assert runner.plan_rounds(runs, 2) == [["floor"] * 2 + runs] * 2
+    # not three full builds, then three of each; a warm-up read of the floor first
+    assert three == [["warm_up", "floor", *runs]] + [["floor", *runs]] * 2
+    assert runner.plan_rounds(runs, 1) == [["warm_up"] + ["floor"] * 3 + runs]  # still thrice
+    two = [["warm_up", "floor", "floor", *runs], ["floor", "floor", *runs]]
+    assert runner.plan_rounds(runs, 2) == two
 
 
 def _round(floor: float, **walls: float) -> dict[str, Any]:
@@ -775,7 +777,9 @@ def test_each_round_builds_from_nothing_and_restores_the_state_before_the_file(
         if args[0] == "_floor":
             base.update(files if not base else ())
             seen.append(("floor", sorted(files - base), ""))
-            return {"seconds": 1.0, "cpu_seconds": 1.0, "per_source": {}, "peak_rss_mib": 1.0}
+            # the warm-up read is slow and must not count
+            seconds = 99.0 if log_path.name == "floor.log" and len(seen) == 1 else 1.0
+            return {"seconds": seconds, "cpu_seconds": 1.0, "per_source": {}, "peak_rss_mib": 1.0}
         state = Path(env["FUNDTRACE_BUILD_DB"]).parent / "state.txt"
         before = state.read_text() if state.is_file() else ""
         name = log_path.stem.rsplit("-", 1)[0]
@@ -801,6 +805,9 @@ def test_each_round_builds_from_nothing_and_restores_the_state_before_the_file(
     assert "one_file_ocds" not in report["runs"]  # no OCDS generated: skipped, not failed
     assert report["ratios_from"] == "rounds" and len(report["ratios_by_round"]) == 2
     assert report["ratios"]["one_file_over_full"] == 0.1
+    assert report["floor"]["warm_up_seconds"] == 99.0
+    assert report["floor"]["all_seconds"] == [1.0] * 4  # the warm-up read left out
+    assert report["ratios"]["build_over_floor"] == 10.0
     (one,) = {tuple(extras) for name, extras, _ in seen if name == "one_file"}
     (new_orgs,) = {tuple(extras) for name, extras, _ in seen if name == "one_file_new_orgs"}
     assert len(one) == 1 and len(new_orgs) == 1 and one != new_orgs
@@ -814,4 +821,4 @@ def test_each_round_builds_from_nothing_and_restores_the_state_before_the_file(
         ("one_file_job", list(one), after_no_change),  # restored, with the same file
         ("one_file_new_orgs", list(new_orgs), after_no_change),  # its own file only
     ]
-    assert seen == one_round * 2
+    assert seen == [("floor", [], ""), *one_round, *one_round]  # after the warm-up read
