@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -315,14 +316,19 @@ def test_make_run_partitioned_names_the_failed_raw_run_and_keeps_the_marts(
 ) -> None:
     """A raw run that fails stops `make run` before `fundtrace_all`: the CLI says which run
     failed and that nothing downstream ran, and no marts file is published."""
+    from assets.raw import ingest
     from pipelines import cli
     from pipelines.jobs import ALL_ASSETS_JOB_NAME
 
-    def broken(*_args: object, **_kwargs: object) -> None:
-        raise RuntimeError("the private funding folder cannot be read (test)")
+    works = ingest.ingest_single_table
+
+    def broken(con: object, *, raw_table: object, **kwargs: Any) -> Any:
+        if raw_table is private_funding.RAW_PRIVATE:
+            raise RuntimeError("the private funding folder cannot be read (test)")
+        return works(con, raw_table=raw_table, **kwargs)  # pyright: ignore[reportArgumentType]
 
     monkeypatch.setenv(PARTITIONS_ENV, "file")
-    monkeypatch.setattr(private_funding, "ingest_single_table", broken)
+    monkeypatch.setattr(ingest, "ingest_single_table", broken)
     private = next(f for f in RAW_FOLDERS if f.source_system == private_funding.SOURCE_SYSTEM)
     assert cli.main(["run"]) == 1
     out = capsys.readouterr()

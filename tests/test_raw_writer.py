@@ -5,8 +5,10 @@ import datetime as dt
 from pathlib import Path
 
 import duckdb
+import pytest
 
-from assets.raw.ingest import FileContext, RowWriter
+from assets.raw import private_funding as pf
+from assets.raw.ingest import FileContext, RowWriter, single_table_raw_asset
 
 CTX = FileContext(
     source_system="demo",
@@ -75,3 +77,20 @@ def test_reads_cleanly_probes_outside_the_ingest_transaction(tmp_path: Path) -> 
     con.execute("INSERT INTO t VALUES (2)")
     con.execute("COMMIT")
     assert con.execute("SELECT sum(x) FROM t").fetchall() == [(3,)]
+
+
+def test_a_single_table_raw_asset_takes_a_parser_or_an_ingest() -> None:
+    args = {
+        "source_system": pf.SOURCE_SYSTEM,
+        "folder": pf.FOLDER,
+        "suffixes": pf.SUFFIXES,
+        "parser_version": pf.PARSER_VERSION,
+        "kinds": {"duckdb"},
+    }
+    for how in ({}, {"parser": pf.parse_file, "ingest": lambda *a, **k: None}):
+        with pytest.raises(
+            ValueError, match=r"raw\.raw_private_funding: give a parser or an ingest"
+        ):
+            single_table_raw_asset(pf.RAW_PRIVATE, **args, **how)
+    made = single_table_raw_asset(pf.RAW_PRIVATE, **args, parser=pf.parse_file)
+    assert made.key == pf.raw_private_funding.key and made.op.name == "raw__raw_private_funding"

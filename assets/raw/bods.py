@@ -36,9 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import dagster as dg
 import ijson
-from dagster_duckdb import DuckDBResource
 
 from assets.common.json_text import canonical_json, loads
 from assets.common.tables import Column, TableSpec
@@ -47,11 +45,9 @@ from assets.raw.ingest import (
     FileRejected,
     ParseResult,
     Reject,
-    ingest_single_table,
-    partition_files,
+    single_table_raw_asset,
 )
 from assets.raw.parallel_parse import RowSink, SpoolParser
-from pipelines.resources import FundtraceSettings
 
 SOURCE_SYSTEM = "bods"
 FOLDER = "bods"
@@ -404,26 +400,12 @@ PARSER = SpoolParser(parse_to, RAW_BODS, RAW_FIELDS, batch_rows=BATCH_ROWS)
 parse_file = PARSER.parse_file
 
 
-@dg.asset(
-    key=RAW_BODS.asset_key,
-    group_name="raw",
+raw_bods_statements = single_table_raw_asset(
+    RAW_BODS,
+    source_system=SOURCE_SYSTEM,
+    folder=FOLDER,
+    suffixes=SUFFIXES,
+    parser_version=PARSER_VERSION,
     kinds={"duckdb", "json", "python"},
-    description=RAW_BODS.doc,
-    tags={"source_system": SOURCE_SYSTEM},
+    ingest=PARSER.ingest,
 )
-def raw_bods_statements(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, fundtrace: FundtraceSettings
-) -> dg.MaterializeResult:
-    with duckdb.get_connection() as con:
-        return ingest_single_table(
-            con,
-            source_system=SOURCE_SYSTEM,
-            raw_dir=fundtrace.raw_path,
-            folder=FOLDER,
-            suffixes=SUFFIXES,
-            raw_table=RAW_BODS,
-            parser_version=PARSER_VERSION,
-            log=context.log.info,
-            files=partition_files(context),
-            ingest=PARSER.ingest,
-        )

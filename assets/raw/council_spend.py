@@ -40,10 +40,9 @@ from assets.raw.ingest import (
     FileRejected,
     ParseResult,
     Reject,
-    ingest_single_table,
     local_duckdb,
-    partition_files,
     read_csv_exactly,
+    single_table_raw_asset,
 )
 from assets.raw.parallel_parse import RowSink, SpoolParser
 from pipelines.resources import FundtraceSettings
@@ -558,29 +557,15 @@ PARSER = SpoolParser(parse_to, RAW_SPEND, FIELD_NAMES)
 parse_file = PARSER.parse_file
 
 
-@dg.asset(
-    key=RAW_SPEND.asset_key,
-    group_name="raw",
+raw_council_spend = single_table_raw_asset(
+    RAW_SPEND,
+    source_system=SOURCE_SYSTEM,
+    folder=FOLDER,
+    suffixes=SUFFIXES,
+    parser_version=PARSER_VERSION,
     kinds={"duckdb", "csv", "python"},
-    description=RAW_SPEND.doc,
-    tags={"source_system": SOURCE_SYSTEM},
+    ingest=PARSER.ingest,
 )
-def raw_council_spend(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, fundtrace: FundtraceSettings
-) -> dg.MaterializeResult:
-    with duckdb.get_connection() as con:
-        return ingest_single_table(
-            con,
-            source_system=SOURCE_SYSTEM,
-            raw_dir=fundtrace.raw_path,
-            folder=FOLDER,
-            suffixes=SUFFIXES,
-            raw_table=RAW_SPEND,
-            parser_version=PARSER_VERSION,
-            log=context.log.info,
-            files=partition_files(context),
-            ingest=PARSER.ingest,
-        )
 
 
 @dg.asset(

@@ -42,9 +42,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import dagster as dg
-from dagster_duckdb import DuckDBResource
-
 from assets.common.files import detect_encoding, transcode_to_utf8
 from assets.common.tables import Column, TableSpec
 from assets.raw.ingest import (
@@ -52,11 +49,9 @@ from assets.raw.ingest import (
     FileRejected,
     ParseResult,
     Reject,
-    ingest_single_table,
-    partition_files,
+    single_table_raw_asset,
 )
 from assets.raw.parallel_parse import RowSink, SpoolParser
-from pipelines.resources import FundtraceSettings
 
 SOURCE_SYSTEM = "eu_kohesio"
 FOLDER = "eu_kohesio"
@@ -451,26 +446,12 @@ PARSER = SpoolParser(parse_to, RAW_KOHESIO, [*FIELD_NAMES, "parse_note", "layout
 parse_file = PARSER.parse_file
 
 
-@dg.asset(
-    key=RAW_KOHESIO.asset_key,
-    group_name="raw",
+raw_kohesio = single_table_raw_asset(
+    RAW_KOHESIO,
+    source_system=SOURCE_SYSTEM,
+    folder=FOLDER,
+    suffixes=SUFFIXES,
+    parser_version=PARSER_VERSION,
     kinds={"duckdb", "csv", "python"},
-    description=RAW_KOHESIO.doc,
-    tags={"source_system": SOURCE_SYSTEM},
+    ingest=PARSER.ingest,
 )
-def raw_kohesio(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, fundtrace: FundtraceSettings
-) -> dg.MaterializeResult:
-    with duckdb.get_connection() as con:
-        return ingest_single_table(
-            con,
-            source_system=SOURCE_SYSTEM,
-            raw_dir=fundtrace.raw_path,
-            folder=FOLDER,
-            suffixes=SUFFIXES,
-            raw_table=RAW_KOHESIO,
-            parser_version=PARSER_VERSION,
-            log=context.log.info,
-            files=partition_files(context),
-            ingest=PARSER.ingest,
-        )

@@ -12,8 +12,6 @@ the records it rejected. This module does the rest:
   problem, so `rows_in = rows_loaded + rows_quarantined` holds for every file.
 """
 
-from __future__ import annotations
-
 import contextlib
 import datetime as dt
 import json
@@ -26,6 +24,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 import pyarrow as pa
+from dagster_duckdb import DuckDBResource
 
 from assets.common.files import list_source_files, list_unsupported_files
 from assets.common.fingerprint import data_changed
@@ -39,6 +38,7 @@ from assets.common.tables import (
     transaction,
 )
 from assets.raw.file_hashes import file_hashes, rehash_from_env
+from pipelines.resources import FundtraceSettings
 
 PROVENANCE_COLUMNS = (
     Column("source_system", "VARCHAR", "Source system the record came from, e.g. 360giving.", False),
@@ -415,6 +415,51 @@ def ingest_single_table(
     report = ingest(con, raw_table=raw_table, log=log, **ingest_args)
     log(report.summary())
     return raw_result(con, raw_table, report)
+
+
+def single_table_raw_asset(
+    raw_table: TableSpec,
+    *,
+    source_system: str,
+    folder: str,
+    suffixes: Sequence[str],
+    parser_version: str,
+    kinds: set[str],
+    parser: Parser | None = None,
+    ingest: Callable[..., IngestReport] | None = None,
+) -> dg.AssetsDefinition:
+    """The raw asset of a source with one raw table: its folder's files (or the run's
+    partitions) ingested by `parser` in this process, or by `ingest` (a SpoolParser's,
+    assets/raw/parallel_parse.py: files parsed ahead in worker processes)."""
+    if (parser is None) == (ingest is None):
+        raise ValueError(f"{raw_table.qualified}: give a parser or an ingest, not both or neither")
+    how: dict[str, Any] = {"parser": parser} if ingest is None else {"ingest": ingest}
+
+    @dg.asset(
+        key=raw_table.asset_key,
+        group_name="raw",
+        kinds=kinds,
+        description=raw_table.doc,
+        tags={"source_system": source_system},
+    )
+    def raw_asset(
+        context: dg.AssetExecutionContext, duckdb: DuckDBResource, fundtrace: FundtraceSettings
+    ) -> dg.MaterializeResult:
+        with duckdb.get_connection() as con:
+            return ingest_single_table(
+                con,
+                source_system=source_system,
+                raw_dir=fundtrace.raw_path,
+                folder=folder,
+                suffixes=suffixes,
+                raw_table=raw_table,
+                parser_version=parser_version,
+                log=context.log.info,
+                files=partition_files(context),
+                **how,
+            )
+
+    return raw_asset
 
 
 def raw_result(

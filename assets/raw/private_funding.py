@@ -23,9 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import duckdb
-from dagster_duckdb import DuckDBResource
 
 from assets.common.files import detect_encoding, transcode_to_utf8
 from assets.common.tables import Column, TableSpec
@@ -36,10 +34,8 @@ from assets.raw.ingest import (
     ParseResult,
     Reject,
     RowWriter,
-    ingest_single_table,
-    partition_files,
+    single_table_raw_asset,
 )
-from pipelines.resources import FundtraceSettings
 
 SOURCE_SYSTEM = "private"
 FOLDER = "private"
@@ -241,26 +237,12 @@ def parse_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: FileContext) -> 
     raise FileRejected(f"unsupported file type {suffix}")
 
 
-@dg.asset(
-    key=RAW_PRIVATE.asset_key,
-    group_name="raw",
+raw_private_funding = single_table_raw_asset(
+    RAW_PRIVATE,
+    source_system=SOURCE_SYSTEM,
+    folder=FOLDER,
+    suffixes=SUFFIXES,
+    parser_version=PARSER_VERSION,
     kinds={"duckdb", "csv", "python"},
-    description=RAW_PRIVATE.doc,
-    tags={"source_system": SOURCE_SYSTEM},
+    parser=parse_file,
 )
-def raw_private_funding(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, fundtrace: FundtraceSettings
-) -> dg.MaterializeResult:
-    with duckdb.get_connection() as con:
-        return ingest_single_table(
-            con,
-            source_system=SOURCE_SYSTEM,
-            raw_dir=fundtrace.raw_path,
-            folder=FOLDER,
-            suffixes=SUFFIXES,
-            raw_table=RAW_PRIVATE,
-            parser=parse_file,
-            parser_version=PARSER_VERSION,
-            log=context.log.info,
-            files=partition_files(context),
-        )

@@ -20,9 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import ijson
-from dagster_duckdb import DuckDBResource
 
 from assets.common.files import detect_encoding, transcode_to_utf8
 from assets.common.tables import Column, TableSpec
@@ -31,15 +29,13 @@ from assets.raw.ingest import (
     FileRejected,
     ParseResult,
     Reject,
-    ingest_single_table,
     local_duckdb,
-    partition_files,
     read_csv_exactly,
     reads_cleanly,
     record_json,
+    single_table_raw_asset,
 )
 from assets.raw.parallel_parse import RowSink, SpoolParser
-from pipelines.resources import FundtraceSettings
 
 SOURCE_SYSTEM = "360giving"
 FOLDER = "360giving"
@@ -374,26 +370,12 @@ PARSER = SpoolParser(parse_to, RAW_GRANTS, RAW_COLUMNS)
 parse_file = PARSER.parse_file
 
 
-@dg.asset(
-    key=RAW_GRANTS.asset_key,
-    group_name="raw",
+raw_360giving_grants = single_table_raw_asset(
+    RAW_GRANTS,
+    source_system=SOURCE_SYSTEM,
+    folder=FOLDER,
+    suffixes=SUFFIXES,
+    parser_version=PARSER_VERSION,
     kinds={"duckdb", "json", "csv", "python"},
-    description=RAW_GRANTS.doc,
-    tags={"source_system": SOURCE_SYSTEM},
+    ingest=PARSER.ingest,
 )
-def raw_360giving_grants(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, fundtrace: FundtraceSettings
-) -> dg.MaterializeResult:
-    with duckdb.get_connection() as con:
-        return ingest_single_table(
-            con,
-            source_system=SOURCE_SYSTEM,
-            raw_dir=fundtrace.raw_path,
-            folder=FOLDER,
-            suffixes=SUFFIXES,
-            raw_table=RAW_GRANTS,
-            parser_version=PARSER_VERSION,
-            log=context.log.info,
-            files=partition_files(context),
-            ingest=PARSER.ingest,
-        )
