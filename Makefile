@@ -57,7 +57,7 @@ test: setup browser  ## full pytest suite (with the large-package memory tests) 
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
 BENCH_SCALE ?= 0.01
-bench: setup  ## benchmark at $$BENCH_SCALE (1 = 1M funding rows; BENCH_REPEAT=N runs each build N times, median kept): floor, full, no-change, one-file runs (the sensor's run, the whole job, new organisations, an OCDS file, misspelt names)
+bench: setup  ## benchmark at $$BENCH_SCALE (1 = 1M funding rows; BENCH_REPEAT=N runs N rounds of every build, medians kept, ratios paired per round): floor, full, no-change, one-file runs (the sensor's run, the whole job, new organisations, an OCDS file, misspelt names)
 	$(BIN)/python -m bench.run --scale $(BENCH_SCALE)
 
 .PHONY: bench-compare
