@@ -1058,31 +1058,25 @@ def bench(
             path.unlink()
         added = []
         for name in steps:
-            if name == "warm_up":
-                log(f"warm-up: DuckDB reads {raw} once, not counted ...")
-                warm_up = run_child(
+            if name in ("warm_up", "floor"):
+                label = "warm-up" if name == "warm_up" else f"floor{nth}"
+                log(f"{label}: DuckDB reads {raw} ...")
+                read = run_child(
                     ["_floor", "--raw", str(raw), "--db", str(work / "floor.duckdb")],
                     env,
                     work / "floor.log",
-                    work / "floor-warm-up.json",
+                    work / f"floor-{'warm-up' if name == 'warm_up' else len(floors)}.json",
                 )
                 (work / "floor.duckdb").unlink(missing_ok=True)
-                log(f"warm-up: {warm_up['seconds']:.2f}s")
-                continue
-            if name == "floor":
-                n = len(floors)
-                log(f"floor: DuckDB reads {raw}{nth} ...")
-                floors.append(
-                    run_child(
-                        ["_floor", "--raw", str(raw), "--db", str(work / "floor.duckdb")],
-                        env,
-                        work / "floor.log",
-                        work / f"floor-{n}.json",
-                    )
+                log(
+                    f"{label}: {read['seconds']:.2f}s"
+                    + (", not counted" if name == "warm_up" else "")
                 )
-                (work / "floor.duckdb").unlink(missing_ok=True)
-                rnd["floors"].append(floors[-1])
-                log(f"floor: {floors[-1]['seconds']:.2f}s")
+                if name == "warm_up":
+                    warm_up = read
+                else:
+                    floors.append(read)
+                    rnd["floors"].append(read)
                 continue
             args = ["_build"]
             if name == "full":  # from nothing
