@@ -162,6 +162,10 @@ def test_shipped_instance_config_runs_one_run_at_a_time(
     with dg.DagsterInstance.get() as instance:
         queue = instance.get_concurrency_config().run_queue_config
         assert queue is not None and queue.max_concurrent_runs == 1
+        # queued runs start within a second of the last one, not Dagster's default 5 s
+        coordinator = instance.run_coordinator
+        assert isinstance(coordinator, dg.QueuedRunCoordinator)
+        assert coordinator.dequeue_interval_seconds == 1
 
 
 def test_a_database_held_by_another_process_fails_the_run_clearly(tmp_path: Path) -> None:
