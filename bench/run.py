@@ -932,7 +932,12 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(
             f"{label:18} {ratios[key]:6.2f}  (target <= {target:4}) {verdict:6}  "
             f"CPU seconds: {ratios[cpu_key]:.2f}"
-            + (f"  rounds: {', '.join(f'{v:.3f}' for v in each)}" if len(each) > 1 else "")
+            + (
+                f"  rounds: {', '.join(f'{v:.3f}' for v in each)} "
+                f"({sum(v <= float(target) for v in each)} of {len(each)} within)"
+                if len(each) > 1
+                else ""
+            )
         )
     lines.append(
         f"peak RSS           {report['peak_rss_mib']:6.0f} MiB (target <= 2048) "

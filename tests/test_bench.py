@@ -749,7 +749,7 @@ def test_ratios_pair_the_runs_of_each_round(tmp_path: Path) -> None:
     assert report["ratios"]["no_change_over_full"] is None  # not asked for
     text = runner.format_table({**report, "floor": {**report["floor"], "per_source": {},
                                                     "peak_rss_mib": 1.0}})  # fmt: skip
-    assert "median over 3 rounds" in text and "rounds: 0.300, 0.150, 0.150" in text
+    assert "median over 3 rounds" in text and "rounds: 0.300, 0.150, 0.150 (2 of 3 within)" in text
 
 
 def test_median_floor_keeps_every_runs_seconds() -> None:
