@@ -31,11 +31,10 @@ import duckdb
 
 from assets.common.tables import sql_literal
 from assets.raw.ingest import (
-    BATCH_ROWS,
     FileContext,
     Reject,
     RowWriter,
-    local_duckdb,
+    exact_csv_rows,
     read_csv_exactly,
 )
 
@@ -219,20 +218,10 @@ def _csv_with_duckdb(
             return None
     except duckdb.Error:
         return None
-    local = local_duckdb()
-    try:
-        cols = sorted(header.mapping)
-        select = ", ".join(f"nullif(trim(c{i}), '') AS {header.mapping[i]}" for i in cols)
-        all_empty = " AND ".join(f"nullif(trim(c{i}), '') IS NULL" for i in range(width))
-        rows = local.sql(
-            f"SELECT {select}, _n AS _row, 'data row ' || _n AS _loc "
-            "FROM (SELECT *, rowid - min(rowid) OVER () + 1 AS _n FROM _csv_file) "
-            f"WHERE NOT ({all_empty}) ORDER BY _n"
-        ).to_arrow_reader(BATCH_ROWS)
-        writer = RowWriter(con, ctx, table, [header.mapping[i] for i in cols], constants=constants)
+    fields = [(header.mapping[i], i) for i in sorted(header.mapping)]
+    with exact_csv_rows(width, fields, number_blank_records=True) as rows:
+        writer = RowWriter(con, ctx, table, [name for name, _ in fields], constants=constants)
         return writer.insert_arrow(rows)
-    finally:
-        local.execute("DROP TABLE IF EXISTS _csv_file")
 
 
 def _csv_with_python(

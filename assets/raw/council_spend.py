@@ -40,7 +40,7 @@ from assets.raw.ingest import (
     FileRejected,
     ParseResult,
     Reject,
-    local_duckdb,
+    exact_csv_rows,
     read_csv_exactly,
     single_table_raw_asset,
 )
@@ -346,19 +346,10 @@ def _read_with_duckdb(out: RowSink, path: Path, hm: HeaderMap) -> bool:
             return False
     except duckdb.Error:
         return False
-    con = local_duckdb()
-    blank = " AND ".join(f"nullif(trim(c{i}), '') IS NULL" for i in range(width))
-    select = ", ".join(
-        f"nullif(trim(c{hm.fields[f]}), '') AS {f}" if f in hm.fields else f"NULL::VARCHAR AS {f}"
-        for f in out.columns
-    )
-    rows = con.sql(
-        f"SELECT {select}, _n AS _row, 'data row ' || _n AS _loc FROM ("
-        f"  SELECT *, row_number() OVER (ORDER BY rowid) AS _n FROM _csv_file WHERE NOT ({blank}))"
-        " ORDER BY _n"
-    ).to_arrow_table()
-    con.execute("DROP TABLE _csv_file")
-    out.add_arrow(rows)
+    # numbered as _read_with_python numbers them: blank records not counted
+    fields = [(f, hm.fields.get(f)) for f in out.columns]
+    with exact_csv_rows(width, fields, number_blank_records=False) as rows:
+        out.add_arrow(rows.read_all())
     return True
 
 

@@ -628,6 +628,38 @@ def read_csv_exactly(path: Path, width: int, dialect: str) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def exact_csv_rows(
+    width: int, fields: Sequence[tuple[str, int | None]], *, number_blank_records: bool
+) -> Iterator[pa.RecordBatchReader]:
+    """The rows `read_csv_exactly` left in _csv_file, as raw columns: each (name, field index,
+    or None for a column the file lacks) trimmed, empty text as NULL, records whose fields are
+    all blank left out, with `_row` (the record's number: counting the blank records or not,
+    as the source's Python reader numbers them) and `_loc` ('data row n'). _csv_file is
+    dropped when the block ends."""
+    con = local_duckdb()
+    select = ", ".join(
+        f"nullif(trim(c{i}), '') AS {name}" if i is not None else f"NULL::VARCHAR AS {name}"
+        for name, i in fields
+    )
+    blank = " AND ".join(f"nullif(trim(c{i}), '') IS NULL" for i in range(width))
+    if number_blank_records:
+        numbered = "SELECT *, rowid - min(rowid) OVER () + 1 AS _n FROM _csv_file"
+        where = f"WHERE NOT ({blank})"
+    else:
+        numbered = (
+            f"SELECT *, row_number() OVER (ORDER BY rowid) AS _n FROM _csv_file WHERE NOT ({blank})"
+        )
+        where = ""
+    try:
+        yield con.sql(
+            f"SELECT {select}, _n AS _row, 'data row ' || _n AS _loc FROM ({numbered}) {where} "
+            "ORDER BY _n"
+        ).to_arrow_reader(BATCH_ROWS)
+    finally:
+        con.execute("DROP TABLE IF EXISTS _csv_file")
+
+
 def reads_cleanly(
     con: duckdb.DuckDBPyConnection,
     query: str,

@@ -29,6 +29,7 @@ from assets.raw.ingest import (
     FileRejected,
     ParseResult,
     Reject,
+    exact_csv_rows,
     local_duckdb,
     read_csv_exactly,
     reads_cleanly,
@@ -260,18 +261,9 @@ def _csv_with_duckdb(
     if not read_csv_exactly(path, len(titles), _CSV_DIALECT):
         return None
     by_name = {name: i for i, name in mapping.items()}
-    select = ", ".join(
-        f"nullif(trim(c{by_name[c]}), '') AS {c}" if c in by_name else f"NULL::VARCHAR AS {c}"
-        for c in out.columns
-    )
-    all_empty = " AND ".join(f"nullif(trim(c{i}), '') IS NULL" for i in range(len(titles)))
-    rows = con.sql(
-        f"SELECT {select}, _n AS _row, 'data row ' || _n AS _loc "
-        f"FROM (SELECT *, rowid - min(rowid) OVER () + 1 AS _n FROM _csv_file) "
-        f"WHERE NOT ({all_empty}) ORDER BY _n"
-    ).to_arrow_table()
-    con.execute("DROP TABLE _csv_file")
-    out.add_arrow(rows)
+    fields = [(c, by_name.get(c)) for c in out.columns]
+    with exact_csv_rows(len(titles), fields, number_blank_records=True) as rows:
+        out.add_arrow(rows.read_all())
     return []
 
 
