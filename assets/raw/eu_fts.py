@@ -30,9 +30,7 @@ import json
 from collections.abc import Callable, Collection
 from pathlib import Path
 
-import dagster as dg
 import duckdb
-from dagster_duckdb import DuckDBResource
 
 from assets.common.files import detect_encoding, transcode_to_utf8
 from assets.common.tables import Column, TableSpec
@@ -52,10 +50,8 @@ from assets.raw.ingest import (
     IngestReport,
     ParseResult,
     ingest_folder,
-    partition_files,
-    raw_result,
+    single_table_raw_asset,
 )
-from pipelines.resources import FundtraceSettings
 
 SOURCE_SYSTEM = "eu_fts"
 FOLDER = "eu_fts"
@@ -229,6 +225,7 @@ def ingest_fts(
     force: bool = False,
     files: Collection[str] | None = None,
 ) -> IngestReport:
+    """The folder ingested in this process as the asset ingests it (the tests' entry)."""
     return ingest_folder(
         con,
         source_system=SOURCE_SYSTEM,
@@ -244,19 +241,12 @@ def ingest_fts(
     )
 
 
-@dg.asset(
-    key=RAW_COMMITMENTS.asset_key,
-    group_name="raw",
+raw_eu_fts_commitments = single_table_raw_asset(
+    RAW_COMMITMENTS,
+    source_system=SOURCE_SYSTEM,
+    folder=FOLDER,
+    suffixes=SUFFIXES,
+    parser_version=PARSER_VERSION,
     kinds={"duckdb", "xlsx", "csv", "python"},
-    description=RAW_COMMITMENTS.doc,
-    tags={"source_system": SOURCE_SYSTEM},
+    parser=parse_file,
 )
-def raw_eu_fts_commitments(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, fundtrace: FundtraceSettings
-) -> dg.MaterializeResult:
-    with duckdb.get_connection() as con:
-        report = ingest_fts(
-            con, fundtrace.raw_path, log=context.log.info, files=partition_files(context)
-        )
-        context.log.info(report.summary())
-        return raw_result(con, RAW_COMMITMENTS, report)
