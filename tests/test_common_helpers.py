@@ -23,7 +23,13 @@ from hypothesis import strategies as st
 
 from assets.common.dates import parse_date
 from assets.common.files import sha256_files
-from assets.common.json_text import canonical_json, compact_json, loads
+from assets.common.json_text import (
+    canonical_json,
+    compact_json,
+    loads,
+    loads_exactly,
+    may_hold_wide_integers,
+)
 from assets.common.levels import funder_levels_sql
 from assets.common.money import load_ecb_rates, parse_amount, to_eur_sql
 from assets.common.orgids import company_number_org_id, name_key, normalise_org_id
@@ -548,6 +554,70 @@ def test_canonical_json_is_the_sorted_compact_standard_form() -> None:
 def test_json_loads_refuses_what_is_not_json(text: str) -> None:
     with pytest.raises(ValueError, match="is not a JSON value"):
         loads(text)
+
+
+def _same_json(a: object, b: object) -> bool:
+    """Equal with the same types all the way down (1 == 1.0 == True in Python)."""
+    return repr(a) == repr(b) and (
+        not isinstance(a, dict) or not isinstance(b, dict) or list(a) == list(b)
+    )
+
+
+WIDE_TEXTS = [
+    '{"amount": 18446744073709551616}',  # 2**64: orjson reads it as a float
+    '{"amount": -9223372036854775809}',  # -2**63 - 1: so does it
+    "[123456789012345678901234567890, 1]",
+]
+PLAIN_TEXTS = [
+    '{"amount": 18446744073709551615, "n": -9223372036854775808}',  # the 64-bit bounds
+    '{"id": 123456789012345678, "x": 1.5e-7, "y": -0.0, "z": 1E5}',
+    '{"a": 1, "a": 2, "b": "\\u00e9 \\u0000"}',  # a repeated key: the last value, first place
+    '{"amount": NaN}',  # orjson refuses these three: json.loads reads them
+    '{"lone": "\\ud800"}',
+    "[1e400]",
+]
+
+
+def test_may_hold_wide_integers_flags_every_integer_beyond_64_bits() -> None:
+    import pyarrow as pa
+
+    flags = may_hold_wide_integers(pa.array([*WIDE_TEXTS, *PLAIN_TEXTS, None]))
+    # the 64-bit bounds have 19 and 20 digits too: flagged, they take json.loads (exact anyway)
+    assert flags == [True] * len(WIDE_TEXTS) + [True] + [False] * (len(PLAIN_TEXTS) - 1) + [False]
+
+
+@pytest.mark.parametrize("text", WIDE_TEXTS + PLAIN_TEXTS)
+def test_loads_exactly_gives_what_json_loads_gives(text: str) -> None:
+    import pyarrow as pa
+
+    [wide] = may_hold_wide_integers(pa.array([text]))
+    assert _same_json(loads_exactly(text, wide), json.loads(text))
+
+
+json_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+)
+json_values = st.recursive(
+    json_leaves,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_loads_exactly_reads_any_value_as_json_loads_does(value: object) -> None:
+    import pyarrow as pa
+
+    text = json.dumps(value, ensure_ascii=False)
+    [wide] = may_hold_wide_integers(pa.array([text]))
+    assert _same_json(loads_exactly(text, wide), json.loads(text))
 
 
 def test_create_table_keeps_a_table_and_brings_its_comments_to_the_spec() -> None:
