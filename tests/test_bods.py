@@ -289,6 +289,28 @@ def test_locators_json_lines_gzip_and_bom(tmp_path: Path) -> None:
     assert formats == {"bods/a.json": "json", "bods/b.jsonl": "jsonl", "bods/c.json.gz": "json.gz"}
 
 
+def test_integers_beyond_64_bits_load_with_every_digit(tmp_path: Path) -> None:
+    # ijson's C backend refuses them in a JSON array or document: the file is read again
+    wide = 123456789012345678901234567890
+    statements = v04_triplet()
+    statements[0] = dict(statements[0], x_registerSequence=wide)
+    write(tmp_path, "a.json", statements)
+    write(tmp_path, "d.json", dict(legacy_triplet("0.3")[0], x_registerSequence=-(2**64)))
+    con = ingest(tmp_path)
+    got = rows(
+        con,
+        f"SELECT source_file, source_row, statement_json FROM {RAW_BODS.qualified} "
+        "ORDER BY source_file, source_row",
+    )
+    assert [(f, n) for f, n, _ in got] == [
+        ("bods/a.json", 1), ("bods/a.json", 2), ("bods/a.json", 3), ("bods/d.json", 1),
+    ]  # fmt: skip
+    assert json.loads(got[0][2])["x_registerSequence"] == wide
+    assert json.loads(got[3][2])["x_registerSequence"] == -(2**64)
+    notes = dict(rows(con, f"SELECT source_file, message FROM {FILE_MANIFEST.qualified}"))
+    assert all("Python backend" in (notes[f] or "") for f in ("bods/a.json", "bods/d.json"))
+
+
 # --------------------------------------------------------------------------- privacy
 
 

@@ -32,7 +32,14 @@ from dagster_duckdb import DuckDBResource
 from assets.common.tables import create_table, rebuild_table
 from assets.intermediate.int_procurement_awards import CONTRACT_COLUMNS, INT_PROCUREMENT_AWARDS
 from assets.raw import ocds, parallel_parse
-from assets.raw.ingest import FILE_MANIFEST, QUARANTINE, IngestReport, ingest_folder
+from assets.raw.ingest import (
+    FILE_MANIFEST,
+    QUARANTINE,
+    FileContext,
+    IngestReport,
+    RowWriter,
+    ingest_folder,
+)
 from assets.raw.ocds import RAW_RELEASES, SUFFIXES, parse_file
 from assets.raw.reference import ref_ecb_rates, ref_funders, ref_orgid_prefixes
 from assets.staging import stg_ocds
@@ -252,20 +259,66 @@ def test_release_package_three_releases_merge_by_date(con, raw) -> None:
     assert_reconciles(con)
 
 
-def test_integers_beyond_64_bits_keep_every_digit_through_the_merge(con, raw) -> None:
-    # the merge reads releases with orjson where it can: it would read these as floats.
-    # JSON Lines: ijson's C backend refuses such integers in a package (the file fails whole)
-    wide, negative = 123456789012345678901234567890, -(2**63) - 1
-    lines = [
-        rel("r1", "2024-01-01T00:00:00Z", tender={"id": "T1", "x_reference": wide}),
-        rel("r2", "2024-02-01T00:00:00Z", tender={"id": "T1", "x_offset": negative}),
+WIDE, NEGATIVE = 123456789012345678901234567890, -(2**63) - 1  # beyond 64 bits both
+
+
+@pytest.mark.parametrize("name", ["p.json", "p.jsonl"])
+def test_integers_beyond_64_bits_keep_every_digit_through_the_merge(con, raw, name) -> None:
+    # ijson's C backend refuses them in a package (the file is read again by its Python
+    # backend); the merge reads releases with orjson where it can, which would make floats
+    releases = [
+        rel("r1", "2024-01-01T00:00:00Z", tender={"id": "T1", "x_reference": WIDE}),
+        rel("r2", "2024-02-01T00:00:00Z", tender={"id": "T1", "x_offset": NEGATIVE}),
     ]
-    write(raw, "p.jsonl", "\n".join(json.dumps(r) for r in lines))
-    load(con, raw)
+    content = (
+        "\n".join(json.dumps(r) for r in releases)
+        if name.endswith(".jsonl")
+        else package(*releases)
+    )
+    write(raw, name, content)
+    report = load(con, raw)
+    assert (report.rows_loaded, report.files_failed) == (2, 0)
     text = one(con, f"SELECT CAST(compiled_release AS VARCHAR) FROM {STG_RELEASES.qualified}")
     tender = json.loads(text)["tender"]
-    assert (tender["x_reference"], tender["x_offset"]) == (wide, negative)
-    assert f'"x_reference":{wide}' in text and f'"x_offset":{negative}' in text
+    assert (tender["x_reference"], tender["x_offset"]) == (WIDE, NEGATIVE)
+    assert f'"x_reference":{WIDE}' in text and f'"x_offset":{NEGATIVE}' in text
+    message = one(con, f"SELECT coalesce(message, '') FROM {FILE_MANIFEST.qualified}")
+    assert ("Python backend" in message) == name.endswith(".json")
+
+
+def _wide_package(raw: Path) -> Path:
+    """Three plain releases, then one with an integer beyond 64 bits."""
+    plain = [rel(f"r{i}", f"2024-01-0{i}T00:00:00Z", ocid=f"ocds-abc123-{i}") for i in (1, 2, 3)]
+    wide = rel("r4", "2024-01-04T00:00:00Z", ocid="ocds-abc123-4", tender={"x": WIDE})
+    return write(raw, "wide.json", package(*plain, wide))
+
+
+def test_a_wide_integer_reads_the_file_again_without_the_rows_written_before(
+    con, raw, tmp_path: Path
+) -> None:
+    path = _wide_package(raw)
+    # batches of one row: three were written to the table or the spool before the overflow
+    spool = tmp_path / "wide.arrow"
+    sink = parallel_parse.SpoolWriter(spool, ocds.RELEASE_FIELDS, batch_rows=1)
+    result = ocds.parse_to(sink, path)
+    sink.close()
+    with pa.ipc.open_stream(str(spool)) as reader:
+        spooled = reader.read_all()
+    assert result.rows_loaded == spooled.num_rows == 4
+    assert spooled.column("_row").to_pylist() == [1, 2, 3, 4]
+    assert str(WIDE) in spooled.column("release_json")[3].as_py()
+    assert "Python backend" in (result.message or "")
+
+    ctx = FileContext("ocds", path, "ocds/wide.json", "sha", dt.datetime(2024, 1, 1, 12))
+    create_table(con, RAW_RELEASES, replace=False)
+    con.execute(f"INSERT INTO {RAW_RELEASES.qualified} (source_system, source_file, file_sha256, loaded_at, source_row, source_locator) VALUES ('ocds', 'ocds/other.json', 'x', TIMESTAMP '2024-01-01 12:00:00', 1, '$')")  # fmt: skip
+    con.execute("BEGIN")
+    writer = RowWriter(con, ctx, RAW_RELEASES.qualified, ocds.RELEASE_FIELDS, batch_rows=1)
+    assert ocds.parse_to(writer, path).rows_loaded == 4
+    con.execute("COMMIT")
+    assert rows(
+        con, f"SELECT source_file, source_row FROM {RAW_RELEASES.qualified} ORDER BY 1, 2"
+    ) == [("ocds/other.json", 1)] + [("ocds/wide.json", n) for n in (1, 2, 3, 4)]
 
 
 def test_tag_published_as_a_string_becomes_a_list(con, raw) -> None:

@@ -47,6 +47,7 @@ from assets.raw.ingest import (
     Reject,
     single_table_raw_asset,
 )
+from assets.raw.json_stream import backend, read_exactly, refuse_wide_integer
 from assets.raw.parallel_parse import RowSink, SpoolParser
 
 SOURCE_SYSTEM = "bods"
@@ -310,7 +311,7 @@ def _read_lines(w: _Writer, path: Path) -> None:
 
 def _iter_array(path: Path) -> Iterator[Any]:
     with _open(path) as fh:
-        yield from ijson.items(fh, "item", use_float=True)
+        yield from backend().items(fh, "item", use_float=True)
 
 
 def _read_array(w: _Writer, path: Path) -> None:
@@ -319,6 +320,7 @@ def _read_array(w: _Writer, path: Path) -> None:
         for index, value in enumerate(_iter_array(path)):
             w.item(value, f"$[{index}]")
     except (ijson.JSONError, ijson.IncompleteJSONError, UnicodeDecodeError) as exc:
+        refuse_wide_integer(exc)
         raise FileRejected(
             f"invalid JSON in $[{index + 1}] (after {index + 1} complete statements): "
             f"{_json_error(exc)}; the whole file is quarantined so no partial file is counted",
@@ -333,7 +335,7 @@ def _read_documents(w: _Writer, path: Path) -> None:
     try:
         with _open(path) as fh:
             for k, value in enumerate(
-                ijson.items(fh, "", multiple_values=True, use_float=True), start=1
+                backend().items(fh, "", multiple_values=True, use_float=True), start=1
             ):
                 locator = "$" if k == 1 else f"document {k}"
                 if isinstance(value, dict) and not any(m in value for m in STATEMENT_MARKERS):
@@ -350,6 +352,7 @@ def _read_documents(w: _Writer, path: Path) -> None:
                 else:
                     w.item(value, locator)
     except (ijson.JSONError, ijson.IncompleteJSONError, UnicodeDecodeError) as exc:
+        refuse_wide_integer(exc)
         raise FileRejected(
             f"invalid JSON after {k} complete top-level values: {_json_error(exc)}; the whole "
             "file is quarantined",
@@ -360,7 +363,10 @@ def _read_documents(w: _Writer, path: Path) -> None:
 
 def parse_to(out: RowSink, path: Path) -> ParseResult:
     """One file's statements to `out` (the raw table, or a worker's spool)."""
-    w = _Writer(out)
+    return read_exactly(out, lambda: _parse(_Writer(out), path))
+
+
+def _parse(w: _Writer, path: Path) -> ParseResult:
     name = path.name.lower().removesuffix(".gz")
     first = _first_char(path)
     if name.endswith(JSON_LINES_SUFFIXES):

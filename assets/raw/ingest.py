@@ -539,6 +539,12 @@ class RowBuffer:
     def flush(self) -> None:
         raise NotImplementedError
 
+    def discard(self) -> None:
+        """Forget every row of the file so far, buffered or written: its parser starts the
+        file again (assets/raw/json_stream.py)."""
+        self.take()
+        self.written = 0
+
 
 class RowWriter(RowBuffer):
     """Buffers text rows and appends them to a raw table, with provenance, in Arrow batches.
@@ -573,6 +579,15 @@ class RowWriter(RowBuffer):
 
     def write_arrow(self, rows: pa.Table) -> None:
         self.insert_arrow(rows)
+
+    def discard(self) -> None:
+        # inside the file's transaction: its rows are those of this file's load
+        self.con.execute(
+            f"DELETE FROM {self.table} WHERE source_file = ? AND file_sha256 = ? "
+            f"AND loaded_at = CAST(? AS TIMESTAMP)",
+            [self.ctx.source_file, self.ctx.file_sha256, self.ctx.loaded_at.isoformat(sep=" ")],
+        )
+        super().discard()
 
     def insert_arrow(self, _raw_batch: pa.Table | pa.RecordBatchReader) -> int:
         """Append rows already in Arrow form (the writer's columns, `_row`, `_loc`): e.g. a

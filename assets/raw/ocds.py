@@ -14,7 +14,8 @@ Accepted (`.json`, `.jsonl`/`.jl`/`.ndjson`, each optionally gzipped `.gz`):
 - UTF-8 (BOM or not); other encodings (Latin-1 / Windows-1252, UTF-16) are detected over the
   whole (decompressed) file and transcoded to a temporary UTF-8 copy first.
 
-Streaming: a package's `releases`/`records` array is read item by item by ijson's C backend, so
+Streaming: a package's `releases`/`records` array is read item by item by ijson's C backend
+(its Python backend for a file with integers beyond 64 bits: `json_stream`), so
 a file of any size never sits in memory; only one release (or record) at a time does, and rows
 go to DuckDB in Arrow batches of bounded size. JSON Lines are read one line at a time.
 With $FUNDTRACE_WORKERS > 1 (the default on two cores) the asset parses a few files ahead in
@@ -65,6 +66,7 @@ from assets.raw.ingest import (
     partition_files,
     raw_result,
 )
+from assets.raw.json_stream import backend, read_exactly, refuse_wide_integer
 from assets.raw.parallel_parse import RowSink, SpoolParser, ingest_in_parallel
 from pipelines.resources import FundtraceSettings, workers_from_env
 
@@ -498,7 +500,7 @@ def _sniff(path: Path) -> _Head:
     `versionedRelease` is skipped without building it.
     """
     with _open_json(path) as fh:
-        events = ijson.parse(fh, use_float=True)
+        events = backend().parse(fh, use_float=True)
         try:
             _, event, _ = next(events)
         except StopIteration:
@@ -567,7 +569,7 @@ def _build_value(event: str, value: Any, events: Iterator[tuple[str, str, Any]])
 
 def _stream_items(path: Path, prefix: str) -> Iterator[Any]:
     with _open_json(path) as fh:
-        yield from ijson.items(fh, prefix, use_float=True)
+        yield from backend().items(fh, prefix, use_float=True)
 
 
 def parse_json_document(w: _Writer, path: Path, stats: FileStats) -> None:
@@ -638,7 +640,7 @@ def _stream_releases(w: _Writer, path: Path, head: _Head, stats: FileStats, pack
 
 def parse_to(out: RowSink, path: Path) -> ParseResult:
     """One file's releases to `out` (the raw table, or a worker's spool)."""
-    return _parse(_Writer(out), path)
+    return read_exactly(out, lambda: _parse(_Writer(out), path))
 
 
 PARSER = SpoolParser(parse_to, RAW_RELEASES, RELEASE_FIELDS, batch_rows=BATCH_ROWS)
@@ -660,6 +662,7 @@ def _parse(w: _Writer, path: Path) -> ParseResult:
             else:
                 parse_json_document(w, readable, stats)
         except (ijson.JSONError, ijson.IncompleteJSONError, UnicodeDecodeError) as exc:
+            refuse_wide_integer(exc)
             detail = " ".join(str(exc).split())
             raise FileRejected(
                 f"invalid JSON after {w.seen} release(s): {detail}; the whole file is "

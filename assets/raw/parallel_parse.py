@@ -82,6 +82,11 @@ class SpoolWriter(RowBuffer):
         if self.sink is not None:
             self.sink.close()
 
+    def discard(self) -> None:
+        self.close()
+        self.sink = pa.ipc.new_stream(str(self.path), self.schema)  # the file emptied
+        super().discard()
+
 
 RowSink = RowBuffer  # a RowWriter (the raw table) or a SpoolWriter (a worker's file)
 ParseTo = Callable[[RowSink, Path], ParseResult]
