@@ -123,6 +123,45 @@ def test_green_suite_passes(grants_db: str) -> None:
     assert result.passed
 
 
+def test_one_validation_a_suite_and_complete_rows_only_for_failed_row_queries(
+    grants_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from great_expectations.datasource.fluent.interfaces import Batch
+
+    calls: list[tuple[str, list[str]]] = []
+    validate = Batch.validate
+
+    def counted(self: Any, expect: Any, **kwargs: Any) -> Any:
+        kinds = [e.expectation_type for e in expect.expectations]
+        calls.append((kwargs["result_format"]["result_format"], kinds))
+        return validate(self, expect, **kwargs)
+
+    monkeypatch.setattr(Batch, "validate", counted)
+    passing = suite_of(
+        exp("expect_column_values_to_not_be_null", column="grant_id"),
+        exp("unexpected_rows_expectation", unexpected_rows_query="SELECT * FROM {batch} WHERE amount < 0"),
+    )  # fmt: skip
+    assert run_suite(grants_db, "staging", "t", passing).passed
+    rows = "unexpected_rows_expectation"
+    assert calls == [("SUMMARY", ["expect_column_values_to_not_be_null", rows])]
+
+    calls.clear()
+    failing = suite_of(
+        exp("expect_column_values_to_not_be_null", column="note"),
+        exp(rows, unexpected_rows_query="SELECT currency FROM {batch} WHERE amount > 10"),
+        exp(rows, unexpected_rows_query="SELECT * FROM {batch} WHERE amount < 0"),
+    )
+    not_null, big, negative = run_suite(grants_db, "staging", "t", failing).expectations
+    # the failed row query alone validated again, for its rows
+    assert calls == [("SUMMARY", ["expect_column_values_to_not_be_null", rows, rows]),
+                     ("COMPLETE", [rows])]  # fmt: skip
+    assert (big.success, big.unexpected_count, sorted(big.unexpected_sample)) == (
+        False, 2, ["EUR", "GBP"],
+    )  # fmt: skip
+    assert (negative.success, negative.unexpected_sample) == (True, [])
+    assert (not_null.success, not_null.unexpected_sample) == (False, ["null", "null"])
+
+
 def test_critical_failure_has_counts_and_sample(grants_db: str) -> None:
     suite = suite_of(
         exp("expect_column_values_to_not_be_null", column="note"),
