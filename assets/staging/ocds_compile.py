@@ -196,29 +196,28 @@ def compile_groups(groups: list[Group]) -> tuple[pa.Table, list[tuple[str, str]]
     that failed to merge. Runs in a worker process (arguments and result are pickled)."""
     rows: dict[str, list[Any]] = {f.name: [] for f in COMPILED_SCHEMA}
     failures: list[tuple[str, str]] = []
-    for ocid, texts, compiled_from in groups:
-        # parsed ocid by ocid: all of a chunk at once was slower to merge
-        releases = [(order, loads_exactly(text, wide)) for order, text, wide in texts]
-        try:
-            compiled, sources, notes = compile_ocid(ocid, releases)
-        except OCDSMergeError as exc:
-            failures.append((ocid, f"{type(exc).__name__}: {exc}"))
-            continue
-        rows["ocid"].append(ocid)
-        rows["compiled_release"].append(compact_json(compiled))
-        rows["merge_sources"].append(compact_json(sources))
-        rows["merge_warnings"].append(notes or None)
-        rows["compiled_from"].append(compiled_from)
-        for key, value in pick_head(compiled).items():
-            rows[key].append(value)
+    with gc_paused():  # ocdsmerge's flattened releases hold no cycles: ~30% of the merge time
+        for ocid, texts, compiled_from in groups:
+            # parsed ocid by ocid: all of a chunk at once was slower to merge
+            releases = [(order, loads_exactly(text, wide)) for order, text, wide in texts]
+            try:
+                compiled, sources, notes = compile_ocid(ocid, releases)
+            except OCDSMergeError as exc:
+                failures.append((ocid, f"{type(exc).__name__}: {exc}"))
+                continue
+            rows["ocid"].append(ocid)
+            rows["compiled_release"].append(compact_json(compiled))
+            rows["merge_sources"].append(compact_json(sources))
+            rows["merge_warnings"].append(notes or None)
+            rows["compiled_from"].append(compiled_from)
+            for key, value in pick_head(compiled).items():
+                rows[key].append(value)
     return pa.table(rows, schema=COMPILED_SCHEMA), failures
 
 
 def compile_rows(rows: pa.Table) -> tuple[pa.Table, list[tuple[str, str]]]:
     """compile_groups of rows of whole ocids (see group_rows): what a worker is sent."""
-    # parsed releases and ocdsmerge's flattened ones hold no cycles: ~30% of the merge time
-    with gc_paused():
-        return compile_groups(group_rows(rows))
+    return compile_groups(group_rows(rows))
 
 
 def compile_to_parquet(rows: pa.Table, path: str) -> list[tuple[str, str]]:
