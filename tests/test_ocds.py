@@ -9,6 +9,7 @@ package) runs only with FUNDTRACE_SLOW_TESTS=1.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import gzip
 import json
@@ -1331,6 +1332,31 @@ def test_parallel_ingest_equals_the_in_process_ingest(
     assert (failed, len(raw_rows)) == (3, 30 + 13 + 2 + 2)  # truncated, not an array, empty
     assert {r[1]: r[7] for r in manifest_rows}["ocds/s_truncated.json"] == "failed"
     assert ("ocds/q.jsonl", "line 13: $") in {(r[1], r[4]) for r in quarantine_rows}
+
+
+def test_a_wide_integer_file_parsed_in_a_worker_equals_the_in_process_ingest(
+    tmp_path: Path, template_db: Path, raw: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _wide_package(raw)
+    write(raw, "plain.json", package(rel("p1", ocid="ocds-abc123-9")))
+    monkeypatch.setattr(parallel_parse, "ProcessPoolExecutor", CountingPool)
+    monkeypatch.setattr(CountingPool, "submitted", 0)
+    monkeypatch.setattr(parallel_parse, "PARALLEL_MIN_BYTES", 0)
+    # batches of one row: three spooled or inserted before the wide integer
+    monkeypatch.setattr(ocds, "PARSER", dataclasses.replace(ocds.PARSER, batch_rows=1))
+    tables = (RAW_RELEASES.qualified, FILE_MANIFEST.qualified, QUARANTINE.qualified)
+    snaps = []
+    for workers in (1, 2):
+        db = tmp_path / f"w{workers}.duckdb"
+        shutil.copy(template_db, db)
+        with duckdb.connect(str(db)) as c:
+            report = ocds.ingest_releases(c, raw, lambda _m: None, workers)
+            snaps.append((report.files_failed, report.rows_loaded, table_snapshot(c, *tables)))
+    assert CountingPool.submitted == 2
+    assert snaps[1] == snaps[0]
+    failed, loaded, (raw_rows, manifest_rows, _) = snaps[0]
+    assert (failed, loaded, len(raw_rows)) == (0, 5, 5)
+    assert sum("Python backend" in str(r) for r in manifest_rows) == 1
 
 
 def test_a_small_ocds_folder_is_parsed_without_workers(
