@@ -1310,6 +1310,22 @@ def table_snapshot(con: duckdb.DuckDBPyConnection, *tables: str) -> list[list[tu
     return out
 
 
+def _ingest_in_1_and_2_workers(
+    tmp_path: Path, template_db: Path, raw: Path
+) -> list[tuple[IngestReport, list[list[tuple[Any, ...]]]]]:
+    """The OCDS folder ingested in-process, then in two workers, each into a fresh database:
+    (report, rows of the raw table, the manifest and the quarantine) for each."""
+    tables = (RAW_RELEASES.qualified, FILE_MANIFEST.qualified, QUARANTINE.qualified)
+    out = []
+    for workers in (1, 2):
+        db = tmp_path / f"w{workers}.duckdb"
+        shutil.copy(template_db, db)
+        with duckdb.connect(str(db)) as c:
+            report = ocds.ingest_releases(c, raw, lambda _m: None, workers)
+            out.append((report, table_snapshot(c, *tables)))
+    return out
+
+
 def test_parallel_ingest_equals_the_in_process_ingest(
     tmp_path: Path, template_db: Path, raw: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1317,14 +1333,10 @@ def test_parallel_ingest_equals_the_in_process_ingest(
     monkeypatch.setattr(parallel_parse, "ProcessPoolExecutor", CountingPool)
     monkeypatch.setattr(CountingPool, "submitted", 0)
     monkeypatch.setattr(parallel_parse, "PARALLEL_MIN_BYTES", 0)  # tiny files: workers all the same
-    tables = (RAW_RELEASES.qualified, FILE_MANIFEST.qualified, QUARANTINE.qualified)
-    snaps = []
-    for workers in (1, 2):
-        db = tmp_path / f"w{workers}.duckdb"
-        shutil.copy(template_db, db)
-        with duckdb.connect(str(db)) as c:
-            report = ocds.ingest_releases(c, raw, lambda _m: None, workers)
-            snaps.append((report.files_failed, table_snapshot(c, *tables)))
+    snaps = [
+        (r.files_failed, tables)
+        for r, tables in _ingest_in_1_and_2_workers(tmp_path, template_db, raw)
+    ]
     assert CountingPool.submitted == 9  # every file went to a worker
     assert snaps[1] == snaps[0]
 
@@ -1344,14 +1356,10 @@ def test_a_wide_integer_file_parsed_in_a_worker_equals_the_in_process_ingest(
     monkeypatch.setattr(parallel_parse, "PARALLEL_MIN_BYTES", 0)
     # batches of one row: three spooled or inserted before the wide integer
     monkeypatch.setattr(ocds, "PARSER", dataclasses.replace(ocds.PARSER, batch_rows=1))
-    tables = (RAW_RELEASES.qualified, FILE_MANIFEST.qualified, QUARANTINE.qualified)
-    snaps = []
-    for workers in (1, 2):
-        db = tmp_path / f"w{workers}.duckdb"
-        shutil.copy(template_db, db)
-        with duckdb.connect(str(db)) as c:
-            report = ocds.ingest_releases(c, raw, lambda _m: None, workers)
-            snaps.append((report.files_failed, report.rows_loaded, table_snapshot(c, *tables)))
+    snaps = [
+        (r.files_failed, r.rows_loaded, tables)
+        for r, tables in _ingest_in_1_and_2_workers(tmp_path, template_db, raw)
+    ]
     assert CountingPool.submitted == 2
     assert snaps[1] == snaps[0]
     failed, loaded, (raw_rows, manifest_rows, _) = snaps[0]

@@ -49,10 +49,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
-import dagster as dg
 import duckdb
 import ijson
-from dagster_duckdb import DuckDBResource
 
 from assets.common.files import detect_encoding, transcode_to_utf8
 from assets.common.json_text import canonical_json, loads
@@ -63,12 +61,10 @@ from assets.raw.ingest import (
     IngestReport,
     ParseResult,
     Reject,
-    partition_files,
-    raw_result,
+    single_table_raw_asset,
 )
 from assets.raw.json_stream import backend, read_exactly, refuse_wide_integer
 from assets.raw.parallel_parse import RowSink, SpoolParser, ingest_in_parallel
-from pipelines.resources import FundtraceSettings, workers_from_env
 
 SOURCE_SYSTEM = "ocds"
 FOLDER = "ocds"
@@ -703,7 +699,8 @@ def ingest_releases(
     workers: int,
     files: Collection[str] | None = None,
 ) -> IngestReport:
-    """The OCDS folder into raw_ocds_releases, parsed in `workers` processes (1: in-process)."""
+    """The OCDS folder into raw_ocds_releases, parsed in `workers` processes (1: in-process):
+    the tests' entry; the asset takes $FUNDTRACE_WORKERS through `PARSER.ingest`."""
     return ingest_in_parallel(
         con,
         PARSER,
@@ -718,23 +715,12 @@ def ingest_releases(
     )
 
 
-@dg.asset(
-    key=RAW_RELEASES.asset_key,
-    group_name="raw",
+raw_ocds_releases = single_table_raw_asset(
+    RAW_RELEASES,
+    source_system=SOURCE_SYSTEM,
+    folder=FOLDER,
+    suffixes=SUFFIXES,
+    parser_version=PARSER_VERSION,
     kinds={"duckdb", "json", "python"},
-    description=RAW_RELEASES.doc,
-    tags={"source_system": SOURCE_SYSTEM},
+    ingest=PARSER.ingest,
 )
-def raw_ocds_releases(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, fundtrace: FundtraceSettings
-) -> dg.MaterializeResult:
-    with duckdb.get_connection() as con:
-        report = ingest_releases(
-            con,
-            fundtrace.raw_path,
-            context.log.info,
-            workers_from_env(),
-            files=partition_files(context),
-        )
-        context.log.info(report.summary())
-        return raw_result(con, RAW_RELEASES, report)
