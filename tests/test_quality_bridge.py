@@ -753,6 +753,29 @@ def test_gx_is_imported_ahead_only_once_data_changes() -> None:
     assert done.stdout.strip().endswith("ok")
 
 
+def test_gx_warm_up_imports_with_a_short_switch_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the warm-up thread imports GX, the interpreter switches threads every
+    WARM_UP_SWITCH_INTERVAL (the steps beside it get the GIL back sooner); afterwards the
+    interval is what it was, also when the import fails."""
+    seen: list[float] = []
+
+    def fake_import() -> None:
+        seen.append(sys.getswitchinterval())
+        raise ImportError("broken install")  # the check reports it; the thread swallows it
+
+    before = sys.getswitchinterval()
+    assert before > quality.WARM_UP_SWITCH_INTERVAL
+    monkeypatch.setattr(quality, "_import_gx_modules", fake_import)
+    monkeypatch.setattr(quality, "_warm_up", None)
+    monkeypatch.delitem(sys.modules, "great_expectations", raising=False)
+    quality._start_warm_up()
+    thread = quality._warm_up
+    assert thread is not None
+    thread.join(timeout=30)
+    assert seen == [quality.WARM_UP_SWITCH_INTERVAL]
+    assert sys.getswitchinterval() == before
+
+
 def test_gx_import_defers_scipy_stats_until_used() -> None:
     # 0.6 s of GX's import; a suite that uses scipy.stats must still get the real module
     code = (
