@@ -22,7 +22,7 @@ import textwrap
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import duckdb
@@ -1252,9 +1252,11 @@ class CountingPool(ProcessPoolExecutor):
     """A real process pool that counts its tasks: proves the parallel path ran."""
 
     submitted = 0
+    calls: ClassVar[list[tuple[Any, ...]]] = []
 
     def submit(self, *args: Any, **kwargs: Any) -> Any:
         type(self).submitted += 1
+        type(self).calls.append(args)
         return super().submit(*args, **kwargs)
 
 
@@ -1394,6 +1396,7 @@ def test_parallel_compile_equals_the_in_process_compile(
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     monkeypatch.setattr(stg_ocds, "ProcessPoolExecutor", CountingPool)
     monkeypatch.setattr(CountingPool, "submitted", 0)
+    monkeypatch.setattr(CountingPool, "calls", [])
     snaps = []
     with duckdb.connect(str(other)) as c2:
         for c, workers in ((con, 1), (c2, 2)):
@@ -1411,6 +1414,9 @@ def test_parallel_compile_equals_the_in_process_compile(
                 (counts, table_snapshot(c, STG_RELEASES.qualified, STG_QUARANTINE.qualified))
             )
     assert CountingPool.submitted >= 7
+    # a worker is sent the path of its chunk's Arrow file, never the pickled rows
+    assert {type(a).__name__ for call in CountingPool.calls for a in call[1:]} == {"str"}
+    assert all(call[1].endswith(".arrow") for call in CountingPool.calls)
     # the chunks are removed; a fork server started by this test keeps its own pymp-* folder
     assert [p.name for p in scratch.iterdir() if not p.name.startswith("pymp-")] == []
     assert snaps[1] == snaps[0]
