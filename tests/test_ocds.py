@@ -586,6 +586,30 @@ def test_same_release_id_with_different_content_keeps_both_and_flags(con, raw) -
     assert_reconciles(con)
 
 
+def test_releases_without_id_are_copies_by_content_and_never_duplicate_ids(con, raw) -> None:
+    """A release without an `id`: a second one with the same content is an identical copy
+    (its content hash stands in for the id); one with other content is merged too, and
+    releases without an id never count as one id published twice."""
+    first = rel("x", "2024-01-01T00:00:00Z", ("award",), awards=[award(amount=100)])
+    other = rel("x", "2024-01-05T00:00:00Z", ("award",), awards=[award(amount=120)])
+    del first["id"], other["id"]
+    write(raw, "a.json", package(first, rel("r0", "2023-12-01T00:00:00Z")))
+    write(raw, "b.json", package(other, first))  # `first` again, without an id
+    load(con, raw)
+    hist = rows(con, f"SELECT source_file, release_id, merge_role, merge_order, duplicate_release_id FROM {STG_HISTORY.qualified} ORDER BY source_file, source_row")  # fmt: skip
+    assert hist == [
+        ("ocds/a.json", None, "merged", 2, False),
+        ("ocds/a.json", "r0", "merged", 1, False),
+        ("ocds/b.json", None, "merged", 3, False),
+        ("ocds/b.json", None, "identical_copy", None, False),
+    ]
+    assert one(
+        con, f"SELECT duplicate_release_ids, release_count FROM {STG_RELEASES.qualified}"
+    ) == (0, 3)
+    assert one(con, f"SELECT award_value_amount FROM {STG_AWARDS.qualified}") == Decimal("120")
+    assert_reconciles(con)
+
+
 def test_releases_without_date_are_merged_first_and_flagged(con, raw) -> None:
     write(raw, "p.json", package(
         rel("dated", "2024-01-01T00:00:00Z", ("award",), awards=[award(amount=10)]),
