@@ -12,8 +12,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import subprocess
-import sys
 import textwrap
 from decimal import Decimal
 from pathlib import Path
@@ -45,6 +43,7 @@ from assets.raw.reference import (
     ReferenceFileError,
     load_reference_csv,
 )
+from tests.fresh import run_fresh
 
 NBSP = "\u00a0"
 
@@ -778,15 +777,7 @@ def test_the_fork_server_can_start_before_the_first_pool() -> None:
         print("ok")
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=Path(__file__).resolve().parents[1],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == "ok"
+    assert run_fresh(script).strip() == "ok"
 
 
 def test_fundtrace_run_starts_the_fork_server_first(

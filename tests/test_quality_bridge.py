@@ -33,6 +33,7 @@ from pipelines.quality import (
     translate_for_duckdb,
     write_gx_results,
 )
+from tests.fresh import run_fresh
 
 # --------------------------------------------------------------------------- helpers
 
@@ -530,12 +531,7 @@ def test_suite_dependencies_come_from_meta_only() -> None:
 
 def test_module_import_does_not_import_gx() -> None:
     code = "import sys, pipelines.quality; print('great_expectations' in sys.modules)"
-    repo = Path(__file__).resolve().parents[1]
-    proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=60
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "False"
+    assert run_fresh(code, timeout=60).strip() == "False"
 
 
 def test_default_expectations_dir_is_repo_expectations() -> None:
@@ -742,15 +738,7 @@ def test_gx_is_imported_ahead_only_once_data_changes() -> None:
         print("ok")
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=Path(__file__).resolve().parents[1],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().endswith("ok")
+    assert run_fresh(script, timeout=180).strip().endswith("ok")
 
 
 def test_gx_warm_up_imports_with_a_short_switch_interval(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -786,12 +774,7 @@ def test_gx_import_defers_scipy_stats_until_used() -> None:
         "print(round(float(kl.stats.entropy([0.5, 0.5], base=2)), 3)); "
         "import scipy.stats; print(scipy.stats.norm.cdf(0.0))"
     )
-    repo = Path(__file__).resolve().parents[1]
-    proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["False", "1.0", "0.5"]
+    assert run_fresh(code).split() == ["False", "1.0", "0.5"]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,18 @@
+"""Python code run in a fresh interpreter from the repository root, for what only a new
+process shows: what an import pulls in, a thread started at first use, a fork server."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_fresh(code: str, timeout: float = 120) -> str:
+    """The standard output of `python -c code` run from the repository root; the test fails,
+    with the end of the standard error, when the code does."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
