@@ -243,9 +243,6 @@ def run_build(folders: Sequence[str] = ()) -> dict[str, Any]:
     Paths come from the environment (FUNDTRACE_RAW_DIR, FUNDTRACE_MARTS_DB, FUNDTRACE_BUILD_DB,
     DAGSTER_HOME), exactly like `python -m pipelines.cli run`."""
     t0 = time.perf_counter()
-    from assets.common.worker_processes import start_fork_server
-
-    start_fork_server()  # as `fundtrace run` does, before the imports
     import dagster as dg
 
     from pipelines.definitions import build_definitions

@@ -15,15 +15,10 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
+import dagster as dg
+
 
 def _run(_: argparse.Namespace) -> int:
-    from assets.common.worker_processes import start_fork_server
-
-    # the workers' fork server imports the parsers on the other core while Dagster and the
-    # definitions load here: the first raw step's pool no longer waits ~1 s for it
-    start_fork_server()
-    import dagster as dg
-
     from pipelines.definitions import build_definitions
     from pipelines.jobs import ALL_ASSETS_JOB_NAME
     from pipelines.partitions import PARTITIONS_ENV, execute_partitioned, raw_partitions_from_env

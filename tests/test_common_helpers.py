@@ -12,7 +12,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import textwrap
 from decimal import Decimal
 from pathlib import Path
 
@@ -43,7 +42,6 @@ from assets.raw.reference import (
     ReferenceFileError,
     load_reference_csv,
 )
-from tests.fresh import run_fresh
 
 NBSP = "\u00a0"
 
@@ -747,61 +745,6 @@ def test_workers_are_forked_from_a_server_that_imported_their_modules() -> None:
     with ProcessPoolExecutor(2, mp_context=context) as pool:
         found = list(pool.map(_preloaded, range(2)))
     assert found == [list(PRELOAD)] * 2
-
-
-def test_the_fork_server_can_start_before_the_first_pool() -> None:
-    """start_fork_server starts the server at once, once; the first pool then forks its
-    workers from it, with every preload imported (fresh interpreter: a server of this test
-    process may already run)."""
-    import multiprocessing
-
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        pytest.skip("no forkserver on this platform: workers are spawned")
-    script = textwrap.dedent(
-        """
-        import sys
-        from concurrent.futures import ProcessPoolExecutor
-        from multiprocessing import forkserver
-        from assets.common.worker_processes import PRELOAD, start_fork_server, worker_context
-        from tests.test_common_helpers import _preloaded
-
-        assert forkserver._forkserver._forkserver_pid is None
-        start_fork_server()
-        pid = forkserver._forkserver._forkserver_pid
-        assert pid is not None, "not started"
-        start_fork_server()
-        assert forkserver._forkserver._forkserver_pid == pid, "started twice"
-        with ProcessPoolExecutor(2, mp_context=worker_context()) as pool:
-            assert list(pool.map(_preloaded, range(2))) == [list(PRELOAD)] * 2
-        assert forkserver._forkserver._forkserver_pid == pid, "the pool started another"
-        print("ok")
-        """
-    )
-    assert run_fresh(script).strip() == "ok"
-
-
-def test_fundtrace_run_starts_the_fork_server_first(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """`fundtrace run` starts the workers' fork server before it loads the definitions."""
-    from assets.common import worker_processes
-    from pipelines import cli, definitions
-
-    calls: list[str] = []
-
-    class Stop(Exception):
-        pass
-
-    def load() -> None:
-        calls.append("definitions")
-        raise Stop
-
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    monkeypatch.setattr(worker_processes, "start_fork_server", lambda: calls.append("server"))
-    monkeypatch.setattr(definitions, "build_definitions", load)
-    with pytest.raises(Stop):
-        cli.main(["run"])
-    assert calls == ["server", "definitions"]
 
 
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])

@@ -12,12 +12,6 @@ worker modules once (`PRELOAD`) and forks each worker from that state in millise
 holds no DuckDB connection and runs no thread, so forking it is safe. It lives as long as
 the build process (~230 MB resident at scale 1, part of the run's measured peak). Elsewhere
 workers are spawned as before.
-
-Starting the server and its imports takes ~1 s, which the first pool of a run waited for
-(`raw_360giving_grants` at scale 1). A command that runs a build (`fundtrace run`, the
-benchmark's builds) starts it first thing (`start_fork_server`), so the imports happen on
-the other core while the command imports Dagster and loads the definitions. A run launched
-by Dagster's daemon or UI starts it at its first pool, as before.
 """
 
 from __future__ import annotations
@@ -47,14 +41,3 @@ def worker_context() -> BaseContext:
         context.set_forkserver_preload(list(PRELOAD))
         return context
     return multiprocessing.get_context("spawn")
-
-
-def start_fork_server() -> None:
-    """Start the fork server now, in the background (idempotent; nothing where workers are
-    spawned): a command about to run a build calls this before its own imports."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return
-    from multiprocessing import forkserver
-
-    worker_context()  # the preload list, which the server reads when it starts
-    forkserver.ensure_running()
