@@ -1,5 +1,5 @@
 """Python code run in a fresh interpreter from the repository root, for what only a new
-process shows: what an import pulls in, a thread started at first use, a fork server."""
+process shows: what an import pulls in, a thread started at first use."""
 
 import subprocess
 import sys

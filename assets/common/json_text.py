@@ -60,9 +60,10 @@ def may_hold_wide_integers(texts: pa.Array | pa.ChunkedArray) -> list[bool]:
     return [bool(w) for w in wide.to_pylist()]
 
 
-def loads_exactly(text: str, may_hold_wide_integers: bool) -> Any:
-    """`json.loads(text)`, through orjson when it gives the same value (see the module)."""
-    if not may_hold_wide_integers:
+def loads_exactly(text: str, flagged: bool) -> Any:
+    """`json.loads(text)`, through orjson when it gives the same value (see the module);
+    `flagged`: `may_hold_wide_integers` said the text could hold an integer beyond 64 bits."""
+    if not flagged:
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:

@@ -556,7 +556,7 @@ def build_stg_ocds_release_history(
     )
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _ocds_hist_ranked AS
-        -- the windows sort only the columns they read; the wide row joins back once
+        -- the window sorts only the columns it reads; the wide row joins back once
         -- (source_file + source_row is unique in raw)
         -- per-group facts as grouped aggregates joined back, not windows: each window sorted
         -- the 500k releases again (the three: 1.4 of 2.0 CPU s of this query at scale 1)
