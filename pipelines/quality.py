@@ -61,6 +61,7 @@ lazily (it takes seconds); importing this module stays cheap for Dagster definit
 
 import contextlib
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -73,7 +74,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import duckdb
@@ -572,6 +573,40 @@ def ensure_gx_duckdb_patch() -> None:
     engine_module._PERSISTED_CONNECTION_DIALECTS = (*current, _DuckDBDialect("duckdb"))
 
 
+# What the first (SUMMARY) validation runs in place of an unexpected_rows_expectation. GX
+# computes both metrics that expectation declares whatever the result format: the query's rows
+# (up to 200) and their count, two evaluations of the query. The rows are shown only for
+# COMPLETE, and a passing query has none, so the first pass counts them only and a failed one is
+# validated again as written (`_validate`): the query runs once when it passes.
+UNEXPECTED_ROW_COUNT = "unexpected_row_count_expectation"
+
+
+@functools.cache
+def register_row_count_expectation() -> str:
+    """Register UNEXPECTED_ROW_COUNT with GX (once per process) and return its type name."""
+    gx = _import_gx()
+
+    class UnexpectedRowCountExpectation(gx.expectations.UnexpectedRowsExpectation):
+        """unexpected_rows_expectation from the count of its rows alone (no rows fetched)."""
+
+        metric_dependencies: ClassVar[tuple[str, ...]] = ("unexpected_rows_query.row_count",)
+
+        def _validate(
+            self,
+            metrics: dict,
+            runtime_configuration: dict | None = None,
+            execution_engine: Any = None,
+        ) -> dict[str, Any]:
+            count = metrics["unexpected_rows_query.row_count"]
+            return {"success": count == 0, "result": {"observed_value": count}}
+
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    if get_expectation_impl(UNEXPECTED_ROW_COUNT) is not UnexpectedRowCountExpectation:
+        raise RuntimeError(f"GX did not register {UNEXPECTED_ROW_COUNT} (great-expectations API)")
+    return UNEXPECTED_ROW_COUNT
+
+
 @dataclass(frozen=True)
 class ExpectationOutcome:
     """The result of one expectation, named as the author wrote it."""
@@ -977,9 +1012,10 @@ def _validate(
         exp["meta"] = {**(exp.get("meta") or {}), _INDEX_META: index}
         expectations.append(exp)
     # One validation per batch, SUMMARY: map expectations fetch SAMPLE_SIZE values rather than
-    # every unexpected value. Row samples of unexpected_rows_expectation only come with
-    # COMPLETE, and only a failed one has rows to show: those few are validated again with
-    # COMPLETE (a second validation for every suite cost ~40 ms of GX's own work each).
+    # every unexpected value, row queries are counted (UNEXPECTED_ROW_COUNT). Row samples of
+    # unexpected_rows_expectation only come with COMPLETE, and only a failed one has rows to
+    # show: those few are validated again as written with COMPLETE (a second validation for
+    # every suite cost ~40 ms of GX's own work each).
     summary = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}
     complete = {"result_format": "COMPLETE"}
     on_batch = [(batch, set(range(len(expectations))) - set(sampled))]
@@ -987,10 +1023,16 @@ def _validate(
         on_batch.append((sample_batch, set(sampled)))
     results: dict[int, dict[str, Any]] = {}
 
-    def validate(on: Any, members: Iterable[int], result_format: Mapping[str, Any]) -> None:
+    counted = register_row_count_expectation()
+
+    def validate(
+        on: Any, members: Iterable[int], result_format: Mapping[str, Any], first: bool
+    ) -> None:
         group = [expectations[i] for i in sorted(members)]
         if not group:
             return
+        if first:  # row queries counted only (UNEXPECTED_ROW_COUNT)
+            group = [{**e, "type": counted} if e["type"] == UNEXPECTED_ROWS else e for e in group]
         gx_suite = ExpectationSuite(name=name, expectations=group, meta=translated.get("meta"))
         validation = on.validate(gx_suite, result_format=dict(result_format))
         for evr in validation.results:
@@ -999,7 +1041,7 @@ def _validate(
             results[int(index)] = evr_dict
 
     for on, members in on_batch:
-        validate(on, members, summary)
+        validate(on, members, summary, first=True)
         failed_rows = [
             i
             for i in members
@@ -1008,7 +1050,7 @@ def _validate(
             and results[i].get("success") is False
             and not _raised_messages(results[i].get("exception_info"))
         ]
-        validate(on, failed_rows, complete)
+        validate(on, failed_rows, complete, first=False)
     missing = [i for i in range(len(expectations)) if i not in results]
     if missing:
         raise RuntimeError(f"GX returned no result for expectation(s) #{missing}")

@@ -20,6 +20,7 @@ from dagster_duckdb import DuckDBResource
 
 from pipelines import quality
 from pipelines.quality import (
+    UNEXPECTED_ROW_COUNT,
     GXValidationError,
     SuiteOutcome,
     UnsupportedExpectationError,
@@ -143,8 +144,9 @@ def test_one_validation_a_suite_and_complete_rows_only_for_failed_row_queries(
         exp("unexpected_rows_expectation", unexpected_rows_query="SELECT * FROM {batch} WHERE amount < 0"),
     )  # fmt: skip
     assert run_suite(grants_db, "staging", "t", passing).passed
-    rows = "unexpected_rows_expectation"
-    assert calls == [("SUMMARY", ["expect_column_values_to_not_be_null", rows])]
+    rows, count_only = "unexpected_rows_expectation", UNEXPECTED_ROW_COUNT
+    # the row query counted only in the first validation
+    assert calls == [("SUMMARY", ["expect_column_values_to_not_be_null", count_only])]
 
     calls.clear()
     failing = suite_of(
@@ -154,13 +156,46 @@ def test_one_validation_a_suite_and_complete_rows_only_for_failed_row_queries(
     )
     not_null, big, negative = run_suite(grants_db, "staging", "t", failing).expectations
     # the failed row query alone validated again, for its rows
-    assert calls == [("SUMMARY", ["expect_column_values_to_not_be_null", rows, rows]),
+    assert calls == [("SUMMARY", ["expect_column_values_to_not_be_null", count_only, count_only]),
                      ("COMPLETE", [rows])]  # fmt: skip
     assert (big.success, big.unexpected_count, sorted(big.unexpected_sample)) == (
         False, 2, ["EUR", "GBP"],
     )  # fmt: skip
     assert (negative.success, negative.unexpected_sample) == (True, [])
     assert (not_null.success, not_null.unexpected_sample) == (False, ["null", "null"])
+
+
+def test_a_passing_row_query_runs_once(grants_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GX's unexpected_rows_expectation fetches the rows and counts them, two runs of the query
+    # to the end of the table when nothing matches; the first validation only counts them
+    import duckdb_engine
+
+    statements: list[str] = []
+    execute = duckdb_engine.CursorWrapper.execute
+
+    def recorded(self: Any, statement: str, *args: Any, **kwargs: Any) -> Any:
+        statements.append(str(statement))
+        return execute(self, statement, *args, **kwargs)
+
+    monkeypatch.setattr(duckdb_engine.CursorWrapper, "execute", recorded)
+    query = "SELECT * FROM {batch} WHERE amount < -12345"
+    suite = suite_of(exp("unexpected_rows_expectation", unexpected_rows_query=query))
+    (outcome,) = run_suite(grants_db, "staging", "t", suite).expectations
+    assert (outcome.success, outcome.unexpected_count, outcome.errored) == (True, 0, False)
+    assert sum("-12345" in s for s in statements) == 1
+
+    statements.clear()
+    failing = suite_of(
+        exp(
+            "unexpected_rows_expectation",
+            unexpected_rows_query="SELECT currency FROM {batch} WHERE amount > 10",
+        )
+    )
+    (outcome,) = run_suite(grants_db, "staging", "t", failing).expectations
+    assert (outcome.success, outcome.unexpected_count) == (False, 2)
+    assert sorted(outcome.unexpected_sample) == ["EUR", "GBP"]
+    # counted, then its rows and count fetched as GX's expectation does
+    assert sum("amount > 10" in s for s in statements) == 3
 
 
 def test_critical_failure_has_counts_and_sample(grants_db: str) -> None:
