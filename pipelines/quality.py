@@ -30,6 +30,10 @@ Why the bridge needs more than ``batch.validate`` (GX 1.24.1 on duckdb-engine 0.
   on DuckDB. :func:`translate_for_duckdb` rewrites them into ``unexpected_rows_expectation`` SQL
   (see the function's docstring for the exact semantics) keeping severity, meta and, under
   ``meta["translated_from"]``, the expectation as written, so results name what the author wrote.
+- ``unexpected_rows_expectation`` computes its query's rows and their count whatever the result
+  format: every such query ran twice, to the end of the table when it passes. A suite's first
+  validation runs them as :data:`UNEXPECTED_ROW_COUNT` (the count alone); one that fails is
+  validated again as written, with COMPLETE, for its sample rows.
 - Connections: DuckDB refuses, within one process, a second open of a file with a different
   configuration (duckdb-engine always sets its own ``custom_user_agent``, DuckDBResource sets
   ``"dagster"``), and another process cannot open the file read-write while we hold it. So GX never
