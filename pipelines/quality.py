@@ -577,11 +577,7 @@ def ensure_gx_duckdb_patch() -> None:
     engine_module._PERSISTED_CONNECTION_DIALECTS = (*current, _DuckDBDialect("duckdb"))
 
 
-# What the first (SUMMARY) validation runs in place of an unexpected_rows_expectation. GX
-# computes both metrics that expectation declares whatever the result format: the query's rows
-# (up to 200) and their count, two evaluations of the query. The rows are shown only for
-# COMPLETE, and a passing query has none, so the first pass counts them only and a failed one is
-# validated again as written (`_validate`): the query runs once when it passes.
+# what a suite's first validation runs in place of an unexpected_rows_expectation (module doc)
 UNEXPECTED_ROW_COUNT = "unexpected_row_count_expectation"
 
 

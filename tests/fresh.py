@@ -8,11 +8,15 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_fresh(code: str, timeout: float = 120) -> str:
-    """The standard output of `python -c code` run from the repository root; the test fails,
-    with the end of the standard error, when the code does."""
+def run_fresh(code: str, *args: str, timeout: float = 120) -> str:
+    """The standard output of `python -c code args...` run from the repository root; the test
+    fails, with the end of the standard error, when the code does."""
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-c", code, *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -454,11 +453,7 @@ def test_database_file_is_released_after_run_suite(grants_db: str) -> None:
         "print(c.execute('SELECT count(*) FROM staging.after_gx').fetchone()[0])\n"
         "c.close()\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code, grants_db], capture_output=True, text=True, timeout=60
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "2"
+    assert run_fresh(code, grants_db, timeout=60).strip() == "2"
 
 
 def test_run_suite_shares_an_open_connection_with_another_config(grants_db: str) -> None:
